@@ -1,0 +1,63 @@
+"""confedit: offline, byte-exact SSL-offloading edits of IIS applicationHost.config for Exchange.
+
+    >>> import confedit
+    >>> result = confedit.offload(open("applicationHost.config", "rb").read())  # doctest: +SKIP
+    >>> result.output, result.diff("applicationHost.config")  # doctest: +SKIP
+
+The public names are loaded on first use, so that `confedit --version` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuditReport",
+    "ConfeditError",
+    "InvalidInput",
+    "Refused",
+    "Request",
+    "Result",
+    "UsageProblem",
+    "VerificationFailed",
+    "audit",
+    "load",
+    "offload",
+]
+
+_HOMES = {
+    "offload": "confedit.engine",
+    "Result": "confedit.engine",
+    "Request": "confedit.plan",
+    "audit": "confedit.audit",
+    "AuditReport": "confedit.audit",
+    "load": "confedit.document",
+    "ConfeditError": "confedit.errors",
+    "InvalidInput": "confedit.errors",
+    "Refused": "confedit.errors",
+    "UsageProblem": "confedit.errors",
+    "VerificationFailed": "confedit.errors",
+}
+
+if TYPE_CHECKING:
+    from confedit.audit import AuditReport, audit
+    from confedit.document import load
+    from confedit.engine import Result, offload
+    from confedit.errors import (
+        ConfeditError,
+        InvalidInput,
+        Refused,
+        UsageProblem,
+        VerificationFailed,
+    )
+    from confedit.plan import Request
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'confedit' has no attribute {name!r}")

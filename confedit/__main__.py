@@ -1,0 +1,5 @@
+"""`python -m confedit` runs the command line."""
+
+from confedit.cli import main
+
+main()

@@ -1,0 +1,255 @@
+"""`confedit audit`: the effective SSL policy of the Exchange sites, as IIS would resolve it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from confedit import exchange
+from confedit.document import load
+from confedit.iis import (
+    SCHEMA_DEFAULT,
+    SERVER_LEVEL,
+    SSL_FLAGS,
+    TOKEN_CHECKING,
+    WINDOWS_AUTH_ENABLED,
+    Config,
+    SslFlags,
+    path_key,
+    site_of,
+)
+from confedit.plan import validate
+
+SCHEMA_ID: Final = "https://confedit.example/schemas/audit-report-1.json"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One location path and its effective SSL policy."""
+
+    path: str
+    role: str  # "front-end" or "back-end"
+    service: str | None  # the default-target service at this path, if any
+    has_location: bool  # the file has a <location> for this path
+    in_sites: bool  # an application or virtual directory in <sites>
+    explicit_ssl_flags: str | None  # set at this very path, as written
+    effective_ssl_flags: str  # formatted as IIS does
+    ssl_flags_from: str  # the path it is inherited from, the server level, or the default
+    requires_ssl: bool
+    extended_protection: str  # effective tokenChecking
+    extended_protection_from: str
+    windows_authentication: bool
+    application_pool: str | None
+    line: int | None  # line of the <location> element
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    name: str
+    front_end: str
+    back_end: str
+    rows: tuple[Row, ...]
+
+    def targets(self) -> list[Row]:
+        return [row for row in self.rows if row.service is not None]
+
+    @property
+    def all_offloaded(self) -> bool:
+        """Every default target present in <sites> has an effective sslFlags of None, and there is
+        at least one (a file without any is not a Client Access server's)."""
+        present = [row for row in self.targets() if row.in_sites]
+        return bool(present) and all(_offloaded(row) for row in present)
+
+    def to_json(self, *, offloaded_only: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "$schema": SCHEMA_ID,
+            "file": self.name,
+            "front_end_site": self.front_end,
+            "back_end_site": self.back_end,
+            "all_offloaded": self.all_offloaded,
+            "offloaded": [
+                {
+                    "service": row.service,
+                    "path": row.path,
+                    "present": row.in_sites,
+                    "offloaded": _offloaded(row) if row.in_sites else None,
+                    "effective_ssl_flags": row.effective_ssl_flags,
+                    "ssl_flags_from": row.ssl_flags_from,
+                }
+                for row in self.targets()
+            ],
+        }
+        if not offloaded_only:
+            data["rows"] = [asdict(row) for row in self.rows]
+        return data
+
+
+def _offloaded(row: Row) -> bool:
+    return SslFlags.parse(row.effective_ssl_flags).bits == 0
+
+
+def audit(raw: bytes, name: str = "<input>", site: str = exchange.FRONT_END_SITE) -> AuditReport:
+    """Load a config and resolve the SSL policy of every location of both Exchange sites."""
+    config = Config(load(raw, name))
+    validate(config)
+    return audit_config(config, site)
+
+
+def audit_config(config: Config, site: str = exchange.FRONT_END_SITE) -> AuditReport:
+    front_site = config.sites.get(site.casefold())
+    front = front_site.name if front_site else site
+    roles = {path_key(front): "front-end", path_key(exchange.BACK_END_SITE): "back-end"}
+    services = {path_key(f"{front}/{s.directory}"): s for s in exchange.SERVICES if s.default}
+    keys = [key for key in config.keys if key and site_of(key) in roles]
+    keys += [key for key in services if key not in keys]
+    order = {role: i for i, role in enumerate(roles)}
+    keys.sort(key=lambda k: (order[site_of(k)], k))
+    rows = []
+    for key in keys:
+        service = services.get(key)
+        spelling = (
+            config.spelling(key)
+            or _sites_spelling(config, key)
+            or (f"{front}/{service.directory}" if service else key)
+        )
+        rows.append(_row(config, key, spelling, roles[site_of(key)], service))
+    return AuditReport(config.document.name, front, exchange.BACK_END_SITE, tuple(rows))
+
+
+def _sites_spelling(config: Config, key: str) -> str | None:
+    site = config.sites.get(site_of(key))
+    return next((p for p in site.config_paths() if path_key(p) == key), None) if site else None
+
+
+def _row(config: Config, key: str, path: str, role: str, service: exchange.Service | None) -> Row:
+    ssl = config.resolve(path, SSL_FLAGS)
+    token = config.resolve(path, TOKEN_CHECKING)
+    windows = config.resolve(path, WINDOWS_AUTH_ENABLED)
+    explicit = next((d.element.get("sslFlags") for d in config.definitions(key, SSL_FLAGS)), None)
+    flags = SslFlags.parse(ssl.value)
+    app = config.application(path)
+    locations = config.locations_at(key)
+    return Row(
+        path=path,
+        role=role,
+        service=service.name if service else None,
+        has_location=bool(locations),
+        in_sites=_sites_spelling(config, key) is not None,
+        explicit_ssl_flags=explicit,
+        effective_ssl_flags=str(flags),
+        ssl_flags_from="here" if explicit is not None else ssl.where,
+        requires_ssl=flags.requires_ssl,
+        extended_protection=token.value,
+        extended_protection_from=token.where,
+        windows_authentication=windows.value.lower() == "true",
+        application_pool=app.pool if app else None,
+        line=locations[0].line if locations else None,
+    )
+
+
+# --- text --------------------------------------------------------------------------------------
+
+
+def render_table(report: AuditReport, *, offloaded_only: bool = False) -> str:
+    """An aligned table per site, paths relative to the site (fits 80-120 columns)."""
+    if offloaded_only:
+        return _render_offloaded(report)
+    out: list[str] = [f"{report.name}"]
+    for role, site in (("front-end", report.front_end), ("back-end", report.back_end)):
+        rows = [row for row in report.rows if row.role == role]
+        if not rows:
+            continue
+        out += ["", f"{site} ({role})"]
+        header = ("PATH", "SSLFLAGS", "FROM", "SSL", "EP", "POOL")
+        labels = _tree_labels(rows, site)
+        body = [_cells(row, label, site) for row, label in zip(rows, labels, strict=True)]
+        out += _aligned([header, *body])
+    out += ["", _legend()]
+    return "\n".join(out)
+
+
+def _cells(row: Row, label: str, site: str) -> tuple[str, ...]:
+    return (
+        label + ("" if row.has_location else " *"),
+        row.effective_ssl_flags,
+        _short_source(row, site),
+        "yes" if row.requires_ssl else "no",
+        row.extended_protection,
+        row.application_pool or "-",
+    )
+
+
+def _tree_labels(rows: list[Row], site: str) -> list[str]:
+    """Paths as an indented tree below the site: '/owa', then '  /auth' (keeps columns narrow)."""
+    seen: dict[str, int] = {}  # key -> depth
+    labels = []
+    for row in rows:
+        key = path_key(row.path)
+        if key == path_key(site):
+            labels.append("/")
+            continue
+        parent = next((k for k in _ancestors(key, site) if k in seen), None)
+        depth = seen[parent] + 1 if parent is not None else 0
+        seen[key] = depth
+        base = parent if parent is not None else path_key(site)
+        labels.append("  " * depth + row.path[len(base) :])
+    return labels
+
+
+def _ancestors(key: str, site: str) -> list[str]:
+    parts = key.split("/")
+    return [
+        "/".join(parts[:i])
+        for i in range(len(parts) - 1, 1, -1)
+        if "/".join(parts[:i]) != path_key(site)
+    ]
+
+
+def _short_source(row: Row, site: str) -> str:
+    source = row.ssl_flags_from
+    if source in ("here", SERVER_LEVEL, SCHEMA_DEFAULT):
+        return {"here": "here", SERVER_LEVEL: "server", SCHEMA_DEFAULT: "default"}[source]
+    if path_key(source) == path_key(site):
+        return "/"
+    if path_key(source) == path_key(row.path).rpartition("/")[0]:
+        return "parent"
+    if path_key(source).startswith(path_key(site) + "/"):
+        return source[len(site) :]
+    return source
+
+
+def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _legend() -> str:
+    return (
+        "FROM: where the effective sslFlags is set: here, parent, / (the site), another path, "
+        "server (level) or default (schema)\nSSL: requires SSL   EP: Extended Protection "
+        "(effective tokenChecking)   *: no <location> for this path in the file"
+    )
+
+
+def _render_offloaded(report: AuditReport) -> str:
+    rows: list[tuple[str, ...]] = [("SERVICE", "PATH", "OFFLOADED", "SSLFLAGS", "FROM")]
+    for row in report.targets():
+        state = ("yes" if _offloaded(row) else "NO") if row.in_sites else "absent"
+        rows.append(
+            (
+                row.service or "",
+                row.path,
+                state,
+                row.effective_ssl_flags,
+                _short_source(row, report.front_end),
+            )
+        )
+    verdict = (
+        "all default targets are offloaded"
+        if report.all_offloaded
+        else "NOT offloaded: run confedit offload"
+    )
+    return "\n".join([report.name, *_aligned(rows), verdict])

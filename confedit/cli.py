@@ -1,0 +1,199 @@
+"""The command line: options in, a library call, files/text/exit code out. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from confedit import __version__, exchange
+from confedit.errors import ConfeditError, ExitCode
+from confedit.files import DEFAULT_MAX_SIZE
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+class _Size(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().removesuffix("ib").removesuffix("b")
+        unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+        number = text[: len(text) - len(unit)]
+        if not number.isdigit():
+            self.fail(f"{value!r} is not a size such as 512M, 2G or 1048576", param, ctx)
+        return int(number) * _SIZE_UNITS[unit]
+
+
+def _services(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    del ctx, param
+    for name in value:
+        if name.lower() not in exchange.SERVICE_BY_NAME:
+            raise click.BadParameter(
+                f"unknown service '{name}'; valid names: {exchange.service_names()}"
+            )
+    return tuple(name.lower() for name in value)
+
+
+@dataclass
+class _Run:
+    """How to report, shared by the commands."""
+
+    fmt: str
+    debug: bool
+    name: str | None = None
+
+    def fail(self, error: ConfeditError) -> int:
+        if self.fmt == "json":
+            from confedit.report import error_json  # noqa: PLC0415
+
+            _print_json(error_json(error, self.name, int(error.exit_code)))
+        click.echo(str(error), err=True)
+        return int(error.exit_code)
+
+    def crash(self, error: BaseException) -> int:
+        click.echo(
+            f"internal error, please report: {type(error).__name__}: {error}"
+            + ("" if self.debug else " (run with --debug for the traceback)"),
+            err=True,
+        )
+        if self.debug:
+            traceback.print_exc()
+        return int(ExitCode.REFUSED)
+
+
+def _guarded(run: _Run, action: Callable[[], int]) -> None:
+    """Run a command body; map every error to its message and exit code."""
+    try:
+        code = action()
+    except ConfeditError as error:
+        if run.debug:
+            traceback.print_exc()
+        code = run.fail(error)
+    except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        code = run.crash(error)
+    sys.exit(code)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+_DEBUG = click.option(
+    "--debug", is_flag=True, help="Show a traceback for errors (for bug reports)."
+)
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Report format on stdout (json: one report, also on errors).",
+)
+_MAX_SIZE = click.option(
+    "--max-size",
+    type=_Size(),
+    default=DEFAULT_MAX_SIZE,
+    show_default="512M",
+    help="Refuse inputs larger than this (checked before reading).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="confedit")
+def main() -> None:
+    """Offline, byte-exact SSL-offloading edits of IIS applicationHost.config for Exchange.
+
+    Exit codes: 0 done or nothing to do, 1 --check found work, 2 usage error,
+    3 refused for safety (nothing written), 4 invalid input (nothing written).
+    """
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path, dir_okay=True))
+@click.option("-o", "--output", metavar="PATH", help="Write the patched file here ('-': stdout).")
+@click.option("--in-place", is_flag=True, help="Rewrite CONFIG itself (atomically).")
+@click.option(
+    "--backup", metavar="SUFFIX", help="With --in-place: keep the original as CONFIG+SUFFIX."
+)
+@click.option(
+    "--diff", "diff_to", metavar="PATH", help="Write the unified diff here ('-': stdout)."
+)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if anything would change.")
+@click.option(
+    "--service",
+    "services",
+    multiple=True,
+    callback=_services,
+    metavar="NAME",
+    help=f"Service to offload (repeatable): {exchange.service_names()}. Default: all but rpc.",
+)
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    metavar="SITE/VDIR",
+    help="A location path to offload (repeatable).",
+)
+@click.option(
+    "--site", default=exchange.FRONT_END_SITE, show_default=True, help="The front-end site."
+)
+@click.option(
+    "--include-descendants",
+    is_flag=True,
+    help="Also offload locations below a target that set their own SSL requirement.",
+)
+@click.option(
+    "--allow-extended-protection",
+    is_flag=True,
+    help="Proceed (with a warning) where Extended Protection is on.",
+)
+@_FORMAT
+@_MAX_SIZE
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@_DEBUG
+def offload(**options: Any) -> None:
+    """Set sslFlags="None" on the Exchange front-end virtual directories of CONFIG.
+
+    With none of -o, --in-place, --diff or --check, prints the diff and writes nothing.
+    """
+    from confedit.commands import OffloadOptions, run_offload  # noqa: PLC0415
+
+    opts = OffloadOptions(**options)
+    opts.validate()
+    run = _Run(opts.fmt, opts.debug, str(opts.config))
+    _guarded(run, lambda: run_offload(opts))
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path, dir_okay=True))
+@click.option(
+    "--offloaded",
+    is_flag=True,
+    help="Report whether each default target is offloaded; exit 1 if one is not.",
+)
+@click.option(
+    "--site", default=exchange.FRONT_END_SITE, show_default=True, help="The front-end site."
+)
+@_FORMAT
+@_MAX_SIZE
+@_DEBUG
+def audit(**options: Any) -> None:
+    """Show the effective SSL policy of every location of the Exchange sites in CONFIG."""
+    from confedit.commands import AuditOptions, run_audit  # noqa: PLC0415
+
+    opts = AuditOptions(**options)
+    run = _Run(opts.fmt, opts.debug, str(opts.config))
+    _guarded(run, lambda: run_audit(opts))

@@ -1,0 +1,87 @@
+"""The data path in one place: load -> plan -> splice -> verify -> Result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from confedit.diffing import unified_diff
+from confedit.document import Document, load
+from confedit.edits import Edit, moved, ordered, splice
+from confedit.iis import Config
+from confedit.plan import Finding, Outcome, Plan, Request, plan
+from confedit.verify import verify
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """A verified offload: the new bytes, what was done to each target, and what to watch."""
+
+    document: Document
+    plan: Plan
+    output_data: bytes  # working UTF-8 bytes of the output
+    semantic_changes: tuple[tuple[str, ...], ...]  # xmldiff's actions, per edit
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.plan.edits)
+
+    @property
+    def outcomes(self) -> tuple[Outcome, ...]:
+        return self.plan.outcomes
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return self.plan.findings
+
+    @property
+    def edits(self) -> tuple[Edit, ...]:
+        return self.plan.edits
+
+    @cached_property
+    def output(self) -> bytes:
+        """The patched file, in the input's own encoding and BOM."""
+        return self.document.encoding.encode(self.output_data)
+
+    def diff(self, label: str) -> bytes:
+        """Unified diff naming a/LABEL and b/LABEL (LABEL: see diffing.diff_label)."""
+        return unified_diff(self.document.data, self.output_data, self.plan.edits, label)
+
+    @cached_property
+    def lines(self) -> dict[str, int]:
+        """Line of each target's <access> element in the output, by target path."""
+        steps = ordered(self.plan.edits)
+        offsets: list[tuple[int, str]] = []
+        for outcome in self.outcomes:
+            edit = outcome.edit
+            if edit is None:
+                offsets.append((moved(steps, outcome.offset), outcome.target.path))
+                continue
+            shift = sum(e.delta for e in steps[: steps.index(edit)])
+            inner = edit.text.find(b"<access")
+            offsets.append((edit.start + shift + max(inner, 0), outcome.target.path))
+        lines: dict[str, int] = {}
+        line, scanned = 1, 0
+        for offset, path in sorted(offsets):
+            line += self.output_data.count(b"\n", scanned, offset)
+            scanned = offset
+            lines[path] = line
+        return lines
+
+
+def offload(raw: bytes, request: Request | None = None, name: str = "<input>") -> Result:
+    """Offload SSL for `request` (default: the seven services) in the file bytes `raw`.
+
+    Raises InvalidInput (not an applicationHost.config), UsageProblem, Refused (unsafe), or
+    VerificationFailed (a bug: the result did not pass confedit's own checks).
+    """
+    document = load(raw, name)
+    return offload_document(document, request or Request())
+
+
+def offload_document(document: Document, request: Request) -> Result:
+    """offload() for an already loaded Document."""
+    the_plan = plan(Config(document), request)
+    output = splice(document.data, the_plan.edits)
+    actions = verify(document, the_plan.edits, output)
+    return Result(document, the_plan, output, tuple(tuple(a) for a in actions))

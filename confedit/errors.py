@@ -1,0 +1,101 @@
+"""One exception hierarchy; the CLI renders it once and maps it to an exit code."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The documented exit codes of every confedit command."""
+
+    OK = 0
+    WORK_FOUND = 1  # --check found something to change; audit found drift
+    USAGE = 2
+    REFUSED = 3  # refused for safety, or an internal error; nothing written
+    INVALID_INPUT = 4  # the input is not a loadable applicationHost.config; nothing written
+
+
+class ConfeditError(Exception):
+    """Base of every error confedit reports to its user."""
+
+    exit_code = ExitCode.REFUSED
+    kind = "error"
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}" if self.source else self.message
+
+
+class InvalidInput(ConfeditError):
+    """The file cannot be read as an applicationHost.config (exit 4)."""
+
+    exit_code = ExitCode.INVALID_INPUT
+    kind = "invalid"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message, source=source)
+        self.line = line
+        self.column = column
+
+    def __str__(self) -> str:
+        where = [p for p in (self.source, self.line, self.column) if p is not None]
+        prefix = ":".join(str(p) for p in where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class UsageProblem(ConfeditError):
+    """The request itself is wrong, e.g. an unknown service name (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+    kind = "usage"
+
+
+class Refused(ConfeditError):
+    """The change would be unsafe; nothing is written (exit 3). Carries every reason found."""
+
+    exit_code = ExitCode.REFUSED
+    kind = "refused"
+
+    def __init__(self, reasons: list[str], *, source: str | None = None) -> None:
+        super().__init__("; ".join(reasons), source=source)
+        self.reasons = reasons
+
+    def __str__(self) -> str:
+        prefix = f"{self.source}: " if self.source else ""
+        if len(self.reasons) == 1:
+            return f"{prefix}refused: {self.reasons[0]}"
+        lines = [f"{prefix}refused for {len(self.reasons)} reasons:"]
+        lines += [f"  - {reason}" for reason in self.reasons]
+        return "\n".join(lines)
+
+
+class VerificationFailed(ConfeditError):
+    """confedit's own post-condition check failed: a bug, never the user's fault (exit 3)."""
+
+    exit_code = ExitCode.REFUSED
+    kind = "internal"
+
+    def __str__(self) -> str:
+        prefix = f"{self.source}: " if self.source else ""
+        return (
+            f"{prefix}internal error: the result failed verification, nothing was written "
+            f"(this is a bug in confedit, please report it): {self.message}"
+        )
+
+
+class InputChanged(ConfeditError):
+    """The input file changed between reading and writing (exit 3)."""
+
+    exit_code = ExitCode.REFUSED
+    kind = "refused"

@@ -1,0 +1,62 @@
+"""The Exchange catalogue: the services of the SSL-offloading procedure and the sites' rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # the --service name
+    directory: str  # the virtual directory under the front-end site, as Microsoft spells it
+    title: str
+    default: bool = True
+
+
+SERVICES: Final = (
+    Service("owa", "owa", "Outlook on the web"),
+    Service("ecp", "ecp", "Exchange admin center"),
+    Service("ews", "EWS", "Exchange Web Services"),
+    Service("autodiscover", "Autodiscover", "Autodiscover"),
+    # The seed's ActiveSync step names "Default Web Site/MSExchangeSyncAppPool", an application
+    # pool; the path is Microsoft-Server-ActiveSync, as in the same document's script.
+    Service("eas", "Microsoft-Server-ActiveSync", "Exchange ActiveSync"),
+    Service("oab", "OAB", "Offline Address Book"),
+    Service("mapi", "MAPI", "MAPI over HTTP"),
+    Service("rpc", "Rpc", "Outlook Anywhere (opt-in)", default=False),
+)
+SERVICE_BY_NAME: Final = {service.name: service for service in SERVICES}
+DEFAULT_SERVICES: Final = tuple(service.name for service in SERVICES if service.default)
+
+FRONT_END_SITE: Final = "Default Web Site"
+BACK_END_SITE: Final = "Exchange Back End"
+
+BACK_END_REASON: Final = (
+    "the Exchange Back End site must keep requiring SSL: the front end proxies to it over SSL, "
+    "and Microsoft's procedure says to make no change to it; offload the same directory under "
+    f"'{FRONT_END_SITE}' instead"
+)
+EXTENDED_PROTECTION_STATEMENT: Final = (
+    'Microsoft: "Extended Protection is not supported in environments that use SSL offloading. '
+    'SSL termination during SSL offloading causes Extended Protection to fail."'
+)
+EXTENDED_PROTECTION_ADVICE: Final = (
+    "keep SSL to the server (SSL bridging: the load balancer re-encrypts), or turn Extended "
+    "Protection off for these directories first; --allow-extended-protection proceeds anyway"
+)
+MRSPROXY_DIRECTORY: Final = "ews/mrsproxy.svc"
+MRSPROXY_REASON: Final = (
+    "MRSProxy does not support SSL offloading (Microsoft's procedure: use SSL bridging for it)"
+)
+MRSPROXY_WARNING: Final = (
+    "MRSProxy (EWS/mrsproxy.svc) lives under EWS and becomes offloaded with it, which Microsoft "
+    "does not support: if you move mailboxes through MRSProxy, use SSL bridging for it"
+)
+NOT_A_CAS: Final = (
+    "no Exchange front-end virtual directories in '{site}' — is this a Client Access server?"
+)
+
+
+def service_names() -> str:
+    return ", ".join(service.name for service in SERVICES)

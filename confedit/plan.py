@@ -1,0 +1,574 @@
+"""From a request to edits: which locations change, how, and whether it is safe (no I/O)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from lxml import etree
+
+from confedit import exchange
+from confedit.document import Document, ElementSpan, Location, sourceline
+from confedit.edits import Edit
+from confedit.errors import InvalidInput, Refused, UsageProblem
+from confedit.iis import (
+    NONE,
+    SSL_FLAGS,
+    TOKEN_CHECKING,
+    Config,
+    Definition,
+    Resolved,
+    SslFlags,
+    is_below,
+    lineage,
+    path_key,
+    site_of,
+)
+
+Action = Literal["rewritten", "inserted", "created", "unchanged"]
+ACCESS: Final = b'<access sslFlags="None" />'
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to offload. With no services and no paths, the default services are the targets."""
+
+    services: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    site: str = exchange.FRONT_END_SITE
+    include_descendants: bool = False
+    allow_extended_protection: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A warning or note for the operator; `code` is stable for machines."""
+
+    code: str
+    message: str
+    path: str | None = None
+    level: Literal["warning", "note"] = "warning"
+
+
+@dataclass(frozen=True)
+class Target:
+    path: str  # the file's spelling when it has one, else the <sites> spelling, else as requested
+    key: str
+    service: str | None  # a --service name; None for --path; "descendant" for --include-descendants
+    explicit: bool  # named by the user rather than taken from the default set
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happens to one target."""
+
+    target: Target
+    action: Action
+    before: Resolved  # the effective sslFlags before the change
+    created: tuple[str, ...]  # elements created ("access", or "security", "access", ...)
+    edit: Edit | None
+    offset: int  # input offset of the target's <access> start tag, or of the edit
+    pinned: bool  # explicit None written where None was already inherited (appcmd does this)
+    pool: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.edit is not None
+
+
+@dataclass(frozen=True)
+class Plan:
+    outcomes: tuple[Outcome, ...]
+    edits: tuple[Edit, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def pools(self) -> list[str]:
+        """Application pools to recycle after deployment, in target order, once each."""
+        pools = [o.pool for o in self.outcomes if o.changed and o.pool]
+        return list(dict.fromkeys(pools))
+
+
+@dataclass
+class _Draft:
+    """Mutable state while planning: refusals are collected so that all are reported at once."""
+
+    config: Config
+    request: Request
+    refusals: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def plan(config: Config, request: Request) -> Plan:
+    """Decide the edits for `request`, or raise Refused / InvalidInput / UsageProblem."""
+    validate(config)
+    draft = _Draft(config, request)
+    targets = _targets(draft)
+    targets += _descendants(draft, targets)
+    for target in targets:
+        _check(draft, target)
+    if draft.refusals:
+        raise Refused(draft.refusals, source=config.document.name)
+    planner = _EditPlanner(config.document)
+    outcomes = [_outcome(config, planner, target) for target in targets]
+    for outcome in outcomes:
+        _advise(draft, outcome)
+    return Plan(tuple(outcomes), tuple(planner.edits), tuple(draft.findings))
+
+
+# --- validation: what IIS itself would refuse to load ----------------------------------------
+
+
+def validate(config: Config) -> None:
+    """Refuse (exit 4) files IIS would not load: bad sslFlags, access defined twice at a level."""
+    name = config.document.name
+    for key in config.keys:
+        defined = config.elements_at(key, SSL_FLAGS)
+        if len(defined) > 1:
+            lines = " and ".join(str(d.line) for d in defined)
+            raise InvalidInput(
+                f"the access section is defined twice for path '{defined[0].where}' "
+                f"(lines {lines}); IIS would not load this file",
+                source=name,
+                line=defined[1].line,
+            )
+    for element in config.document.root.iter("access"):
+        value = element.get("sslFlags")
+        if value is not None:
+            try:
+                SslFlags.parse(value)
+            except ValueError as exc:
+                raise InvalidInput(
+                    f'sslFlags="{value}": {exc}', source=name, line=sourceline(element)
+                ) from None
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+def _targets(draft: _Draft) -> list[Target]:
+    request, config = draft.request, draft.config
+    site = config.sites.get(request.site.casefold())
+    site_name = site.name if site else request.site
+    explicit = bool(request.services or request.paths)
+    targets: list[Target] = []
+    for name in request.services or (() if request.paths else exchange.DEFAULT_SERVICES):
+        service = exchange.SERVICE_BY_NAME.get(name.lower())
+        if service is None:
+            raise UsageProblem(f"unknown service '{name}'; valid names: {exchange.service_names()}")
+        targets.append(_target(config, f"{site_name}/{service.directory}", service.name, explicit))
+    targets += [_target(config, path, None, True) for path in request.paths]
+    unique = list({t.key: t for t in reversed(targets)}.values())[::-1]  # first mention wins
+    if not explicit:
+        unique = _present_defaults(draft, unique, site_name)
+    return unique
+
+
+def _target(config: Config, path: str, service: str | None, explicit: bool) -> Target:
+    key = path_key(path)
+    spelling = config.spelling(key) or _sites_spelling(config, key) or path.rstrip("/")
+    return Target(spelling, key, service, explicit)
+
+
+def _sites_spelling(config: Config, key: str) -> str | None:
+    site = config.sites.get(site_of(key))
+    if site is None:
+        return None
+    return next((p for p in site.config_paths() if path_key(p) == key), None)
+
+
+def _present_defaults(draft: _Draft, targets: list[Target], site_name: str) -> list[Target]:
+    present = [t for t in targets if _in_sites(draft.config, t.key)]
+    if not present:
+        draft.refusals.append(exchange.NOT_A_CAS.format(site=site_name))
+        return []
+    for target in targets:
+        if target not in present:
+            draft.findings.append(
+                Finding(
+                    "target-absent",
+                    f"skipped {target.service}: '{target.path}' is not an application or virtual "
+                    "directory in <sites> of this file",
+                    target.path,
+                )
+            )
+    return present
+
+
+def _in_sites(config: Config, key: str) -> bool:
+    site = config.sites.get(site_of(key))
+    return site is not None and any(path_key(p) == key for p in site.config_paths())
+
+
+def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
+    """Locations below a target that would still require SSL after the change (rule 4)."""
+    config = draft.config
+    keys = {t.key for t in targets}
+    still: dict[str, Target] = {}
+    for target in targets:
+        for key in config.below(target.key):
+            if key in keys or key in still or not _requires_ssl_after(config, key, keys):
+                continue
+            still[key] = Target(config.spelling(key) or key, key, "descendant", False)
+        below = [t.path for k, t in still.items() if is_below(k, target.key)]
+        if below and not draft.request.include_descendants:
+            draft.findings.append(
+                Finding(
+                    "descendants-require-ssl",
+                    f"below {target.path}, these locations set their own SSL requirement and "
+                    f"will still require SSL: {', '.join(below)}; offload them too with "
+                    "--include-descendants, or keep them on SSL bridging",
+                    target.path,
+                )
+            )
+    return list(still.values()) if draft.request.include_descendants else []
+
+
+def _requires_ssl_after(config: Config, key: str, target_keys: set[str]) -> bool:
+    source = _source_after(config, key, target_keys)
+    if source is None:  # inherits the None written at a target
+        return False
+    return SslFlags.parse(source.value).requires_ssl
+
+
+def _source_after(config: Config, key: str, target_keys: set[str]) -> Resolved | None:
+    """The effective sslFlags of `key` after the targets are set, or None if a target decides."""
+    for level in lineage(key):
+        if level in target_keys:
+            return None
+        for definition in config.definitions(level, SSL_FLAGS):
+            if config.flows_to(definition, key):
+                return Resolved(definition.element.get("sslFlags", ""), definition)
+    return Resolved(SSL_FLAGS.default, None)
+
+
+# --- safety checks ---------------------------------------------------------------------------
+
+
+def _check(draft: _Draft, target: Target) -> None:
+    request, config = draft.request, draft.config
+    front = path_key(request.site)
+    site = site_of(target.key)
+    if site == path_key(exchange.BACK_END_SITE):
+        draft.refusals.append(
+            f"'{target.path}' is in the Exchange Back End site: {exchange.BACK_END_REASON}"
+        )
+        return
+    if site != front or not target.key:
+        draft.refusals.append(
+            f"'{target.path}' is outside the front-end site '{request.site}' "
+            "(choose another front-end site with --site)"
+        )
+        return
+    mrsproxy = f"{front}/{exchange.MRSPROXY_DIRECTORY}"
+    if target.key == mrsproxy or is_below(target.key, mrsproxy):
+        draft.refusals.append(f"'{target.path}': {exchange.MRSPROXY_REASON}")
+        return
+    if target.service != "descendant" and not _in_sites(config, target.key):
+        draft.refusals.append(_not_in_sites(config, target))
+        return
+    _check_locks(draft, target)
+    _check_extended_protection(draft, target)
+
+
+def _not_in_sites(config: Config, target: Target) -> str:
+    site = config.sites.get(site_of(target.key))
+    if site is None:
+        return f"'{target.path}': the site '{target.path.partition('/')[0]}' is not in <sites>"
+    last = target.path.rsplit("/", 1)[-1].casefold()
+    for app in site.applications:
+        if app.pool and app.pool.casefold() == last:
+            return (
+                f"'{target.path}' is not a path: {app.pool} is an application pool, and it serves "
+                f"'{app.config_path}' — use that path"
+            )
+    paths = site.config_paths()
+    by_key = {path_key(p): p for p in paths}
+    close = difflib.get_close_matches(target.key, list(by_key), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(by_key[c]) for c in close)}?" if close else ""
+    return (
+        f"'{target.path}' is not an application or virtual directory of '{site.name}' in <sites>"
+        + hint
+    )
+
+
+_LOCKS_ALL: Final = re.compile(r"(^|,)\s*\*\s*(,|$)")
+
+
+def _check_locks(draft: _Draft, target: Target) -> None:
+    config = draft.config
+    for level in list(lineage(target.key))[1:]:
+        for access in config.elements_at(level, SSL_FLAGS):
+            lock = _lock_on(access)
+            if lock and config.flows_to(access, target.key):
+                draft.refusals.append(
+                    f"'{target.path}': IIS would reject the change with \"Lock violation\": "
+                    f"sslFlags is locked by {lock} at {access.where} (line {access.line}); "
+                    "remove that lock first"
+                )
+                return
+
+
+def _lock_on(access: Definition) -> str | None:
+    element = access.element
+    names = _names(element.get("lockAttributes"))
+    if names & {"sslflags", "*"}:
+        return f'lockAttributes="{element.get("lockAttributes")}" on <access>'
+    except_names = element.get("lockAllAttributesExcept")
+    if except_names is not None and "sslflags" not in _names(except_names):
+        return f'lockAllAttributesExcept="{except_names}" on <access>'
+    if element.get("lockItem", "").lower() == "true":
+        return 'lockItem="true" on <access>'
+    security = element.getparent()
+    if security is not None and _names(security.get("lockElements")) & {"access", "*"}:
+        return f'lockElements="{security.get("lockElements")}" on <security>'
+    return None
+
+
+def _names(value: str | None) -> set[str]:
+    return {name.strip().lower() for name in (value or "").split(",") if name.strip()}
+
+
+def _check_extended_protection(draft: _Draft, target: Target) -> None:
+    """Rule 1: the target and every location that inherits its new value."""
+    config = draft.config
+    keys = [target.key] + [
+        key for key in config.below(target.key) if _source_after(config, key, {target.key}) is None
+    ]
+    on = []
+    for key in keys:
+        token = config.resolve(key, TOKEN_CHECKING)
+        if token.value.lower() in ("allow", "require"):
+            on.append(
+                f'{config.spelling(key) or target.path} (tokenChecking="{token.value}" '
+                f"from {token.where})"
+            )
+    if not on:
+        return
+    message = (
+        f"Extended Protection is on for {', '.join(on)}. {exchange.EXTENDED_PROTECTION_STATEMENT}"
+    )
+    if draft.request.allow_extended_protection:
+        draft.findings.append(Finding("extended-protection", message, target.path))
+    else:
+        draft.refusals.append(f"{message} What to do: {exchange.EXTENDED_PROTECTION_ADVICE}")
+
+
+def _advise(draft: _Draft, outcome: Outcome) -> None:
+    """Warnings that do not stop the change (rules 3, 5 and 6's delegation)."""
+    config, target = draft.config, outcome.target
+    if target.key == path_key(f"{draft.request.site}/EWS"):
+        draft.findings.append(Finding("mrsproxy", exchange.MRSPROXY_WARNING, target.path))
+    dropped = SslFlags.parse(outcome.before.value).client_certificate_flags
+    if dropped and outcome.changed:
+        draft.findings.append(
+            Finding(
+                "client-certificates-dropped",
+                f"{target.path} required client certificates ({', '.join(dropped)}); with "
+                "sslFlags=None the server no longer asks for them: the load balancer must "
+                "handle client certificates",
+                target.path,
+            )
+        )
+    delegated = _delegated_at(config, target.key)
+    if delegated:
+        draft.findings.append(
+            Finding(
+                "delegated",
+                f'the access section is unlocked for {target.path} by overrideMode="Allow" at '
+                f"{delegated}: a web.config below it could override sslFlags, which an offline "
+                "tool cannot see; check the web.config files on the server",
+                target.path,
+            )
+        )
+
+
+def _delegated_at(config: Config, key: str) -> str | None:
+    """Where overrideMode="Allow" unlocks the access section for `key`, if anywhere."""
+    for level in lineage(key):
+        for location in config.locations_at(level):
+            mode = location.element.get("overrideMode", "").lower()
+            holds_access = level == key or location.element.find(SSL_FLAGS.xpath) is not None
+            if mode == "deny" and holds_access:
+                return None
+            if mode == "allow" and holds_access:
+                return f"{location.path or 'the server level'} (line {location.line})"
+    return None
+
+
+# --- edits -----------------------------------------------------------------------------------
+
+
+def _outcome(config: Config, planner: _EditPlanner, target: Target) -> Outcome:
+    before = config.resolve(target.path, SSL_FLAGS)
+    app = config.application(target.path)
+    pool = app.pool if app else None
+    locations = config.locations_at(target.key)
+    action, offset = planner.offload(target.path, _location_to_edit(locations))
+    edit = None if action == "unchanged" else planner.edits[-1]
+    created = edit.creates if edit else ()
+    at_level = before.source is not None and path_key(before.source.path) == target.key
+    pinned = edit is not None and SslFlags.parse(before.value) == NONE and not at_level
+    return Outcome(target, action, before, created, edit, offset, pinned, pool)
+
+
+def _location_to_edit(locations: list[Location]) -> Location | None:
+    """The <location> that gets the setting: the one that already has <access>, else the first.
+
+    IIS allows several <location> elements with one path as long as they define different
+    sections; validate() has already refused two that both define access.
+    """
+    for location in locations:
+        if location.element.find(SSL_FLAGS.xpath) is not None:
+            return location
+    return locations[0] if locations else None
+
+
+_SSL_FLAGS_ATTR: Final = re.compile(rb"""\ssslFlags\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_TAG_CLOSE: Final = re.compile(rb"\s*/?>\Z")
+
+
+class _EditPlanner:
+    """Builds the bytes of each edit the way IIS writes: appended last, indented like siblings."""
+
+    def __init__(self, document: Document) -> None:
+        self.document = document
+        self.edits: list[Edit] = []
+        self._unit = _indent_unit(document)
+
+    def offload(self, path: str, location: Location | None) -> tuple[Action, int]:
+        """Plan sslFlags="None" at `path`; return the action and the input offset it concerns."""
+        if location is None:
+            return self._new_location(path)
+        spans = self.document.spans_in(location)
+        chain = ["system.webServer", "security", "access"]
+        element = location.element
+        while chain and (child := element.find(chain[0])) is not None:
+            element = child
+            chain.pop(0)
+        if not chain:
+            return self._set_attribute(element, spans[element], location.path)
+        creates = tuple(chain)
+        self._append_child(element, spans, creates, location.path)
+        return ("inserted" if creates == ("access",) else "created"), self.edits[-1].start
+
+    def _set_attribute(
+        self, access: etree._Element, span: ElementSpan, path: str
+    ) -> tuple[Action, int]:
+        value = access.get("sslFlags")
+        if value is not None and SslFlags.parse(value) == NONE:
+            return "unchanged", span.start
+        data = self.document.data
+        match = _SSL_FLAGS_ATTR.search(data, span.start, span.start_tag_end)
+        if match:
+            group = 1 if match.group(1) is not None else 2
+            start, end, text = match.start(group), match.end(group), b"None"
+        else:  # <access> without the attribute: add it after the last attribute
+            close = _TAG_CLOSE.search(data, span.start, span.start_tag_end)
+            start = end = close.start() if close else span.start_tag_end - 1
+            text = b' sslFlags="None"'
+        self.edits.append(Edit(start, end, text, access, span, (), path))
+        return "rewritten", span.start
+
+    def _append_child(
+        self,
+        parent: etree._Element,
+        spans: dict[etree._Element, ElementSpan],
+        creates: tuple[str, ...],
+        path: str,
+    ) -> None:
+        """Append the chain `creates` as the last child of `parent`."""
+        doc, data, span = self.document, self.document.data, spans[parent]
+        newline = doc.newline_at(span.start)
+        parent_indent = doc.indent_of(span.start)
+        child_indent = self._child_indent(parent, spans, parent_indent)
+        block = _nested(creates, child_indent, self._unit, newline)
+        if span.self_closing:
+            open_tag = _TAG_CLOSE.sub(b">", data[span.start : span.end])
+            close_tag = b"</" + parent.tag.encode() + b">"
+            text = open_tag + newline + block + newline + parent_indent + close_tag
+            self.edits.append(Edit(span.start, span.end, text, parent, span, creates, path))
+            return
+        content = data[span.start_tag_end : span.end_tag_start]
+        insert_at = span.start_tag_end + len(content.rstrip())
+        text = newline + block
+        if b"\n" not in data[insert_at : span.end_tag_start]:
+            text += newline + parent_indent  # the end tag was on the same line: give it its own
+        self.edits.append(Edit(insert_at, insert_at, text, parent, span, creates, path))
+
+    def _child_indent(
+        self,
+        parent: etree._Element,
+        spans: dict[etree._Element, ElementSpan],
+        parent_indent: bytes,
+    ) -> bytes:
+        """The indentation of the parent's last child element, if it starts its own line."""
+        children = [c for c in parent if isinstance(c.tag, str)]
+        if children and sourceline(children[-1]) != sourceline(parent):
+            indent = self.document.indent_of(spans[children[-1]].start)
+            if indent:
+                return indent
+        return parent_indent + self._unit
+
+    def _new_location(self, path: str) -> tuple[Action, int]:
+        doc, data = self.document, self.document.data
+        creates = ("location", "system.webServer", "security", "access")
+        close = _root_end_tag(data)
+        if doc.locations:
+            last = doc.locations[-1].span
+            insert_at, indent = last.end, doc.indent_of(last.start)
+        else:
+            insert_at = len(data[:close].rstrip())
+            indent = self._unit
+        newline = doc.newline_at(insert_at)
+        text = newline + _nested(creates, indent, self._unit, newline, path)
+        if b"\n" not in data[insert_at:close]:
+            text += newline
+        self.edits.append(Edit(insert_at, insert_at, text, None, None, creates, path))
+        return "created", insert_at
+
+
+def _root_end_tag(data: bytes) -> int:
+    """Offset of </configuration>: the last one that is not inside a trailing comment."""
+    position = len(data)
+    while (position := data.rfind(b"</configuration", 0, position)) != -1:
+        comment = data.rfind(b"<!--", 0, position)
+        if comment == -1 or data.find(b"-->", comment, position) != -1:
+            return position
+    return len(data)
+
+
+def _nested(
+    names: tuple[str, ...], indent: bytes, unit: bytes, newline: bytes, path: str | None = None
+) -> bytes:
+    """`names` as nested elements, the innermost being <access sslFlags="None" />."""
+    head, *rest = names
+    if not rest:
+        return indent + ACCESS
+    attrs = b' path="' + _escape_attr(path).encode() + b'"' if head == "location" and path else b""
+    inner = _nested(tuple(rest), indent + unit, unit, newline, path)
+    tag = head.encode()
+    return (
+        indent + b"<" + tag + attrs + b">" + newline + inner + newline + indent + b"</" + tag + b">"
+    )
+
+
+def _escape_attr(value: str | None) -> str:
+    text = value or ""
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
+def _indent_unit(document: Document) -> bytes:
+    """One level of indentation as the file writes it: from a <location> and its first child."""
+    for location in document.locations[:5]:
+        first = next((c for c in location.element if isinstance(c.tag, str)), None)
+        if first is None or sourceline(first) == sourceline(location.element):
+            continue
+        outer = document.indent_of(location.span.start)
+        spans = document.spans_in(location)
+        inner = document.indent_of(spans[first].start)
+        if inner.startswith(outer) and len(inner) > len(outer):
+            return inner[len(outer) :]
+    return b"    "  # IIS writes four spaces per level

@@ -1,0 +1,127 @@
+"""Text and JSON renderings of results and errors (no I/O here: the CLI prints them)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from confedit.engine import Result
+from confedit.errors import ConfeditError, InvalidInput, Refused
+from confedit.plan import Outcome
+
+SCHEMA_ID: Final = "https://confedit.example/schemas/offload-report-1.json"
+ACCESS_TEXT: Final = '<access sslFlags="None" />'
+
+
+def describe(outcome: Outcome) -> str:
+    """What was done to one target, in words."""
+    if outcome.action == "unchanged":
+        return 'already sslFlags="None"  (nothing to do)'
+    if outcome.action == "rewritten":
+        what = 'set sslFlags="None"'
+    elif outcome.action == "inserted":
+        what = f"inserted {ACCESS_TEXT}"
+    else:
+        what = f"created <{outcome.created[0]}> with {ACCESS_TEXT}"
+    return f"{what}  ({_was(outcome)})"
+
+
+def _was(outcome: Outcome) -> str:
+    before = outcome.before
+    origin = (
+        "set here"
+        if before.source and before.source.where == outcome.target.path
+        else f"inherited from {before.where}"
+    )
+    text = f'was "{before.value}", {origin}'
+    return text + "; pinned explicitly, as appcmd does" if outcome.pinned else text
+
+
+def target_lines(result: Result) -> list[str]:
+    """One aligned line per target."""
+    rows = [(o.target.service or "path", o.target.path, describe(o)) for o in result.outcomes]
+    if not rows:
+        return []
+    width_service = max(len(r[0]) for r in rows)
+    width_path = max(len(r[1]) for r in rows)
+    return [f"{s:<{width_service}}  {p:<{width_path}}  {d}" for s, p, d in rows]
+
+
+def summary_line(result: Result, name: str) -> str:
+    changed = [o for o in result.outcomes if o.changed]
+    if not changed:
+        return f"{name}: already offloaded, nothing to do"
+    counts: dict[str, int] = {}
+    for outcome in changed:
+        counts[outcome.action] = counts.get(outcome.action, 0) + 1
+    parts = ", ".join(f"{n} {action}" for action, n in counts.items())
+    pools = ", ".join(result.plan.pools)
+    recycle = f"; recycle: {pools}" if pools else ""
+    return f"{name}: {len(changed)} of {len(result.outcomes)} targets to change ({parts}){recycle}"
+
+
+def finding_lines(result: Result) -> list[str]:
+    return [f"{f.level}: {f.message}" for f in result.findings]
+
+
+def result_json(result: Result, *, diff: str, status: str, exit_code: int) -> dict[str, Any]:
+    """The JSON report of a completed run (schema: schemas/offload-report.schema.json)."""
+    lines = result.lines
+    return {
+        "$schema": SCHEMA_ID,
+        "file": result.document.name,
+        "status": status,
+        "exit_code": exit_code,
+        "encoding": result.document.encoding.label,
+        "targets": [_target_json(o, lines[o.target.path]) for o in result.outcomes],
+        "findings": [
+            {"code": f.code, "level": f.level, "message": f.message, "path": f.path}
+            for f in result.findings
+        ],
+        "application_pools_to_recycle": result.plan.pools,
+        "semantic_changes": [list(actions) for actions in result.semantic_changes],
+        "diff": diff,
+        "error": None,
+    }
+
+
+def _target_json(outcome: Outcome, line: int) -> dict[str, Any]:
+    before = outcome.before
+    return {
+        "service": outcome.target.service,
+        "path": outcome.target.path,
+        "action": outcome.action,
+        "created": list(outcome.created),
+        "before": {
+            "sslFlags": before.value,
+            "source": before.where,
+            "line": before.source.line if before.source else None,
+        },
+        "after": {"sslFlags": "None"},
+        "line": line,
+        "pinned": outcome.pinned,
+        "application_pool": outcome.pool,
+        "message": describe(outcome),
+    }
+
+
+def error_json(error: ConfeditError, name: str | None, exit_code: int) -> dict[str, Any]:
+    """The JSON report of a run that stopped: refused, invalid input, usage or internal error."""
+    detail: dict[str, Any] = {"kind": error.kind, "message": str(error)}
+    if isinstance(error, Refused):
+        detail["reasons"] = error.reasons
+    if isinstance(error, InvalidInput):
+        detail["line"] = error.line
+        detail["column"] = error.column
+    return {
+        "$schema": SCHEMA_ID,
+        "file": name,
+        "status": error.kind,
+        "exit_code": exit_code,
+        "encoding": None,
+        "targets": [],
+        "findings": [],
+        "application_pools_to_recycle": [],
+        "semantic_changes": [],
+        "diff": "",
+        "error": detail,
+    }

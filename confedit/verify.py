@@ -1,0 +1,186 @@
+"""Post-conditions checked on every result before anything is written.
+
+The output is the input with some spans replaced. Three checks together prove that it means
+exactly "the input plus the intended sslFlags edits", at a cost that follows the edits rather than
+the file size:
+
+1. bytes: every byte outside the edited spans is identical to the input (one comparison per gap);
+2. meaning: each changed element, cut from the output and parsed on its own, equals the input's
+   element with the intended change applied, and xmldiff finds exactly that change and nothing
+   else. A well-formed element replaced by a well-formed element (or a new <location> inserted
+   between two top-level elements) keeps the document well-formed, so the whole output re-parses;
+3. the Exchange Back End: no edit touches any of its <location> elements, and their bytes are
+   identical.
+
+A failure is a bug in confedit: VerificationFailed, nothing is written.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from lxml import etree
+
+from confedit.document import Document, make_parser
+from confedit.edits import Edit, moved, ordered, touches
+from confedit.errors import VerificationFailed
+from confedit.exchange import BACK_END_SITE
+from confedit.iis import path_key, site_of
+
+
+def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[list[str]]:
+    """Check `output` against the input and the edits; return xmldiff's actions per edit."""
+    name = document.name
+    steps = ordered(edits)
+    try:
+        _check_untouched_bytes(document.data, steps, output)
+        actions = []
+        shift = 0  # how far the output has moved at this edit, from the edits before it
+        for edit in steps:
+            actions.append(_check_meaning(document, steps, edit, output, edit.start + shift))
+            shift += edit.delta
+        _check_back_end(document, steps, output)
+    except VerificationFailed as exc:
+        exc.source = name
+        raise
+    return actions
+
+
+def _check_untouched_bytes(data: bytes, steps: list[Edit], output: bytes) -> None:
+    position = shift = 0
+    for edit in [*steps, None]:
+        end = edit.start if edit else len(data)
+        if output[position + shift : end + shift] != data[position:end]:
+            raise VerificationFailed(f"bytes {position}-{end} outside the edits changed")
+        if edit:
+            shift += edit.delta
+            position = edit.end
+    if len(output) != len(data) + shift:
+        raise VerificationFailed("the output has bytes beyond the edits")
+
+
+def _check_meaning(
+    document: Document, steps: list[Edit], edit: Edit, output: bytes, at: int
+) -> list[str]:
+    """Parse the changed element from the output (where the edit starts at offset `at`) and
+    compare it with the expected change."""
+    before: etree._Element | None = edit.anchor
+    span = edit.anchor_span
+    if before is None or span is None:
+        after = _parse_fragment(output[at : at + len(edit.text)], document.root)
+    else:
+        if any(other is not edit and touches(other, span.start, span.end) for other in steps):
+            raise VerificationFailed("two edits change one element")
+        start = at - (edit.start - span.start)
+        after = _parse_fragment(output[start : start + span.end - span.start + edit.delta], before)
+    expected = _expected(before, edit)
+    if not same_tree(expected, after):
+        raise VerificationFailed(
+            f"the edit of {edit.location_path!r} at byte {edit.start} does not produce the "
+            "intended element"
+        )
+    return _semantic_actions(before, after, edit)
+
+
+def _parse_fragment(fragment: bytes, context: etree._Element) -> etree._Element:
+    """Parse one element cut from the output, with the namespaces in scope at its place."""
+    declarations = b"".join(
+        b" xmlns:" + prefix.encode() + b'="' + uri.encode() + b'"'
+        for prefix, uri in context.nsmap.items()
+        if prefix
+    )
+    try:
+        wrapper = etree.fromstring(
+            b"<fragment" + declarations + b">" + fragment + b"</fragment>", make_parser()
+        )
+    except etree.XMLSyntaxError as exc:
+        raise VerificationFailed(f"an edited element does not parse: {exc}") from None
+    elements = [child for child in wrapper if isinstance(child.tag, str)]
+    if len(elements) != 1 or (wrapper.text or "").strip() or (elements[0].tail or "").strip():
+        raise VerificationFailed("an edited span is not exactly one element")
+    return elements[0]
+
+
+def _expected(anchor: etree._Element | None, edit: Edit) -> etree._Element:
+    names = list(edit.creates)
+    if anchor is None:
+        element = etree.Element(names.pop(0), path=edit.location_path)
+        result = element
+    else:
+        result = element = copy.deepcopy(anchor)
+        result.tail = None
+    for name in names:
+        element = etree.SubElement(element, name)
+    element.set("sslFlags", "None")
+    return result
+
+
+def same_tree(a: etree._Element, b: etree._Element) -> bool:
+    """Semantic equality for configuration XML: names, attributes, text, children in order.
+
+    Whitespace-only text is formatting, not configuration, so it is ignored.
+    """
+    if a.tag != b.tag or sorted(a.attrib.items()) != sorted(b.attrib.items()):
+        return False
+    if (a.text or "").strip() != (b.text or "").strip():
+        return False
+    children_a, children_b = list(a), list(b)
+    if len(children_a) != len(children_b):
+        return False
+    return all(
+        (x.tail or "").strip() == (y.tail or "").strip() and same_tree(x, y)
+        for x, y in zip(children_a, children_b, strict=True)
+    )
+
+
+def _semantic_actions(
+    before: etree._Element | None, after: etree._Element, edit: Edit
+) -> list[str]:
+    """xmldiff's edit script for the changed element; it must be exactly the intended change."""
+    from xmldiff import actions as xd_actions  # noqa: PLC0415 - only loaded when there are edits
+    from xmldiff import main as xd_main  # noqa: PLC0415
+
+    if before is None:
+        return [f'insert <location path={edit.location_path!r}> with <access sslFlags="None" />']
+    script = xd_main.diff_trees(_detached(before), _detached(after))
+    inserted = [a.tag for a in script if isinstance(a, xd_actions.InsertNode)]
+    attribute = [
+        a
+        for a in script
+        if isinstance(a, (xd_actions.UpdateAttrib, xd_actions.InsertAttrib))
+        and a.name == "sslFlags"
+        and a.value == "None"
+    ]
+    if inserted != list(edit.creates) or len(attribute) != 1 or len(script) != len(inserted) + 1:
+        raise VerificationFailed(
+            f"xmldiff finds more than the intended change at {edit.location_path!r}: {script}"
+        )
+    return [repr(action) for action in script]
+
+
+def _detached(element: etree._Element) -> etree._Element:
+    """A copy without its tail and without whitespace-only text: indentation is not meaning."""
+    clone = copy.deepcopy(element)
+    clone.tail = None
+    for node in clone.iter():
+        if not (node.text or "").strip():
+            node.text = None
+        if node is not clone and not (node.tail or "").strip():
+            node.tail = None
+    return clone
+
+
+def _check_back_end(document: Document, steps: list[Edit], output: bytes) -> None:
+    back_end = path_key(BACK_END_SITE)
+    for location in document.locations:
+        if site_of(path_key(location.path)) != back_end:
+            continue
+        span = location.span
+        if any(touches(edit, span.start, span.end) for edit in steps):
+            raise VerificationFailed(
+                f"an edit touches the Exchange Back End location {location.path!r}"
+            )
+        start = moved(steps, span.start)
+        if output[start : start + span.end - span.start] != document.data[span.start : span.end]:
+            raise VerificationFailed(f"the bytes of Back End location {location.path!r} changed")

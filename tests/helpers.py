@@ -1,0 +1,91 @@
+"""Independent checks used by several test modules (they do not use confedit's own code)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from lxml import etree
+
+BACK_END_LOCATION = re.compile(
+    rb'<location path="Exchange Back End[^"]*"[^>]*>.*?</location>', re.S | re.I
+)
+# The only lines an offload diff may add or remove.
+ALLOWED_CHANGED_LINE = re.compile(
+    rb'^[+-]\s*(<access sslFlags="[^"]*" />|<access [^>]*>|</?security>|</?system\.webServer>'
+    rb'|<location path="[^"]*">|</location>|<security [^>]*>|<system\.webServer [^>]*>)?\s*$'
+)
+
+
+def back_end_blocks(data: bytes) -> list[bytes]:
+    """The raw bytes of every Exchange Back End <location>, found by a regex, not by confedit."""
+    without_comments = re.sub(rb"<!--.*?-->", lambda m: b" " * len(m.group(0)), data, flags=re.S)
+    return [data[m.start() : m.end()] for m in BACK_END_LOCATION.finditer(without_comments)]
+
+
+def changed_lines(diff: bytes) -> list[bytes]:
+    return [
+        line
+        for line in diff.split(b"\n")
+        if line[:1] in (b"+", b"-") and not line.startswith((b"+++ ", b"--- "))
+    ]
+
+
+def run_patch(
+    tmp: Path, label: str, original: bytes, diff: bytes, *, reverse: bool = False
+) -> bytes:
+    """Apply `diff` with the real `patch -p1` to a copy of `original` named `label`."""
+    patch = shutil.which("patch")
+    assert patch, "the patch program is needed for the round-trip tests"
+    target = tmp / label
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(original)
+    args = [patch, "-p1", "--quiet", "--no-backup-if-mismatch", "--batch"]
+    if reverse:
+        args.append("-R")
+    subprocess.run(args, input=diff, cwd=tmp, check=True, capture_output=True)
+    return target.read_bytes()
+
+
+def run_git_apply(tmp: Path, label: str, original: bytes, diff: bytes) -> bytes:
+    git = shutil.which("git")
+    assert git, "git is needed for the git-apply tests"
+    target = tmp / label
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(original)
+    subprocess.run([git, "init", "-q", str(tmp)], check=True)
+    subprocess.run([git, "apply", "-"], input=diff, cwd=tmp, check=True, capture_output=True)
+    return target.read_bytes()
+
+
+def access_values(data: bytes) -> dict[str, str | None]:
+    """location path -> sslFlags of its system.webServer/security/access (lxml, naive)."""
+    root = etree.fromstring(data)
+    values: dict[str, str | None] = {}
+    for location in root.findall("location"):
+        access = location.find("system.webServer/security/access")
+        values[location.get("path", "")] = access.get("sslFlags") if access is not None else None
+    return values
+
+
+def strip_access(data: bytes, paths: set[str]) -> bytes:
+    """Canonical XML of the document with every trace of the offload edits removed at `paths`:
+    what must be identical between input and output."""
+    root = etree.fromstring(data, etree.XMLParser(remove_blank_text=True))
+    for location in root.findall("location"):
+        if location.get("path", "").casefold() not in paths:
+            continue
+        for access in location.findall("system.webServer/security/access"):
+            access.attrib.pop("sslFlags", None)
+            if not access.attrib:
+                access.getparent().remove(access)
+        for name in ("system.webServer/security", "system.webServer"):
+            for element in location.findall(name):
+                if len(element) == 0 and not element.attrib:
+                    element.getparent().remove(element)
+    for location in root.findall("location"):
+        if location.get("path", "").casefold() in paths and len(location) == 0:
+            root.remove(location)
+    return etree.tostring(root, method="c14n")

@@ -1,0 +1,237 @@
+"""The command line, run as a user runs it: the installed `confedit` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from confedit import cli, commands
+from tests.conftest import EXCHANGE, REPO, SAMPLES
+
+SAMPLE = SAMPLES / "exchange2013-cas.applicationHost.config"
+PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
+EXPECTED_DIFF = SAMPLES / "exchange2013-cas.offload.diff"
+MALFORMED = EXCHANGE / "e2019-malformed.applicationHost.config"
+
+
+def run(exe: str, *args: str, cwd: Path = REPO, **kwargs) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, check=False, **kwargs)
+
+
+def copy_sample(tmp_path: Path) -> Path:
+    target = tmp_path / "applicationHost.config"
+    shutil.copyfile(SAMPLE, target)
+    return target
+
+
+def test_preview_prints_the_expected_diff_and_writes_nothing(confedit_exe):
+    before = SAMPLE.read_bytes()
+    proc = run(confedit_exe, "offload", "samples/exchange2013-cas.applicationHost.config")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == EXPECTED_DIFF.read_bytes()
+    assert SAMPLE.read_bytes() == before
+    assert b"owa  " in proc.stderr and b"inherited from Default Web Site" in proc.stderr
+
+
+def test_output_and_diff_files_match_the_expected_samples(confedit_exe, tmp_path):
+    out, diff = tmp_path / "patched.config", tmp_path / "offload.diff"
+    proc = run(
+        confedit_exe,
+        "offload",
+        "samples/exchange2013-cas.applicationHost.config",
+        "-o",
+        str(out),
+        "--diff",
+        str(diff),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == PATCHED.read_bytes()
+    assert diff.read_bytes() == EXPECTED_DIFF.read_bytes()
+    assert proc.stdout == b""
+
+
+def test_python_dash_m_runs_the_same_command():
+    proc = subprocess.run(
+        [sys.executable, "-m", "confedit", "--version"], capture_output=True, check=False
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith(b"confedit, version ")
+
+
+def test_check_exits_1_with_work_and_0_when_offloaded(confedit_exe):
+    assert run(confedit_exe, "offload", "--check", str(SAMPLE)).returncode == 1
+    assert run(confedit_exe, "offload", "--check", str(PATCHED)).returncode == 0
+
+
+def test_in_place_with_backup_keeps_mode_and_symlink(confedit_exe, tmp_path):
+    config = copy_sample(tmp_path)
+    config.chmod(0o640)
+    link = tmp_path / "link.config"
+    link.symlink_to(config.name)
+    proc = run(confedit_exe, "offload", str(link), "--in-place", "--backup", ".bak")
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink()
+    assert config.read_bytes() == PATCHED.read_bytes()
+    assert (tmp_path / "link.config.bak").read_bytes() == SAMPLE.read_bytes()
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "applicationHost.config",
+        "link.config",
+        "link.config.bak",
+    ]
+
+
+def test_output_naming_the_input_is_a_usage_error(confedit_exe, tmp_path):
+    config = copy_sample(tmp_path)
+    proc = run(confedit_exe, "offload", str(config), "-o", str(config))
+    assert proc.returncode == 2
+    assert b"--in-place" in proc.stderr
+    assert config.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_unknown_service_is_a_usage_error_listing_names(confedit_exe):
+    proc = run(confedit_exe, "offload", str(SAMPLE), "--service", "outlook")
+    assert proc.returncode == 2
+    assert b"owa, ecp, ews, autodiscover, eas, oab, mapi, rpc" in proc.stderr
+
+
+def test_malformed_input_is_one_line_exit_4_nothing_written(confedit_exe, tmp_path):
+    out = tmp_path / "out.config"
+    proc = run(confedit_exe, "offload", str(MALFORMED), "-o", str(out))
+    assert proc.returncode == 4
+    assert proc.stderr.decode().strip() == (
+        f"{MALFORMED}:128:22: Opening and ending tag mismatch: sectionGroup line 52 and configSections"
+    )
+    assert not out.exists()
+
+
+def test_back_end_target_is_refused_exit_3_nothing_written(confedit_exe, tmp_path):
+    out = tmp_path / "out.config"
+    proc = run(
+        confedit_exe, "offload", str(SAMPLE), "--path", "Exchange Back End/owa", "-o", str(out)
+    )
+    assert proc.returncode == 3
+    assert b"Exchange Back End site must keep requiring SSL" in proc.stderr
+    assert b"Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_json_report_on_success_and_on_refusal(confedit_exe):
+    proc = run(confedit_exe, "offload", str(SAMPLE), "--format", "json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["status"] == "changed"
+    owa = report["targets"][0]
+    assert owa["action"] == "inserted" and owa["before"] == {
+        "sslFlags": "Ssl, Ssl128",
+        "source": "Default Web Site",
+        "line": owa["before"]["line"],
+    }
+    assert report["diff"].startswith("--- a/samples/")
+    assert "MSExchangeOWAAppPool" in report["application_pools_to_recycle"]
+    proc = run(
+        confedit_exe, "offload", str(SAMPLE), "--format", "json", "--path", "Exchange Back End"
+    )
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 3 and report["status"] == "refused" and report["error"]["reasons"]
+
+
+def test_output_to_a_device_node_writes_through_and_keeps_the_node(confedit_exe, tmp_path):
+    node = tmp_path / "null"
+    os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a private /dev/null
+    proc = run(confedit_exe, "offload", str(SAMPLE), "-o", str(node))
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISCHR(node.stat().st_mode)
+
+
+def test_output_to_a_fifo_is_written_directly(confedit_exe, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    proc = run(confedit_exe, "offload", str(SAMPLE), "-o", str(fifo))
+    reader.join(timeout=10)
+    assert proc.returncode == 0, proc.stderr
+    assert received == [PATCHED.read_bytes()]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_a_full_disk_leaves_everything_as_it_was(confedit_exe, tmp_path):
+    config = copy_sample(tmp_path)
+
+    def small_files() -> None:  # Python ignores SIGXFSZ: the write fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    proc = run(confedit_exe, "offload", str(config), "--in-place", preexec_fn=small_files)
+    assert proc.returncode == 3
+    assert b"cannot write" in proc.stderr and b"Traceback" not in proc.stderr
+    assert config.read_bytes() == SAMPLE.read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["applicationHost.config"]
+
+
+def test_a_missing_folder_or_file_is_reported_in_one_line(confedit_exe, tmp_path):
+    proc = run(confedit_exe, "offload", str(tmp_path / "nope.config"))
+    assert proc.returncode == 4 and proc.stderr.count(b"\n") == 1 and b"no such file" in proc.stderr
+    proc = run(confedit_exe, "offload", str(tmp_path))
+    assert proc.returncode == 4 and b"is a directory" in proc.stderr
+    proc = run(confedit_exe, "offload", str(SAMPLE), "-o", str(tmp_path / "no" / "dir" / "x"))
+    assert proc.returncode == 3 and b"cannot write" in proc.stderr
+
+
+def test_internal_errors_hide_the_traceback_unless_debug(monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(commands, "offload", boom)
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["offload", str(SAMPLE)])
+    assert result.exit_code == 3
+    assert "internal error, please report: RuntimeError: kaboom" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(cli.main, ["offload", str(SAMPLE), "--debug"])
+    assert result.exit_code == 3 and "Traceback" in result.output
+
+
+def test_input_changed_between_read_and_write_is_refused(monkeypatch, tmp_path):
+    config = copy_sample(tmp_path)
+    real_offload = commands.offload
+
+    def offload_then_touch(*args, **kwargs):
+        result = real_offload(*args, **kwargs)
+        config.write_bytes(config.read_bytes() + b"\n")
+        return result
+
+    monkeypatch.setattr(commands, "offload", offload_then_touch)
+    result = CliRunner().invoke(cli.main, ["offload", str(config), "--in-place"])
+    assert result.exit_code == 3
+    assert "changed while confedit was working on it" in result.output
+    assert config.read_bytes() == SAMPLE.read_bytes() + b"\n"
+
+
+def test_audit_table_and_drift_gate(confedit_exe):
+    proc = run(confedit_exe, "audit", str(SAMPLE))
+    assert proc.returncode == 0
+    text = proc.stdout.decode()
+    assert "Default Web Site (front-end)" in text and "Exchange Back End (back-end)" in text
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert run(confedit_exe, "audit", "--offloaded", str(SAMPLE)).returncode == 1
+    assert run(confedit_exe, "audit", "--offloaded", str(PATCHED)).returncode == 0
+    report = json.loads(run(confedit_exe, "audit", "--format", "json", str(PATCHED)).stdout)
+    assert report["all_offloaded"] is True
+    assert {row["service"] for row in report["offloaded"]} == {
+        "owa",
+        "ecp",
+        "ews",
+        "autodiscover",
+        "eas",
+        "oab",
+        "mapi",
+    }

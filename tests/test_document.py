@@ -1,0 +1,141 @@
+"""document.py: loading, encodings, hardened parsing, and the byte spans of elements."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+import pytest
+from lxml import etree
+
+from confedit.document import load
+from confedit.errors import InvalidInput
+from tests.conftest import VARIANTS, corpus_files, variant
+
+WELL_FORMED = [p for p in corpus_files() if "malformed" not in p.name]
+
+
+@pytest.mark.parametrize("kind", VARIANTS)
+@pytest.mark.parametrize("path", WELL_FORMED, ids=lambda p: p.name)
+def test_every_element_span_of_every_location_pairs_with_lxml(path, kind):
+    """The scanner's spans agree with lxml on every element of every <location> of real files:
+    each span starts with the element's own start tag and re-parses to the same element."""
+    document = load(variant(path.read_bytes(), kind), path.name)
+    assert document.locations, "every corpus file has <location> elements"
+    for location in document.locations:
+        spans = document.spans_in(location)
+        elements = list(location.element.iter(etree.Element))
+        assert set(spans) == set(elements)
+        for element in elements:
+            span = spans[element]
+            text = document.data[span.start : span.end]
+            assert re.match(rb"<" + element.tag.encode() + rb"[\s/>]", text)
+            reparsed = etree.fromstring(text)
+            assert reparsed.tag == element.tag
+            assert dict(reparsed.attrib) == dict(element.attrib)
+            assert len(reparsed) == len(element)
+
+
+@pytest.mark.parametrize("path", WELL_FORMED, ids=lambda p: p.name)
+def test_locations_are_the_top_level_ones_in_file_order(path):
+    document = load(path.read_bytes(), path.name)
+    tree = etree.fromstring(path.read_bytes())
+    assert [loc.path for loc in document.locations] == [
+        el.get("path", "") for el in tree.findall("location")
+    ]
+    text = path.read_bytes()
+    for location in document.locations:
+        chunk = text[location.span.start : location.span.end]
+        assert chunk.startswith(b"<location") and chunk.endswith(b"</location>")
+
+
+def test_comment_holding_a_location_is_not_configuration():
+    """Real files have a sample <location> in their header comment (corpus README)."""
+    path = next(p for p in WELL_FORMED if p.name.startswith("e2013-cas."))
+    raw = path.read_bytes()
+    header = raw.split(b"\n    <configSections>")[0]
+    assert b'<location path="Default Web Site" overrideMode="Allow">' in header
+    document = load(raw, path.name)
+    assert not [
+        loc
+        for loc in document.locations
+        if loc.path == "Default Web Site" and loc.element.get("overrideMode") == "Allow"
+    ]
+    assert all(loc.span.start > len(header) for loc in document.locations)
+
+
+def test_malformed_file_names_line_and_column():
+    path = next(p for p in corpus_files() if "malformed" in p.name)
+    with pytest.raises(InvalidInput) as info:
+        load(path.read_bytes(), str(path))
+    assert (info.value.line, info.value.column) == (128, 22)
+    assert str(info.value).startswith(f"{path}:128:22: ")
+    assert "\n" not in str(info.value)
+
+
+MINIMAL = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<configuration>\n  <system.applicationHost>\n'
+    b"    <sites />\n  </system.applicationHost>\n</configuration>\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"", "empty file"),
+        (b"\x00\x01\x02binary", "NUL byte at byte offset 0"),
+        (MINIMAL.replace(b"<sites />", b"<sites>\xff</sites>"), "invalid UTF-8 at byte offset"),
+        (b"<other/>", "not an applicationHost.config: the root element is <other>"),
+        (b"<configuration/>", "not an applicationHost.config: it has no"),
+        (MINIMAL.replace(b'encoding="UTF-8"', b'encoding="UTF-16"'), 'says encoding="UTF-16"'),
+        (
+            b'<?xml version="1.0"?>\n<!DOCTYPE configuration [<!ENTITY x "y">]>\n<configuration/>',
+            "DOCTYPE is not allowed in applicationHost.config",
+        ),
+        (b"<configuration><sites></configuration>", "Opening and ending tag mismatch"),
+    ],
+)
+def test_bad_input_is_one_clear_line(raw, message):
+    with pytest.raises(InvalidInput) as info:
+        load(raw, "bad.config")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_invalid_utf8_offset_is_exact_across_chunks():
+    from confedit.document import _check_utf8
+
+    data = b"a" * 10 + "é".encode() + b"b" * 5 + b"\xc3" + b"("
+    for chunk in (1, 2, 3, 7, 64):
+        with pytest.raises(InvalidInput, match=r"byte offset 17$"):
+            _check_utf8(data, "x", chunk=chunk)
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_with_bom_is_read_and_written_back_the_same(codec):
+    bom = codecs.BOM_UTF16_LE if codec == "utf-16-le" else codecs.BOM_UTF16_BE
+    text = MINIMAL.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    raw = bom + text.encode(codec)
+    document = load(raw, "u16.config")
+    assert document.encoding.name == codec
+    assert document.encoding.encode(document.data) == raw
+
+
+def test_billion_laughs_is_refused_without_expansion():
+    bomb = (
+        b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+        + b"".join(
+            b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+            for i in range(1, 10)
+        )
+        + b"]>\n<configuration>&lol9;</configuration>"
+    )
+    with pytest.raises(InvalidInput, match="DOCTYPE is not allowed"):
+        load(bomb, "bomb.config")
+
+
+def test_deep_nesting_is_refused():
+    depth = 100_000
+    raw = b"<configuration>" + b"<a>" * depth + b"</a>" * depth + b"</configuration>"
+    with pytest.raises(InvalidInput):
+        load(raw, "deep.config")

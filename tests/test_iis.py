@@ -1,0 +1,159 @@
+"""iis.py: sslFlags values, paths, <sites>, and the inheritance resolver."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+
+from confedit.document import load
+from confedit.iis import (
+    FLAGS_WORDING,
+    SSL_FLAGS,
+    TOKEN_CHECKING,
+    Config,
+    SslFlags,
+    is_below,
+    lineage,
+    path_key,
+)
+from confedit.testing.build import EXCHANGE_FRONT_END, App, Loc, Site, Style, render
+from tests.conftest import well_formed_exchange
+
+LF = Style(newline="\n", bom=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("None", "None"),
+        ("none", "None"),
+        ("0", "None"),
+        ("Ssl, Ssl128", "Ssl, Ssl128"),
+        ("ssl128,SSL", "Ssl, Ssl128"),
+        ("  Ssl ,Ssl128 ", "Ssl, Ssl128"),
+        ("264", "Ssl, Ssl128"),
+        ("Ssl128, SslNegotiateCert, Ssl", "Ssl, SslNegotiateCert, Ssl128"),
+        ("SslRequireCert", "SslRequireCert"),
+        ("8, 256", "Ssl, Ssl128"),
+    ],
+)
+def test_ssl_flags_parse_as_sets_and_format_as_iis(text, expected):
+    assert str(SslFlags.parse(text)) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "None, Ssl", "Ssl, Bogus", "SslMapCert", "1", "-8", "Ssl;Ssl128", "None,None"]
+)
+def test_invalid_ssl_flags_use_the_iis_wording(text):
+    with pytest.raises(ValueError, match=FLAGS_WORDING):
+        SslFlags.parse(text)
+
+
+def test_requires_ssl_and_client_certificates():
+    assert SslFlags.parse("Ssl128").requires_ssl is False
+    assert SslFlags.parse("Ssl, Ssl128").requires_ssl is True
+    assert SslFlags.parse("Ssl, SslNegotiateCert, SslRequireCert").client_certificate_flags == [
+        "SslNegotiateCert",
+        "SslRequireCert",
+    ]
+
+
+def test_path_keys_and_lineage():
+    assert path_key("Default Web Site/OWA/") == "default web site/owa"
+    assert path_key(".") == path_key("") == ""
+    assert list(lineage("a/b/c")) == ["a/b/c", "a/b", "a", ""]
+    assert is_below("a/b", "a") and not is_below("a/bc", "a/b") and not is_below("a", "a")
+    assert is_below("a", "")
+
+
+def naive_effective(
+    root: etree._Element, path: str, xpath: str, attribute: str, default: str
+) -> str:
+    """A deliberately simple model of IIS inheritance (IIS-NOTES: own location, then each
+    ancestor segment by segment, then the server level, then the schema default). It ignores
+    inheritInChildApplications, which the corpus never uses."""
+    candidates = [path.casefold().rstrip("/")]
+    while "/" in candidates[-1]:
+        candidates.append(candidates[-1].rsplit("/", 1)[0])
+    candidates.append("")
+    for candidate in candidates:
+        for location in root.findall("location"):
+            if location.get("path", "").casefold().rstrip("/") in (
+                candidate,
+                "." if not candidate else None,
+            ):
+                element = location.find("system.webServer/" + xpath)
+                if element is not None and element.get(attribute) is not None:
+                    return element.get(attribute)
+        if candidate == "":
+            element = root.find("system.webServer/" + xpath)
+            if element is not None and element.get(attribute) is not None:
+                return element.get(attribute)
+    return default
+
+
+@pytest.mark.parametrize("path", well_formed_exchange(), ids=lambda p: p.name)
+def test_resolver_agrees_with_a_naive_model_on_every_real_location(path):
+    raw = path.read_bytes()
+    config = Config(load(raw, path.name))
+    root = etree.fromstring(raw)
+    paths = {loc.get("path", "") for loc in root.findall("location")}
+    paths |= {p + "/some/folder" for p in paths if p}
+    assert len(paths) > 10
+    for location_path in sorted(paths):
+        for setting, xpath in (
+            (SSL_FLAGS, "security/access"),
+            (TOKEN_CHECKING, "security/authentication/windowsAuthentication/extendedProtection"),
+        ):
+            expected = naive_effective(
+                root, location_path, xpath, setting.attribute, setting.default
+            )
+            assert config.resolve(location_path, setting).value == expected, (
+                location_path,
+                setting,
+            )
+
+
+def test_resolver_says_where_a_value_comes_from():
+    raw = next(p for p in well_formed_exchange() if p.name.startswith("e2013-cas.")).read_bytes()
+    config = Config(load(raw, "x"))
+    owa = config.resolve("Default Web Site/owa", SSL_FLAGS)
+    assert (owa.value, owa.where) == ("Ssl, Ssl128", "Default Web Site")
+    assert (
+        config.resolve("Default Web Site/owa/Calendar", SSL_FLAGS).where
+        == "Default Web Site/owa/Calendar"
+    )
+    assert config.resolve("Other Site", SSL_FLAGS).where == "(server level)"
+
+
+def test_inherit_in_child_applications_false_stops_at_child_applications_only():
+    site = Site("Default Web Site", (App("/"), App("/app"), App("/app/child")))
+    raw = render(
+        [site],
+        [Loc("Default Web Site/app", "Ssl", attributes=(("inheritInChildApplications", "false"),))],
+        LF,
+        server_ssl_flags="None",
+    )
+    config = Config(load(raw, "x"))
+    assert config.resolve("Default Web Site/app", SSL_FLAGS).value == "Ssl"
+    assert config.resolve("Default Web Site/app/folder", SSL_FLAGS).value == "Ssl"  # a folder
+    assert config.resolve("Default Web Site/app/child", SSL_FLAGS).value == "None"  # an application
+    assert config.resolve("Default Web Site/app/child/x", SSL_FLAGS).value == "None"
+
+
+def test_schema_default_when_nothing_sets_it():
+    raw = render([EXCHANGE_FRONT_END], [], LF).replace(b'<access sslFlags="None" />', b"<access />")
+    resolved = Config(load(raw, "x")).resolve("Default Web Site/owa", SSL_FLAGS)
+    assert (resolved.value, resolved.where, resolved.source) == ("None", "(schema default)", None)
+
+
+def test_sites_give_applications_virtual_directories_and_pools():
+    raw = next(p for p in well_formed_exchange() if p.name.startswith("e2013-cas.")).read_bytes()
+    config = Config(load(raw, "x"))
+    front = config.sites["default web site"]
+    assert "Default Web Site/Microsoft-Server-ActiveSync" in front.config_paths()
+    assert (
+        config.application("Default Web Site/Microsoft-Server-ActiveSync/Proxy").pool
+        == "MSExchangeSyncAppPool"
+    )
+    assert config.application("Exchange Back End").pool == "DefaultAppPool"  # applicationDefaults

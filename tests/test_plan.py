@@ -1,0 +1,408 @@
+"""plan.py: target selection, the safety rules, and the shape of every kind of edit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from confedit import offload
+from confedit.errors import InvalidInput, Refused, UsageProblem
+from confedit.plan import Request
+from confedit.testing.build import (
+    EXCHANGE_BACK_END,
+    EXCHANGE_FRONT_END,
+    App,
+    Loc,
+    Site,
+    Style,
+    render,
+)
+from tests.conftest import EXCHANGE, SAMPLES, corpus_files
+from tests.helpers import access_values, back_end_blocks
+
+LF = Style(newline="\n", bom=False)
+SITES = [EXCHANGE_FRONT_END, EXCHANGE_BACK_END]
+ROOT = Loc("Default Web Site", "Ssl, Ssl128")
+BACK = [Loc("Exchange Back End", "Ssl, Ssl128"), Loc("Exchange Back End/owa", shape="security")]
+
+
+def config(*locations: Loc, style: Style = LF, sites=SITES) -> bytes:
+    return render(sites, [ROOT, *BACK, *locations], style)
+
+
+def owa_only(raw: bytes, **kwargs):
+    return offload(raw, Request(services=("owa",), **kwargs), name="t.config")
+
+
+def real(name: str) -> bytes:
+    return (EXCHANGE / name).read_bytes()
+
+
+# --- edits -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "action", "created"),
+    [
+        ("access", "rewritten", ()),
+        ("security", "inserted", ("access",)),
+        ("webserver", "created", ("security", "access")),
+        ("empty", "created", ("system.webServer", "security", "access")),
+        ("self-closed", "created", ("system.webServer", "security", "access")),
+    ],
+)
+@pytest.mark.parametrize("style", [LF, Style(), Style(indent="\t"), Style(indent="  ", quote="'")])
+def test_each_shape_gets_its_edit_and_stays_idempotent(shape, action, created, style):
+    raw = config(Loc("Default Web Site/owa", "Ssl", shape=shape), style=style)
+    result = owa_only(raw)
+    (outcome,) = result.outcomes
+    assert (outcome.action, outcome.created) == (action, created)
+    assert (
+        access_values(result.output.removeprefix(b"\xef\xbb\xbf"))["Default Web Site/owa"] == "None"
+    )
+    assert owa_only(result.output).output == result.output
+
+
+def test_inserted_access_is_indented_like_its_siblings_with_the_file_newline():
+    raw = config(
+        Loc("Default Web Site/owa", shape="security", token_checking="None"), style=Style()
+    )
+    out = owa_only(raw).output
+    assert (
+        b"                </authentication>\r\n"
+        b'                <access sslFlags="None" />\r\n'
+        b"            </security>\r\n"
+    ) in out
+
+
+def test_tabs_are_kept_when_creating_elements():
+    raw = config(
+        Loc("Default Web Site/owa", shape="webserver"), style=Style(indent="\t", newline="\n")
+    )
+    out = owa_only(raw).output
+    assert b"\t\t</system.webServer>" in out
+    assert (
+        b'\t\t\t<security>\n\t\t\t\t<access sslFlags="None" />\n\t\t\t</security>\n\t\t</system.webServer>'
+        in out
+    )
+
+
+def test_self_closed_location_becomes_an_open_close_pair():
+    raw = config(Loc("Default Web Site/owa", shape="self-closed"))
+    out = owa_only(raw).output
+    assert b'<location path="Default Web Site/owa" />' not in out
+    assert re.search(
+        rb'<location path="Default Web Site/owa">\n        <system.webServer>\n            <security>\n'
+        rb'                <access sslFlags="None" />\n            </security>\n        </system.webServer>\n'
+        rb"    </location>",
+        out,
+    )
+
+
+def test_missing_location_is_appended_after_the_last_one():
+    raw = config(Loc("Default Web Site/ecp", shape="security"))
+    result = owa_only(raw)
+    assert result.outcomes[0].created[0] == "location"
+    tail = result.output.split(b'<location path="Default Web Site/ecp">')[1]
+    assert b'</location>\n    <location path="Default Web Site/owa">\n' in tail
+    assert tail.endswith(b"    </location>\n</configuration>\n")
+
+
+def test_comment_inside_security_stays_and_access_goes_last():
+    raw = config(Loc("Default Web Site/owa", shape="security", comment="kept <location path='x'>"))
+    out = owa_only(raw).output
+    assert b"<!-- kept <location path='x'> -->\n                <access sslFlags=\"None\" />" in out
+
+
+def test_access_without_the_attribute_gets_it_added():
+    raw = config(Loc("Default Web Site/owa", access_attributes=(("lockItem", "false"),)))
+    out = owa_only(raw).output
+    assert b'<access lockItem="false" sslFlags="None" />' in out
+
+
+@pytest.mark.parametrize("value", ["None", "none", " None ", "0"])
+def test_explicit_none_in_any_spelling_is_left_alone(value):
+    raw = config(Loc("Default Web Site/owa", value))
+    result = owa_only(raw)
+    assert result.outcomes[0].action == "unchanged"
+    assert result.output == raw
+
+
+def test_single_quotes_and_spelling_of_the_value_are_kept():
+    raw = config(Loc("Default Web Site/owa", "ssl,ssl128"), style=Style(quote="'", newline="\n"))
+    out = owa_only(raw).output
+    assert b"<access sslFlags='None' />" in out
+
+
+def test_pinned_when_already_none_by_inheritance():
+    raw = render(
+        SITES, [Loc("Default Web Site", "None"), Loc("Default Web Site/owa", shape="security")], LF
+    )
+    (outcome,) = owa_only(raw).outcomes
+    assert outcome.pinned and outcome.action == "inserted"
+
+
+def test_paths_match_case_insensitively_with_a_trailing_slash_and_keep_the_file_spelling():
+    raw = config(Loc("Default Web Site/owa", "Ssl"))
+    result = offload(raw, Request(paths=("default web site/OWA/",)), name="t")
+    assert [o.target.path for o in result.outcomes] == ["Default Web Site/owa"]
+    assert b'<location path="Default Web Site/owa">' in result.output
+
+
+def test_a_service_and_its_path_are_one_target():
+    raw = config(Loc("Default Web Site/owa", "Ssl"))
+    result = offload(raw, Request(services=("OWA",), paths=("Default Web Site/owa",)), name="t")
+    assert len(result.outcomes) == 1
+
+
+def test_look_alike_paths_are_not_targets():
+    sites = [
+        Site("Default Web Site", (*EXCHANGE_FRONT_END.applications, App("/owa2"))),
+        Site("Default Web Site2", (App("/"), App("/owa"))),
+        EXCHANGE_BACK_END,
+    ]
+    look_alikes = [
+        Loc("Default Web Site/owa2", "Ssl"),
+        Loc("Default Web Site2/owa", "Ssl"),
+        Loc("Default Web Site/owa/auth", "Ssl"),
+        Loc("Exchange Back End/owa/x", "Ssl"),
+    ]
+    raw = render(sites, [ROOT, *BACK, *look_alikes, Loc("Default Web Site/owa", "Ssl")], LF)
+    values = access_values(owa_only(raw, include_descendants=False).output)
+    assert values["Default Web Site/owa"] == "None"
+    assert all(values[loc.path] == "Ssl" for loc in look_alikes)
+
+
+def test_binding_ssl_flags_are_never_touched():
+    """<binding sslFlags="0"> under <sites> is another setting (SNI flags of a binding)."""
+    raw = (SAMPLES / "exchange2013-cas.applicationHost.config").read_bytes()
+    bindings = re.findall(rb"<binding [^>]*sslFlags[^>]*>", raw)
+    assert bindings
+    result = offload(raw, Request(paths=("Default Web Site",)), name="t")
+    assert re.findall(rb"<binding [^>]*sslFlags[^>]*>", result.output) == bindings
+    assert result.outcomes[0].action == "rewritten"
+
+
+# --- target selection and refusals -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["Exchange Back End/owa", "exchange back end/OWA/", "EXCHANGE BACK END"]
+)
+def test_back_end_is_refused_in_any_spelling(path):
+    raw = config()
+    with pytest.raises(Refused) as info:
+        offload(raw, Request(paths=(path,)), name="t")
+    message = str(info.value)
+    assert f"'{path.rstrip('/')}'".casefold() in message.casefold()
+    assert "Exchange Back End site must keep requiring SSL" in message
+
+
+def test_other_sites_are_refused():
+    with pytest.raises(Refused, match="outside the front-end site"):
+        offload(config(), Request(paths=("Other Site/owa",)), name="t")
+
+
+def test_unknown_service_is_a_usage_problem_listing_the_names():
+    with pytest.raises(
+        UsageProblem, match="valid names: owa, ecp, ews, autodiscover, eas, oab, mapi, rpc"
+    ):
+        offload(config(), Request(services=("outlook",)), name="t")
+
+
+def test_the_seeds_application_pool_mistake_is_explained():
+    """The seed's EAS step names 'Default Web Site/MSExchangeSyncAppPool' (an application pool)."""
+    with pytest.raises(Refused) as info:
+        offload(
+            real("e2013-cas.applicationHost.config"),
+            Request(paths=("Default Web Site/MSExchangeSyncAppPool",)),
+            name="t",
+        )
+    assert (
+        "MSExchangeSyncAppPool is an application pool, and it serves "
+        "'Default Web Site/Microsoft-Server-ActiveSync'"
+    ) in str(info.value)
+
+
+def test_a_typo_gets_a_did_you_mean_from_the_sites():
+    with pytest.raises(Refused, match="did you mean 'Default Web Site/Autodiscover'"):
+        offload(
+            real("e2016.applicationHost.config"),
+            Request(paths=("Default Web Site/Autodiscovr",)),
+            name="t",
+        )
+
+
+def test_mrsproxy_is_refused_and_ews_warns_about_it():
+    raw = real("e2013-cas.applicationHost.config")
+    with pytest.raises(Refused, match="MRSProxy does not support SSL offloading"):
+        offload(raw, Request(paths=("Default Web Site/EWS/mrsproxy.svc",)), name="t")
+    result = offload(raw, Request(services=("ews",)), name="t")
+    assert [f.code for f in result.findings] == ["mrsproxy"]
+
+
+def test_a_file_without_front_end_directories_is_refused():
+    raw = next(p for p in corpus_files() if "reverse-proxy" in p.name).read_bytes()
+    with pytest.raises(
+        Refused, match="no Exchange front-end virtual directories in 'Default Web Site'"
+    ):
+        offload(raw, name="t")
+
+
+def test_absent_default_targets_are_skipped_with_a_warning():
+    apps = tuple(a for a in EXCHANGE_FRONT_END.applications if a.path != "/mapi")
+    raw = render([Site("Default Web Site", apps), EXCHANGE_BACK_END], [ROOT, *BACK], LF)
+    result = offload(raw, name="t")
+    assert "mapi" not in {o.target.service for o in result.outcomes}
+    assert any(f.code == "target-absent" and "mapi" in f.message for f in result.findings)
+
+
+def test_an_explicit_target_absent_from_sites_is_refused():
+    apps = tuple(a for a in EXCHANGE_FRONT_END.applications if a.path != "/mapi")
+    raw = render([Site("Default Web Site", apps), EXCHANGE_BACK_END], [ROOT, *BACK], LF)
+    with pytest.raises(Refused, match="not an application or virtual directory"):
+        offload(raw, Request(services=("mapi",)), name="t")
+
+
+# --- Extended Protection, descendants, certificates, locks, delegation --------------------------
+
+
+@pytest.mark.parametrize("token", ["Require", "Allow", "require"])
+def test_extended_protection_on_the_target_is_refused(token):
+    raw = config(Loc("Default Web Site/owa", shape="security", token_checking=token))
+    with pytest.raises(Refused) as info:
+        owa_only(raw)
+    assert "Extended Protection is not supported in environments that use SSL offloading" in str(
+        info.value
+    )
+    result = owa_only(raw, allow_extended_protection=True)
+    assert [f.code for f in result.findings] == ["extended-protection"]
+
+
+def test_extended_protection_below_the_target_counts_only_if_it_inherits():
+    inherits = config(
+        Loc("Default Web Site/owa", shape="security"),
+        Loc("Default Web Site/owa/auth", shape="security", token_checking="Require"),
+    )
+    with pytest.raises(Refused, match="owa/auth"):
+        owa_only(inherits)
+    keeps_own = config(
+        Loc("Default Web Site/owa", shape="security"),
+        Loc("Default Web Site/owa/auth", "Ssl", token_checking="Require"),
+    )
+    assert owa_only(keeps_own).changed
+
+
+def test_extended_protection_corpus_file_is_refused():
+    with pytest.raises(Refused, match="Extended Protection"):
+        offload(real("e2013-cas-extended-protection.applicationHost.config"), name="t")
+
+
+def test_descendants_that_keep_ssl_are_listed_or_offloaded():
+    raw = real("e2013-cas.applicationHost.config")
+    result = offload(raw, Request(services=("owa",)), name="t")
+    (warning,) = [f for f in result.findings if f.code == "descendants-require-ssl"]
+    assert "Default Web Site/owa/Integrated" in warning.message
+    assert "Default Web Site/owa/oma" in warning.message
+    assert "owa/Calendar" not in warning.message  # already None
+    result = offload(raw, Request(services=("owa",), include_descendants=True), name="t")
+    assert {o.target.path for o in result.outcomes} == {
+        "Default Web Site/owa",
+        "Default Web Site/owa/Integrated",
+        "Default Web Site/owa/oma",
+    }
+    values = access_values(result.output)
+    assert values["Default Web Site/owa/Integrated"] == values["Default Web Site/owa/oma"] == "None"
+
+
+def test_dropping_client_certificate_flags_warns():
+    raw = config(Loc("Default Web Site/owa", "Ssl, SslRequireCert"))
+    result = owa_only(raw)
+    (warning,) = [f for f in result.findings if f.code == "client-certificates-dropped"]
+    assert "SslRequireCert" in warning.message
+
+
+@pytest.mark.parametrize(
+    "lock",
+    [
+        ("lockAttributes", "sslFlags"),
+        ("lockAttributes", "*"),
+        ("lockAttributes", "foo, SSLFLAGS"),
+        ("lockAllAttributesExcept", "foo"),
+        ("lockItem", "true"),
+    ],
+)
+def test_a_lock_on_an_ancestor_is_refused_with_the_iis_wording(lock):
+    raw = render(
+        SITES,
+        [
+            Loc("Default Web Site", "Ssl", access_attributes=(lock,)),
+            *BACK,
+            Loc("Default Web Site/owa", shape="security"),
+        ],
+        LF,
+    )
+    with pytest.raises(Refused, match="Lock violation"):
+        owa_only(raw)
+
+
+def test_a_lock_that_spares_ssl_flags_or_sits_on_the_target_itself_is_fine():
+    spared = render(
+        SITES,
+        [
+            Loc(
+                "Default Web Site",
+                "Ssl",
+                access_attributes=(("lockAllAttributesExcept", "sslFlags"),),
+            ),
+            *BACK,
+            Loc("Default Web Site/owa", shape="security"),
+        ],
+        LF,
+    )
+    assert owa_only(spared).changed
+    own = config(
+        Loc("Default Web Site/owa", "Ssl", access_attributes=(("lockAttributes", "sslFlags"),))
+    )
+    assert owa_only(own).changed
+
+
+def test_override_mode_allow_warns_about_web_config():
+    raw = config(Loc("Default Web Site/owa", "Ssl", attributes=(("overrideMode", "Allow"),)))
+    result = owa_only(raw)
+    assert [f.code for f in result.findings] == ["delegated"]
+
+
+# --- configurations IIS would not load ---------------------------------------------------------
+
+
+def test_access_defined_twice_for_one_path_is_invalid_and_names_both_lines():
+    raw = config(Loc("Default Web Site/owa", "Ssl"), Loc("default web site/OWA", "None"))
+    with pytest.raises(InvalidInput) as info:
+        owa_only(raw)
+    assert re.search(r"lines \d+ and \d+", str(info.value))
+    assert info.value.exit_code == 4
+
+
+def test_two_locations_for_one_path_with_different_sections_are_fine():
+    raw = config(Loc("Default Web Site/owa", "Ssl"), Loc("Default Web Site/owa", shape="webserver"))
+    assert owa_only(raw).outcomes[0].action == "rewritten"
+
+
+@pytest.mark.parametrize("value", ["Ssl, Bogus", "None, Ssl", "", "512", "Ssl;Ssl128"])
+def test_invalid_ssl_flags_are_refused_with_the_iis_wording(value):
+    raw = config(Loc("Default Web Site/ecp", value))
+    with pytest.raises(InvalidInput) as info:
+        owa_only(raw)
+    assert (
+        "Flags must be some combination of None, Ssl, SslNegotiateCert, SslRequireCert, Ssl128"
+        in str(info.value)
+    )
+    assert info.value.line is not None
+
+
+def test_back_end_bytes_never_change_on_the_sample_with_every_service():
+    raw = config(Loc("Default Web Site/owa", "Ssl"))
+    result = offload(raw, Request(services=("owa", "ecp", "ews", "rpc")), name="t")
+    assert back_end_blocks(result.output) == back_end_blocks(raw)

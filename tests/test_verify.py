@@ -1,0 +1,74 @@
+"""verify.py: a wrong edit is caught before anything is written (the engine checks itself)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from confedit import engine, offload
+from confedit.edits import Edit
+from confedit.errors import VerificationFailed
+from confedit.plan import Request
+from tests.conftest import EXCHANGE
+
+RAW = (EXCHANGE / "e2013-cas-mbx.applicationHost.config").read_bytes()
+
+
+def _break(monkeypatch, change):
+    """Make the planner produce wrong edits, to show verification stops them."""
+    real_plan = engine.plan
+
+    def broken_plan(config, request):
+        the_plan = real_plan(config, request)
+        edits = tuple(change(e, config) for e in the_plan.edits)
+        return dataclasses.replace(the_plan, edits=edits)
+
+    monkeypatch.setattr(engine, "plan", broken_plan)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda e, c: dataclasses.replace(e, text=e.text.replace(b"None", b"Ssl")),
+        lambda e, c: dataclasses.replace(e, text=e.text.replace(b"<access", b"<acces")),
+        lambda e, c: dataclasses.replace(e, text=e.text + b"<extra/>"),
+        lambda e, c: dataclasses.replace(e, text=e.text.replace(b" />", b">")),
+        lambda e, c: dataclasses.replace(e, start=e.start - 1),
+    ],
+    ids=["wrong-value", "wrong-name", "extra-element", "not-well-formed", "eats-a-byte"],
+)
+def test_wrong_edits_are_caught(monkeypatch, change):
+    _break(monkeypatch, change)
+    with pytest.raises(VerificationFailed) as info:
+        offload(RAW, Request(services=("owa", "oab")), name="x")
+    assert "this is a bug in confedit" in str(info.value)
+
+
+def test_an_edit_inside_the_back_end_is_caught(monkeypatch):
+    def into_back_end(edit: Edit, config) -> Edit:
+        location = next(
+            loc for loc in config.document.locations if loc.path == "Exchange Back End/owa"
+        )
+        spans = config.document.spans_in(location)
+        security = location.element.find("system.webServer/security")
+        span = spans[security]
+        return dataclasses.replace(
+            edit,
+            start=span.end_tag_start,
+            end=span.end_tag_start,
+            text=b'<access sslFlags="None" />',
+            anchor=security,
+            anchor_span=span,
+        )
+
+    _break(monkeypatch, into_back_end)
+    with pytest.raises(VerificationFailed, match="Back End"):
+        offload(RAW, Request(services=("owa",)), name="x")
+
+
+def test_semantic_changes_come_from_xmldiff():
+    result = offload(RAW, Request(services=("owa", "oab")), name="x")
+    inserted, updated = result.semantic_changes
+    assert any("InsertNode" in action and "access" in action for action in inserted)
+    assert any("UpdateAttrib" in action and "sslFlags" in action for action in updated)
