@@ -133,6 +133,9 @@ def main() -> None:
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if anything would change.")
 @click.option(
+    "--runbook", metavar="FILE.ps1", help="Write the operator's PowerShell steps (pools, rollback)."
+)
+@click.option(
     "--service",
     "services",
     multiple=True,

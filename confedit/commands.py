@@ -19,6 +19,7 @@ from confedit.engine import Result, offload
 from confedit.errors import ExitCode
 from confedit.files import check_unchanged, read_input, same_file, write_file
 from confedit.plan import Request
+from confedit.runbook import render_runbook
 
 STDIO = "-"
 
@@ -31,6 +32,7 @@ class OffloadOptions:
     backup: str | None
     diff_to: str | None
     check: bool
+    runbook: str | None
     services: tuple[str, ...]
     paths: tuple[str, ...]
     site: str
@@ -49,17 +51,17 @@ class OffloadOptions:
             raise click.UsageError("--backup needs --in-place")
         if self.backup is not None and not self.backup.strip():
             raise click.UsageError("--backup needs a non-empty SUFFIX such as .bak")
-        if self.check and (self.output or self.in_place):
-            raise click.UsageError("--check writes nothing; drop -o/--in-place")
-        to_stdout = [
-            name
-            for name, value in (("-o", self.output), ("--diff", self.diff_to))
-            if value == STDIO
-        ]
-        if len(to_stdout) + (self.fmt == "json") > 1:
+        if self.check and (self.output or self.in_place or self.runbook):
+            raise click.UsageError("--check writes nothing; drop -o/--in-place/--runbook")
+        named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
+        to_stdout = [name for name, value in named if value == STDIO]
+        if self.fmt == "json":
+            to_stdout.append("--format json")
+        elif self.previewing:
+            to_stdout.append("the preview diff")
+        if len(to_stdout) > 1:
             raise click.UsageError(
-                f"{' and '.join(to_stdout + ['--format json'] * (self.fmt == 'json'))} "
-                "would all write to stdout; send one of them to a file"
+                f"{' and '.join(to_stdout)} would all write to stdout; send one of them to a file"
             )
         if self.output and self.output != STDIO and same_file(Path(self.output), self.config):
             raise click.UsageError(
@@ -97,6 +99,8 @@ def run_offload(opts: OffloadOptions) -> int:
         _emit(opts.output, result.output)
     if opts.diff_to:
         _emit(opts.diff_to, diff)
+    if opts.runbook:
+        _emit(opts.runbook, render_runbook(result, str(opts.config)))
     if opts.previewing and opts.fmt == "text":
         _emit(STDIO, diff)
 

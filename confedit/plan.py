@@ -77,6 +77,12 @@ class Outcome:
     def changed(self) -> bool:
         return self.edit is not None
 
+    @property
+    def inherited(self) -> bool:
+        """Whether the value before the change came from above the target's own path."""
+        source = self.before.source
+        return source is None or path_key(source.path) != self.target.key
+
 
 @dataclass(frozen=True)
 class Plan:

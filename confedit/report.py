@@ -27,11 +27,7 @@ def describe(outcome: Outcome) -> str:
 
 def _was(outcome: Outcome) -> str:
     before = outcome.before
-    origin = (
-        "set here"
-        if before.source and before.source.where == outcome.target.path
-        else f"inherited from {before.where}"
-    )
+    origin = f"inherited from {before.where}" if outcome.inherited else "set here"
     text = f'was "{before.value}", {origin}'
     return text + "; pinned explicitly, as appcmd does" if outcome.pinned else text
 
