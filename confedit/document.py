@@ -177,11 +177,18 @@ def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
             if codec == "utf-8":
                 return Encoding(codec, bom), raw
             try:
-                return Encoding(codec, bom), raw[len(bom) :].decode(codec).encode("utf-8")
+                text = raw[len(bom) :].decode(codec)
             except UnicodeDecodeError as exc:
                 raise InvalidInput(
                     f"invalid {codec.upper()} at byte offset {exc.start + len(bom)}", source=name
                 ) from None
+            if not text.lstrip().startswith("<"):
+                raise InvalidInput(
+                    f"the file starts with a {codec.upper()} byte-order mark, but what follows is "
+                    "not UTF-16 XML text",
+                    source=name,
+                )
+            return Encoding(codec, bom), text.encode("utf-8")
     return Encoding("utf-8", b""), raw
 
 
