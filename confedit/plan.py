@@ -15,6 +15,7 @@ from confedit.edits import Edit
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.iis import (
     NONE,
+    SERVER_LEVEL,
     SSL_FLAGS,
     TOKEN_CHECKING,
     Config,
@@ -130,17 +131,23 @@ def plan(config: Config, request: Request) -> Plan:
 def validate(config: Config) -> None:
     """Refuse (exit 4) files IIS would not load: bad sslFlags, access defined twice at a level."""
     name = config.document.name
-    for key in config.keys:
-        defined = config.elements_at(key, SSL_FLAGS)
-        if len(defined) > 1:
-            lines = " and ".join(str(d.line) for d in defined)
-            raise InvalidInput(
-                f"the access section is defined twice for path '{defined[0].where}' "
-                f"(lines {lines}); IIS would not load this file",
-                source=name,
-                line=defined[1].line,
-            )
-    for element in config.document.root.iter("access"):
+    root = config.document.root
+    seen: dict[str, etree._Element] = {}
+    server = root.find("system.webServer/security/access")  # the level of <location path="">
+    if server is not None:
+        seen[""] = server
+    for location in config.document.locations:
+        for access in location.element.iterfind(SSL_FLAGS.xpath):
+            first = seen.setdefault(path_key(location.path), access)
+            if first is not access:
+                raise InvalidInput(
+                    f"the access section is defined twice for path "
+                    f"'{location.path or SERVER_LEVEL}' (lines {sourceline(first)} and "
+                    f"{sourceline(access)}); IIS would not load this file",
+                    source=name,
+                    line=sourceline(access),
+                )
+    for element in root.iter("access"):
         value = element.get("sslFlags")
         if value is not None:
             try:
@@ -174,19 +181,12 @@ def _targets(draft: _Draft) -> list[Target]:
 
 def _target(config: Config, path: str, service: str | None, explicit: bool) -> Target:
     key = path_key(path)
-    spelling = config.spelling(key) or _sites_spelling(config, key) or path.rstrip("/")
+    spelling = config.spelling(key) or config.sites_spelling(key) or path.rstrip("/")
     return Target(spelling, key, service, explicit)
 
 
-def _sites_spelling(config: Config, key: str) -> str | None:
-    site = config.sites.get(site_of(key))
-    if site is None:
-        return None
-    return next((p for p in site.config_paths() if path_key(p) == key), None)
-
-
 def _present_defaults(draft: _Draft, targets: list[Target], site_name: str) -> list[Target]:
-    present = [t for t in targets if _in_sites(draft.config, t.key)]
+    present = [t for t in targets if draft.config.sites_spelling(t.key) is not None]
     if not present:
         draft.refusals.append(exchange.NOT_A_CAS.format(site=site_name))
         return []
@@ -201,11 +201,6 @@ def _present_defaults(draft: _Draft, targets: list[Target], site_name: str) -> l
                 )
             )
     return present
-
-
-def _in_sites(config: Config, key: str) -> bool:
-    site = config.sites.get(site_of(key))
-    return site is not None and any(path_key(p) == key for p in site.config_paths())
 
 
 def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
@@ -272,7 +267,7 @@ def _check(draft: _Draft, target: Target) -> None:
     if target.key == mrsproxy or is_below(target.key, mrsproxy):
         draft.refusals.append(f"'{target.path}': {exchange.MRSPROXY_REASON}")
         return
-    if target.service != "descendant" and not _in_sites(config, target.key):
+    if target.service != "descendant" and config.sites_spelling(target.key) is None:
         draft.refusals.append(_not_in_sites(config, target))
         return
     _check_locks(draft, target)
@@ -448,12 +443,12 @@ class _EditPlanner:
         """Plan sslFlags="None" at `path`; return the action and the input offset it concerns."""
         if location is None:
             return self._new_location(path)
-        spans = self.document.spans_in(location)
         chain = ["system.webServer", "security", "access"]
         element = location.element
         while chain and (child := element.find(chain[0])) is not None:
             element = child
             chain.pop(0)
+        spans = self.document.spans_through(location, element)
         if not chain:
             return self._set_attribute(element, spans[element], location.path)
         creates = tuple(chain)
@@ -568,13 +563,13 @@ def _escape_attr(value: str | None) -> str:
 
 def _indent_unit(document: Document) -> bytes:
     """One level of indentation as the file writes it: from a <location> and its first child."""
+    data = document.data
     for location in document.locations[:5]:
-        first = next((c for c in location.element if isinstance(c.tag, str)), None)
-        if first is None or sourceline(first) == sourceline(location.element):
+        span = location.span
+        child = data.find(b"<", span.start_tag_end, span.end_tag_start)  # first child's markup
+        if child == -1:
             continue
-        outer = document.indent_of(location.span.start)
-        spans = document.spans_in(location)
-        inner = document.indent_of(spans[first].start)
+        outer, inner = document.indent_of(span.start), document.indent_of(child)
         if inner.startswith(outer) and len(inner) > len(outer):
             return inner[len(outer) :]
     return b"    "  # IIS writes four spaces per level
