@@ -90,7 +90,7 @@ def _offloaded(row: Row) -> bool:
 
 def audit(raw: bytes, name: str = "<input>", site: str = exchange.FRONT_END_SITE) -> AuditReport:
     """Load a config and resolve the SSL policy of every location of both Exchange sites."""
-    config = Config(load(raw, name))
+    config = Config(load(raw, name, sites=(site, exchange.BACK_END_SITE)))
     validate(config)
     return audit_config(config, site)
 

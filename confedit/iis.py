@@ -7,7 +7,7 @@ Facts and their sources are in docs/IIS-NOTES.md of the team's shared notes; the
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Final
@@ -150,15 +150,19 @@ class Site:
         return None
 
 
-def read_sites(root: etree._Element) -> dict[str, Site]:
-    """The <sites> section, keyed by lower-cased site name; pools filled from the defaults."""
+def read_sites(root: etree._Element, names: Collection[str] | None = None) -> dict[str, Site]:
+    """The <sites> section (or only the sites `names`), keyed by case-folded site name;
+    application pools filled in from the defaults."""
     sites_el = root.find("system.applicationHost/sites")
     if sites_el is None:
         return {}
+    wanted = None if names is None else {name.casefold() for name in names}
     server_pool = _default_pool(sites_el)
     sites: dict[str, Site] = {}
     for site_el in sites_el.iterfind("site"):
         name = site_el.get("name", "")
+        if wanted is not None and name.casefold() not in wanted:
+            continue
         site_pool = _default_pool(site_el) or server_pool
         apps = tuple(
             _application(name, app_el, site_pool) for app_el in site_el.iterfind("application")
@@ -245,10 +249,12 @@ class Config:
     """The IIS view of a Document: locations by path, sites, and inheritance."""
 
     def __init__(self, document: Document) -> None:
+        """The IIS view of `document`, limited to the sites it was loaded with (see load())."""
         self.document = document
-        self.sites = read_sites(document.root)
+        self.sites = read_sites(document.root, document.scope)
+        self.locations = document.locations()
         self._by_key: dict[str, list[Location]] = {}
-        for location in document.locations:
+        for location in self.locations:
             self._by_key.setdefault(path_key(location.path), []).append(location)
         # The document never changes, so lookups are memoised: planning asks the same
         # questions for every target and every level above it.

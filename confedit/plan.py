@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -118,7 +119,7 @@ def plan(config: Config, request: Request) -> Plan:
         _check(draft, target)
     if draft.refusals:
         raise Refused(draft.refusals, source=config.document.name)
-    planner = _EditPlanner(config.document)
+    planner = _EditPlanner(config.document, config.locations)
     outcomes = [_outcome(config, planner, target) for target in targets]
     for outcome in outcomes:
         _advise(draft, outcome)
@@ -129,33 +130,40 @@ def plan(config: Config, request: Request) -> Plan:
 
 
 def validate(config: Config) -> None:
-    """Refuse (exit 4) files IIS would not load: bad sslFlags, access defined twice at a level."""
-    name = config.document.name
-    root = config.document.root
-    seen: dict[str, etree._Element] = {}
-    server = root.find("system.webServer/security/access")  # the level of <location path="">
-    if server is not None:
-        seen[""] = server
-    for location in config.document.locations:
+    """Refuse (exit 4) what IIS would not load, in the sites confedit reasons about: the access
+    section defined twice for one path, or an invalid sslFlags value."""
+    server = config.document.root.find("system.webServer")
+    containers = [server] if server is not None else []
+    containers += [location.element for location in config.locations]
+    _check_defined_once(config, server)
+    for container in containers:
+        for access in container.iter("access"):
+            value = access.get("sslFlags")
+            try:
+                SslFlags.parse(value if value is not None else "None")
+            except ValueError as exc:
+                raise InvalidInput(
+                    f'sslFlags="{value}": {exc}',
+                    source=config.document.name,
+                    line=sourceline(access),
+                ) from None
+
+
+def _check_defined_once(config: Config, server: etree._Element | None) -> None:
+    first_at: dict[str, etree._Element] = {}
+    if server is not None and (access := server.find("security/access")) is not None:
+        first_at[""] = access  # the server level, like <location path="">
+    for location in config.locations:
         for access in location.element.iterfind(SSL_FLAGS.xpath):
-            first = seen.setdefault(path_key(location.path), access)
+            first = first_at.setdefault(path_key(location.path), access)
             if first is not access:
                 raise InvalidInput(
                     f"the access section is defined twice for path "
                     f"'{location.path or SERVER_LEVEL}' (lines {sourceline(first)} and "
                     f"{sourceline(access)}); IIS would not load this file",
-                    source=name,
+                    source=config.document.name,
                     line=sourceline(access),
                 )
-    for element in root.iter("access"):
-        value = element.get("sslFlags")
-        if value is not None:
-            try:
-                SslFlags.parse(value)
-            except ValueError as exc:
-                raise InvalidInput(
-                    f'sslFlags="{value}": {exc}', source=name, line=sourceline(element)
-                ) from None
 
 
 # --- targets ---------------------------------------------------------------------------------
@@ -434,10 +442,10 @@ _TAG_CLOSE: Final = re.compile(rb"\s*/?>\Z")
 class _EditPlanner:
     """Builds the bytes of each edit the way IIS writes: appended last, indented like siblings."""
 
-    def __init__(self, document: Document) -> None:
+    def __init__(self, document: Document, locations: Sequence[Location]) -> None:
         self.document = document
         self.edits: list[Edit] = []
-        self._unit = _indent_unit(document)
+        self._unit = _indent_unit(document, locations)
 
     def offload(self, path: str, location: Location | None) -> tuple[Action, int]:
         """Plan sslFlags="None" at `path`; return the action and the input offset it concerns."""
@@ -517,11 +525,14 @@ class _EditPlanner:
         doc, data = self.document, self.document.data
         creates = ("location", "system.webServer", "security", "access")
         close = _root_end_tag(data)
-        if doc.locations:
-            last = doc.locations[-1].span
+        last_location = doc.last_location()
+        if last_location:
+            last = last_location.span
             insert_at, indent = last.end, doc.indent_of(last.start)
         else:
-            insert_at = len(data[:close].rstrip())
+            insert_at = close
+            while insert_at > 0 and data[insert_at - 1 : insert_at].isspace():
+                insert_at -= 1
             indent = self._unit
         newline = doc.newline_at(insert_at)
         text = newline + _nested(creates, indent, self._unit, newline, path)
@@ -561,10 +572,10 @@ def _escape_attr(value: str | None) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
-def _indent_unit(document: Document) -> bytes:
+def _indent_unit(document: Document, locations: Sequence[Location]) -> bytes:
     """One level of indentation as the file writes it: from a <location> and its first child."""
     data = document.data
-    for location in document.locations[:5]:
+    for location in locations[:5]:
         span = location.span
         child = data.find(b"<", span.start_tag_end, span.end_tag_start)  # first child's markup
         if child == -1:

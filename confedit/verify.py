@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from lxml import etree
 
 from confedit.document import Document, make_parser
-from confedit.edits import Edit, moved, ordered, touches
+from confedit.edits import Edit, moved, ordered, same_bytes, touches
 from confedit.errors import VerificationFailed
 from confedit.exchange import BACK_END_SITE
 from confedit.iis import path_key, site_of
@@ -51,7 +51,7 @@ def _check_untouched_bytes(data: bytes, steps: list[Edit], output: bytes) -> Non
     position = shift = 0
     for edit in [*steps, None]:
         end = edit.start if edit else len(data)
-        if output[position + shift : end + shift] != data[position:end]:
+        if not same_bytes(output, position + shift, data, position, end - position):
             raise VerificationFailed(f"bytes {position}-{end} outside the edits changed")
         if edit:
             shift += edit.delta
@@ -198,7 +198,7 @@ def _normalised(element: etree._Element) -> etree._Element:
 
 def _check_back_end(document: Document, steps: list[Edit], output: bytes) -> None:
     back_end = path_key(BACK_END_SITE)
-    for location in document.locations:
+    for location in document.locations():
         if site_of(path_key(location.path)) != back_end:
             continue
         span = location.span
@@ -207,5 +207,5 @@ def _check_back_end(document: Document, steps: list[Edit], output: bytes) -> Non
                 f"an edit touches the Exchange Back End location {location.path!r}"
             )
         start = moved(steps, span.start)
-        if output[start : start + span.end - span.start] != document.data[span.start : span.end]:
+        if not same_bytes(output, start, document.data, span.start, span.end - span.start):
             raise VerificationFailed(f"the bytes of Back End location {location.path!r} changed")
