@@ -13,9 +13,11 @@ repository can be changed by hand or by another tool. What counts as the Back En
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Final
 
 from lxml import etree
 
@@ -48,7 +50,11 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
         reasons = [
             f"the Exchange Back End changed since {revision}: {change}" for change in changes
         ]
-        raise Refused([*reasons, exchange.BACK_END_REASON], source=name)
+        advice = (
+            "SSL offloading makes no change to the Exchange Back End (the front end proxies to it "
+            f"over SSL): undo these changes; `git diff {revision} -- {name}` shows them"
+        )
+        raise Refused([*reasons, advice], source=name)
 
 
 def back_end_changes(before: Document, after: Document) -> list[str]:
@@ -150,7 +156,17 @@ def revision_bytes(path: Path, revision: str) -> bytes | None:
     return blob.stdout if blob.returncode == 0 else None
 
 
+# Git exports these to its hooks (pre-commit runs as one); they would point every look-up at
+# the hook's repository, relative to its folder, instead of the repository the file is in.
+_REPOSITORY_VARIABLES: Final = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
+
+
 def _git(git: str, folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
     return subprocess.run(
-        [git, "-C", str(folder), *args], capture_output=True, check=False, stdin=subprocess.DEVNULL
+        [git, "-C", str(folder), *args],
+        capture_output=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=env,
     )
