@@ -143,7 +143,7 @@ def test_no_progress_bar_off_a_terminal_or_with_quiet_or_for_few_files(monkeypat
     assert show_progress(6, quiet=False)
     assert not show_progress(5, quiet=False)
     assert not show_progress(6, quiet=True)
-    monkeypatch.setattr("sys.stderr", open(os.devnull, "w"))  # noqa: SIM115
+    Terminal.isatty = lambda self: False  # type: ignore[method-assign]
     assert not show_progress(60, quiet=False)
 
 

@@ -18,7 +18,7 @@ class Stream:
 
 
 @pytest.mark.parametrize(
-    ("choice", "tty", "no_color", "term", "expected"),
+    "case",
     [
         ("auto", True, None, "xterm", True),
         ("auto", False, None, "xterm", False),
@@ -29,7 +29,8 @@ class Stream:
         ("never", True, None, "xterm", False),
     ],
 )
-def test_when_colour_is_on(monkeypatch, choice, tty, no_color, term, expected):
+def test_when_colour_is_on(monkeypatch, case):
+    choice, tty, no_color, term, expected = case
     if no_color is None:
         monkeypatch.delenv("NO_COLOR", raising=False)
     else:
