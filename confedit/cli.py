@@ -210,7 +210,7 @@ def offload(**options: Any) -> None:
 
     opts = OffloadOptions(**options)
     opts.validate()
-    run = _Run(opts.fmt, opts.debug, str(opts.config))
+    run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config))
     _guarded(run, lambda: run_offload(opts))
 
 
@@ -243,5 +243,5 @@ def audit(**options: Any) -> None:
     from confedit.commands import AuditOptions, run_audit  # noqa: PLC0415
 
     opts = AuditOptions(**options)
-    run = _Run(opts.fmt, opts.debug, str(opts.config), command="audit")
+    run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config), command="audit")
     _guarded(run, lambda: run_audit(opts))

@@ -36,7 +36,7 @@ from confedit.fleet import fleet_of, render_fleet
 from confedit.plan import Request
 
 OFFLOAD_GROUPS = ("changed", "unchanged", "refused", "invalid")
-AUDIT_GROUPS = ("offloaded", "not offloaded", "invalid")
+AUDIT_GROUPS = ("offloaded", "not_offloaded", "invalid")
 
 
 class InternalError(ConfeditError):
@@ -73,7 +73,7 @@ class FileReport:
     headline: str  # one line (a refusal may add its reasons on lines below)
     notes: tuple[str, ...]  # warnings and notes, one per line
     diff: bytes
-    json: dict[str, Any] | None
+    document: dict[str, Any] | None  # the JSON report, when asked for
 
     @property
     def failed(self) -> bool:
@@ -113,7 +113,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         headline=report.summary_line(result, name),
         notes=tuple(report.finding_lines(result)),
         diff=diff,
-        json=document,
+        document=document,
     )
 
 
@@ -178,7 +178,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
         emit_diff(STDIO, diff, color=opts.color_stdout)
     counts = report.summary_counts([r.status for r in reports], OFFLOAD_GROUPS)
     if opts.fmt == "json":
-        files = [r.json for r in reports if r.json is not None]
+        files = [r.document for r in reports if r.document is not None]
         _print_json(report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code))
     _print_offload_reports(opts, reports, counts)
     return code

@@ -144,13 +144,13 @@ def audit_error_json(error: ConfeditError, name: str | None, exit_code: int) -> 
 
 # --- many files ------------------------------------------------------------------------------
 
-# How each file's status counts in the closing summary.
+# How each file's status counts in the closing summary (groups are also the JSON keys).
 SUMMARY_GROUPS: Final = {
     "changed": "changed",
     "work-found": "changed",
     "unchanged": "unchanged",
     "offloaded": "offloaded",
-    "not-offloaded": "not offloaded",
+    "not-offloaded": "not_offloaded",
     "refused": "refused",
     "invalid": "invalid",
 }
@@ -169,7 +169,8 @@ def summary_counts(statuses: list[str], groups: tuple[str, ...]) -> dict[str, in
 def summary_text(counts: dict[str, int], names: dict[str, str] | None = None) -> str:
     """'4 files: 2 changed, 1 unchanged, 0 refused, 1 invalid' (groups renamed by `names`)."""
     total = sum(counts.values())
-    parts = ", ".join(f"{n} {(names or {}).get(group, group)}" for group, n in counts.items())
+    words = {group: group.replace("_", " ") for group in counts} | (names or {})
+    parts = ", ".join(f"{n} {words[group]}" for group, n in counts.items())
     return f"{total} file{'s' * (total != 1)}: {parts}"
 
 
@@ -180,6 +181,6 @@ def batch_json(
     return {
         "$schema": schema,
         "exit_code": exit_code,
-        "summary": {"files": len(files), **{k.replace(" ", "_"): v for k, v in counts.items()}},
+        "summary": {"files": len(files), **counts},
         "files": files,
     }

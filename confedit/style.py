@@ -9,16 +9,16 @@ import click
 
 CHOICES: Final = ("auto", "always", "never")
 
-# role -> click.style arguments; one place to change the look
-_ROLES: Final[dict[str, dict[str, object]]] = {
-    "added": {"fg": "green"},
-    "removed": {"fg": "red"},
-    "hunk": {"fg": "cyan"},
-    "header": {"bold": True},
-    "good": {"fg": "green"},
-    "bad": {"fg": "red", "bold": True},
-    "warn": {"fg": "yellow"},
-    "dim": {"dim": True},
+# role -> (colour, bold, dim); one place to change the look
+_ROLES: Final[dict[str, tuple[str | None, bool, bool]]] = {
+    "added": ("green", False, False),
+    "removed": ("red", False, False),
+    "hunk": ("cyan", False, False),
+    "header": (None, True, False),
+    "good": ("green", False, False),
+    "bad": ("red", True, False),
+    "warn": ("yellow", False, False),
+    "dim": (None, False, True),
 }
 
 
@@ -47,7 +47,8 @@ def paint(text: str, role: str | None, on: bool = True) -> str:
     """`text` in the colour of `role`, or unchanged when colour is off or the role is None."""
     if not on or role is None or not text:
         return text
-    return click.style(text, **_ROLES[role])  # type: ignore[arg-type]
+    colour, bold, dim = _ROLES[role]
+    return click.style(text, fg=colour, bold=bold or None, dim=dim or None)
 
 
 def paint_diff(diff: bytes) -> bytes:
