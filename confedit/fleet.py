@@ -179,7 +179,9 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
             )
         )
     compared = len(fleet.compared)
-    if differing:
+    if not compared:
+        lines.append(paint("no Client Access server among the files", "bad", color))
+    elif differing:
         names = ", ".join(service for service in SERVICES if service in differing)
         lines.append(paint(f"the {compared} servers disagree on: {names}", "bad", color))
     else:

@@ -79,3 +79,9 @@ def test_in_colour_only_the_odd_cells_are_red_and_the_text_is_the_same(reports):
     rows = coloured.splitlines()
     assert red not in rows[1] and red not in rows[2]  # cas1, cas2: the majority
     assert rows[3].count(red) == 6  # ep differs from the others in six columns
+
+
+def test_without_any_client_access_server_nothing_agrees_or_is_offloaded(reports):
+    fleet = fleet_of([reports["web"]])
+    assert fleet.consistent and not fleet.all_offloaded
+    assert render_fleet(fleet).splitlines()[-1] == "no Client Access server among the files"
