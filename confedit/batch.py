@@ -46,7 +46,7 @@ class Input:
 
 
 def find_inputs(arguments: Sequence[Path], skip: Path | None = None) -> list[Input]:
-    """Files named, and every applicationHost.config (any case) below the folders named.
+    """Files named, and every config file (see is_config_name) below the folders named.
 
     Folders are searched in sorted order, without following symlinked folders; `skip` (the
     output folder) is not searched. A file found twice is kept once, at its first place.
@@ -79,13 +79,20 @@ def _expand(argument: Path, skipped: str | None) -> list[Input]:
             if skipped is None or os.path.realpath(Path(folder, name)) != skipped
         )
         for name in sorted(files):
-            if name.casefold() == CONFIG_NAME:
+            if is_config_name(name):
                 path = Path(folder, name)
                 found.append(Input(path, diff_label(path)))
     if not found:
         problem = "is a directory with no applicationHost.config in it (searched recursively)"
         return [Input(argument, diff_label(argument), problem)]
     return found
+
+
+def is_config_name(name: str) -> bool:
+    """`applicationHost.config`, or `SERVER.applicationHost.config` for exports kept side by
+    side in one folder; in any case."""
+    folded = name.casefold()
+    return folded == CONFIG_NAME or folded.endswith("." + CONFIG_NAME)
 
 
 def most_severe(codes: Iterable[int]) -> int:

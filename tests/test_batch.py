@@ -25,11 +25,15 @@ def test_folders_are_searched_recursively_in_sorted_order_any_case(tmp_path, mon
     touch(tmp_path / "exports" / "a" / "applicationhost.config")
     touch(tmp_path / "exports" / "a" / "applicationHost.config.bak")
     touch(tmp_path / "exports" / "a" / "web.config")
+    touch(tmp_path / "exports" / "flat" / "cas01.applicationHost.config")
+    touch(tmp_path / "exports" / "flat" / "cas02.applicationHost.patched.config")
+    touch(tmp_path / "exports" / "flat" / "myapplicationHost.config")
     found = find_inputs([Path("exports")])
     assert [item.label for item in found] == [
         "exports/a/applicationhost.config",
         "exports/a/deep/APPLICATIONHOST.CONFIG",
         "exports/b/applicationHost.config",
+        "exports/flat/cas01.applicationHost.config",
     ]
     assert all(item.problem is None for item in found)
 

@@ -81,11 +81,16 @@ def try_repo(
 
 def test_check_fails_on_a_staged_config_that_is_not_offloaded(hooks, exports, env):
     (exports / CONFIG).write_bytes(SAMPLE.read_bytes().replace(b"<!--", b"<!-- reviewed", 1))
-    git(exports, env, "add", CONFIG)
+    shutil.copyfile(SAMPLE, exports / "CAS2.applicationHost.config")  # the flat naming
+    shutil.copyfile(SAMPLE, exports / "applicationHost.config.bak")  # not a config
+    git(exports, env, "add", ".")
     proc = try_repo(hooks, exports, env, "confedit-check")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "confedit check" in proc.stdout and "Failed" in proc.stdout
     assert f"{CONFIG}: 7 of 7 targets to change" in proc.stdout
+    assert "CAS2.applicationHost.config: 7 of 7 targets to change" in proc.stdout
+    assert ".bak" not in proc.stdout
+    assert "2 files: 2 need work, 0 unchanged, 0 refused, 0 invalid" in proc.stdout
 
 
 def test_offload_fixes_the_file_then_check_passes(hooks, exports, env):
