@@ -17,7 +17,7 @@ from confedit.style import paint
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/fleet-report-1.json"
 SERVICES: Final = exchange.DEFAULT_SERVICES
-CONFIG_SUFFIX: Final = "/applicationhost.config"
+CONFIG_ENDINGS: Final = ("/applicationhost.config", ".applicationhost.config")
 
 
 @dataclass(frozen=True)
@@ -158,9 +158,11 @@ def _shown(server: Server, service: str) -> str:
 
 
 def _server_name(file: str) -> str:
-    """The file's path without a trailing '/applicationHost.config': the folder names the server."""
-    if file.casefold().endswith(CONFIG_SUFFIX):
-        return file[: -len(CONFIG_SUFFIX)]
+    """The path without its '/applicationHost.config' or '.applicationHost.config' ending: the
+    folder, or the file name's prefix, names the server."""
+    for ending in CONFIG_ENDINGS:
+        if file.casefold().endswith(ending) and len(file) > len(ending):
+            return file[: -len(ending)]
     return file
 
 

@@ -85,3 +85,13 @@ def test_without_any_client_access_server_nothing_agrees_or_is_offloaded(reports
     fleet = fleet_of([reports["web"]])
     assert fleet.consistent and not fleet.all_offloaded
     assert render_fleet(fleet).splitlines()[-1] == "no Client Access server among the files"
+
+
+def test_servers_are_named_by_their_folder_or_file_name_prefix(reports):
+    flat = audited(CAS, "exports/CAS03.applicationHost.config")
+    other = audited(CAS, "applicationHost.config")
+    names = [
+        line.split()[0]
+        for line in render_fleet(fleet_of([reports["done"], flat, other])).splitlines()[1:4]
+    ]
+    assert names == ["fleet/done", "exports/CAS03", "applicationHost.config"]
