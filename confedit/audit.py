@@ -97,7 +97,7 @@ def is_offloaded(ssl_flags: str) -> bool:
 
 def audit(raw: bytes, name: str = "<input>", site: str = exchange.FRONT_END_SITE) -> AuditReport:
     """Load a config and resolve the SSL policy of every location of both Exchange sites."""
-    config = Config(load(raw, name))
+    config = Config(load(raw, name, sites=(site, exchange.BACK_END_SITE)))
     validate(config)
     return audit_config(config, site)
 
@@ -116,16 +116,11 @@ def audit_config(config: Config, site: str = exchange.FRONT_END_SITE) -> AuditRe
         service = services.get(key)
         spelling = (
             config.spelling(key)
-            or _sites_spelling(config, key)
+            or config.sites_spelling(key)
             or (f"{front}/{service.directory}" if service else key)
         )
         rows.append(_row(config, key, spelling, roles[site_of(key)], service))
     return AuditReport(config.document.name, front, exchange.BACK_END_SITE, tuple(rows))
-
-
-def _sites_spelling(config: Config, key: str) -> str | None:
-    site = config.sites.get(site_of(key))
-    return next((p for p in site.config_paths() if path_key(p) == key), None) if site else None
 
 
 def _row(config: Config, key: str, path: str, role: str, service: exchange.Service | None) -> Row:
@@ -141,7 +136,7 @@ def _row(config: Config, key: str, path: str, role: str, service: exchange.Servi
         role=role,
         service=service.name if service else None,
         has_location=bool(locations),
-        in_sites=_sites_spelling(config, key) is not None,
+        in_sites=config.sites_spelling(key) is not None,
         explicit_ssl_flags=explicit,
         effective_ssl_flags=str(flags),
         ssl_flags_from="here" if explicit is not None else ssl.where,

@@ -10,22 +10,27 @@ tag names, so a scanner mistake is an error, never a silent wrong edit.
 from __future__ import annotations
 
 import codecs
+import io
 import re
-from collections.abc import Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
 
 from lxml import etree
 
-from confedit.errors import InvalidInput, VerificationFailed
+from confedit.errors import InvalidInput
+from confedit.spans import (
+    ElementSpan,
+    locate,
+    locate_last,
+    pair_spans,
+    site_of_path,
+    sourceline,
+)
+
+__all__ = ["Document", "ElementSpan", "Encoding", "Location", "load", "make_parser", "sourceline"]
 
 NOT_APPHOST = "not an applicationHost.config"
-
-
-def sourceline(element: etree._Element) -> int:
-    """The element's line in the input (lxml's stubs type it loosely)."""
-    line: int | None = getattr(element, "sourceline", None)
-    return line or 0
 
 
 @dataclass(frozen=True)
@@ -57,20 +62,6 @@ _BOMS: Final = (
 )
 
 
-@dataclass(frozen=True)
-class ElementSpan:
-    """Byte offsets of one element in the working bytes (end offsets are exclusive)."""
-
-    start: int  # the '<' of the start tag
-    start_tag_end: int  # just after the start tag's '>'
-    end_tag_start: int  # the '<' of the end tag; == end for a self-closed element
-    end: int  # just after the end tag's '>'
-
-    @property
-    def self_closing(self) -> bool:
-        return self.end_tag_start == self.end
-
-
 @dataclass(frozen=True, eq=False)
 class Location:
     """A top-level <location> element."""
@@ -89,20 +80,57 @@ class Document:
     data: bytes  # working bytes: the file itself if UTF-8, else its UTF-8 transcoding
     encoding: Encoding
     root: etree._Element
-    locations: tuple[Location, ...]
+    scope: frozenset[str] | None = None  # case-folded sites kept in the tree; None: all
+    _located: list[tuple[Location, ...]] = field(default_factory=list, repr=False)
     _spans: dict[etree._Element, dict[etree._Element, ElementSpan]] = field(
         default_factory=dict, repr=False
     )
 
+    def locations(self) -> tuple[Location, ...]:
+        """The top-level <location> elements of the sites in scope (and of the server level),
+        in file order, with their byte spans."""
+        if not self._located:
+            elements = [el for el in self.root.iterchildren("location") if self._in_scope(el)]
+            self._located.append(
+                tuple(
+                    self._location(el, span) for el, span in locate(self.data, elements, self.scope)
+                )
+            )
+        return self._located[0]
+
+    def last_location(self) -> Location | None:
+        """The last top-level <location> of the file, where a new one is appended (it is kept
+        in the tree even when its site is out of scope)."""
+        last = next((el for el in reversed(self.root) if el.tag == "location"), None)
+        if last is None:
+            return None
+        located = self.locations()
+        if self._in_scope(last):
+            return next(location for location in located if location.element is last)
+        after = located[-1].span.end if located else 0
+        return self._location(last, locate_last(self.data, last, after))
+
+    def _in_scope(self, element: etree._Element) -> bool:
+        return self.scope is None or site_of_path(element.get("path")) in self.scope
+
+    @staticmethod
+    def _location(element: etree._Element, span: ElementSpan) -> Location:
+        return Location(element, element.get("path", ""), span, sourceline(element))
+
     def spans_in(self, location: Location) -> dict[etree._Element, ElementSpan]:
         """Byte spans of `location` and every element inside it (computed once, on demand)."""
         if location.element not in self._spans:
-            self._spans[location.element] = _pair_spans(self.data, location.element, location.span)
+            self._spans[location.element] = pair_spans(self.data, location.element, location.span)
         return self._spans[location.element]
 
-    def line_of(self, offset: int) -> int:
-        """1-based line number of a byte offset."""
-        return self.data.count(b"\n", 0, offset) + 1
+    def spans_through(
+        self, location: Location, last: etree._Element
+    ) -> dict[etree._Element, ElementSpan]:
+        """Spans of the elements of `location` up to the end of `last` (a cheaper prefix of
+        spans_in: an edit never needs what follows the element it changes)."""
+        if location.element in self._spans:
+            return self._spans[location.element]
+        return pair_spans(self.data, location.element, location.span, last)
 
     def newline_at(self, offset: int) -> bytes:
         """The line ending used by the line that contains `offset` (the file's own, if mixed)."""
@@ -144,14 +172,20 @@ def make_parser() -> etree.XMLParser:
     )
 
 
-def load(raw: bytes, name: str = "<input>") -> Document:
-    """Check and parse the bytes of an applicationHost.config, or raise InvalidInput."""
+def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None) -> Document:
+    """Check and parse the bytes of an applicationHost.config, or raise InvalidInput.
+
+    With `sites` (names, any case), the tree keeps only the <location> and <site> elements of
+    those sites and of the server level: the whole file is still parsed and checked, but a file
+    with thousands of other sites costs no memory for them.
+    """
     if not raw:
         raise InvalidInput("empty file", source=name)
     encoding, data = _decode(raw, name)
     _check_text(data, encoding, name)
     _refuse_doctype(data, name)
-    root = _parse(raw, name)
+    scope = None if sites is None else frozenset(s.casefold() for s in sites) | {""}
+    root = _parse(raw, name, scope)
     if not isinstance(root.tag, str) or root.tag != "configuration":
         raise InvalidInput(
             f"{NOT_APPHOST}: the root element is <{root.tag}>, expected <configuration>",
@@ -162,13 +196,7 @@ def load(raw: bytes, name: str = "<input>") -> Document:
         raise InvalidInput(
             f"{NOT_APPHOST}: it has no <system.applicationHost><sites> section", source=name
         )
-    return Document(
-        name=name,
-        data=data,
-        encoding=encoding,
-        root=root,
-        locations=tuple(_locations(data, root, name)),
-    )
+    return Document(name=name, data=data, encoding=encoding, root=root, scope=scope)
 
 
 def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
@@ -177,11 +205,18 @@ def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
             if codec == "utf-8":
                 return Encoding(codec, bom), raw
             try:
-                return Encoding(codec, bom), raw[len(bom) :].decode(codec).encode("utf-8")
+                text = raw[len(bom) :].decode(codec)
             except UnicodeDecodeError as exc:
                 raise InvalidInput(
                     f"invalid {codec.upper()} at byte offset {exc.start + len(bom)}", source=name
                 ) from None
+            if not text.lstrip().startswith("<"):
+                raise InvalidInput(
+                    f"the file starts with a {codec.upper()} byte-order mark, but what follows is "
+                    "not UTF-16 XML text",
+                    source=name,
+                )
+            return Encoding(codec, bom), text.encode("utf-8")
     return Encoding("utf-8", b""), raw
 
 
@@ -235,9 +270,14 @@ def _refuse_doctype(data: bytes, name: str) -> None:
 _LIBXML_WHERE = re.compile(r", line \d+, column \d+$")
 
 
-def _parse(raw: bytes, name: str) -> etree._Element:
+def _parse(raw: bytes, name: str, scope: frozenset[str] | None) -> etree._Element:
     try:
-        root = etree.fromstring(raw, make_parser())
+        if scope is None:
+            root = etree.fromstring(raw, make_parser())
+            for element in root.iter("location"):
+                _check_top_level(element, name)
+        else:
+            root = _parse_pruned(raw, scope, name)
     except etree.XMLSyntaxError as exc:
         line, column = exc.position if exc.position else (None, None)
         message = _LIBXML_WHERE.sub("", (exc.msg or str(exc)).strip())
@@ -247,77 +287,45 @@ def _parse(raw: bytes, name: str) -> etree._Element:
     return root
 
 
-# --- spans -----------------------------------------------------------------------------------
-
-# In well-formed XML a '<' outside comments, CDATA and processing instructions always starts
-# markup (attribute values and text cannot hold a raw '<'), so these scanners never need to look
-# inside attribute values for a '<'; they only need to skip quoted values when looking for '>'.
-_OPAQUE = rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>"
-_ATTRS = rb"""(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*"""
-_LOCATION_TAGS = re.compile(
-    _OPAQUE + rb"|<location(?=[\s/>])" + _ATTRS + rb"(/?)>|</location\s*>", re.S
-)
-_TAGS = re.compile(_OPAQUE + rb"|</([^\s>]+)\s*>|<([^\s/>!?]+)" + _ATTRS + rb"(/?)>", re.S)
-
-
-def _locations(data: bytes, root: etree._Element, name: str) -> Iterator[Location]:
-    elements = list(root.iter("location"))
-    spans = sorted(_location_spans(data), key=lambda span: span.start)
-    if len(elements) != len(spans):
-        raise VerificationFailed(
-            f"found {len(spans)} <location> tags in the bytes but {len(elements)} in the tree",
+def _check_top_level(location: etree._Element, name: str) -> None:
+    parent = location.getparent()
+    if parent is not None and parent.getparent() is not None:
+        raise InvalidInput(
+            "<location> is only allowed directly inside <configuration>; IIS would not load "
+            "this file",
             source=name,
+            line=sourceline(location),
         )
-    for element, span in zip(elements, spans, strict=True):
-        if element.getparent() is root:
-            path = element.get("path", "")
-            yield Location(element, path, span, sourceline(element))
 
 
-def _location_spans(data: bytes) -> Iterator[ElementSpan]:
-    open_starts: list[tuple[int, int]] = []
-    for match in _LOCATION_TAGS.finditer(data):
-        text = match.group(0)
-        if text.startswith(b"</"):
-            start, start_tag_end = open_starts.pop()
-            yield ElementSpan(start, start_tag_end, match.start(), match.end())
-        elif text.startswith(b"<location"):
-            if match.group(1):  # self-closed
-                yield ElementSpan(match.start(), match.end(), match.end(), match.end())
-            else:
-                open_starts.append((match.start(), match.end()))
+def _parse_pruned(raw: bytes, scope: frozenset[str], name: str) -> etree._Element:
+    """Parse everything, keep the <location> and <site> elements of the sites in scope.
 
-
-def _pair_spans(
-    data: bytes, element: etree._Element, span: ElementSpan
-) -> dict[etree._Element, ElementSpan]:
-    """Spans of `element` and all its descendant elements, checked tag by tag against lxml."""
-    elements = iter(element.iter(etree.Element))
-    found: dict[etree._Element, ElementSpan] = {}
-    stack: list[tuple[etree._Element, int, int]] = []
-    for match in _TAGS.finditer(data, span.start, span.end):
-        end_name, start_name, empty = match.groups()
-        if end_name is not None:
-            el, start, start_tag_end = stack.pop()
-            _check_name(el, end_name)
-            found[el] = ElementSpan(start, start_tag_end, match.start(), match.end())
-        elif start_name is not None:
-            el = next(elements)
-            _check_name(el, start_name)
-            if empty:
-                found[el] = ElementSpan(match.start(), match.end(), match.end(), match.end())
-            else:
-                stack.append((el, match.start(), match.end()))
-    if stack or next(elements, None) is not None:
-        raise VerificationFailed(f"could not pair the tags of line {sourceline(element)}")
-    return found
-
-
-def _check_name(element: etree._Element, raw_name: bytes) -> None:
-    qname = etree.QName(element)
-    expected = f"{element.prefix}:{qname.localname}" if element.prefix else qname.localname
-    if raw_name.decode("utf-8") != expected:
-        raise VerificationFailed(
-            f"tag <{raw_name.decode('utf-8', 'replace')}> in the bytes is <{expected}> in the "
-            f"tree (line {sourceline(element)})"
-        )
+    Elements are dropped as soon as they end; the last top-level <location> is always kept,
+    because a new <location> is appended after it.
+    """
+    events = etree.iterparse(
+        io.BytesIO(raw),
+        events=("end",),
+        tag=("location", "site"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+    )
+    pending: etree._Element | None = None  # the last out-of-scope <location> so far
+    for _, element in events:
+        parent = element.getparent()
+        if parent is None:
+            continue
+        if element.tag == "site":
+            if parent.tag == "sites" and element.get("name", "").casefold() not in scope:
+                parent.remove(element)
+            continue
+        _check_top_level(element, name)
+        if site_of_path(element.get("path")) not in scope:
+            if pending is not None:
+                parent.remove(pending)
+            pending = element
+    root: etree._Element = events.root
+    return root

@@ -48,14 +48,22 @@ def ordered(edits: Sequence[Edit]) -> list[Edit]:
 
 def splice(data: bytes, edits: Sequence[Edit]) -> bytes:
     """Apply the edits, last offset first in effect: every other byte is copied unchanged."""
-    pieces: list[bytes] = []
+    view = memoryview(data)  # slices of a view are not copies: the join is the only copy
+    pieces: list[bytes | memoryview] = []
     position = 0
     for edit in ordered(edits):
-        pieces.append(data[position : edit.start])
+        pieces.append(view[position : edit.start])
         pieces.append(edit.text)
         position = edit.end
-    pieces.append(data[position:])
+    pieces.append(view[position:])
     return b"".join(pieces)
+
+
+def same_bytes(new: bytes, new_start: int, old: bytes, old_start: int, length: int) -> bool:
+    """Whether new[new_start:][:length] == old[old_start:][:length], without copying either."""
+    if new_start + length > len(new):
+        return False
+    return new.startswith(memoryview(old)[old_start : old_start + length], new_start)
 
 
 def moved(edits: Sequence[Edit], offset: int) -> int:

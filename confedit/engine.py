@@ -8,6 +8,8 @@ from functools import cached_property
 from confedit.diffing import unified_diff
 from confedit.document import Document, load
 from confedit.edits import Edit, moved, ordered, splice
+from confedit.errors import UsageProblem
+from confedit.exchange import BACK_END_SITE
 from confedit.iis import Config
 from confedit.plan import Finding, Outcome, Plan, Request, plan
 from confedit.verify import verify
@@ -75,12 +77,16 @@ def offload(raw: bytes, request: Request | None = None, name: str = "<input>") -
     Raises InvalidInput (not an applicationHost.config), UsageProblem, Refused (unsafe), or
     VerificationFailed (a bug: the result did not pass confedit's own checks).
     """
-    document = load(raw, name)
-    return offload_document(document, request or Request())
+    request = request or Request()
+    document = load(raw, name, sites=(request.site, BACK_END_SITE))
+    return offload_document(document, request)
 
 
 def offload_document(document: Document, request: Request) -> Result:
-    """offload() for an already loaded Document."""
+    """offload() for a Document loaded with (at least) the request's site and the Back End."""
+    needed = {request.site.casefold(), BACK_END_SITE.casefold()}
+    if document.scope is not None and not needed <= document.scope:
+        raise UsageProblem(f"the document was loaded without the sites {sorted(needed)}")
     the_plan = plan(Config(document), request)
     output = splice(document.data, the_plan.edits)
     actions = verify(document, the_plan.edits, output)

@@ -68,11 +68,16 @@ def check_unchanged(snapshot: Snapshot) -> None:
         info = snapshot.path.stat()
         if info.st_size != snapshot.size or info.st_mtime_ns != snapshot.mtime_ns:
             raise InputChanged(message, source=name)
-        view = memoryview(snapshot.data)
+        data = snapshot.data
         with snapshot.path.open("rb") as handle:
-            for offset in range(0, len(view), _CHUNK):
-                if handle.read(_CHUNK) != view[offset : offset + _CHUNK]:
+            for offset in range(0, len(data), _CHUNK):
+                chunk = handle.read(_CHUNK)
+                expected = min(_CHUNK, len(data) - offset)
+                # startswith compares in place: no copy of the snapshot's bytes
+                if len(chunk) != expected or not data.startswith(chunk, offset):
                     raise InputChanged(message, source=name)
+            if handle.read(1):
+                raise InputChanged(message, source=name)
     except OSError as exc:
         raise InputChanged(
             f"cannot re-read the input: {exc.strerror or exc}", source=name

@@ -6,7 +6,8 @@ Facts and their sources are in docs/IIS-NOTES.md of the team's shared notes; the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Final
@@ -34,18 +35,7 @@ class SslFlags:
     @classmethod
     def parse(cls, text: str) -> SslFlags:
         """Parse names (any case, comma-separated) or numbers; raise ValueError like IIS does."""
-        bits = 0
-        tokens = [token.strip() for token in text.split(",")]
-        for token in tokens:
-            if token.lower() == "none" and len(tokens) == 1:
-                continue
-            if token.isdigit() and int(token) & ~_ALL_BITS == 0:
-                bits |= int(token)
-            elif token.lower() in _FLAG_BY_LOWER:
-                bits |= _FLAG_BY_LOWER[token.lower()]
-            else:
-                raise ValueError(FLAGS_WORDING)
-        return cls(bits)
+        return cls(_flag_bits(text))
 
     def __str__(self) -> str:
         names = [name for name, bit in _FLAG_BITS.items() if self.bits & bit]
@@ -61,6 +51,22 @@ class SslFlags:
 
 
 NONE: Final = SslFlags(0)
+
+
+@functools.lru_cache(maxsize=256)  # a file holds a handful of distinct values, many times
+def _flag_bits(text: str) -> int:
+    bits = 0
+    tokens = [token.strip() for token in text.split(",")]
+    for token in tokens:
+        if token.lower() == "none" and len(tokens) == 1:
+            continue
+        if token.isdigit() and int(token) & ~_ALL_BITS == 0:
+            bits |= int(token)
+        elif token.lower() in _FLAG_BY_LOWER:
+            bits |= _FLAG_BY_LOWER[token.lower()]
+        else:
+            raise ValueError(FLAGS_WORDING)
+    return bits
 
 
 # --- paths -----------------------------------------------------------------------------------
@@ -119,35 +125,44 @@ class Site:
     name: str
     applications: tuple[Application, ...]
 
-    def config_paths(self) -> list[str]:
-        """Every application and virtual directory of the site, as location paths."""
-        paths: list[str] = []
+    @cached_property
+    def paths(self) -> dict[str, str]:
+        """Every application and virtual directory of the site: path key -> its spelling."""
+        paths: dict[str, str] = {}
         for app in self.applications:
-            paths.append(app.config_path)
-            paths.extend(app.virtual_directories)
+            for path in (app.config_path, *app.virtual_directories):
+                paths.setdefault(path_key(path), path)
         return paths
 
+    def config_paths(self) -> list[str]:
+        """Every application and virtual directory of the site, as location paths."""
+        return list(self.paths.values())
+
+    @cached_property
+    def _applications(self) -> dict[str, Application]:
+        return {path_key(app.config_path): app for app in self.applications}
+
     def application_of(self, key: str) -> Application | None:
-        """The application a config path belongs to: the longest application path above it."""
-        best: Application | None = None
-        for app in self.applications:
-            app_key = path_key(app.config_path)
-            if (key == app_key or is_below(key, app_key)) and (
-                best is None or len(app.config_path) > len(best.config_path)
-            ):
-                best = app
-        return best
+        """The application a config path belongs to: the nearest application at or above it."""
+        for level in lineage(key):
+            if level in self._applications:
+                return self._applications[level]
+        return None
 
 
-def read_sites(root: etree._Element) -> dict[str, Site]:
-    """The <sites> section, keyed by lower-cased site name; pools filled from the defaults."""
+def read_sites(root: etree._Element, names: Collection[str] | None = None) -> dict[str, Site]:
+    """The <sites> section (or only the sites `names`), keyed by case-folded site name;
+    application pools filled in from the defaults."""
     sites_el = root.find("system.applicationHost/sites")
     if sites_el is None:
         return {}
+    wanted = None if names is None else {name.casefold() for name in names}
     server_pool = _default_pool(sites_el)
     sites: dict[str, Site] = {}
     for site_el in sites_el.iterfind("site"):
         name = site_el.get("name", "")
+        if wanted is not None and name.casefold() not in wanted:
+            continue
         site_pool = _default_pool(site_el) or server_pool
         apps = tuple(
             _application(name, app_el, site_pool) for app_el in site_el.iterfind("application")
@@ -234,11 +249,17 @@ class Config:
     """The IIS view of a Document: locations by path, sites, and inheritance."""
 
     def __init__(self, document: Document) -> None:
+        """The IIS view of `document`, limited to the sites it was loaded with (see load())."""
         self.document = document
-        self.sites = read_sites(document.root)
+        self.sites = read_sites(document.root, document.scope)
+        self.locations = document.locations()
         self._by_key: dict[str, list[Location]] = {}
-        for location in document.locations:
+        for location in self.locations:
             self._by_key.setdefault(path_key(location.path), []).append(location)
+        # The document never changes, so lookups are memoised: planning asks the same
+        # questions for every target and every level above it.
+        self._elements: dict[tuple[str, Setting], list[Definition]] = {}
+        self._below: dict[str, list[str]] = {}
 
     def locations_at(self, key: str) -> list[Location]:
         return self._by_key.get(key, [])
@@ -253,16 +274,17 @@ class Config:
 
     def definitions(self, key: str, setting: Setting) -> list[Definition]:
         """Every element at exactly this level that sets the setting's attribute."""
-        found: list[Definition] = []
-        if not key:
-            for element in self._server_elements:
-                found += self._defining(element, setting, None)
-        for location in self.locations_at(key):
-            found += self._defining(location.element, setting, location)
-        return found
+        return [
+            d
+            for d in self.elements_at(key, setting)
+            if d.element.get(setting.attribute) is not None
+        ]
 
     def elements_at(self, key: str, setting: Setting) -> list[Definition]:
         """Every element of the setting at exactly this level, with the attribute or not."""
+        cached = self._elements.get((key, setting))
+        if cached is not None:
+            return cached
         found: list[Definition] = []
         tail = "/".join(setting.elements)
         if not key:
@@ -271,18 +293,8 @@ class Config:
             ]
         for location in self.locations_at(key):
             found += [Definition(el, location) for el in location.element.iterfind(setting.xpath)]
+        self._elements[key, setting] = found
         return found
-
-    @staticmethod
-    def _defining(
-        container: etree._Element, setting: Setting, location: Location | None
-    ) -> list[Definition]:
-        path = setting.xpath if location else "/".join(setting.elements)
-        return [
-            Definition(element, location)
-            for element in container.iterfind(path)
-            if element.get(setting.attribute) is not None
-        ]
 
     def resolve(self, path: str, setting: Setting, *, skip_own: bool = False) -> Resolved:
         """The effective value at `path`: the nearest level that sets it, else the default."""
@@ -318,7 +330,15 @@ class Config:
 
     def below(self, key: str) -> list[str]:
         """Location keys in the file strictly below `key`, in file order."""
-        return [other for other in self._by_key if is_below(other, key)]
+        if key not in self._below:
+            prefix = key + "/" if key else ""
+            self._below[key] = [k for k in self._by_key if k.startswith(prefix) and k != key]
+        return self._below[key]
+
+    def sites_spelling(self, key: str) -> str | None:
+        """How <sites> spells an application or virtual directory path; None if it has none."""
+        site = self.sites.get(site_of(key))
+        return site.paths.get(key) if site else None
 
     def spelling(self, key: str) -> str | None:
         """How the file spells a location path (its first <location> at that key)."""

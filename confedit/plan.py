@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -15,6 +16,7 @@ from confedit.edits import Edit
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.iis import (
     NONE,
+    SERVER_LEVEL,
     SSL_FLAGS,
     TOKEN_CHECKING,
     Config,
@@ -117,7 +119,7 @@ def plan(config: Config, request: Request) -> Plan:
         _check(draft, target)
     if draft.refusals:
         raise Refused(draft.refusals, source=config.document.name)
-    planner = _EditPlanner(config.document)
+    planner = _EditPlanner(config.document, config.locations)
     outcomes = [_outcome(config, planner, target) for target in targets]
     for outcome in outcomes:
         _advise(draft, outcome)
@@ -128,27 +130,40 @@ def plan(config: Config, request: Request) -> Plan:
 
 
 def validate(config: Config) -> None:
-    """Refuse (exit 4) files IIS would not load: bad sslFlags, access defined twice at a level."""
-    name = config.document.name
-    for key in config.keys:
-        defined = config.elements_at(key, SSL_FLAGS)
-        if len(defined) > 1:
-            lines = " and ".join(str(d.line) for d in defined)
-            raise InvalidInput(
-                f"the access section is defined twice for path '{defined[0].where}' "
-                f"(lines {lines}); IIS would not load this file",
-                source=name,
-                line=defined[1].line,
-            )
-    for element in config.document.root.iter("access"):
-        value = element.get("sslFlags")
-        if value is not None:
+    """Refuse (exit 4) what IIS would not load, in the sites confedit reasons about: the access
+    section defined twice for one path, or an invalid sslFlags value."""
+    server = config.document.root.find("system.webServer")
+    containers = [server] if server is not None else []
+    containers += [location.element for location in config.locations]
+    _check_defined_once(config, server)
+    for container in containers:
+        for access in container.iter("access"):
+            value = access.get("sslFlags")
             try:
-                SslFlags.parse(value)
+                SslFlags.parse(value if value is not None else "None")
             except ValueError as exc:
                 raise InvalidInput(
-                    f'sslFlags="{value}": {exc}', source=name, line=sourceline(element)
+                    f'sslFlags="{value}": {exc}',
+                    source=config.document.name,
+                    line=sourceline(access),
                 ) from None
+
+
+def _check_defined_once(config: Config, server: etree._Element | None) -> None:
+    first_at: dict[str, etree._Element] = {}
+    if server is not None and (access := server.find("security/access")) is not None:
+        first_at[""] = access  # the server level, like <location path="">
+    for location in config.locations:
+        for access in location.element.iterfind(SSL_FLAGS.xpath):
+            first = first_at.setdefault(path_key(location.path), access)
+            if first is not access:
+                raise InvalidInput(
+                    f"the access section is defined twice for path "
+                    f"'{location.path or SERVER_LEVEL}' (lines {sourceline(first)} and "
+                    f"{sourceline(access)}); IIS would not load this file",
+                    source=config.document.name,
+                    line=sourceline(access),
+                )
 
 
 # --- targets ---------------------------------------------------------------------------------
@@ -174,19 +189,12 @@ def _targets(draft: _Draft) -> list[Target]:
 
 def _target(config: Config, path: str, service: str | None, explicit: bool) -> Target:
     key = path_key(path)
-    spelling = config.spelling(key) or _sites_spelling(config, key) or path.rstrip("/")
+    spelling = config.spelling(key) or config.sites_spelling(key) or path.rstrip("/")
     return Target(spelling, key, service, explicit)
 
 
-def _sites_spelling(config: Config, key: str) -> str | None:
-    site = config.sites.get(site_of(key))
-    if site is None:
-        return None
-    return next((p for p in site.config_paths() if path_key(p) == key), None)
-
-
 def _present_defaults(draft: _Draft, targets: list[Target], site_name: str) -> list[Target]:
-    present = [t for t in targets if _in_sites(draft.config, t.key)]
+    present = [t for t in targets if draft.config.sites_spelling(t.key) is not None]
     if not present:
         draft.refusals.append(exchange.NOT_A_CAS.format(site=site_name))
         return []
@@ -201,11 +209,6 @@ def _present_defaults(draft: _Draft, targets: list[Target], site_name: str) -> l
                 )
             )
     return present
-
-
-def _in_sites(config: Config, key: str) -> bool:
-    site = config.sites.get(site_of(key))
-    return site is not None and any(path_key(p) == key for p in site.config_paths())
 
 
 def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
@@ -272,7 +275,7 @@ def _check(draft: _Draft, target: Target) -> None:
     if target.key == mrsproxy or is_below(target.key, mrsproxy):
         draft.refusals.append(f"'{target.path}': {exchange.MRSPROXY_REASON}")
         return
-    if target.service != "descendant" and not _in_sites(config, target.key):
+    if target.service != "descendant" and config.sites_spelling(target.key) is None:
         draft.refusals.append(_not_in_sites(config, target))
         return
     _check_locks(draft, target)
@@ -439,21 +442,21 @@ _TAG_CLOSE: Final = re.compile(rb"\s*/?>\Z")
 class _EditPlanner:
     """Builds the bytes of each edit the way IIS writes: appended last, indented like siblings."""
 
-    def __init__(self, document: Document) -> None:
+    def __init__(self, document: Document, locations: Sequence[Location]) -> None:
         self.document = document
         self.edits: list[Edit] = []
-        self._unit = _indent_unit(document)
+        self._unit = _indent_unit(document, locations)
 
     def offload(self, path: str, location: Location | None) -> tuple[Action, int]:
         """Plan sslFlags="None" at `path`; return the action and the input offset it concerns."""
         if location is None:
             return self._new_location(path)
-        spans = self.document.spans_in(location)
         chain = ["system.webServer", "security", "access"]
         element = location.element
         while chain and (child := element.find(chain[0])) is not None:
             element = child
             chain.pop(0)
+        spans = self.document.spans_through(location, element)
         if not chain:
             return self._set_attribute(element, spans[element], location.path)
         creates = tuple(chain)
@@ -522,11 +525,14 @@ class _EditPlanner:
         doc, data = self.document, self.document.data
         creates = ("location", "system.webServer", "security", "access")
         close = _root_end_tag(data)
-        if doc.locations:
-            last = doc.locations[-1].span
+        last_location = doc.last_location()
+        if last_location:
+            last = last_location.span
             insert_at, indent = last.end, doc.indent_of(last.start)
         else:
-            insert_at = len(data[:close].rstrip())
+            insert_at = close
+            while insert_at > 0 and data[insert_at - 1 : insert_at].isspace():
+                insert_at -= 1
             indent = self._unit
         newline = doc.newline_at(insert_at)
         text = newline + _nested(creates, indent, self._unit, newline, path)
@@ -566,15 +572,15 @@ def _escape_attr(value: str | None) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
-def _indent_unit(document: Document) -> bytes:
+def _indent_unit(document: Document, locations: Sequence[Location]) -> bytes:
     """One level of indentation as the file writes it: from a <location> and its first child."""
-    for location in document.locations[:5]:
-        first = next((c for c in location.element if isinstance(c.tag, str)), None)
-        if first is None or sourceline(first) == sourceline(location.element):
+    data = document.data
+    for location in locations[:5]:
+        span = location.span
+        child = data.find(b"<", span.start_tag_end, span.end_tag_start)  # first child's markup
+        if child == -1:
             continue
-        outer = document.indent_of(location.span.start)
-        spans = document.spans_in(location)
-        inner = document.indent_of(spans[first].start)
+        outer, inner = document.indent_of(span.start), document.indent_of(child)
         if inner.startswith(outer) and len(inner) > len(outer):
             return inner[len(outer) :]
     return b"    "  # IIS writes four spaces per level

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from lxml import etree
 
 from confedit.document import Document, make_parser
-from confedit.edits import Edit, moved, ordered, touches
+from confedit.edits import Edit, moved, ordered, same_bytes, touches
 from confedit.errors import VerificationFailed
 from confedit.exchange import BACK_END_SITE
 from confedit.iis import path_key, site_of
@@ -51,7 +51,7 @@ def _check_untouched_bytes(data: bytes, steps: list[Edit], output: bytes) -> Non
     position = shift = 0
     for edit in [*steps, None]:
         end = edit.start if edit else len(data)
-        if output[position + shift : end + shift] != data[position:end]:
+        if not same_bytes(output, position + shift, data, position, end - position):
             raise VerificationFailed(f"bytes {position}-{end} outside the edits changed")
         if edit:
             shift += edit.delta
@@ -65,22 +65,27 @@ def _check_meaning(
 ) -> list[str]:
     """Parse the changed element from the output (where the edit starts at offset `at`) and
     compare it with the expected change."""
-    before: etree._Element | None = edit.anchor
-    span = edit.anchor_span
-    if before is None or span is None:
+    anchor, span = edit.anchor, edit.anchor_span
+    if anchor is None or span is None:  # a new <location>
         after = _parse_fragment(output[at : at + len(edit.text)], document.root)
-    else:
-        if any(other is not edit and touches(other, span.start, span.end) for other in steps):
-            raise VerificationFailed("two edits change one element")
-        start = at - (edit.start - span.start)
-        after = _parse_fragment(output[start : start + span.end - span.start + edit.delta], before)
-    expected = _expected(before, edit)
-    if not same_tree(expected, after):
+        _check_same(_expected(None, edit), after, edit)
+        return [f'insert <location path={edit.location_path!r}> with <access sslFlags="None" />']
+    if any(other is not edit and touches(other, span.start, span.end) for other in steps):
+        raise VerificationFailed("two edits change one element")
+    start = at - (edit.start - span.start)
+    after = _parse_fragment(output[start : start + span.end - span.start + edit.delta], anchor)
+    before_outline = _outline(anchor, created=False)
+    after_outline = _outline(after, created=bool(edit.creates))
+    _check_same(_expected(before_outline, edit), after_outline, edit)
+    return _semantic_actions(before_outline, after_outline, edit)
+
+
+def _check_same(expected: etree._Element, actual: etree._Element, edit: Edit) -> None:
+    if not same_tree(expected, actual):
         raise VerificationFailed(
             f"the edit of {edit.location_path!r} at byte {edit.start} does not produce the "
             "intended element"
         )
-    return _semantic_actions(before, after, edit)
 
 
 def _parse_fragment(fragment: bytes, context: etree._Element) -> etree._Element:
@@ -134,16 +139,12 @@ def same_tree(a: etree._Element, b: etree._Element) -> bool:
     )
 
 
-def _semantic_actions(
-    before: etree._Element | None, after: etree._Element, edit: Edit
-) -> list[str]:
-    """xmldiff's edit script for the changed element; it must be exactly the intended change."""
+def _semantic_actions(before: etree._Element, after: etree._Element, edit: Edit) -> list[str]:
+    """xmldiff's edit script between the outlines; it must be exactly the intended change."""
     from xmldiff import actions as xd_actions  # noqa: PLC0415 - only loaded when there are edits
     from xmldiff import main as xd_main  # noqa: PLC0415
 
-    if before is None:
-        return [f'insert <location path={edit.location_path!r}> with <access sslFlags="None" />']
-    script = xd_main.diff_trees(_detached(before), _detached(after))
+    script = xd_main.diff_trees(before, after)
     inserted = [a.tag for a in script if isinstance(a, xd_actions.InsertNode)]
     attribute = [
         a
@@ -159,8 +160,32 @@ def _semantic_actions(
     return [repr(action) for action in script]
 
 
-def _detached(element: etree._Element) -> etree._Element:
-    """A copy without its tail and without whitespace-only text: indentation is not meaning."""
+def _outline(element: etree._Element, *, created: bool) -> etree._Element:
+    """What xmldiff compares: the changed element with each unchanged child reduced to a stub.
+
+    The children other than the one the edit created are byte-identical in input and output
+    (checked by _check_untouched_bytes), so their content cannot differ; reducing them to
+    stubs keeps xmldiff's cost independent of their size. Whitespace-only text is dropped:
+    indentation is not meaning.
+    """
+    outline = etree.Element(element.tag)
+    for name, value in element.attrib.items():
+        outline.set(name, value)
+    if (element.text or "").strip():
+        outline.text = element.text
+    children = list(element)
+    for index, child in enumerate(children):
+        if created and index == len(children) - 1:
+            outline.append(_normalised(child))
+        elif isinstance(child.tag, str):
+            etree.SubElement(outline, child.tag, {"unchanged-child": str(index)})
+        else:  # a comment or processing instruction: small, kept as it is
+            outline.append(_normalised(child))
+    return outline
+
+
+def _normalised(element: etree._Element) -> etree._Element:
+    """A copy without its tail and without whitespace-only text."""
     clone = copy.deepcopy(element)
     clone.tail = None
     for node in clone.iter():
@@ -173,7 +198,7 @@ def _detached(element: etree._Element) -> etree._Element:
 
 def _check_back_end(document: Document, steps: list[Edit], output: bytes) -> None:
     back_end = path_key(BACK_END_SITE)
-    for location in document.locations:
+    for location in document.locations():
         if site_of(path_key(location.path)) != back_end:
             continue
         span = location.span
@@ -182,5 +207,5 @@ def _check_back_end(document: Document, steps: list[Edit], output: bytes) -> Non
                 f"an edit touches the Exchange Back End location {location.path!r}"
             )
         start = moved(steps, span.start)
-        if output[start : start + span.end - span.start] != document.data[span.start : span.end]:
+        if not same_bytes(output, start, document.data, span.start, span.end - span.start):
             raise VerificationFailed(f"the bytes of Back End location {location.path!r} changed")

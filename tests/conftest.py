@@ -54,7 +54,7 @@ def variant(raw: bytes, kind: str) -> bytes:
     if kind == "crlf":
         return crlf
     if kind == "bom-crlf":
-        return codecs.BOM_UTF8 + crlf
+        return codecs.BOM_UTF8 + crlf.removeprefix(codecs.BOM_UTF8)
     raise ValueError(kind)
 
 

@@ -21,8 +21,8 @@ def test_every_element_span_of_every_location_pairs_with_lxml(path, kind):
     """The scanner's spans agree with lxml on every element of every <location> of real files:
     each span starts with the element's own start tag and re-parses to the same element."""
     document = load(variant(path.read_bytes(), kind), path.name)
-    assert document.locations, "every corpus file has <location> elements"
-    for location in document.locations:
+    assert document.locations(), "every corpus file has <location> elements"
+    for location in document.locations():
         spans = document.spans_in(location)
         elements = list(location.element.iter(etree.Element))
         assert set(spans) == set(elements)
@@ -40,11 +40,11 @@ def test_every_element_span_of_every_location_pairs_with_lxml(path, kind):
 def test_locations_are_the_top_level_ones_in_file_order(path):
     document = load(path.read_bytes(), path.name)
     tree = etree.fromstring(path.read_bytes())
-    assert [loc.path for loc in document.locations] == [
+    assert [loc.path for loc in document.locations()] == [
         el.get("path", "") for el in tree.findall("location")
     ]
     text = path.read_bytes()
-    for location in document.locations:
+    for location in document.locations():
         chunk = text[location.span.start : location.span.end]
         assert chunk.startswith(b"<location") and chunk.endswith(b"</location>")
 
@@ -58,10 +58,10 @@ def test_comment_holding_a_location_is_not_configuration():
     document = load(raw, path.name)
     assert not [
         loc
-        for loc in document.locations
+        for loc in document.locations()
         if loc.path == "Default Web Site" and loc.element.get("overrideMode") == "Allow"
     ]
-    assert all(loc.span.start > len(header) for loc in document.locations)
+    assert all(loc.span.start > len(header) for loc in document.locations())
 
 
 def test_malformed_file_names_line_and_column():

@@ -47,9 +47,7 @@ def test_wrong_edits_are_caught(monkeypatch, change):
 
 def test_an_edit_inside_the_back_end_is_caught(monkeypatch):
     def into_back_end(edit: Edit, config) -> Edit:
-        location = next(
-            loc for loc in config.document.locations if loc.path == "Exchange Back End/owa"
-        )
+        location = next(loc for loc in config.locations if loc.path == "Exchange Back End/owa")
         spans = config.document.spans_in(location)
         security = location.element.find("system.webServer/security")
         span = spans[security]

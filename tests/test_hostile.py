@@ -1,0 +1,240 @@
+"""Hostile and broken input through the installed CLI: one clear line, exit 4, nothing written."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from confedit import cli, files
+from tests.conftest import SAMPLES
+
+SAMPLE = SAMPLES / "exchange2013-cas.applicationHost.config"
+PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
+BODY = SAMPLE.read_bytes().removeprefix(codecs.BOM_UTF8)
+
+
+def run_measured(exe: str, *args: str, cwd: Path) -> tuple[int, bytes, bytes, float, int]:
+    """Run the CLI; return exit code, stdout, stderr, wall seconds and peak RSS in bytes."""
+    start = time.monotonic()
+    proc = subprocess.Popen([exe, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=60)
+    _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
+    del status
+    wall = time.monotonic() - start
+    rss = usage.ru_maxrss * 1024 if usage else _children_rss()
+    return proc.returncode, out, err, wall, rss
+
+
+def _children_rss() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_external_entity_never_leaks_a_local_file(confedit_exe, tmp_path):
+    secret = write(tmp_path, "secret.txt", b"TOKEN-7f3a9c-never-print-me")
+    xxe = (
+        b'<?xml version="1.0"?>\n'
+        b'<!DOCTYPE configuration [<!ENTITY leak SYSTEM "file://'
+        + str(secret).encode()
+        + b'">]>\n'
+        + BODY.split(b"?>", 1)[1].replace(b"<sites>", b"<sites>&leak;", 1)
+    )
+    config = write(tmp_path, "xxe.config", xxe)
+    proc = subprocess.run(
+        [
+            confedit_exe,
+            "offload",
+            str(config),
+            "-o",
+            str(tmp_path / "out"),
+            "--diff",
+            "-",
+            "--format",
+            "text",
+            "--runbook",
+            str(tmp_path / "rb.ps1"),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 4
+    assert b"DOCTYPE is not allowed in applicationHost.config" in proc.stderr
+    everything = proc.stdout + proc.stderr + b"".join(snapshot(tmp_path).values())
+    assert everything.count(b"TOKEN-7f3a9c") == 1  # only the secret file itself
+    assert sorted(snapshot(tmp_path)) == ["secret.txt", "xxe.config"]
+    json_proc = subprocess.run(
+        [confedit_exe, "offload", str(config), "--format", "json"], capture_output=True, check=False
+    )
+    assert b"TOKEN-7f3a9c" not in json_proc.stdout + json_proc.stderr
+
+
+def billion_laughs() -> bytes:
+    entities = b'<!ENTITY lol "lol">' + b"".join(
+        b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+        for i in range(1, 10)
+    )
+    return (
+        b'<?xml version="1.0"?>\n<!DOCTYPE lolz ['
+        + entities
+        + b"]>\n<configuration>&lol9;</configuration>\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        billion_laughs(),
+        b"<configuration>" + b"<a>" * 100_000 + b"</a>" * 100_000 + b"</configuration>",
+        b"<configuration>" + b"<a>" * 100_000,  # deep and unterminated
+    ],
+    ids=["billion-laughs", "deep-nesting", "deep-unterminated"],
+)
+def test_bombs_fail_fast_and_small(confedit_exe, tmp_path, bomb):
+    config = write(tmp_path, "bomb.config", bomb)
+    code, _, err, wall, rss = run_measured(
+        confedit_exe, "offload", str(config), "-o", "out", cwd=tmp_path
+    )
+    assert code == 4, err
+    assert err.count(b"\n") == 1 and b"Traceback" not in err
+    assert wall < 2.0, f"took {wall:.2f} s"
+    assert rss < 200 * 1024 * 1024, f"peak RSS {rss / 2**20:.0f} MB"
+    assert not (tmp_path / "out").exists()
+
+
+def test_size_limit_is_checked_before_reading(confedit_exe, tmp_path):
+    proc = subprocess.run(
+        [confedit_exe, "offload", str(SAMPLE), "--max-size", "4K"], capture_output=True, check=False
+    )
+    assert proc.returncode == 4
+    assert b"over the size limit of 4096 bytes" in proc.stderr
+    proc = subprocess.run(
+        [confedit_exe, "offload", str(SAMPLE), "--max-size", "lots"],
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_files_come_back_in_utf16_with_their_bom(confedit_exe, tmp_path, codec):
+    bom = codecs.BOM_UTF16_LE if codec == "utf-16-le" else codecs.BOM_UTF16_BE
+    text = BODY.decode("utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    config = write(tmp_path, "u16.config", bom + text.encode(codec))
+    out = tmp_path / "out.config"
+    proc = subprocess.run(
+        [confedit_exe, "offload", str(config), "-o", str(out)], capture_output=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = PATCHED.read_bytes().removeprefix(codecs.BOM_UTF8).decode("utf-8")
+    expected = expected.replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    assert out.read_bytes() == bom + expected.encode(codec)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", b"empty file"),
+        (os.urandom(2048).replace(b"<", b"x") + b"\x00", b"NUL byte at byte offset"),
+        (
+            BODY.replace(b"Default Web Site", b"Default Web Site\xe9", 1),
+            b"invalid UTF-8 at byte offset",
+        ),
+        (codecs.BOM_UTF16_LE + BODY, b"byte-order mark, but what follows is not UTF-16"),
+        (BODY[: BODY.index(b"</configuration>")], b"Premature end of data in tag configuration"),
+        (BODY[: len(BODY) // 2], b"AttValue"),
+        (b"<html><body>not a config</body></html>", b"not an applicationHost.config"),
+    ],
+    ids=[
+        "empty",
+        "binary",
+        "bad-utf8",
+        "utf16-bom-on-utf8",
+        "truncated-end",
+        "truncated-mid",
+        "html",
+    ],
+)
+def test_broken_files_get_one_line_and_exit_4(confedit_exe, tmp_path, data, message):
+    config = write(tmp_path, "bad.config", data)
+    before = snapshot(tmp_path)
+    proc = subprocess.run(
+        [confedit_exe, "offload", str(config), "--in-place", "--backup", ".bak"],
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 4
+    assert message in proc.stderr, proc.stderr
+    assert proc.stderr.count(b"\n") == 1 and b"Traceback" not in proc.stderr
+    if b"end of data" in message or b"AttValue" in message:
+        assert re.match(rb".*bad\.config:\d+:\d+: ", proc.stderr), "parser errors say where"
+    assert snapshot(tmp_path) == before
+
+
+def test_debug_shows_the_traceback_for_bad_input(confedit_exe, tmp_path):
+    config = write(tmp_path, "bad.config", b"<configuration>")
+    proc = subprocess.run(
+        [confedit_exe, "offload", str(config), "--debug"], capture_output=True, check=False
+    )
+    assert proc.returncode == 4 and b"Traceback" in proc.stderr
+
+
+def test_an_unreadable_file_is_one_line(monkeypatch, tmp_path):
+    """Tests run as root, for whom permissions do not apply: simulate the refusal."""
+    config = write(tmp_path, "locked.config", BODY)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", denied)
+    result = CliRunner().invoke(cli.main, ["offload", str(config)])
+    assert result.exit_code == 4
+    assert result.output.strip() == f"{config}: permission denied"
+
+
+def test_an_interrupted_write_leaves_no_trace(monkeypatch, tmp_path):
+    config = write(tmp_path, "applicationHost.config", SAMPLE.read_bytes())
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_file(config, b"new content")
+    assert config.read_bytes() == SAMPLE.read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["applicationHost.config"]
+
+
+def test_backup_is_written_before_the_input_is_replaced(monkeypatch, tmp_path):
+    config = write(tmp_path, "applicationHost.config", SAMPLE.read_bytes())
+    order: list[str] = []
+    real_write = files.write_file
+
+    def recording(path, data, **kwargs):
+        order.append(Path(path).name)
+        real_write(path, data, **kwargs)
+
+    monkeypatch.setattr("confedit.commands.write_file", recording)
+    result = CliRunner().invoke(
+        cli.main, ["offload", str(config), "--in-place", "--backup", ".orig"]
+    )
+    assert result.exit_code == 0, result.output
+    assert order == ["applicationHost.config.orig", "applicationHost.config"]
+    assert (tmp_path / "applicationHost.config.orig").read_bytes() == SAMPLE.read_bytes()
