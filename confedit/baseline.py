@@ -29,6 +29,7 @@ from confedit.iis import Config, path_key, site_of
 from confedit.plan import validate
 
 _BACK_END = path_key(exchange.BACK_END_SITE)
+_SCOPE: Final = (exchange.BACK_END_SITE,)  # what load() keeps in the tree: the rest is not needed
 
 
 def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> None:
@@ -41,10 +42,10 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
     if old is None:
         return
     try:
-        before = load(old, f"{revision}:{name}")
+        before = load(old, f"{revision}:{name}", sites=_SCOPE)
     except InvalidInput:
         return  # the old version did not load: there is no Back End to keep
-    after = load(data, name)
+    after = load(data, name, sites=_SCOPE)
     changes = back_end_changes(before, after)
     if changes:
         reasons = [
@@ -79,7 +80,7 @@ def back_end_changes(before: Document, after: Document) -> list[str]:
 def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
     """Back End location key -> (its spelling, canonical XML of each <location> at that key)."""
     found: dict[str, tuple[str, list[bytes]]] = {}
-    for location in document.locations:
+    for location in document.locations():
         key = path_key(location.path)
         if key and site_of(key) == _BACK_END:
             found.setdefault(key, (location.path, []))[1].append(_canonical(location.element))

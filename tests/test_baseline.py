@@ -14,6 +14,7 @@ from confedit.engine import offload
 from confedit.errors import Refused, UsageProblem
 from tests.conftest import EXCHANGE
 
+SCOPE = ("Exchange Back End",)  # as --since loads them
 CAS_MBX = EXCHANGE / "e2013-cas-mbx.applicationHost.config"
 POWERSHELL = b'<location path="Exchange Back End/PowerShell">'
 SERVER_WINDOWS_AUTH = (
@@ -22,7 +23,7 @@ SERVER_WINDOWS_AUTH = (
 
 
 def changes(old: bytes, new: bytes) -> list[str]:
-    return back_end_changes(load(old, "old"), load(new, "new"))
+    return back_end_changes(load(old, "old", sites=SCOPE), load(new, "new", sites=SCOPE))
 
 
 def replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
