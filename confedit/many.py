@@ -31,7 +31,14 @@ from confedit.commands import (
 )
 from confedit.engine import offload
 from confedit.errors import ConfeditError, ExitCode, InvalidInput
-from confedit.files import WriteFailed, check_unchanged, read_input, same_file, write_file
+from confedit.files import (
+    Snapshot,
+    WriteFailed,
+    check_unchanged,
+    read_input,
+    same_file,
+    write_file,
+)
 from confedit.fleet import fleet_of, render_fleet
 from confedit.plan import Request
 
@@ -84,9 +91,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
     """Offload one file as the settings say, and write its outputs; never raises."""
     name = str(item.path)
     try:
-        if item.problem:
-            raise InvalidInput(item.problem, source=name)
-        snapshot = read_input(item.path, settings.max_size)
+        snapshot = _read(item, settings.max_size)
         if settings.since:
             check_back_end_since(item.path, snapshot.data, settings.since, name)
         result = offload(snapshot.data, settings.request, name=name)
@@ -115,6 +120,13 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         diff=diff,
         document=document,
     )
+
+
+def _read(item: Input, max_size: int) -> Snapshot:
+    """The file's bytes, or InvalidInput with what the search found wrong with it."""
+    if item.problem:
+        raise InvalidInput(item.problem, source=str(item.path))
+    return read_input(item.path, max_size)
 
 
 def _mirror(destination: Path, data: bytes, source: Path) -> None:
@@ -261,9 +273,7 @@ def audit_file(settings: AuditSettings, item: Input) -> AuditedFile:
     """Audit one file; never raises."""
     name = str(item.path)
     try:
-        if item.problem:
-            raise InvalidInput(item.problem, source=name)
-        snapshot = read_input(item.path, settings.max_size)
+        snapshot = _read(item, settings.max_size)
         return AuditedFile(name, audit(snapshot.data, name, settings.site), 0, "", "", {})
     except ConfeditError as error:
         return _audit_failed(name, error)

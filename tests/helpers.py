@@ -94,6 +94,21 @@ def strip_access(data: bytes, paths: set[str]) -> bytes:
     return etree.tostring(root, method="c14n")
 
 
+def git_env(**extra: str) -> dict[str, str]:
+    """The environment for git in a temporary repository: no user or system configuration, a
+    fixed author."""
+    return {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
+        **extra,
+    }
+
+
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 
 

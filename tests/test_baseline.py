@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from confedit.document import load
 from confedit.engine import offload
 from confedit.errors import Refused, UsageProblem
 from tests.conftest import EXCHANGE
+from tests.helpers import git_env
 
 SCOPE = ("Exchange Back End",)  # as --since loads them
 CAS_MBX = EXCHANGE / "e2013-cas-mbx.applicationHost.config"
@@ -98,18 +98,7 @@ def test_a_server_level_change_that_the_back_end_inherits_counts(original):
 
 
 def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=GIT_ENV)
-
-
-GIT_ENV = {
-    **os.environ,
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-}
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=git_env())
 
 
 @pytest.fixture

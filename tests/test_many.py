@@ -14,6 +14,7 @@ from tests.conftest import CORPUS, EXCHANGE, SAMPLES
 from tests.helpers import (
     access_values,
     back_end_blocks,
+    git_env,
     make_fleet,
     run_in_pty,
     strip_ansi,
@@ -444,14 +445,7 @@ def test_offloading_the_fleet_makes_it_agree(confedit_exe, tmp_path, fleet):
 
 
 def test_since_refuses_only_the_file_whose_back_end_changed(confedit_exe, tmp_path, fleet):
-    env = {
-        **os.environ,
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.invalid",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    }
+    env = git_env()
     for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "exports"]):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, env=env)
     config = tmp_path / fleet["cas-2016"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, SAMPLES
+from tests.helpers import git_env
 
 SAMPLE = SAMPLES / "exchange2013-cas.applicationHost.config"
 PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
@@ -24,17 +25,10 @@ BACK_END = b'<location path="Exchange Back End/PowerShell">'
 
 @pytest.fixture
 def env(tmp_path: Path, confedit_exe: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": os.pathsep.join([str(Path(confedit_exe).parent), os.environ.get("PATH", "")]),
-        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.invalid",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    }
+    return git_env(
+        PATH=os.pathsep.join([str(Path(confedit_exe).parent), os.environ.get("PATH", "")]),
+        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+    )
 
 
 def git(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
