@@ -9,6 +9,7 @@ tag names, so a scanner mistake is an error, never a silent wrong edit.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import io
 import re
@@ -82,6 +83,7 @@ class Document:
     root: etree._Element
     scope: frozenset[str] | None = None  # case-folded sites kept in the tree; None: all
     _located: list[tuple[Location, ...]] = field(default_factory=list, repr=False)
+    _line_marks: list[tuple[int, int]] = field(default_factory=lambda: [(0, 1)], repr=False)
     _spans: dict[etree._Element, dict[etree._Element, ElementSpan]] = field(
         default_factory=dict, repr=False
     )
@@ -113,9 +115,28 @@ class Document:
     def _in_scope(self, element: etree._Element) -> bool:
         return self.scope is None or site_of_path(element.get("path")) in self.scope
 
-    @staticmethod
-    def _location(element: etree._Element, span: ElementSpan) -> Location:
-        return Location(element, element.get("path", ""), span, sourceline(element))
+    def _location(self, element: etree._Element, span: ElementSpan) -> Location:
+        return Location(element, element.get("path", ""), span, self.line_at(span.start))
+
+    def line_at(self, offset: int) -> int:
+        """The 1-based line of a byte offset, counted from the nearest offset asked before (so
+        that asking in file order costs one pass over the bytes)."""
+        index = bisect.bisect_right(self._line_marks, (offset, 1 << 62)) - 1
+        known_offset, known_line = self._line_marks[index]
+        line = known_line + self.data.count(b"\n", known_offset, offset)
+        self._line_marks.insert(index + 1, (offset, line))
+        return line
+
+    def line_of(self, element: etree._Element) -> int:
+        """The line of an element's start tag. libxml2's own line numbers are wrong past line
+        65535, so elements inside a located <location> are placed by their byte offset."""
+        top = element
+        while (parent := top.getparent()) is not None and parent.getparent() is not None:
+            top = parent
+        location = next((loc for loc in self.locations() if loc.element is top), None)
+        if location is None:
+            return sourceline(element)  # outside any <location> in scope: libxml2's count
+        return self.line_at(self.spans_in(location)[element].start)
 
     def spans_in(self, location: Location) -> dict[etree._Element, ElementSpan]:
         """Byte spans of `location` and every element inside it (computed once, on demand)."""

@@ -14,7 +14,7 @@ from typing import Final
 
 from lxml import etree
 
-from confedit.document import Document, Location, sourceline
+from confedit.document import Document, Location
 
 FLAGS_WORDING: Final = (
     "Flags must be some combination of None, Ssl, SslNegotiateCert, SslRequireCert, Ssl128"
@@ -227,10 +227,6 @@ class Definition:
     def where(self) -> str:
         """The level as a reader knows it: the path as the file spells it, or the server level."""
         return self.location.path if self.location and self.location.path else SERVER_LEVEL
-
-    @property
-    def line(self) -> int:
-        return sourceline(self.element)
 
 
 @dataclass(frozen=True)

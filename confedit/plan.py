@@ -11,7 +11,7 @@ from typing import Final, Literal
 from lxml import etree
 
 from confedit import exchange
-from confedit.document import Document, ElementSpan, Location, sourceline
+from confedit.document import Document, ElementSpan, Location
 from confedit.edits import Edit
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.iis import (
@@ -145,11 +145,12 @@ def validate(config: Config) -> None:
                 raise InvalidInput(
                     f'sslFlags="{value}": {exc}',
                     source=config.document.name,
-                    line=sourceline(access),
+                    line=config.document.line_of(access),
                 ) from None
 
 
 def _check_defined_once(config: Config, server: etree._Element | None) -> None:
+    lines = config.document.line_of
     first_at: dict[str, etree._Element] = {}
     if server is not None and (access := server.find("security/access")) is not None:
         first_at[""] = access  # the server level, like <location path="">
@@ -159,10 +160,10 @@ def _check_defined_once(config: Config, server: etree._Element | None) -> None:
             if first is not access:
                 raise InvalidInput(
                     f"the access section is defined twice for path "
-                    f"'{location.path or SERVER_LEVEL}' (lines {sourceline(first)} and "
-                    f"{sourceline(access)}); IIS would not load this file",
+                    f"'{location.path or SERVER_LEVEL}' (lines {lines(first)} and "
+                    f"{lines(access)}); IIS would not load this file",
                     source=config.document.name,
-                    line=sourceline(access),
+                    line=lines(access),
                 )
 
 
@@ -314,7 +315,8 @@ def _check_locks(draft: _Draft, target: Target) -> None:
             if lock and config.flows_to(access, target.key):
                 draft.refusals.append(
                     f"'{target.path}': IIS would reject the change with \"Lock violation\": "
-                    f"sslFlags is locked by {lock} at {access.where} (line {access.line}); "
+                    f"sslFlags is locked by {lock} at {access.where} "
+                    f"(line {config.document.line_of(access.element)}); "
                     "remove that lock first"
                 )
                 return
@@ -515,7 +517,7 @@ class _EditPlanner:
     ) -> bytes:
         """The indentation of the parent's last child element, if it starts its own line."""
         children = [c for c in parent if isinstance(c.tag, str)]
-        if children and sourceline(children[-1]) != sourceline(parent):
+        if children:  # indent_of is empty when the child does not start its own line
             indent = self.document.indent_of(spans[children[-1]].start)
             if indent:
                 return indent

@@ -71,7 +71,7 @@ def result_json(result: Result, *, diff: str, status: str, exit_code: int) -> di
         "status": status,
         "exit_code": exit_code,
         "encoding": result.document.encoding.label,
-        "targets": [_target_json(o, lines[o.target.path]) for o in result.outcomes],
+        "targets": [_target_json(result, o, lines[o.target.path]) for o in result.outcomes],
         "findings": [
             {"code": f.code, "level": f.level, "message": f.message, "path": f.path}
             for f in result.findings
@@ -83,7 +83,7 @@ def result_json(result: Result, *, diff: str, status: str, exit_code: int) -> di
     }
 
 
-def _target_json(outcome: Outcome, line: int) -> dict[str, Any]:
+def _target_json(result: Result, outcome: Outcome, line: int) -> dict[str, Any]:
     before = outcome.before
     return {
         "service": outcome.target.service,
@@ -93,7 +93,7 @@ def _target_json(outcome: Outcome, line: int) -> dict[str, Any]:
         "before": {
             "sslFlags": before.value,
             "source": before.where,
-            "line": before.source.line if before.source else None,
+            "line": result.document.line_of(before.source.element) if before.source else None,
         },
         "after": {"sslFlags": "None"},
         "line": line,

@@ -1,0 +1,132 @@
+"""spans.py: finding <location> elements in the bytes, quickly and when the quick way can't."""
+
+from __future__ import annotations
+
+import pytest
+
+from confedit import offload
+from confedit.document import load
+from confedit.errors import InvalidInput
+from confedit.plan import Request
+from confedit.testing.build import (
+    EXCHANGE_BACK_END,
+    EXCHANGE_FRONT_END,
+    App,
+    Loc,
+    Site,
+    Style,
+    render,
+)
+from tests.conftest import VARIANTS, corpus_files, variant
+from tests.helpers import access_values
+
+SCOPE = ("Default Web Site", "Exchange Back End")
+LF = Style(newline="\n", bom=False)
+WELL_FORMED = [p for p in corpus_files() if "malformed" not in p.name]
+
+
+@pytest.mark.parametrize("kind", VARIANTS)
+@pytest.mark.parametrize("path", WELL_FORMED, ids=lambda p: p.name)
+def test_scoped_loading_finds_the_same_spans_as_a_full_scan(path, kind):
+    raw = variant(path.read_bytes(), kind)
+    everything = {(loc.path, loc.span) for loc in load(raw).locations()}
+    scoped = load(raw, sites=SCOPE).locations()
+    assert scoped, "the Exchange files have front-end and back-end locations"
+    assert {(loc.path, loc.span) for loc in scoped} <= everything
+    wanted = {
+        (p, s)
+        for p, s in everything
+        if p.split("/")[0] in ("", "Default Web Site", "Exchange Back End")
+    }
+    assert {(loc.path, loc.span) for loc in scoped} == wanted
+
+
+def with_filler(count: int, *locations: Loc) -> bytes:
+    sites = [EXCHANGE_FRONT_END, EXCHANGE_BACK_END, Site("Filler", (App("/"), App("/app")))]
+    filler = [Loc("Filler/app", "Ssl") for _ in range(count)]
+    return render(sites, [Loc("Default Web Site", "Ssl, Ssl128"), *filler, *locations], LF)
+
+
+def test_locations_past_line_65535_are_found_and_edited():
+    """libxml2 reports wrong line numbers past 65535; pairing must not depend on them."""
+    raw = with_filler(
+        12_000, Loc("Default Web Site/owa", shape="security"), Loc("Default Web Site/ecp", "Ssl")
+    )
+    assert raw.count(b"\n") > 70_000
+    result = offload(raw, Request(services=("owa", "ecp")), name="big")
+    values = access_values(result.output)
+    assert values["Default Web Site/owa"] == values["Default Web Site/ecp"] == "None"
+    assert [o.action for o in result.outcomes] == ["inserted", "rewritten"]
+
+
+def test_a_new_location_goes_after_the_last_one_even_of_another_site():
+    raw = with_filler(3, Loc("Default Web Site/ecp", "Ssl"), Loc("Filler/app", "Ssl"))
+    result = offload(raw, Request(services=("owa",)), name="x")
+    tail = result.output.split(b'<location path="Default Web Site/ecp">')[1]
+    assert tail.index(b'<location path="Filler/app">') < tail.index(
+        b'<location path="Default Web Site/owa">'
+    )
+    assert result.outcomes[0].created[0] == "location"
+
+
+def test_a_site_name_written_with_a_character_reference_takes_the_full_scan():
+    raw = with_filler(2, Loc("Default Web Site/owa", "Ssl")).replace(
+        b'path="Default Web Site/owa"', b'path="Default&#32;Web Site/owa"'
+    )
+    result = offload(raw, Request(services=("owa",)), name="x")
+    assert result.outcomes[0].action == "rewritten"
+    assert b'<location path="Default&#32;Web Site/owa">' in result.output
+
+
+def test_location_text_in_comments_cdata_and_instructions_is_skipped():
+    noise = (
+        b'<!-- <location path="Default Web Site/owa"> -->\n'
+        b'<?note <location path="Default Web Site/owa"> ?>\n'
+    )
+    raw = with_filler(1, Loc("Default Web Site/owa", "Ssl")).replace(
+        b"<configuration>\n", b"<configuration>\n" + noise
+    )
+    result = offload(raw, Request(services=("owa",)), name="x")
+    assert noise in result.output
+    assert access_values(result.output)["Default Web Site/owa"] == "None"
+
+
+def test_a_nested_location_is_invalid_configuration():
+    raw = with_filler(1, Loc("Default Web Site/owa", "Ssl")).replace(
+        b"<system.webServer>\n            <security>",
+        b'<system.webServer>\n<location path="x" />            <security>',
+        1,
+    )
+    with pytest.raises(InvalidInput, match="only allowed directly inside <configuration>"):
+        load(raw)
+    with pytest.raises(InvalidInput, match="only allowed directly inside <configuration>"):
+        load(raw, sites=SCOPE)
+
+
+def test_scoped_loading_drops_other_sites_from_the_tree():
+    raw = with_filler(50, Loc("Default Web Site/owa", "Ssl"))
+    document = load(raw, sites=SCOPE)
+    kept = [el.get("path") for el in document.root.iterchildren("location")]
+    # of the 50 out-of-scope locations, only the last one seen may stay (it could be the file's last)
+    assert [p for p in kept if p != "Filler/app"] == ["Default Web Site", "Default Web Site/owa"]
+    assert kept.count("Filler/app") == 1
+    assert [loc.path for loc in document.locations()] == [
+        "Default Web Site",
+        "Default Web Site/owa",
+    ]
+    assert [s.get("name") for s in document.root.iterfind("system.applicationHost/sites/site")] == [
+        "Default Web Site",
+        "Exchange Back End",
+    ]
+
+
+def test_reported_lines_are_right_past_line_65535():
+    from confedit.report import result_json
+
+    raw = with_filler(12_000, Loc("Default Web Site/ecp", "Ssl, Ssl128"))
+    result = offload(raw, Request(services=("ecp",)), name="big")
+    (target,) = result_json(result, diff="", status="changed", exit_code=0)["targets"]
+    real_line = raw[: raw.index(b'<access sslFlags="Ssl, Ssl128" />', raw.index(b"Default Web Site/ecp"))].count(b"\n") + 1
+    assert real_line > 65535
+    assert target["before"]["line"] == real_line
+    assert target["line"] == real_line
