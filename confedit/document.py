@@ -1,10 +1,8 @@
-"""Load an applicationHost.config: encoding, hardened parse, and the byte span of elements.
+"""Load an applicationHost.config: encoding, hardened parse, and the Document.
 
 lxml knows what the file means but not where its elements are in the bytes, and it cannot write
 the file back unchanged. So the Document keeps both: the lxml tree for meaning and the original
-bytes, plus the byte spans of the elements confedit may edit. Spans are found with a small
-regular-expression scanner and paired with the lxml elements in document order; the pairing checks
-tag names, so a scanner mistake is an error, never a silent wrong edit.
+bytes; spans.py finds where the elements confedit may edit are in those bytes.
 """
 
 from __future__ import annotations
@@ -32,6 +30,9 @@ from confedit.spans import (
 __all__ = ["Document", "ElementSpan", "Encoding", "Location", "load", "make_parser", "sourceline"]
 
 NOT_APPHOST = "not an applicationHost.config"
+# Above this size, a load with a scope drops the other sites' elements while parsing: the tree of
+# a 100 MB file would take several times its size. Below it, a plain parse is faster.
+PRUNE_ABOVE: Final = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -196,9 +197,10 @@ def make_parser() -> etree.XMLParser:
 def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None) -> Document:
     """Check and parse the bytes of an applicationHost.config, or raise InvalidInput.
 
-    With `sites` (names, any case), the tree keeps only the <location> and <site> elements of
-    those sites and of the server level: the whole file is still parsed and checked, but a file
-    with thousands of other sites costs no memory for them.
+    With `sites` (names, any case), confedit looks only at the <location> and <site> elements
+    of those sites and of the server level. The whole file is still parsed and checked, and in a
+    large file the other sites' elements are dropped as soon as they are parsed, so a file with
+    thousands of other sites costs little memory for them.
     """
     if not raw:
         raise InvalidInput("empty file", source=name)
@@ -293,7 +295,7 @@ _LIBXML_WHERE = re.compile(r", line \d+, column \d+$")
 
 def _parse(raw: bytes, name: str, scope: frozenset[str] | None) -> etree._Element:
     try:
-        if scope is None:
+        if scope is None or len(raw) < PRUNE_ABOVE:
             root = etree.fromstring(raw, make_parser())
             for element in root.iter("location"):
                 _check_top_level(element, name)

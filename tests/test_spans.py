@@ -47,7 +47,9 @@ def with_filler(count: int, *locations: Loc) -> bytes:
     return render(sites, [Loc("Default Web Site", "Ssl, Ssl128"), *filler, *locations], LF)
 
 
-def test_locations_past_line_65535_are_found_and_edited():
+@pytest.mark.parametrize("prune_above", [0, 1 << 40], ids=["pruned", "whole-tree"])
+def test_locations_past_line_65535_are_found_and_edited(monkeypatch, prune_above):
+    monkeypatch.setattr("confedit.document.PRUNE_ABOVE", prune_above)
     """libxml2 reports wrong line numbers past 65535; pairing must not depend on them."""
     raw = with_filler(
         12_000, Loc("Default Web Site/owa", shape="security"), Loc("Default Web Site/ecp", "Ssl")
@@ -103,7 +105,8 @@ def test_a_nested_location_is_invalid_configuration():
         load(raw, sites=SCOPE)
 
 
-def test_scoped_loading_drops_other_sites_from_the_tree():
+def test_scoped_loading_drops_other_sites_from_the_tree(monkeypatch):
+    monkeypatch.setattr("confedit.document.PRUNE_ABOVE", 0)  # as for a large file
     raw = with_filler(50, Loc("Default Web Site/owa", "Ssl"))
     document = load(raw, sites=SCOPE)
     kept = [el.get("path") for el in document.root.iterchildren("location")]
