@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -19,6 +20,7 @@ from confedit.iis import (
     site_of,
 )
 from confedit.plan import validate
+from confedit.style import paint
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/audit-report-1.json"
 
@@ -85,7 +87,12 @@ class AuditReport:
 
 
 def _offloaded(row: Row) -> bool:
-    return SslFlags.parse(row.effective_ssl_flags).bits == 0
+    return is_offloaded(row.effective_ssl_flags)
+
+
+def is_offloaded(ssl_flags: str) -> bool:
+    """Whether an effective sslFlags value requires nothing (None, in any spelling)."""
+    return SslFlags.parse(ssl_flags).bits == 0
 
 
 def audit(raw: bytes, name: str = "<input>", site: str = exchange.FRONT_END_SITE) -> AuditReport:
@@ -145,22 +152,30 @@ def _row(config: Config, key: str, path: str, role: str, service: exchange.Servi
 # --- text --------------------------------------------------------------------------------------
 
 
-def render_table(report: AuditReport, *, offloaded_only: bool = False) -> str:
+def render_table(report: AuditReport, *, offloaded_only: bool = False, color: bool = False) -> str:
     """An aligned table per site, paths relative to the site (fits 80-120 columns)."""
     if offloaded_only:
-        return _render_offloaded(report)
-    out: list[str] = [f"{report.name}"]
+        return _render_offloaded(report, color)
+    out: list[str] = [paint(report.name, "header", color)]
     for role, site in (("front-end", report.front_end), ("back-end", report.back_end)):
         rows = [row for row in report.rows if row.role == role]
         if not rows:
             continue
-        out += ["", f"{site} ({role})"]
+        out += ["", paint(f"{site} ({role})", "header", color)]
         header = ("PATH", "SSLFLAGS", "FROM", "SSL", "EP", "POOL")
         labels = _tree_labels(rows, site)
         body = [_cells(row, label, site) for row, label in zip(rows, labels, strict=True)]
-        out += _aligned([header, *body])
-    out += ["", _legend()]
+        out += aligned([header, *body], paint_cell=_table_role if color else None)
+    out += ["", paint(_legend(), "dim", color)]
     return "\n".join(out)
+
+
+def _table_role(row: int, column: int, text: str) -> str | None:
+    if row == 0:
+        return "header"
+    if column == 4 and text != "None":
+        return "warn"  # Extended Protection is on: it does not work with SSL offloading
+    return None
 
 
 def _cells(row: Row, label: str, site: str) -> tuple[str, ...]:
@@ -213,12 +228,21 @@ def _short_source(row: Row, site: str) -> str:
     return source
 
 
-def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
+PaintCell = Callable[[int, int, str], str | None]
+
+
+def aligned(rows: Sequence[tuple[str, ...]], paint_cell: PaintCell | None = None) -> list[str]:
+    """Rows as left-aligned columns; `paint_cell(row, column, text)` names a colour role."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    lines = []
+    for r, row in enumerate(rows):
+        cells = []
+        for c, (cell, width) in enumerate(zip(row, widths, strict=True)):
+            role = paint_cell(r, c, cell) if paint_cell else None
+            # pad outside the colour codes, so that the widths stay right
+            cells.append(paint(cell, role) + " " * (width - len(cell)))
+        lines.append("  ".join(cells).rstrip())
+    return lines
 
 
 def _legend() -> str:
@@ -229,7 +253,7 @@ def _legend() -> str:
     )
 
 
-def _render_offloaded(report: AuditReport) -> str:
+def _render_offloaded(report: AuditReport, color: bool) -> str:
     rows: list[tuple[str, ...]] = [("SERVICE", "PATH", "OFFLOADED", "SSLFLAGS", "FROM")]
     for row in report.targets():
         state = ("yes" if _offloaded(row) else "NO") if row.in_sites else "absent"
@@ -242,9 +266,17 @@ def _render_offloaded(report: AuditReport) -> str:
                 _short_source(row, report.front_end),
             )
         )
-    verdict = (
-        "all default targets are offloaded"
-        if report.all_offloaded
-        else "NOT offloaded: run confedit offload"
-    )
-    return "\n".join([report.name, *_aligned(rows), verdict])
+    if report.all_offloaded:
+        verdict = paint("all default targets are offloaded", "good", color)
+    else:
+        verdict = paint("NOT offloaded: run confedit offload", "bad", color)
+    table = aligned(rows, paint_cell=_offloaded_role if color else None)
+    return "\n".join([paint(report.name, "header", color), *table, verdict])
+
+
+def _offloaded_role(row: int, column: int, text: str) -> str | None:
+    if row == 0:
+        return "header"
+    if column == 2:
+        return {"yes": "good", "NO": "bad", "absent": "dim"}.get(text)
+    return None

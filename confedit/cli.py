@@ -52,12 +52,14 @@ class _Run:
     fmt: str
     debug: bool
     name: str | None = None
+    command: str = "offload"
 
     def fail(self, error: ConfeditError) -> int:
         if self.fmt == "json":
-            from confedit.report import error_json  # noqa: PLC0415
+            from confedit import report  # noqa: PLC0415
 
-            _print_json(error_json(error, self.name, int(error.exit_code)))
+            render = report.audit_error_json if self.command == "audit" else report.error_json
+            _print_json(render(error, self.name, int(error.exit_code)))
         click.echo(str(error), err=True)
         return int(error.exit_code)
 
@@ -102,6 +104,23 @@ _FORMAT = click.option(
     show_default=True,
     help="Report format on stdout (json: one report, also on errors).",
 )
+_COLOR = click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the diff and tables (auto: on a terminal, unless NO_COLOR is set).",
+)
+_JOBS = click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Work on N files at once (default: the number of CPUs).",
+)
+_CONFIGS = click.argument(
+    "configs", metavar="CONFIG...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
 _MAX_SIZE = click.option(
     "--max-size",
     type=_Size(),
@@ -118,13 +137,20 @@ def main() -> None:
 
     Exit codes: 0 done or nothing to do, 1 --check found work, 2 usage error,
     3 refused for safety (nothing written), 4 invalid input (nothing written).
+    Over several files, the most severe of the files' codes: 3, then 4, 2, 1, 0.
     """
 
 
 @main.command()
-@click.argument("config", type=click.Path(path_type=Path, dir_okay=True))
+@_CONFIGS
 @click.option("-o", "--output", metavar="PATH", help="Write the patched file here ('-': stdout).")
-@click.option("--in-place", is_flag=True, help="Rewrite CONFIG itself (atomically).")
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Write each patched file below DIR, at its path relative to the current directory.",
+)
+@click.option("--in-place", is_flag=True, help="Rewrite each CONFIG itself (atomically).")
 @click.option(
     "--backup", metavar="SUFFIX", help="With --in-place: keep the original as CONFIG+SUFFIX."
 )
@@ -134,6 +160,11 @@ def main() -> None:
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if anything would change.")
 @click.option(
     "--runbook", metavar="FILE.ps1", help="Write the operator's PowerShell steps (pools, rollback)."
+)
+@click.option(
+    "--since",
+    metavar="REV",
+    help="Refuse a file whose Exchange Back End differs from its version at git revision REV.",
 )
 @click.option(
     "--service",
@@ -164,39 +195,53 @@ def main() -> None:
     help="Proceed (with a warning) where Extended Protection is on.",
 )
 @_FORMAT
+@_COLOR
+@_JOBS
 @_MAX_SIZE
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @_DEBUG
 def offload(**options: Any) -> None:
     """Set sslFlags="None" on the Exchange front-end virtual directories of CONFIG.
 
-    With none of -o, --in-place, --diff or --check, prints the diff and writes nothing.
+    CONFIG may be several files and folders (searched for applicationHost.config). With none
+    of -o, --output-dir, --in-place, --diff or --check, prints the diff and writes nothing.
     """
     from confedit.commands import OffloadOptions, run_offload  # noqa: PLC0415
 
     opts = OffloadOptions(**options)
     opts.validate()
-    run = _Run(opts.fmt, opts.debug, str(opts.config))
+    run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config))
     _guarded(run, lambda: run_offload(opts))
 
 
 @main.command()
-@click.argument("config", type=click.Path(path_type=Path, dir_okay=True))
+@_CONFIGS
 @click.option(
     "--offloaded",
     is_flag=True,
     help="Report whether each default target is offloaded; exit 1 if one is not.",
 )
 @click.option(
+    "--fleet",
+    is_flag=True,
+    help="One matrix of all files (servers x targets); exit 1 if the servers disagree.",
+)
+@click.option(
     "--site", default=exchange.FRONT_END_SITE, show_default=True, help="The front-end site."
 )
 @_FORMAT
+@_COLOR
+@_JOBS
 @_MAX_SIZE
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 @_DEBUG
 def audit(**options: Any) -> None:
-    """Show the effective SSL policy of every location of the Exchange sites in CONFIG."""
+    """Show the effective SSL policy of every location of the Exchange sites in CONFIG.
+
+    CONFIG may be several files and folders (searched for applicationHost.config).
+    """
     from confedit.commands import AuditOptions, run_audit  # noqa: PLC0415
 
     opts = AuditOptions(**options)
-    run = _Run(opts.fmt, opts.debug, str(opts.config))
+    run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config), command="audit")
     _guarded(run, lambda: run_audit(opts))

@@ -13,11 +13,12 @@ from typing import Any
 
 import click
 
-from confedit import report
+from confedit import report, style
+from confedit.baseline import check_back_end_since
 from confedit.diffing import diff_label
 from confedit.engine import Result, offload
 from confedit.errors import ExitCode
-from confedit.files import check_unchanged, read_input, same_file, write_file
+from confedit.files import Snapshot, check_unchanged, read_input, same_file, write_file
 from confedit.plan import Request
 from confedit.runbook import render_runbook
 
@@ -26,33 +27,50 @@ STDIO = "-"
 
 @dataclass
 class OffloadOptions:
-    config: Path
+    configs: tuple[Path, ...]
     output: str | None
+    output_dir: Path | None
     in_place: bool
     backup: str | None
     diff_to: str | None
     check: bool
     runbook: str | None
+    since: str | None
     services: tuple[str, ...]
     paths: tuple[str, ...]
     site: str
     include_descendants: bool
     allow_extended_protection: bool
     fmt: str
+    color: str
+    jobs: int | None
     max_size: int
     quiet: bool
     debug: bool
 
+    @property
+    def config(self) -> Path:
+        return self.configs[0]
+
+    @property
+    def many(self) -> bool:
+        """Several files (or a folder to search): per-file summary lines and one combined diff."""
+        return len(self.configs) > 1 or self.output_dir is not None or self.config.is_dir()
+
     def validate(self) -> None:
         """Usage errors (exit 2) that can be seen before reading anything."""
+        if self.many:
+            self._validate_many()
         if self.output and self.in_place:
             raise click.UsageError("use either -o/--output or --in-place, not both")
         if self.backup is not None and not self.in_place:
             raise click.UsageError("--backup needs --in-place")
         if self.backup is not None and not self.backup.strip():
             raise click.UsageError("--backup needs a non-empty SUFFIX such as .bak")
-        if self.check and (self.output or self.in_place or self.runbook):
-            raise click.UsageError("--check writes nothing; drop -o/--in-place/--runbook")
+        if self.check and (self.output or self.in_place or self.runbook or self.output_dir):
+            raise click.UsageError(
+                "--check writes nothing; drop -o/--output-dir/--in-place/--runbook"
+            )
         named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
         to_stdout = [name for name, value in named if value == STDIO]
         if self.fmt == "json":
@@ -68,6 +86,16 @@ class OffloadOptions:
                 "-o names the input file itself; use --in-place (with --backup) to rewrite it"
             )
 
+    def _validate_many(self) -> None:
+        if self.output:
+            raise click.UsageError(
+                "-o writes one file; with several CONFIGs or a folder, use --output-dir DIR"
+            )
+        if self.runbook:
+            raise click.UsageError("--runbook takes one CONFIG; run it once per file")
+        if self.output_dir is not None and self.in_place:
+            raise click.UsageError("use either --output-dir or --in-place, not both")
+
     def request(self) -> Request:
         return Request(
             services=self.services,
@@ -79,33 +107,53 @@ class OffloadOptions:
 
     @property
     def previewing(self) -> bool:
-        return not (self.output or self.in_place or self.diff_to or self.check)
+        return not (self.output or self.output_dir or self.in_place or self.diff_to or self.check)
+
+    @property
+    def color_stdout(self) -> bool:
+        return style.enabled(self.color, sys.stdout)
 
 
 def run_offload(opts: OffloadOptions) -> int:
     """The offload command; returns the exit code."""
+    if opts.many:
+        from confedit.many import run_offload_many  # noqa: PLC0415
+
+        return run_offload_many(opts)
     snapshot = read_input(opts.config, opts.max_size)
+    if opts.since:
+        check_back_end_since(opts.config, snapshot.data, opts.since, str(opts.config))
     result = offload(snapshot.data, opts.request(), name=str(opts.config))
     diff = result.diff(diff_label(opts.config))
-    code = ExitCode.WORK_FOUND if opts.check and result.changed else ExitCode.OK
+    _, code = result_status(result, opts.check)
 
     if not opts.check and (opts.output or opts.in_place):
         check_unchanged(snapshot)
     if opts.in_place and result.changed:
-        if opts.backup:
-            write_file(Path(f"{opts.config}{opts.backup}"), snapshot.data, mode_from=opts.config)
-        write_file(opts.config, result.output)
+        write_in_place(snapshot, result, opts.backup)
     if opts.output:
         _emit(opts.output, result.output)
     if opts.diff_to:
-        _emit(opts.diff_to, diff)
+        emit_diff(opts.diff_to, diff, color=opts.color_stdout)
     if opts.runbook:
         _emit(opts.runbook, render_runbook(result, str(opts.config)))
     if opts.previewing and opts.fmt == "text":
-        _emit(STDIO, diff)
+        emit_diff(STDIO, diff, color=opts.color_stdout)
 
     _report(opts, result, diff, code)
     return int(code)
+
+
+def write_in_place(snapshot: Snapshot, result: Result, backup: str | None) -> None:
+    """Rewrite the input file with the result, after writing `backup` (a suffix) if given."""
+    if backup:
+        write_file(Path(f"{snapshot.path}{backup}"), snapshot.data, mode_from=snapshot.path)
+    write_file(snapshot.path, result.output)
+
+
+def emit_diff(destination: str, diff: bytes, *, color: bool) -> None:
+    """Write a diff; coloured only when it goes to stdout and colour is on."""
+    _emit(destination, style.paint_diff(diff) if color and destination == STDIO else diff)
 
 
 def _emit(destination: str, data: bytes) -> None:
@@ -116,13 +164,16 @@ def _emit(destination: str, data: bytes) -> None:
         write_file(Path(destination), data)
 
 
+def result_status(result: Result, check: bool) -> tuple[str, ExitCode]:
+    """The report status and exit code of a completed offload."""
+    if check and result.changed:
+        return "work-found", ExitCode.WORK_FOUND
+    return ("changed" if result.changed else "unchanged"), ExitCode.OK
+
+
 def _report(opts: OffloadOptions, result: Result, diff: bytes, code: ExitCode) -> None:
     if opts.fmt == "json":
-        status = (
-            "work-found"
-            if code == ExitCode.WORK_FOUND
-            else ("changed" if result.changed else "unchanged")
-        )
+        status, _ = result_status(result, opts.check)
         text = diff.decode("utf-8", "replace")
         _print_json(report.result_json(result, diff=text, status=status, exit_code=int(code)))
     if opts.quiet:
@@ -138,16 +189,33 @@ def _print_json(data: Any) -> None:
 
 @dataclass
 class AuditOptions:
-    config: Path
+    configs: tuple[Path, ...]
     offloaded: bool
+    fleet: bool
     site: str
     fmt: str
+    color: str
+    jobs: int | None
     max_size: int
+    quiet: bool
     debug: bool
+
+    @property
+    def config(self) -> Path:
+        return self.configs[0]
+
+    @property
+    def many(self) -> bool:
+        """Several files, a folder to search, or a fleet matrix."""
+        return len(self.configs) > 1 or self.fleet or self.config.is_dir()
 
 
 def run_audit(opts: AuditOptions) -> int:
     """The audit command; returns the exit code."""
+    if opts.many:
+        from confedit.many import run_audit_many  # noqa: PLC0415
+
+        return run_audit_many(opts)
     from confedit.audit import audit, render_table  # noqa: PLC0415
 
     snapshot = read_input(opts.config, opts.max_size)
@@ -155,7 +223,8 @@ def run_audit(opts: AuditOptions) -> int:
     if opts.fmt == "json":
         _print_json(result.to_json(offloaded_only=opts.offloaded))
     else:
-        click.echo(render_table(result, offloaded_only=opts.offloaded))
+        color = style.enabled(opts.color, sys.stdout)
+        click.echo(render_table(result, offloaded_only=opts.offloaded, color=color), color=color)
     if opts.offloaded and not result.all_offloaded:
         return int(ExitCode.WORK_FOUND)
     return int(ExitCode.OK)

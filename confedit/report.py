@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from confedit.audit import SCHEMA_ID as AUDIT_SCHEMA_ID
 from confedit.engine import Result
 from confedit.errors import ConfeditError, InvalidInput, Refused
 from confedit.plan import Outcome
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/offload-report-1.json"
+BATCH_SCHEMA_ID: Final = "https://confedit.example/schemas/offload-batch-1.json"
+AUDIT_BATCH_SCHEMA_ID: Final = "https://confedit.example/schemas/audit-batch-1.json"
 ACCESS_TEXT: Final = '<access sslFlags="None" />'
 
 
@@ -102,12 +105,6 @@ def _target_json(result: Result, outcome: Outcome, line: int) -> dict[str, Any]:
 
 def error_json(error: ConfeditError, name: str | None, exit_code: int) -> dict[str, Any]:
     """The JSON report of a run that stopped: refused, invalid input, usage or internal error."""
-    detail: dict[str, Any] = {"kind": error.kind, "message": str(error)}
-    if isinstance(error, Refused):
-        detail["reasons"] = error.reasons
-    if isinstance(error, InvalidInput):
-        detail["line"] = error.line
-        detail["column"] = error.column
     return {
         "$schema": SCHEMA_ID,
         "file": name,
@@ -119,5 +116,71 @@ def error_json(error: ConfeditError, name: str | None, exit_code: int) -> dict[s
         "application_pools_to_recycle": [],
         "semantic_changes": [],
         "diff": "",
-        "error": detail,
+        "error": error_detail(error),
+    }
+
+
+def error_detail(error: ConfeditError) -> dict[str, Any]:
+    """The `error` member of every JSON report: kind, message, and what the kind adds."""
+    detail: dict[str, Any] = {"kind": error.kind, "message": str(error)}
+    if isinstance(error, Refused):
+        detail["reasons"] = error.reasons
+    if isinstance(error, InvalidInput):
+        detail["line"] = error.line
+        detail["column"] = error.column
+    return detail
+
+
+def audit_error_json(error: ConfeditError, name: str | None, exit_code: int) -> dict[str, Any]:
+    """The JSON report of an audit that stopped (schema: schemas/audit-report.schema.json)."""
+    return {
+        "$schema": AUDIT_SCHEMA_ID,
+        "file": name,
+        "status": error.kind,
+        "exit_code": exit_code,
+        "error": error_detail(error),
+    }
+
+
+# --- many files ------------------------------------------------------------------------------
+
+# How each file's status counts in the closing summary (groups are also the JSON keys).
+SUMMARY_GROUPS: Final = {
+    "changed": "changed",
+    "work-found": "changed",
+    "unchanged": "unchanged",
+    "offloaded": "offloaded",
+    "not-offloaded": "not_offloaded",
+    "refused": "refused",
+    "invalid": "invalid",
+}
+FAILED: Final = "failed"  # internal errors, outputs that could not be written, usage problems
+
+
+def summary_counts(statuses: list[str], groups: tuple[str, ...]) -> dict[str, int]:
+    """Files per group of the closing summary, `groups` first (even when 0), then failures."""
+    counts = dict.fromkeys(groups, 0)
+    for status in statuses:
+        group = SUMMARY_GROUPS.get(status, FAILED)
+        counts[group] = counts.get(group, 0) + 1
+    return counts
+
+
+def summary_text(counts: dict[str, int], names: dict[str, str] | None = None) -> str:
+    """'4 files: 2 changed, 1 unchanged, 0 refused, 1 invalid' (groups renamed by `names`)."""
+    total = sum(counts.values())
+    words = {group: group.replace("_", " ") for group in counts} | (names or {})
+    parts = ", ".join(f"{n} {words[group]}" for group, n in counts.items())
+    return f"{total} file{'s' * (total != 1)}: {parts}"
+
+
+def batch_json(
+    schema: str, files: list[dict[str, Any]], counts: dict[str, int], exit_code: int
+) -> dict[str, Any]:
+    """The JSON report of a run over several files: each file's own report, in input order."""
+    return {
+        "$schema": schema,
+        "exit_code": exit_code,
+        "summary": {"files": len(files), **counts},
+        "files": files,
     }

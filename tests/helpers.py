@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from lxml import etree
@@ -89,3 +92,102 @@ def strip_access(data: bytes, paths: set[str]) -> bytes:
         if location.get("path", "").casefold() in paths and len(location) == 0:
             root.remove(location)
     return etree.tostring(root, method="c14n")
+
+
+def git_env(**extra: str) -> dict[str, str]:
+    """The environment for git in a temporary repository: no user or system configuration, a
+    fixed author."""
+    return {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
+        **extra,
+    }
+
+
+ANSI = re.compile(rb"\x1b\[[0-9;]*m")
+
+
+def strip_ansi(data: bytes) -> bytes:
+    return ANSI.sub(b"", data)
+
+
+def run_in_pty(
+    args: list[str], *, tty: str, cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, bytes, bytes]:
+    """Run `args` with stdout or stderr (`tty`) on a pseudo-terminal, the other one on a pipe.
+    Returns (exit code, what the terminal showed with CRLF turned back to LF, the pipe's bytes)."""
+    primary, secondary = pty.openpty()
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, tty: secondary}
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        **streams,  # type: ignore[arg-type]
+    )
+    os.close(secondary)
+    shown: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the other side is closed
+                return
+            if not chunk:
+                return
+            shown.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    piped = (proc.stdout if tty == "stderr" else proc.stderr).read()  # type: ignore[union-attr]
+    code = proc.wait(timeout=120)
+    reader.join(timeout=10)
+    os.close(primary)
+    return code, b"".join(shown).replace(b"\r\n", b"\n"), piped
+
+
+def make_fleet(root: Path, corpus: Path, samples: Path) -> dict[str, Path]:
+    """A small fleet of server folders under root/fleet, from the real corpus, with variations:
+    two servers to offload (one a Windows-style BOM+CRLF export, its file name in another
+    case), one already offloaded, one with Extended Protection, one malformed, one plain IIS
+    server (no Exchange front end), and files that are no applicationHost.config."""
+    exchange = corpus / "exchange"
+    crlf = (exchange / "e2019.applicationHost.config").read_bytes().replace(b"\n", b"\r\n")
+    files = {
+        "cas-2016": (
+            "applicationHost.config",
+            (exchange / "e2016.applicationHost.config").read_bytes(),
+        ),
+        "cas-2019": ("ApplicationHost.config", b"\xef\xbb\xbf" + crlf),
+        "cas-done": (
+            "applicationHost.config",
+            (samples / "exchange2013-cas.applicationHost.patched.config").read_bytes(),
+        ),
+        "cas-ep": (
+            "applicationHost.config",
+            (exchange / "e2013-cas-extended-protection.applicationHost.config").read_bytes(),
+        ),
+        "cas-broken": (
+            "applicationHost.config",
+            (exchange / "e2019-malformed.applicationHost.config").read_bytes(),
+        ),
+        "web": (
+            "applicationHost.config",
+            (corpus / "iis" / "reverse-proxy.applicationHost.config").read_bytes(),
+        ),
+    }
+    paths = {}
+    for server, (name, data) in files.items():
+        folder = root / "fleet" / server
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(data)
+        paths[server] = folder / name
+    (root / "fleet" / "cas-2016" / "applicationHost.config.bak").write_bytes(b"not a config")
+    (root / "fleet" / "README.txt").write_text("exports of the Client Access servers\n")
+    return paths

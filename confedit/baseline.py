@@ -1,0 +1,173 @@
+"""`--since REV`: refuse a file whose Exchange Back End differs from its version in git at REV.
+
+confedit itself never edits the Back End (verify.py proves it for every result), but a file in a
+repository can be changed by hand or by another tool. What counts as the Back End here:
+
+- every `<location>` of the Exchange Back End site, compared as canonical XML (attribute order,
+  whitespace between elements and comments do not count; any setting does);
+- the site's definition in `<sites>` (bindings, applications, pools);
+- the effective SSL policy of each Back End path (catches a change made above the site, e.g. at
+  the server level, that the site inherits).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Final
+
+from lxml import etree
+
+from confedit import exchange
+from confedit.audit import Row, audit_config
+from confedit.document import Document, load
+from confedit.errors import ConfeditError, InvalidInput, Refused, UsageProblem
+from confedit.iis import Config, path_key, site_of
+from confedit.plan import validate
+
+_BACK_END = path_key(exchange.BACK_END_SITE)
+_SCOPE: Final = (exchange.BACK_END_SITE,)  # what load() keeps in the tree: the rest is not needed
+
+
+def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> None:
+    """Raise Refused if the Back End in `data` differs from `path`'s version at `revision`.
+
+    A file that is not in that revision (new), or a repository without any commit yet, has
+    nothing to compare with and passes.
+    """
+    old = revision_bytes(path, revision)
+    if old is None:
+        return
+    try:
+        before = load(old, f"{revision}:{name}", sites=_SCOPE)
+    except InvalidInput:
+        return  # the old version did not load: there is no Back End to keep
+    after = load(data, name, sites=_SCOPE)
+    changes = back_end_changes(before, after)
+    if changes:
+        reasons = [
+            f"the Exchange Back End changed since {revision}: {change}" for change in changes
+        ]
+        advice = (
+            "SSL offloading makes no change to the Exchange Back End (the front end proxies to it "
+            f"over SSL): undo these changes; `git diff {revision} -- {name}` shows them"
+        )
+        raise Refused([*reasons, advice], source=name)
+
+
+def back_end_changes(before: Document, after: Document) -> list[str]:
+    """What differs in the Exchange Back End between two versions of a config, in words."""
+    changes: list[str] = []
+    old, new = _locations(before), _locations(after)
+    for key in sorted(old.keys() | new.keys()):
+        spelling = (new.get(key) or old[key])[0]
+        if key not in new:
+            changes.append(f"<location path={spelling!r}> was removed")
+        elif key not in old:
+            changes.append(f"<location path={spelling!r}> was added")
+        elif old[key][1] != new[key][1]:
+            changes.append(f"<location path={spelling!r}> was changed")
+    if _site(before) != _site(after):
+        changes.append(f"the site definition of {exchange.BACK_END_SITE!r} in <sites> was changed")
+    if not changes:
+        changes += _policy_changes(before, after)
+    return changes
+
+
+def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
+    """Back End location key -> (its spelling, canonical XML of each <location> at that key)."""
+    found: dict[str, tuple[str, list[bytes]]] = {}
+    for location in document.locations():
+        key = path_key(location.path)
+        if key and site_of(key) == _BACK_END:
+            found.setdefault(key, (location.path, []))[1].append(_canonical(location.element))
+    return found
+
+
+def _site(document: Document) -> bytes | None:
+    for site in document.root.iterfind("system.applicationHost/sites/site"):
+        if (site.get("name") or "").casefold() == exchange.BACK_END_SITE.casefold():
+            return _canonical(site)
+    return None
+
+
+def _canonical(element: etree._Element) -> bytes:
+    """Canonical XML without comments and without whitespace-only text between elements."""
+    clone = copy.deepcopy(element)
+    clone.tail = None
+    for node in clone.iter():
+        if node.text is not None and not node.text.strip():
+            node.text = None
+        if node is not clone and node.tail is not None and not node.tail.strip():
+            node.tail = None
+    return etree.tostring(clone, method="c14n", with_comments=False)
+
+
+def _policy_changes(before: Document, after: Document) -> list[str]:
+    try:
+        old = _back_end_rows(before)
+        new = _back_end_rows(after)
+    except ConfeditError:
+        return []  # one version is not a loadable config: offload reports that on its own
+    changes = []
+    for key in sorted(old.keys() & new.keys()):
+        a, b = old[key], new[key]
+        if (a.effective_ssl_flags, a.extended_protection) != (
+            b.effective_ssl_flags,
+            b.extended_protection,
+        ):
+            changes.append(
+                f"the effective policy of {b.path!r} is now sslFlags={b.effective_ssl_flags!r} "
+                f"(from {b.ssl_flags_from}), Extended Protection {b.extended_protection} "
+                f"(was {a.effective_ssl_flags!r}, {a.extended_protection})"
+            )
+    return changes
+
+
+def _back_end_rows(document: Document) -> dict[str, Row]:
+    config = Config(document)
+    validate(config)
+    report = audit_config(config)
+    return {path_key(row.path): row for row in report.rows if row.role == "back-end"}
+
+
+# --- git -------------------------------------------------------------------------------------
+
+
+def revision_bytes(path: Path, revision: str) -> bytes | None:
+    """The file's content at `revision` of its git repository; None if it is not in it, or the
+    repository has no commit yet. UsageProblem if there is no git, no repository, or no such
+    revision."""
+    git = shutil.which("git")
+    if git is None:
+        raise UsageProblem("--since needs git, and git is not installed", source=str(path))
+    folder = path.parent
+    commit = _git(git, folder, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    if commit.returncode != 0:
+        if _git(git, folder, "rev-parse", "--git-dir").returncode != 0:
+            raise UsageProblem("--since: not in a git repository", source=str(path))
+        if _git(git, folder, "rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
+            return None  # no commit yet: nothing to compare with
+        raise UsageProblem(f"--since: unknown git revision {revision!r}", source=str(path))
+    sha = commit.stdout.decode().strip()
+    blob = _git(git, folder, "cat-file", "blob", f"{sha}:./{path.name}")
+    return blob.stdout if blob.returncode == 0 else None
+
+
+# Git exports these to its hooks (pre-commit runs as one); they would point every look-up at
+# the hook's repository, relative to its folder, instead of the repository the file is in.
+_REPOSITORY_VARIABLES: Final = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
+
+
+def _git(git: str, folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
+    return subprocess.run(
+        [git, "-C", str(folder), *args],
+        capture_output=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )

@@ -1,0 +1,171 @@
+"""Many files at once: finding the configs, running one function over them in parallel, the
+progress bar, and the run's exit code. Knows nothing about what is done to each file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, TypeVar
+
+import click
+
+from confedit.diffing import diff_label
+from confedit.errors import ExitCode
+
+CONFIG_NAME: Final = "applicationhost.config"  # matched case-insensitively
+HANDFUL: Final = 5  # more files than this get a progress bar (on a terminal)
+
+# The run's exit code is its files' most severe one, in this order. A refusal (3) comes first:
+# something was judged unsafe or could not be written, and a pipeline must stop on it whatever
+# else happened. Invalid input (4) next: a file could not be read at all. A usage problem found
+# in one file (2) before drift (1): both need a person, but 1 is the gate's normal "work to do".
+SEVERITY: Final = (
+    ExitCode.REFUSED,
+    ExitCode.INVALID_INPUT,
+    ExitCode.USAGE,
+    ExitCode.WORK_FOUND,
+    ExitCode.OK,
+)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One file to work on, as found from the command line."""
+
+    path: Path  # as given, or the folder given joined with the path found below it
+    label: str  # relative to the current directory (see diffing.diff_label): diff and mirror name
+    problem: str | None = None  # why it cannot be worked on, found while searching
+
+
+def find_inputs(arguments: Sequence[Path], skip: Path | None = None) -> list[Input]:
+    """Files named, and every config file (see is_config_name) below the folders named.
+
+    Folders are searched in sorted order, without following symlinked folders; `skip` (the
+    output folder) is not searched. A file found twice is kept once, at its first place.
+    """
+    found: list[Input] = []
+    seen: set[str] = set()
+    skipped = os.path.realpath(skip) if skip is not None else None
+    for argument in arguments:
+        for item in _expand(argument, skipped):
+            key = os.path.realpath(item.path)
+            if key not in seen:
+                seen.add(key)
+                found.append(item)
+    return found
+
+
+def _expand(argument: Path, skipped: str | None) -> list[Input]:
+    if not argument.is_dir():
+        return [Input(argument, diff_label(argument))]
+    found: list[Input] = []
+
+    def unreadable(error: OSError) -> None:
+        where = Path(error.filename) if error.filename else argument
+        found.append(Input(where, diff_label(where), f"cannot search: {error.strerror}"))
+
+    for folder, subfolders, files in os.walk(argument, onerror=unreadable):
+        subfolders[:] = sorted(
+            name
+            for name in subfolders
+            if skipped is None or os.path.realpath(Path(folder, name)) != skipped
+        )
+        for name in sorted(files):
+            if is_config_name(name):
+                path = Path(folder, name)
+                found.append(Input(path, diff_label(path)))
+    if not found:
+        problem = "is a directory with no applicationHost.config in it (searched recursively)"
+        return [Input(argument, diff_label(argument), problem)]
+    return found
+
+
+def is_config_name(name: str) -> bool:
+    """`applicationHost.config`, or `SERVER.applicationHost.config` for exports kept side by
+    side in one folder; in any case."""
+    folded = name.casefold()
+    return folded == CONFIG_NAME or folded.endswith("." + CONFIG_NAME)
+
+
+def most_severe(codes: Iterable[int]) -> int:
+    """The run's exit code: the most severe of its files' codes (see SEVERITY); 0 for none."""
+    present = set(codes)
+    return int(next((code for code in SEVERITY if code in present), ExitCode.OK))
+
+
+def default_jobs() -> int:
+    """The number of CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def run_all(
+    work: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    jobs: int,
+    crashed: Callable[[T, BaseException], R],
+    progress: str | None = None,
+) -> list[R]:
+    """`work` over `items`, in up to `jobs` processes; results in the order of `items`.
+
+    `work` must be picklable (a module-level function or a partial of one) and should return
+    its errors as results; `crashed` turns a worker that died (e.g. killed for memory) into one.
+    With `progress` (a label), a bar on stderr advances as files finish.
+    """
+    if jobs <= 1 or len(items) <= 1:
+        with _bar(len(items), progress) as advance:
+            results = []
+            for item in items:
+                results.append(_call(work, item, crashed))
+                advance()
+            return results
+    # lxml trees cannot cross processes: workers get paths and return plain data.
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)))
+    try:
+        futures = {pool.submit(work, item): item for item in items}
+        with _bar(len(items), progress) as advance:
+            for _ in as_completed(futures):
+                advance()
+        return [_result(future, item, crashed) for future, item in futures.items()]
+    finally:
+        # On Ctrl-C, files not started yet are dropped instead of waited for.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _call(work: Callable[[T], R], item: T, crashed: Callable[[T, BaseException], R]) -> R:
+    try:
+        return work(item)
+    except Exception as error:
+        return crashed(item, error)
+
+
+def _result(future: Future[R], item: T, crashed: Callable[[T, BaseException], R]) -> R:
+    try:
+        return future.result()
+    except Exception as error:  # BrokenProcessPool, or an error the worker did not catch
+        return crashed(item, error)
+
+
+def show_progress(count: int, quiet: bool) -> bool:
+    """A bar only for more than a handful of files, on a terminal, and not with --quiet."""
+    return count > HANDFUL and not quiet and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def _bar(length: int, label: str | None) -> Iterator[Callable[[], None]]:
+    if label is None:
+        yield lambda: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield lambda: bar.update(1)

@@ -1,0 +1,191 @@
+"""`confedit audit --fleet`: do all Client Access servers have the same SSL policy?
+
+One row per server file, one column per default target; a cell is the target's effective
+sslFlags and Extended Protection. A column where the servers differ is a finding: Microsoft's
+procedure asks for every Client Access server to be configured the same way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Final
+
+from confedit import exchange
+from confedit.audit import AuditReport, Row, aligned, is_offloaded
+from confedit.style import paint
+
+SCHEMA_ID: Final = "https://confedit.example/schemas/fleet-report-1.json"
+SERVICES: Final = exchange.DEFAULT_SERVICES
+CONFIG_ENDINGS: Final = ("/applicationhost.config", ".applicationhost.config")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One target on one server."""
+
+    present: bool  # the path is an application or virtual directory in <sites>
+    ssl_flags: str  # effective, formatted as IIS does
+    extended_protection: str  # effective tokenChecking
+
+    @property
+    def offloaded(self) -> bool | None:
+        return is_offloaded(self.ssl_flags) if self.present else None
+
+    def text(self) -> str:
+        """Compact: 'None', 'Ssl,Ssl128', with '/EP=Require' when Extended Protection is on."""
+        if not self.present:
+            return "absent"
+        flags = self.ssl_flags.replace(", ", ",")
+        return (
+            flags
+            if self.extended_protection == "None"
+            else f"{flags}/EP={self.extended_protection}"
+        )
+
+
+@dataclass(frozen=True)
+class Server:
+    file: str
+    cells: dict[str, Cell]  # by service name
+
+    @property
+    def compared(self) -> bool:
+        """Only Client Access servers are compared: a file without any front-end target (a
+        mailbox-only server, a plain IIS server) has nothing to agree on."""
+        return any(cell.present for cell in self.cells.values())
+
+
+@dataclass(frozen=True)
+class Fleet:
+    servers: tuple[Server, ...]
+
+    @property
+    def compared(self) -> list[Server]:
+        return [server for server in self.servers if server.compared]
+
+    def disagreeing(self) -> list[str]:
+        """Services whose cells differ between the compared servers."""
+        return [
+            service
+            for service in SERVICES
+            if len({server.cells[service] for server in self.compared}) > 1
+        ]
+
+    @property
+    def consistent(self) -> bool:
+        return not self.disagreeing()
+
+    @property
+    def all_offloaded(self) -> bool:
+        return bool(self.compared) and all(
+            cell.offloaded is not False for s in self.compared for cell in s.cells.values()
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The fleet report (schema: schemas/fleet-report.schema.json), without errors."""
+        return {
+            "$schema": SCHEMA_ID,
+            "services": list(SERVICES),
+            "consistent": self.consistent,
+            "disagreeing": self.disagreeing(),
+            "all_offloaded": self.all_offloaded,
+            "servers": [
+                {
+                    "file": server.file,
+                    "compared": server.compared,
+                    "targets": {
+                        service: {
+                            "present": cell.present,
+                            "effective_ssl_flags": cell.ssl_flags,
+                            "extended_protection": cell.extended_protection,
+                            "offloaded": cell.offloaded,
+                        }
+                        for service, cell in server.cells.items()
+                    },
+                }
+                for server in self.servers
+            ],
+        }
+
+
+def fleet_of(reports: list[AuditReport]) -> Fleet:
+    """The matrix of the audited files, in their order."""
+    return Fleet(tuple(_server(report) for report in reports))
+
+
+def _server(report: AuditReport) -> Server:
+    rows: dict[str, Row] = {row.service: row for row in report.targets() if row.service}
+    return Server(report.name, {service: _cell(rows.get(service)) for service in SERVICES})
+
+
+def _cell(row: Row | None) -> Cell:
+    if row is None or not row.in_sites:
+        return Cell(False, "", "")  # what it would inherit is no setting of this server's
+    return Cell(row.in_sites, row.effective_ssl_flags, row.extended_protection)
+
+
+# --- text --------------------------------------------------------------------------------------
+
+
+def render_fleet(fleet: Fleet, *, color: bool = False) -> str:
+    """The matrix, a line marking the columns where servers differ, and the verdict."""
+    differing = set(fleet.disagreeing())
+    header = ("SERVER", *SERVICES)
+    body = [
+        (_server_name(s.file), *(_shown(s, service) for service in SERVICES)) for s in fleet.servers
+    ]
+    marks = ("", *("DIFFERS" if service in differing else "same" for service in SERVICES))
+    usual = {service: _most_common(fleet, service) for service in SERVICES}
+
+    def role(row: int, column: int, text: str) -> str | None:
+        if row == 0:
+            return "header"
+        if row == len(body) + 1:
+            return "bad" if text == "DIFFERS" else "good"
+        server = fleet.servers[row - 1]
+        if column == 0 or not server.compared:
+            return "dim" if not server.compared else None
+        service = SERVICES[column - 1]
+        return "bad" if service in differing and server.cells[service] != usual[service] else None
+
+    lines = aligned([header, *body, marks], paint_cell=role if color else None)
+    return "\n".join([*lines, "", *_verdict(fleet, differing, color)])
+
+
+def _shown(server: Server, service: str) -> str:
+    return server.cells[service].text() if server.compared else "-"
+
+
+def _server_name(file: str) -> str:
+    """The path without its '/applicationHost.config' or '.applicationHost.config' ending: the
+    folder, or the file name's prefix, names the server."""
+    for ending in CONFIG_ENDINGS:
+        if file.casefold().endswith(ending) and len(file) > len(ending):
+            return file[: -len(ending)]
+    return file
+
+
+def _most_common(fleet: Fleet, service: str) -> Cell | None:
+    counts = Counter(server.cells[service] for server in fleet.compared)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
+    lines = []
+    skipped = [s.file for s in fleet.servers if not s.compared]
+    if skipped:
+        lines.append(
+            paint(
+                "not compared (no Exchange front-end targets): " + ", ".join(skipped), "dim", color
+            )
+        )
+    compared = len(fleet.compared)
+    if not compared:
+        lines.append(paint("no Client Access server among the files", "bad", color))
+    elif differing:
+        names = ", ".join(service for service in SERVICES if service in differing)
+        lines.append(paint(f"the {compared} servers disagree on: {names}", "bad", color))
+    else:
+        lines.append(paint(f"all {compared} servers agree", "good", color))
+    return lines

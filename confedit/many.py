@@ -1,0 +1,375 @@
+"""What `offload` and `audit` do with several files (or folders): each file is worked on by
+itself, in parallel, and reported in input order; then one combined diff and a closing summary.
+
+A file's errors are its own: they become its report (exit code included) and never stop the
+others. Workers run in other processes, so they take paths and return plain data.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import click
+
+from confedit import report, style
+from confedit.audit import AuditReport, audit, render_table
+from confedit.baseline import check_back_end_since
+from confedit.batch import Input, default_jobs, find_inputs, most_severe, run_all, show_progress
+from confedit.commands import (
+    STDIO,
+    AuditOptions,
+    OffloadOptions,
+    emit_diff,
+    result_status,
+    write_in_place,
+)
+from confedit.engine import offload
+from confedit.errors import ConfeditError, ExitCode, InvalidInput
+from confedit.files import (
+    Snapshot,
+    WriteFailed,
+    check_unchanged,
+    read_input,
+    same_file,
+    write_file,
+)
+from confedit.fleet import fleet_of, render_fleet
+from confedit.plan import Request
+
+OFFLOAD_GROUPS = ("changed", "unchanged", "refused", "invalid")
+AUDIT_GROUPS = ("offloaded", "not_offloaded", "invalid")
+
+
+class InternalError(ConfeditError):
+    """An unexpected error while working on one file: a bug in confedit (exit 3)."""
+
+    kind = "internal"
+
+
+# --- offload -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    """What to do with each file (the same for all of them)."""
+
+    request: Request
+    check: bool
+    in_place: bool
+    backup: str | None
+    output_dir: Path | None
+    since: str | None
+    max_size: int
+    want_json: bool
+    debug: bool
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What happened to one file."""
+
+    path: str
+    status: str  # as in the JSON report: changed, unchanged, work-found, or the error's kind
+    exit_code: int
+    headline: str  # one line (a refusal may add its reasons on lines below)
+    notes: tuple[str, ...]  # warnings and notes, one per line
+    diff: bytes
+    document: dict[str, Any] | None  # the JSON report, when asked for
+
+    @property
+    def failed(self) -> bool:
+        return self.exit_code not in (ExitCode.OK, ExitCode.WORK_FOUND)
+
+
+def offload_file(settings: FileSettings, item: Input) -> FileReport:
+    """Offload one file as the settings say, and write its outputs; never raises."""
+    name = str(item.path)
+    try:
+        snapshot = _read(item, settings.max_size)
+        if settings.since:
+            check_back_end_since(item.path, snapshot.data, settings.since, name)
+        result = offload(snapshot.data, settings.request, name=name)
+        status, code = result_status(result, settings.check)
+        if settings.in_place or settings.output_dir is not None:
+            check_unchanged(snapshot)
+        if settings.in_place and result.changed:
+            write_in_place(snapshot, result, settings.backup)
+        if settings.output_dir is not None:
+            _mirror(settings.output_dir / item.label, result.output, item.path)
+        diff = result.diff(item.label)
+    except ConfeditError as error:
+        return _failed(settings, name, error)
+    except Exception as error:
+        return _crashed(settings, item, error)
+    document = None
+    if settings.want_json:
+        text = diff.decode("utf-8", "replace")
+        document = report.result_json(result, diff=text, status=status, exit_code=int(code))
+    return FileReport(
+        path=name,
+        status=status,
+        exit_code=int(code),
+        headline=report.summary_line(result, name),
+        notes=tuple(report.finding_lines(result)),
+        diff=diff,
+        document=document,
+    )
+
+
+def _read(item: Input, max_size: int) -> Snapshot:
+    """The file's bytes, or InvalidInput with what the search found wrong with it."""
+    if item.problem:
+        raise InvalidInput(item.problem, source=str(item.path))
+    return read_input(item.path, max_size)
+
+
+def _mirror(destination: Path, data: bytes, source: Path) -> None:
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteFailed(
+            f"cannot create the folder: {exc.strerror or exc}", source=str(destination.parent)
+        ) from None
+    write_file(destination, data, mode_from=source)
+
+
+def _failed(settings: FileSettings, name: str, error: ConfeditError) -> FileReport:
+    code = int(error.exit_code)
+    document = report.error_json(error, name, code) if settings.want_json else None
+    return FileReport(name, error.kind, code, str(error), (), b"", document)
+
+
+def _crashed(settings: FileSettings, item: Input, error: BaseException) -> FileReport:
+    failure = _internal(item, error, settings.debug)
+    return _failed(settings, str(item.path), failure)
+
+
+def _internal(item: Input, error: BaseException, debug: bool) -> InternalError:
+    message = f"internal error, please report: {type(error).__name__}: {error}"
+    if debug:
+        message += "\n" + "".join(traceback.format_exception(error)).rstrip()
+    else:
+        message += " (run with --debug for the traceback)"
+    return InternalError(message, source=str(item.path))
+
+
+def run_offload_many(opts: OffloadOptions) -> int:
+    """`confedit offload` over several files; returns the run's exit code."""
+    inputs = find_inputs(opts.configs, skip=opts.output_dir)
+    _check_destinations(opts, inputs)
+    settings = FileSettings(
+        request=opts.request(),
+        check=opts.check,
+        in_place=opts.in_place,
+        backup=opts.backup,
+        output_dir=opts.output_dir,
+        since=opts.since,
+        max_size=opts.max_size,
+        want_json=opts.fmt == "json",
+        debug=opts.debug,
+    )
+    progress = "offloading" if show_progress(len(inputs), opts.quiet) else None
+    reports = run_all(
+        partial(offload_file, settings),
+        inputs,
+        jobs=opts.jobs or default_jobs(),
+        crashed=partial(_crashed, settings),
+        progress=progress,
+    )
+    code = most_severe(r.exit_code for r in reports)
+    diff = b"".join(r.diff for r in reports)
+    if opts.diff_to:
+        emit_diff(opts.diff_to, diff, color=opts.color_stdout)
+    if opts.previewing and opts.fmt == "text":
+        emit_diff(STDIO, diff, color=opts.color_stdout)
+    counts = report.summary_counts([r.status for r in reports], OFFLOAD_GROUPS)
+    if opts.fmt == "json":
+        files = [r.document for r in reports if r.document is not None]
+        _print_json(report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code))
+    _print_offload_reports(opts, reports, counts)
+    return code
+
+
+def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
+    """Usage errors that need the list of files: two files with one name in the diff or the
+    output folder, or an output that would overwrite its input."""
+    writes_diff = opts.diff_to or (opts.previewing and opts.fmt == "text")
+    if writes_diff or opts.output_dir is not None:
+        first: dict[str, Input] = {}
+        for item in inputs:
+            other = first.setdefault(item.label, item)
+            if other is not item:
+                raise click.UsageError(
+                    f"{other.path} and {item.path} would both be named {item.label!r} in the "
+                    "diff or the output folder; run confedit from a folder that contains both"
+                )
+    if opts.output_dir is not None:
+        for item in inputs:
+            if same_file(opts.output_dir / item.label, item.path):
+                raise click.UsageError(
+                    f"--output-dir would overwrite the input {item.path}; use --in-place"
+                )
+
+
+def _print_offload_reports(
+    opts: OffloadOptions, reports: list[FileReport], counts: dict[str, int]
+) -> None:
+    color = style.enabled(opts.color, sys.stderr)
+    for file in reports:
+        if opts.quiet and not file.failed:
+            continue
+        role = "bad" if file.failed else ("warn" if file.status == "work-found" else None)
+        _echo_err(style.paint(file.headline, role, color), color)
+        if not opts.quiet:
+            for note in file.notes:
+                _echo_err("  " + _paint_note(note, color), color)
+    if not opts.quiet:
+        writes = opts.in_place or opts.output_dir is not None
+        names = {} if writes else {"changed": "need work" if opts.check else "to change"}
+        _echo_err(_paint_summary(report.summary_text(counts, names), counts, color), color)
+
+
+def _paint_note(note: str, color: bool) -> str:
+    level, sep, rest = note.partition(":")
+    if sep and level == "warning":
+        return style.paint(level + sep, "warn", color) + rest
+    return note
+
+
+def _paint_summary(text: str, counts: dict[str, int], color: bool) -> str:
+    failed = any(counts.get(group) for group in ("refused", "invalid", report.FAILED))
+    return style.paint(text, "bad" if failed else "header", color)
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    site: str
+    max_size: int
+    debug: bool
+
+
+@dataclass(frozen=True)
+class AuditedFile:
+    """One file's audit, or why there is none."""
+
+    path: str
+    report: AuditReport | None
+    exit_code: int  # of the error; 0 when audited
+    status: str  # the error's kind; "" when audited
+    error: str
+    error_json: dict[str, Any]
+
+
+def audit_file(settings: AuditSettings, item: Input) -> AuditedFile:
+    """Audit one file; never raises."""
+    name = str(item.path)
+    try:
+        snapshot = _read(item, settings.max_size)
+        return AuditedFile(name, audit(snapshot.data, name, settings.site), 0, "", "", {})
+    except ConfeditError as error:
+        return _audit_failed(name, error)
+    except Exception as error:
+        return _audit_crashed(settings, item, error)
+
+
+def _audit_failed(name: str, error: ConfeditError) -> AuditedFile:
+    code = int(error.exit_code)
+    document = report.audit_error_json(error, name, code)
+    return AuditedFile(name, None, code, error.kind, str(error), document)
+
+
+def _audit_crashed(settings: AuditSettings, item: Input, error: BaseException) -> AuditedFile:
+    return _audit_failed(str(item.path), _internal(item, error, settings.debug))
+
+
+def run_audit_many(opts: AuditOptions) -> int:
+    """`confedit audit` over several files, or `--fleet`; returns the run's exit code."""
+    inputs = find_inputs(opts.configs)
+    settings = AuditSettings(opts.site, opts.max_size, opts.debug)
+    progress = "auditing" if show_progress(len(inputs), opts.quiet) else None
+    files = run_all(
+        partial(audit_file, settings),
+        inputs,
+        jobs=opts.jobs or default_jobs(),
+        crashed=partial(_audit_crashed, settings),
+        progress=progress,
+    )
+    color_out = style.enabled(opts.color, sys.stdout)
+    color_err = style.enabled(opts.color, sys.stderr)
+    for file in files:
+        if file.report is None:
+            _echo_err(style.paint(file.error, "bad", color_err), color_err)
+    if opts.fleet:
+        return _fleet(opts, files, color_out)
+
+    codes = [_audit_code(file, opts.offloaded) for file in files]
+    code = most_severe(codes)
+    statuses = [_audit_status(file) for file in files]
+    counts = report.summary_counts(statuses, AUDIT_GROUPS)
+    if opts.fmt == "json":
+        documents = [
+            file.report.to_json(offloaded_only=opts.offloaded) if file.report else file.error_json
+            for file in files
+        ]
+        _print_json(report.batch_json(report.AUDIT_BATCH_SCHEMA_ID, documents, counts, code))
+    else:
+        tables = [
+            render_table(file.report, offloaded_only=opts.offloaded, color=color_out)
+            for file in files
+            if file.report
+        ]
+        click.echo("\n\n".join(tables), color=color_out)
+    if not opts.quiet:
+        _echo_err(_paint_summary(report.summary_text(counts), counts, color_err), color_err)
+    return code
+
+
+def _audit_code(file: AuditedFile, offloaded: bool) -> int:
+    if file.report is None:
+        return file.exit_code
+    return int(ExitCode.WORK_FOUND if offloaded and not file.report.all_offloaded else ExitCode.OK)
+
+
+def _audit_status(file: AuditedFile) -> str:
+    if file.report is None:
+        return file.status
+    return "offloaded" if file.report.all_offloaded else "not-offloaded"
+
+
+def _fleet(opts: AuditOptions, files: list[AuditedFile], color: bool) -> int:
+    fleet = fleet_of([file.report for file in files if file.report])
+    codes = [file.exit_code for file in files if file.report is None]
+    if not fleet.consistent or (opts.offloaded and not fleet.all_offloaded):
+        codes.append(ExitCode.WORK_FOUND)
+    code = most_severe(codes)
+    if opts.fmt == "json":
+        errors = [file.error_json for file in files if file.report is None]
+        _print_json({**fleet.to_json(), "exit_code": code, "errors": errors})
+    else:
+        click.echo(render_fleet(fleet, color=color), color=color)
+        if opts.offloaded and not fleet.all_offloaded:
+            click.echo(
+                style.paint("NOT offloaded everywhere: run confedit offload", "bad", color),
+                color=color,
+            )
+    return code
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def _echo_err(text: str, color: bool) -> None:
+    click.echo(text, err=True, color=color)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))

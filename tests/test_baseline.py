@@ -1,0 +1,174 @@
+"""`--since REV`: what counts as a change to the Exchange Back End, and the git look-up."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from confedit.baseline import back_end_changes, check_back_end_since, revision_bytes
+from confedit.document import load
+from confedit.engine import offload
+from confedit.errors import Refused, UsageProblem
+from tests.conftest import EXCHANGE
+from tests.helpers import git_env
+
+SCOPE = ("Exchange Back End",)  # as --since loads them
+CAS_MBX = EXCHANGE / "e2013-cas-mbx.applicationHost.config"
+POWERSHELL = b'<location path="Exchange Back End/PowerShell">'
+SERVER_WINDOWS_AUTH = (
+    b'<windowsAuthentication enabled="false" authPersistNonNTLM="true" useKernelMode="false">'
+)
+
+
+def changes(old: bytes, new: bytes) -> list[str]:
+    return back_end_changes(load(old, "old", sites=SCOPE), load(new, "new", sites=SCOPE))
+
+
+def replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert data.count(old) == 1, old
+    return data.replace(old, new)
+
+
+@pytest.fixture(scope="module")
+def original() -> bytes:
+    return CAS_MBX.read_bytes()
+
+
+def test_the_same_file_and_a_front_end_offload_change_nothing(original):
+    assert changes(original, original) == []
+    assert changes(original, offload(original).output) == []
+
+
+def test_layout_and_comments_do_not_count(original):
+    relaid = replace_once(
+        original,
+        POWERSHELL + b"\n        <system.webServer>",
+        POWERSHELL + b"\r\n  <!-- reviewed -->\r\n<system.webServer   >",
+    )
+    assert changes(original, relaid) == []
+
+
+def test_a_changed_setting_in_a_back_end_location_counts(original):
+    changed = replace_once(
+        original,
+        b'<access sslFlags="Ssl, SslNegotiateCert, Ssl128" />',
+        b'<access sslFlags="None" />',
+    )
+    assert changes(original, changed) == [
+        "<location path='Exchange Back End/PowerShell'> was changed"
+    ]
+
+
+def test_an_added_or_removed_back_end_location_counts(original):
+    added = replace_once(
+        original,
+        POWERSHELL,
+        b'<location path="Exchange Back End/ecp/new"><system.webServer /></location>\n'
+        + POWERSHELL,
+    )
+    assert changes(original, added) == ["<location path='Exchange Back End/ecp/new'> was added"]
+    assert changes(added, original) == ["<location path='Exchange Back End/ecp/new'> was removed"]
+
+
+def test_a_change_to_the_back_end_site_definition_counts(original):
+    changed = replace_once(
+        original,
+        b'<site name="Exchange Back End" id="2" serverAutoStart="true">',
+        b'<site name="Exchange Back End" id="2" serverAutoStart="false">',
+    )
+    assert changes(original, changed) == [
+        "the site definition of 'Exchange Back End' in <sites> was changed"
+    ]
+
+
+def test_a_server_level_change_that_the_back_end_inherits_counts(original):
+    changed = replace_once(
+        original,
+        SERVER_WINDOWS_AUTH,
+        SERVER_WINDOWS_AUTH + b'<extendedProtection tokenChecking="Require" />',
+    )
+    found = changes(original, changed)
+    assert found and all("Extended Protection Require (was" in change for change in found)
+    assert any("'Exchange Back End/PowerShell'" in change for change in found)
+
+
+# --- git -------------------------------------------------------------------------------------
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=git_env())
+
+
+@pytest.fixture
+def repo(tmp_path: Path, original: bytes) -> Path:
+    git(tmp_path, "init", "-q")
+    config = tmp_path / "servers" / "cas1" / "applicationHost.config"
+    config.parent.mkdir(parents=True)
+    config.write_bytes(original)
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "export")
+    return tmp_path
+
+
+def test_a_back_end_change_since_head_is_refused(repo, original):
+    config = repo / "servers" / "cas1" / "applicationHost.config"
+    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(config, changed, "HEAD", "servers/cas1/applicationHost.config")
+    assert caught.value.reasons[0] == (
+        "the Exchange Back End changed since HEAD: "
+        "<location path='Exchange Back End/PowerShell'> was changed"
+    )
+    assert "git diff HEAD -- servers/cas1/applicationHost.config" in caught.value.reasons[-1]
+    check_back_end_since(config, offload(original).output, "HEAD", "x")  # front end only: fine
+
+
+def test_the_committed_version_is_read_from_the_files_own_folder(repo, original, monkeypatch):
+    monkeypatch.chdir(repo.parent)  # outside the repository
+    config = repo / "servers" / "cas1" / "applicationHost.config"
+    assert revision_bytes(config, "HEAD") == original
+    monkeypatch.chdir(repo / "servers")
+    assert revision_bytes(Path("cas1/applicationHost.config"), "HEAD") == original
+
+
+def test_a_new_file_or_a_repository_without_commits_has_nothing_to_compare(tmp_path, original):
+    git(tmp_path, "init", "-q")
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(original)
+    assert revision_bytes(config, "HEAD") is None
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "first")
+    new = tmp_path / "new" / "applicationHost.config"
+    new.parent.mkdir()
+    new.write_bytes(original)
+    assert revision_bytes(new, "HEAD") is None
+
+
+def test_an_old_version_that_does_not_load_has_no_back_end_to_keep(repo, original):
+    config = repo / "servers" / "cas1" / "applicationHost.config"
+    config.write_bytes(b"<configuration><broken></configuration>")
+    git(repo, "commit", "-qam", "broken")
+    check_back_end_since(config, original, "HEAD", "x")
+
+
+def test_an_unknown_revision_or_no_repository_is_a_usage_problem(repo, tmp_path_factory):
+    config = repo / "servers" / "cas1" / "applicationHost.config"
+    with pytest.raises(UsageProblem, match="unknown git revision 'no-such-branch'"):
+        revision_bytes(config, "no-such-branch")
+    outside = tmp_path_factory.mktemp("plain") / "applicationHost.config"
+    outside.write_bytes(b"")
+    with pytest.raises(UsageProblem, match="not in a git repository"):
+        revision_bytes(outside, "HEAD")
+
+
+def test_repository_variables_of_a_git_hook_do_not_redirect_the_look_up(
+    repo, original, monkeypatch
+):
+    other = repo.parent / "other"
+    git(repo.parent, "init", "-q", str(other))
+    monkeypatch.setenv("GIT_DIR", ".git")  # as git sets it for a hook, relative to its root
+    monkeypatch.setenv("GIT_INDEX_FILE", str(other / ".git" / "index"))
+    config = repo / "servers" / "cas1" / "applicationHost.config"
+    assert revision_bytes(config, "HEAD") == original

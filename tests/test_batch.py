@@ -1,0 +1,160 @@
+"""Finding configs in folders, the parallel runner and the run's exit code."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from confedit.batch import Input, find_inputs, most_severe, run_all, show_progress
+from confedit.errors import ExitCode
+
+
+def touch(path: Path, data: bytes = b"<configuration />") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_folders_are_searched_recursively_in_sorted_order_any_case(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / "exports" / "b" / "applicationHost.config")
+    touch(tmp_path / "exports" / "a" / "deep" / "APPLICATIONHOST.CONFIG")
+    touch(tmp_path / "exports" / "a" / "applicationhost.config")
+    touch(tmp_path / "exports" / "a" / "applicationHost.config.bak")
+    touch(tmp_path / "exports" / "a" / "web.config")
+    touch(tmp_path / "exports" / "flat" / "cas01.applicationHost.config")
+    touch(tmp_path / "exports" / "flat" / "cas02.applicationHost.patched.config")
+    touch(tmp_path / "exports" / "flat" / "myapplicationHost.config")
+    found = find_inputs([Path("exports")])
+    assert [item.label for item in found] == [
+        "exports/a/applicationhost.config",
+        "exports/a/deep/APPLICATIONHOST.CONFIG",
+        "exports/b/applicationHost.config",
+        "exports/flat/cas01.applicationHost.config",
+    ]
+    assert all(item.problem is None for item in found)
+
+
+def test_files_named_are_kept_whatever_their_name_in_argument_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    second = touch(tmp_path / "z.config")
+    first = touch(tmp_path / "sub" / "exported.xml")
+    found = find_inputs([second, Path("sub/exported.xml")])
+    assert [item.path for item in found] == [second, Path("sub/exported.xml")]
+    assert [item.label for item in found] == ["z.config", "sub/exported.xml"]
+    assert first.exists()
+
+
+def test_a_file_named_twice_or_also_found_in_a_folder_is_kept_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = touch(tmp_path / "srv" / "applicationHost.config")
+    (tmp_path / "link.config").symlink_to(config)
+    found = find_inputs([Path("srv/applicationHost.config"), Path("srv"), Path("link.config")])
+    assert [item.label for item in found] == ["srv/applicationHost.config"]
+
+
+def test_the_output_folder_is_not_searched(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / "srv" / "applicationHost.config")
+    touch(tmp_path / "srv" / "patched" / "srv" / "applicationHost.config")
+    found = find_inputs([Path("srv")], skip=Path("srv/patched"))
+    assert [item.label for item in found] == ["srv/applicationHost.config"]
+
+
+def test_a_folder_without_configs_is_one_input_with_a_problem(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / "empty" / "notes.txt")
+    (found,) = find_inputs([Path("empty")])
+    assert found.path == Path("empty")
+    assert found.problem is not None and "is a directory with no applicationHost.config" in (
+        found.problem
+    )
+
+
+def test_an_unreadable_folder_is_reported_not_skipped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / "srv" / "a" / "applicationHost.config")
+    touch(tmp_path / "srv" / "b" / "applicationHost.config")
+    real_scandir = os.scandir
+
+    def scandir(path):  # as for a folder without read permission (root reads them all)
+        if Path(path).name == "b":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = find_inputs([Path("srv")])
+    assert [(item.label, item.problem) for item in found] == [
+        ("srv/a/applicationHost.config", None),
+        ("srv/b", "cannot search: Permission denied"),
+    ]
+
+
+def test_most_severe_follows_the_documented_order():
+    assert most_severe([]) == 0
+    assert most_severe([0, 0]) == 0
+    assert most_severe([0, 1, 0]) == 1
+    assert most_severe([1, 2]) == 2
+    assert most_severe([1, 4, 0]) == 4
+    assert most_severe([4, 3, 1]) == 3
+    assert most_severe([ExitCode.INVALID_INPUT, ExitCode.REFUSED]) == 3
+
+
+def square_or_fail(offset: int, value: int) -> int:
+    if value < 0:
+        raise ValueError(f"negative: {value}")
+    if value == 99:
+        os._exit(1)  # the worker dies, as when it is killed for memory
+    return value * value + offset
+
+
+def failed(item: int, error: BaseException) -> int:
+    return -1000 - item if isinstance(error, ValueError) else -2000
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_run_all_returns_results_in_input_order_and_errors_as_results(jobs):
+    items = [5, 1, -3, 4, 2]
+    results = run_all(partial(square_or_fail, 1), items, jobs=jobs, crashed=failed)
+    assert results == [26, 2, -997, 17, 5]
+
+
+def test_a_worker_that_dies_becomes_a_result_not_a_crash():
+    results = run_all(partial(square_or_fail, 0), [2, 99], jobs=2, crashed=failed)
+    assert results[1] == -2000
+    assert results[0] in (4, -2000)  # a dead worker breaks the pool for the files still queued
+
+
+def test_work_really_runs_in_other_processes_with_jobs():
+    pids = run_all(partial(worker_pid, 0), [0, 1, 2, 3], jobs=2, crashed=failed)
+    assert os.getpid() not in pids
+    assert run_all(partial(worker_pid, 0), [0], jobs=2, crashed=failed) == [os.getpid()]
+
+
+def worker_pid(offset: int, item: int) -> int:
+    return os.getpid() + offset
+
+
+def test_no_progress_bar_off_a_terminal_or_with_quiet_or_for_few_files(monkeypatch):
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert show_progress(6, quiet=False)
+    assert not show_progress(5, quiet=False)
+    assert not show_progress(6, quiet=True)
+    Terminal.isatty = lambda self: False  # type: ignore[method-assign]
+    assert not show_progress(60, quiet=False)
+
+
+def test_input_labels_never_leave_the_current_directory(tmp_path, monkeypatch):
+    outside = touch(tmp_path / "elsewhere" / "applicationHost.config")
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    (found,) = find_inputs([outside])
+    assert found == Input(outside, "applicationHost.config")

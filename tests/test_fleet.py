@@ -1,0 +1,97 @@
+"""The fleet matrix: which targets the servers disagree on, from real audits."""
+
+from __future__ import annotations
+
+import pytest
+
+from confedit.audit import AuditReport, audit
+from confedit.fleet import Cell, fleet_of, render_fleet
+from tests.conftest import CORPUS, EXCHANGE, SAMPLES
+from tests.helpers import strip_ansi
+
+CAS = EXCHANGE / "e2013-cas.applicationHost.config"
+EXTENDED_PROTECTION = EXCHANGE / "e2013-cas-extended-protection.applicationHost.config"
+OFFLOADED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
+PLAIN_IIS = CORPUS / "iis" / "reverse-proxy.applicationHost.config"
+
+
+def audited(path, name: str) -> AuditReport:
+    return audit(path.read_bytes(), name)
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[str, AuditReport]:
+    return {
+        "cas1": audited(CAS, "fleet/cas1/applicationHost.config"),
+        "cas2": audited(CAS, "fleet/cas2/applicationHost.config"),
+        "ep": audited(EXTENDED_PROTECTION, "fleet/ep/applicationHost.config"),
+        "done": audited(OFFLOADED, "fleet/done/ApplicationHost.config"),
+        "web": audited(PLAIN_IIS, "fleet/web/applicationHost.config"),
+    }
+
+
+def test_identical_servers_agree(reports):
+    fleet = fleet_of([reports["cas1"], reports["cas2"]])
+    assert fleet.consistent and fleet.disagreeing() == []
+    assert not fleet.all_offloaded
+    assert fleet.servers[0].cells["owa"] == Cell(True, "Ssl, Ssl128", "None")
+
+
+def test_extended_protection_differs_where_it_is_on(reports):
+    fleet = fleet_of([reports["cas1"], reports["ep"]])
+    # the file turns Extended Protection on everywhere but Autodiscover
+    assert fleet.disagreeing() == ["owa", "ecp", "ews", "eas", "oab", "mapi"]
+    assert fleet.servers[1].cells["owa"].text() == "Ssl,Ssl128/EP=Require"
+    assert fleet.servers[1].cells["ews"].text() == "Ssl,Ssl128/EP=Allow"
+
+
+def test_an_offloaded_server_differs_everywhere_from_one_that_is_not(reports):
+    fleet = fleet_of([reports["cas1"], reports["done"]])
+    assert fleet.disagreeing() == ["owa", "ecp", "ews", "autodiscover", "eas", "oab", "mapi"]
+    assert fleet_of([reports["done"]]).all_offloaded
+
+
+def test_a_server_without_front_end_targets_is_listed_but_not_compared(reports):
+    fleet = fleet_of([reports["cas1"], reports["web"], reports["cas2"]])
+    assert [server.compared for server in fleet.servers] == [True, False, True]
+    assert fleet.consistent
+    text = render_fleet(fleet)
+    assert "not compared (no Exchange front-end targets): fleet/web/applicationHost.config" in text
+
+
+def test_the_matrix_marks_the_columns_that_differ(reports):
+    fleet = fleet_of([reports["cas1"], reports["cas2"], reports["ep"]])
+    lines = render_fleet(fleet).splitlines()
+    assert lines[0].split() == ["SERVER", "owa", "ecp", "ews", "autodiscover", "eas", "oab", "mapi"]
+    assert lines[1].split() == ["fleet/cas1", *["Ssl,Ssl128"] * 7]
+    assert lines[3].split()[:2] == ["fleet/ep", "Ssl,Ssl128/EP=Require"]
+    assert lines[4].split() == ["DIFFERS", "DIFFERS", "DIFFERS", "same", *["DIFFERS"] * 3]
+    # the marks stand under their columns
+    assert lines[4].index("same") == lines[0].index("autodiscover")
+    assert lines[-1] == "the 3 servers disagree on: owa, ecp, ews, eas, oab, mapi"
+
+
+def test_in_colour_only_the_odd_cells_are_red_and_the_text_is_the_same(reports):
+    fleet = fleet_of([reports["cas1"], reports["cas2"], reports["ep"]])
+    coloured = render_fleet(fleet, color=True)
+    assert strip_ansi(coloured.encode()).decode() == render_fleet(fleet)
+    red = "\x1b[31m\x1b[1m"
+    rows = coloured.splitlines()
+    assert red not in rows[1] and red not in rows[2]  # cas1, cas2: the majority
+    assert rows[3].count(red) == 6  # ep differs from the others in six columns
+
+
+def test_without_any_client_access_server_nothing_agrees_or_is_offloaded(reports):
+    fleet = fleet_of([reports["web"]])
+    assert fleet.consistent and not fleet.all_offloaded
+    assert render_fleet(fleet).splitlines()[-1] == "no Client Access server among the files"
+
+
+def test_servers_are_named_by_their_folder_or_file_name_prefix(reports):
+    flat = audited(CAS, "exports/CAS03.applicationHost.config")
+    other = audited(CAS, "applicationHost.config")
+    names = [
+        line.split()[0]
+        for line in render_fleet(fleet_of([reports["done"], flat, other])).splitlines()[1:4]
+    ]
+    assert names == ["fleet/done", "exports/CAS03", "applicationHost.config"]

@@ -1,0 +1,467 @@
+"""Several files at once, run as a user runs them: the installed `confedit` over a small fleet of
+real configs (see helpers.make_fleet), from the folder that holds it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CORPUS, EXCHANGE, SAMPLES
+from tests.helpers import (
+    access_values,
+    back_end_blocks,
+    git_env,
+    make_fleet,
+    run_in_pty,
+    strip_ansi,
+)
+
+DEFAULT_TARGETS = {
+    "owa",
+    "ecp",
+    "ews",
+    "autodiscover",
+    "microsoft-server-activesync",
+    "oab",
+    "mapi",
+}
+# sorted folder order: what the reports and the patch follow
+ORDER = ["cas-2016", "cas-2019", "cas-broken", "cas-done", "cas-ep", "web"]
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> dict[str, Path]:
+    """server -> its file, relative to tmp_path (the folder the commands run in)."""
+    paths = make_fleet(tmp_path, CORPUS, SAMPLES)
+    return {server: path.relative_to(tmp_path) for server, path in paths.items()}
+
+
+def run(exe: str, *args: str, cwd: Path, env: dict[str, str] | None = None):
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, check=False, env=env)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file below root (but git's own), by relative path."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+def targets_offloaded(data: bytes) -> bool:
+    values = {path.casefold(): flags for path, flags in access_values(data).items()}
+    return all(values.get(f"default web site/{t}") == "None" for t in DEFAULT_TARGETS)
+
+
+def test_check_over_a_folder_lists_each_file_in_order_and_exits_with_the_worst(
+    confedit_exe, tmp_path, fleet
+):
+    before = snapshot(tmp_path)
+    proc = run(confedit_exe, "offload", "--check", "fleet", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == b""
+    lines = proc.stderr.decode().splitlines()
+    headlines = [line for line in lines if line.startswith("fleet/")]
+    assert [line.split("/")[1] for line in headlines] == ORDER
+    assert headlines[0].startswith(
+        "fleet/cas-2016/applicationHost.config: 7 of 7 targets to change"
+    )
+    assert headlines[1].startswith(
+        "fleet/cas-2019/ApplicationHost.config: 7 of 7 targets to change"
+    )
+    assert headlines[2].startswith("fleet/cas-broken/applicationHost.config:128:22: ")
+    assert headlines[3] == "fleet/cas-done/applicationHost.config: already offloaded, nothing to do"
+    assert headlines[4].startswith("fleet/cas-ep/applicationHost.config: refused for 6 reasons")
+    assert "is this a Client Access server?" in headlines[5]
+    assert lines[-1] == "6 files: 2 need work, 1 unchanged, 2 refused, 1 invalid"
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("servers", "expected"),
+    [
+        (["cas-2016", "cas-done"], 1),
+        (["cas-done", "cas-done"], 0),
+        (["cas-2016", "cas-broken"], 4),
+        (["cas-broken", "cas-ep"], 3),
+        (["web", "cas-done"], 3),
+    ],
+)
+def test_the_run_exits_with_its_most_severe_file(confedit_exe, tmp_path, fleet, servers, expected):
+    files = [str(fleet[server]) for server in servers]
+    proc = run(confedit_exe, "offload", "--check", "--quiet", *files, cwd=tmp_path)
+    assert proc.returncode == expected, proc.stderr
+
+
+def test_quiet_shows_only_the_files_that_failed(confedit_exe, tmp_path, fleet):
+    proc = run(confedit_exe, "offload", "--check", "-q", "fleet", cwd=tmp_path)
+    lines = proc.stderr.decode().splitlines()
+    assert [line.split("/")[1] for line in lines if line.startswith("fleet/")] == [
+        "cas-broken",
+        "cas-ep",
+        "web",
+    ]
+    assert not any(line.startswith("6 files") for line in lines)
+
+
+def test_one_patch_for_all_files_applies_with_git_and_reverses(confedit_exe, tmp_path, fleet):
+    proc = run(confedit_exe, "offload", "fleet", "--diff", "fleet.diff", "-q", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr  # the refused files are in the fleet
+    patch = (tmp_path / "fleet.diff").read_bytes()
+    assert [line for line in patch.split(b"\n") if line.startswith(b"+++ ")] == [
+        b"+++ b/fleet/cas-2016/applicationHost.config",
+        b"+++ b/fleet/cas-2019/ApplicationHost.config",
+    ]
+    # a repository holding the same files, as a pipeline's checkout would
+    repo = tmp_path / "repo"
+    shutil.copytree(tmp_path / "fleet", repo / "fleet")
+    originals = snapshot(repo)
+    git = ["git", "-c", "core.autocrlf=false"]
+    subprocess.run([*git, "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "apply", "--check", str(tmp_path / "fleet.diff")], cwd=repo, check=True)
+    subprocess.run([*git, "apply", str(tmp_path / "fleet.diff")], cwd=repo, check=True)
+    patched = snapshot(repo)
+    changed = sorted(name for name in originals if originals[name] != patched[name])
+    assert changed == [
+        "fleet/cas-2016/applicationHost.config",
+        "fleet/cas-2019/ApplicationHost.config",
+    ]
+    for name in changed:
+        assert targets_offloaded(patched[name].removeprefix(b"\xef\xbb\xbf"))
+        assert back_end_blocks(patched[name]) == back_end_blocks(originals[name])
+    assert patched["fleet/cas-2019/ApplicationHost.config"].count(b"\n") == patched[
+        "fleet/cas-2019/ApplicationHost.config"
+    ].count(b"\r\n")
+    # rollback, as the README says
+    subprocess.run([*git, "apply", "-R", str(tmp_path / "fleet.diff")], cwd=repo, check=True)
+    assert snapshot(repo) == originals
+    subprocess.run(
+        ["patch", "-p1", "--quiet", "--batch", "-i", str(tmp_path / "fleet.diff")],
+        cwd=repo,
+        check=True,
+    )
+    assert snapshot(repo) == patched
+    subprocess.run(
+        ["patch", "-R", "-p1", "--quiet", "--batch", "-i", str(tmp_path / "fleet.diff")],
+        cwd=repo,
+        check=True,
+    )
+    assert snapshot(repo) == originals
+
+
+def test_the_preview_prints_the_combined_diff(confedit_exe, tmp_path, fleet):
+    one = run(confedit_exe, "offload", str(fleet["cas-2016"]), cwd=tmp_path)
+    two = run(confedit_exe, "offload", str(fleet["cas-2019"]), cwd=tmp_path)
+    both = run(
+        confedit_exe, "offload", str(fleet["cas-2016"]), str(fleet["cas-2019"]), cwd=tmp_path
+    )
+    assert both.returncode == 0, both.stderr
+    assert both.stdout == one.stdout + two.stdout
+    assert (
+        both.stderr.decode().splitlines()[-1]
+        == "2 files: 2 to change, 0 unchanged, 0 refused, 0 invalid"
+    )
+
+
+def test_output_dir_mirrors_the_paths_and_matches_single_file_runs(confedit_exe, tmp_path, fleet):
+    before = snapshot(tmp_path / "fleet")
+    proc = run(confedit_exe, "offload", "fleet", "--output-dir", "out", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert (
+        proc.stderr.decode().splitlines()[-1]
+        == "6 files: 2 changed, 1 unchanged, 2 refused, 1 invalid"
+    )
+    assert sorted(snapshot(tmp_path / "out")) == [
+        "fleet/cas-2016/applicationHost.config",
+        "fleet/cas-2019/ApplicationHost.config",
+        "fleet/cas-done/applicationHost.config",  # written although unchanged, as -o does
+    ]
+    assert snapshot(tmp_path / "fleet") == before
+    for server in ("cas-2016", "cas-2019", "cas-done"):
+        single = tmp_path / f"{server}.single"
+        done = run(confedit_exe, "offload", str(fleet[server]), "-o", str(single), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "out" / fleet[server]).read_bytes() == single.read_bytes()
+
+
+def test_an_output_dir_inside_the_searched_folder_is_not_searched_again(
+    confedit_exe, tmp_path, fleet
+):
+    for _ in range(2):
+        proc = run(
+            confedit_exe, "offload", "fleet", "--output-dir", "fleet/patched", "-q", cwd=tmp_path
+        )
+        assert proc.returncode == 3
+    assert (tmp_path / "fleet/patched/fleet/cas-2016/applicationHost.config").exists()
+    assert not (tmp_path / "fleet/patched/fleet/patched").exists()
+
+
+def test_in_place_rewrites_each_file_that_needs_it_with_its_backup(confedit_exe, tmp_path, fleet):
+    before = snapshot(tmp_path / "fleet")
+    proc = run(confedit_exe, "offload", "fleet", "--in-place", "--backup", ".orig", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    after = snapshot(tmp_path / "fleet")
+    assert sorted(set(after) - set(before)) == [
+        "cas-2016/applicationHost.config.orig",
+        "cas-2019/ApplicationHost.config.orig",
+    ]
+    for name in ("cas-2016/applicationHost.config", "cas-2019/ApplicationHost.config"):
+        assert after[name + ".orig"] == before[name]
+        assert after[name] != before[name]
+    bom_crlf = after["cas-2019/ApplicationHost.config"]
+    assert bom_crlf.startswith(b"\xef\xbb\xbf") and bom_crlf.count(b"\n") == bom_crlf.count(b"\r\n")
+    assert targets_offloaded(bom_crlf[3:])
+    for name in before:
+        if "2016" not in name and "2019" not in name:
+            assert after[name] == before[name], name
+    again = run(confedit_exe, "offload", "fleet", "--check", "-q", cwd=tmp_path)
+    assert b"cas-2016" not in again.stderr and b"cas-2019" not in again.stderr
+
+
+def test_one_job_or_two_give_the_same_output(confedit_exe, tmp_path, fleet):
+    runs = [
+        run(confedit_exe, "offload", "fleet", "--jobs", jobs, "--format", "json", cwd=tmp_path)
+        for jobs in ("1", "2")
+    ]
+    assert runs[0].returncode == runs[1].returncode == 3
+    assert runs[0].stdout == runs[1].stdout
+    assert runs[0].stderr == runs[1].stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fleet", "-o", "x.config"], b"use --output-dir DIR"),
+        (["fleet", "--runbook", "x.ps1"], b"--runbook takes one CONFIG"),
+        (["fleet", "--output-dir", "out", "--in-place"], b"either --output-dir or --in-place"),
+        (["fleet", "--output-dir", "out", "--check"], b"--check writes nothing"),
+        (["fleet", "--output-dir", "."], b"would overwrite the input"),
+        (["fleet", "--jobs", "0"], b"--jobs"),
+    ],
+)
+def test_usage_errors_over_several_files_exit_2_and_write_nothing(
+    confedit_exe, tmp_path, fleet, args, message
+):
+    before = snapshot(tmp_path)
+    proc = run(confedit_exe, "offload", *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_two_files_the_diff_would_name_alike_are_a_usage_error(confedit_exe, tmp_path, fleet):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run(
+        confedit_exe,
+        "offload",
+        str(tmp_path / fleet["cas-2016"]),
+        str(tmp_path / fleet["cas-done"]),
+        cwd=elsewhere,
+    )
+    assert proc.returncode == 2
+    assert b"would both be named 'applicationHost.config'" in proc.stderr
+
+
+def test_a_single_file_keeps_its_detailed_report_and_no_summary(confedit_exe, tmp_path, fleet):
+    proc = run(confedit_exe, "offload", "--check", str(fleet["cas-2016"]), cwd=tmp_path)
+    lines = proc.stderr.decode().splitlines()
+    assert proc.returncode == 1
+    assert lines[0].startswith("owa ")  # one line per target, as before
+    assert not any(line.startswith("1 file") for line in lines)
+
+
+def test_a_folder_with_one_config_is_searched(confedit_exe, tmp_path, fleet):
+    proc = run(confedit_exe, "offload", "--check", "fleet/cas-done", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        proc.stderr.decode().splitlines()[-1]
+        == "1 file: 0 need work, 1 unchanged, 0 refused, 0 invalid"
+    )
+
+
+# --- progress and colour ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def many_servers(tmp_path: Path) -> Path:
+    for number in range(7):
+        folder = tmp_path / "servers" / f"cas{number}"
+        folder.mkdir(parents=True)
+        shutil.copyfile(
+            EXCHANGE / "e2013-cas.applicationHost.config", folder / "applicationHost.config"
+        )
+    return tmp_path
+
+
+def test_a_progress_bar_on_a_terminal_only(confedit_exe, many_servers):
+    code, shown, _ = run_in_pty(
+        [confedit_exe, "offload", "--check", "servers"], tty="stderr", cwd=many_servers
+    )
+    assert code == 1
+    assert b"offloading" in shown and b"100%" in shown
+    assert b"7 files: 7 need work" in shown
+    code, shown, _ = run_in_pty(
+        [confedit_exe, "offload", "--check", "-q", "servers"], tty="stderr", cwd=many_servers
+    )
+    assert code == 1 and shown == b""
+    proc = run(confedit_exe, "offload", "--check", "servers", cwd=many_servers)
+    assert b"offloading" not in proc.stderr and b"%" not in proc.stderr
+    code, shown, _ = run_in_pty(
+        [confedit_exe, "audit", "servers", "--offloaded"], tty="stderr", cwd=many_servers
+    )
+    assert code == 1 and b"auditing" in shown
+
+
+def test_the_diff_is_coloured_on_a_terminal_unless_no_color(confedit_exe, tmp_path, fleet):
+    config = str(fleet["cas-2016"])
+    plain = run(confedit_exe, "offload", config, cwd=tmp_path).stdout
+    assert b"\x1b[" not in plain
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm"}
+    code, shown, _ = run_in_pty(
+        [confedit_exe, "offload", config], tty="stdout", cwd=tmp_path, env=env
+    )
+    assert code == 0 and b"\x1b[32m+" in shown
+    assert strip_ansi(shown) == plain.replace(b"\r\n", b"\n")
+    for extra_env, args in (({"NO_COLOR": "1"}, []), ({}, ["--color", "never"])):
+        code, shown, _ = run_in_pty(
+            [confedit_exe, "offload", config, *args],
+            tty="stdout",
+            cwd=tmp_path,
+            env=env | extra_env,
+        )
+        assert code == 0 and b"\x1b[" not in shown and shown == plain.replace(b"\r\n", b"\n")
+    forced = run(confedit_exe, "offload", config, "--color", "always", cwd=tmp_path).stdout
+    assert b"\x1b[31m-" in forced and strip_ansi(forced) == plain
+    written = run(
+        confedit_exe, "offload", config, "--color", "always", "--diff", "x.diff", cwd=tmp_path
+    )
+    assert written.returncode == 0 and (tmp_path / "x.diff").read_bytes() == plain
+
+
+def test_tables_are_coloured_when_asked(confedit_exe, tmp_path, fleet):
+    args = ["audit", "--offloaded", str(fleet["cas-2016"]), str(fleet["cas-done"])]
+    plain = run(confedit_exe, *args, cwd=tmp_path)
+    coloured = run(confedit_exe, *args, "--color", "always", cwd=tmp_path)
+    assert plain.returncode == coloured.returncode == 1
+    assert b"\x1b[" not in plain.stdout
+    assert strip_ansi(coloured.stdout) == plain.stdout
+    assert b"\x1b[32myes" in coloured.stdout and b"\x1b[31m\x1b[1mNO" in coloured.stdout
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+
+def test_audit_of_several_files_prints_each_table_in_order(confedit_exe, tmp_path, fleet):
+    proc = run(
+        confedit_exe,
+        "audit",
+        "--offloaded",
+        str(fleet["cas-done"]),
+        str(fleet["cas-2016"]),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    text = proc.stdout.decode()
+    assert text.index("fleet/cas-done/") < text.index("fleet/cas-2016/")
+    assert "all default targets are offloaded" in text and "NOT offloaded" in text
+    assert proc.stderr.decode().strip() == "2 files: 1 offloaded, 1 not offloaded, 0 invalid"
+
+
+def test_audit_over_the_fleet_reports_the_invalid_file_and_goes_on(confedit_exe, tmp_path, fleet):
+    proc = run(confedit_exe, "audit", "fleet", cwd=tmp_path)
+    assert proc.returncode == 4
+    assert proc.stdout.count(b"(front-end)") == 5
+    errors = proc.stderr.decode().splitlines()
+    assert errors[0].startswith("fleet/cas-broken/applicationHost.config:128:22:")
+    assert errors[-1] == "6 files: 1 offloaded, 4 not offloaded, 1 invalid"
+
+
+def test_the_fleet_matrix_and_its_exit_codes(confedit_exe, tmp_path, fleet):
+    same = run(
+        confedit_exe,
+        "audit",
+        "--fleet",
+        str(fleet["cas-2016"]),
+        str(fleet["cas-2019"]),
+        cwd=tmp_path,
+    )
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.decode().splitlines()[-1] == "all 2 servers agree"
+    gate = run(
+        confedit_exe,
+        "audit",
+        "--fleet",
+        "--offloaded",
+        str(fleet["cas-2016"]),
+        str(fleet["cas-2019"]),
+        cwd=tmp_path,
+    )
+    assert gate.returncode == 1 and b"NOT offloaded everywhere" in gate.stdout
+
+    differ = run(confedit_exe, "audit", "--fleet", "fleet/cas-2016", "fleet/cas-ep", cwd=tmp_path)
+    assert differ.returncode == 1
+    lines = differ.stdout.decode().splitlines()
+    assert [line.split()[0] for line in lines[:3]] == ["SERVER", "fleet/cas-2016", "fleet/cas-ep"]
+    assert lines[3].split() == [
+        "DIFFERS",
+        "DIFFERS",
+        "DIFFERS",
+        "same",
+        "DIFFERS",
+        "DIFFERS",
+        "DIFFERS",
+    ]
+
+    whole = run(confedit_exe, "audit", "--fleet", "fleet", cwd=tmp_path)
+    assert whole.returncode == 4  # the malformed file; the others are still in the matrix
+    rows = [line.split()[0] for line in whole.stdout.decode().splitlines()[1:6]]
+    assert rows == [
+        "fleet/cas-2016",
+        "fleet/cas-2019",
+        "fleet/cas-done",
+        "fleet/cas-ep",
+        "fleet/web",
+    ]
+    assert b"not compared (no Exchange front-end targets): fleet/web/" in whole.stdout
+    assert whole.stderr.startswith(b"fleet/cas-broken/applicationHost.config:128:22:")
+
+
+def test_offloading_the_fleet_makes_it_agree(confedit_exe, tmp_path, fleet):
+    servers = [str(fleet[s]) for s in ("cas-2016", "cas-2019", "cas-done")]
+    assert run(confedit_exe, "audit", "--fleet", *servers, cwd=tmp_path).returncode == 1
+    assert run(confedit_exe, "offload", "--in-place", "-q", *servers, cwd=tmp_path).returncode == 0
+    proc = run(confedit_exe, "audit", "--fleet", "--offloaded", *servers, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout.decode().splitlines()[1].split()[1:] == ["None"] * 7
+
+
+# --- the Back End guard -------------------------------------------------------------------------
+
+
+def test_since_refuses_only_the_file_whose_back_end_changed(confedit_exe, tmp_path, fleet):
+    env = git_env()
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "exports"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, env=env)
+    config = tmp_path / fleet["cas-2016"]
+    data = config.read_bytes()
+    marker = b'<location path="Exchange Back End/PowerShell">'
+    assert data.count(marker) == 1
+    config.write_bytes(
+        data.replace(marker, b'<location path="Exchange Back End/PowerShell" overrideMode="Allow">')
+    )
+    servers = [str(fleet[s]) for s in ("cas-2016", "cas-2019", "cas-done")]
+    proc = run(confedit_exe, "offload", "--check", "--since", "HEAD", *servers, cwd=tmp_path)
+    assert proc.returncode == 3
+    text = proc.stderr.decode()
+    assert "fleet/cas-2016/applicationHost.config: refused for 2 reasons:" in text
+    assert (
+        "the Exchange Back End changed since HEAD: <location path='Exchange Back End/PowerShell'> was changed"
+        in text
+    )
+    assert text.splitlines()[-1] == "3 files: 1 need work, 1 unchanged, 1 refused, 0 invalid"
