@@ -157,7 +157,11 @@ def main() -> None:
 @click.option(
     "--diff", "diff_to", metavar="PATH", help="Write the unified diff here ('-': stdout)."
 )
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 if anything would change.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Change no file; exit 1 if anything would change (--diff still works).",
+)
 @click.option(
     "--runbook", metavar="FILE.ps1", help="Write the operator's PowerShell steps (pools, rollback)."
 )

@@ -19,12 +19,29 @@ NO_NEWLINE = b"\\ No newline at end of file\n"
 def diff_label(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
     """The path a diff names: relative to the current directory, or the bare file name when the
     file lies outside it (never '..' or an absolute path), always with '/' separators."""
-    file = Path(os.path.abspath(path))  # noqa: PTH100 - keep symlinks: the user named this path
-    base = Path(os.path.abspath(cwd or Path.cwd()))  # noqa: PTH100
-    try:
-        return file.relative_to(base).as_posix()
-    except ValueError:
-        return file.name
+    base = Path(cwd) if cwd is not None else _logical_cwd()
+    # Paths as the user typed them (symlinks kept), then as the file system resolves them.
+    for file, folder in (
+        (Path(os.path.normpath(base / path)), base),
+        (Path(os.path.realpath(base / path)), Path(os.path.realpath(base))),
+    ):
+        if file.is_relative_to(folder):
+            return file.relative_to(folder).as_posix()
+    return Path(path).name
+
+
+def _logical_cwd() -> Path:
+    """The current directory as the shell names it ($PWD, symlinks kept), when that is right;
+    os.getcwd() resolves symlinks, which would make `a/sub/file` come out as `a/file`."""
+    physical = Path.cwd()
+    logical = os.environ.get("PWD")
+    if logical and Path(logical).is_absolute():
+        try:
+            if Path(logical).samefile(physical):
+                return Path(logical)
+        except OSError:
+            pass
+    return physical
 
 
 def unified_diff(

@@ -107,6 +107,7 @@ class _Draft:
     request: Request
     refusals: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    extended_protection: list[str] = field(default_factory=list)  # paths where it is on
 
 
 def plan(config: Config, request: Request) -> Plan:
@@ -117,6 +118,7 @@ def plan(config: Config, request: Request) -> Plan:
     targets += _descendants(draft, targets)
     for target in targets:
         _check(draft, target)
+    _judge_extended_protection(draft)
     if draft.refusals:
         raise Refused(draft.refusals, source=config.document.name)
     planner = _EditPlanner(config.document, config.locations)
@@ -348,21 +350,25 @@ def _check_extended_protection(draft: _Draft, target: Target) -> None:
     keys = [target.key] + [
         key for key in config.below(target.key) if _source_after(config, key, {target.key}) is None
     ]
-    on = []
     for key in keys:
         token = config.resolve(key, TOKEN_CHECKING)
         if token.value.lower() in ("allow", "require"):
-            on.append(
+            draft.extended_protection.append(
                 f'{config.spelling(key) or target.path} (tokenChecking="{token.value}" '
                 f"from {token.where})"
             )
-    if not on:
+
+
+def _judge_extended_protection(draft: _Draft) -> None:
+    """One refusal (or, when allowed, one warning) naming every path, Microsoft's words once."""
+    if not draft.extended_protection:
         return
     message = (
-        f"Extended Protection is on for {', '.join(on)}. {exchange.EXTENDED_PROTECTION_STATEMENT}"
+        f"Extended Protection is on for {', '.join(draft.extended_protection)}. "
+        f"{exchange.EXTENDED_PROTECTION_STATEMENT}"
     )
     if draft.request.allow_extended_protection:
-        draft.findings.append(Finding("extended-protection", message, target.path))
+        draft.findings.append(Finding("extended-protection", message))
     else:
         draft.refusals.append(f"{message} What to do: {exchange.EXTENDED_PROTECTION_ADVICE}")
 

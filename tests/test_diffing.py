@@ -54,3 +54,16 @@ def test_a_lone_carriage_return_stays_inside_its_line(tmp_path):
     edits = [edit(5, 6, b"C")]
     new = splice(old, edits)
     assert run_patch(tmp_path, "f", old, unified_diff(old, new, edits, "f")) == new
+
+
+def test_label_through_a_symlinked_current_directory(tmp_path, monkeypatch):
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (real / "sub" / "applicationHost.config").write_text("x")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    monkeypatch.chdir(link)
+    monkeypatch.setenv("PWD", str(link))
+    assert diff_label(link / "sub" / "applicationHost.config") == "sub/applicationHost.config"
+    assert diff_label("sub/applicationHost.config") == "sub/applicationHost.config"
+    assert diff_label(real / "sub" / "applicationHost.config") == "sub/applicationHost.config"

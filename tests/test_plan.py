@@ -406,3 +406,13 @@ def test_back_end_bytes_never_change_on_the_sample_with_every_service():
     raw = config(Loc("Default Web Site/owa", "Ssl"))
     result = offload(raw, Request(services=("owa", "ecp", "ews", "rpc")), name="t")
     assert back_end_blocks(result.output) == back_end_blocks(raw)
+
+
+def test_extended_protection_is_one_refusal_with_microsofts_words_once():
+    with pytest.raises(Refused) as info:
+        offload(real("e2013-cas-extended-protection.applicationHost.config"), name="t")
+    assert len(info.value.reasons) == 1
+    message = info.value.reasons[0]
+    assert message.count("Extended Protection is not supported") == 1
+    for path in ("Default Web Site/owa", "Default Web Site/ecp", "Default Web Site/EWS", "Default Web Site/OAB", "Default Web Site/mapi"):
+        assert path + " (tokenChecking=" in message
