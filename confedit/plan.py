@@ -561,7 +561,8 @@ def _escape_attr(value: str | None) -> str:
 
 
 def _indent_unit(document: Document) -> bytes:
-    """One level of indentation as the file writes it: from a <location> and its first child."""
+    """One level of indentation as the file writes it: from a <location> and its first child,
+    else from the first element inside <configuration>."""
     for location in document.locations[:5]:
         first = next((c for c in location.element if isinstance(c.tag, str)), None)
         if first is None or sourceline(first) == sourceline(location.element):
@@ -571,4 +572,17 @@ def _indent_unit(document: Document) -> bytes:
         inner = document.indent_of(spans[first].start)
         if inner.startswith(outer) and len(inner) > len(outer):
             return inner[len(outer) :]
-    return b"    "  # IIS writes four spaces per level
+    return _top_level_indent(document) or b"    "  # IIS writes four spaces per level
+
+
+def _top_level_indent(document: Document) -> bytes:
+    """The indentation of the first element inside <configuration>, if it starts its line."""
+    first = next((c for c in document.root if isinstance(c.tag, str)), None)
+    if first is None or sourceline(first) <= sourceline(document.root):
+        return b""
+    data, start = document.data, 0
+    for _ in range(sourceline(first) - 1):
+        start = data.index(b"\n", start) + 1
+    line = data[start : start + 256]
+    text = line.lstrip(b" \t")
+    return line[: len(line) - len(text)] if text.startswith(b"<" + first.tag.encode()) else b""

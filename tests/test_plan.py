@@ -406,3 +406,17 @@ def test_back_end_bytes_never_change_on_the_sample_with_every_service():
     raw = config(Loc("Default Web Site/owa", "Ssl"))
     result = offload(raw, Request(services=("owa", "ecp", "ews", "rpc")), name="t")
     assert back_end_blocks(result.output) == back_end_blocks(raw)
+
+
+@pytest.mark.parametrize("indent", ["  ", "\t"])
+def test_new_elements_take_the_file_indentation_when_no_location_shows_it(indent):
+    """Found by the formatting property: without a multi-line <location>, the unit of
+    indentation comes from the first element inside <configuration>, not a 4-space default."""
+    style = Style(newline="\n", bom=False, indent=indent)
+    out = owa_only(render(SITES, [], style)).output
+    assert (
+        f'\n{indent}<location path="Default Web Site/owa">\n{indent * 2}<system.webServer>\n'
+        f'{indent * 3}<security>\n{indent * 4}<access sslFlags="None" />\n'
+    ).encode() in out
+    raw = render(SITES, [Loc("Default Web Site/owa", shape="self-closed")], style)
+    assert f"\n{indent * 2}<system.webServer>\n".encode() in owa_only(raw).output
