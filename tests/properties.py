@@ -34,10 +34,10 @@ DEFAULT_SERVICES = ("owa", "ecp", "ews", "autodiscover", "eas", "oab", "mapi")
 STYLES = st_iis.formatting_styles(encodings=("utf-8", "utf-16-le", "utf-16-be"))
 # Files IIS loads and in which nothing forbids the change: offload must succeed on them.
 CONFIGS = st_iis.generated_configs(styles=STYLES)
-# Also Extended Protection and files IIS would refuse: offload may refuse them.
-ANY_CONFIGS = st_iis.generated_configs(
-    styles=STYLES, extended_protection=True
-) | st_iis.generated_configs(styles=STYLES, extended_protection=True, invalid=st_iis.INVALID_KINDS)
+# Files IIS would refuse to load, or in which a lock forbids the change.
+INVALID_CONFIGS = st_iis.generated_configs(styles=STYLES, invalid=st_iis.INVALID_KINDS)
+# Also Extended Protection and invalid files: offload may refuse them.
+ANY_CONFIGS = st_iis.generated_configs(styles=STYLES, extended_protection=True) | INVALID_CONFIGS
 BACK_END_PATHS = (
     "Exchange Back End",
     "Exchange Back End/owa",

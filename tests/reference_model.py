@@ -43,6 +43,17 @@ def flag_bits(value: str) -> int:
     return bits
 
 
+def valid_flags(value: str) -> bool:
+    """IIS's rule: a comma list of flag names (any case) or numbers of known bits; None alone."""
+    tokens = [token.strip().lower() for token in value.split(",")]
+    if tokens == ["none"]:
+        return True
+    known = sum(FLAG_BITS.values())
+    return all(
+        token in FLAG_BITS or (token.isdigit() and int(token) & ~known == 0) for token in tokens
+    )
+
+
 def requires_ssl(value: str) -> bool:
     return bool(flag_bits(value) & FLAG_BITS["ssl"])
 

@@ -9,11 +9,12 @@ semantic change, the real `patch` program for the diff.
 from __future__ import annotations
 
 import copy
+import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from xmldiff import actions as xd_actions
@@ -30,7 +31,9 @@ from tests import reference_model as model
 from tests.helpers import back_end_blocks, location_blocks, run_patch, split_bom
 from tests.properties import (
     ANY_CONFIGS,
+    BACK_END_PATHS,
     CONFIGS,
+    INVALID_CONFIGS,
     any_requests,
     compact_locations,
     edit_is_narrow,
@@ -314,3 +317,50 @@ def test_the_naive_model_follows_inherit_in_child_applications():
     root = parse(render([site], [Loc("Default Web Site/app", "Ssl", attributes=stop)], LF))
     assert model.effective(root, "Default Web Site/app/folder") == ("Ssl", "default web site/app")
     assert model.effective(root, "Default Web Site/app/child") == ("None", "")
+
+
+# 7 -------------------------------------------------------------------------------------------
+
+# What the command line must refuse, and with which exit code.
+OUTPUTS = (
+    ("-o", "out.config", "--diff", "out.diff"),
+    ("--in-place", "--backup", ".bak"),
+    ("--in-place", "--format", "json"),
+    ("-o", "-", "--diff", "offload.diff", "-q"),
+)
+
+
+@st.composite
+def refused_runs(draw: st.DrawFn) -> tuple[bytes, tuple[str, ...], int]:
+    """(file bytes, command-line arguments, expected exit code)"""
+    kind = draw(st.sampled_from(("invalid", "back end", "truncated")))
+    outputs = draw(st.sampled_from(OUTPUTS))
+    if kind == "invalid":
+        config = draw(INVALID_CONFIGS)
+        return config.raw, outputs, 3 if "forbidding-lock" in config.invalid else 4
+    config = draw(CONFIGS)
+    if kind == "back end":
+        path = draw(st.sampled_from(BACK_END_PATHS))
+        return config.raw, ("--path", path, *outputs), 3
+    cut = draw(st.integers(0, len(config.raw) // 2))  # the end tag of the root is gone
+    return config.raw[:cut], outputs, 4
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 4))
+@given(refused_runs())
+def test_refusals_write_nothing(confedit_exe, run):
+    """The installed command, refusing (exit 3 or 4), creates and changes no file."""
+    raw, arguments, code = run
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "applicationHost.config").write_bytes(raw)
+        before = {path.name: path.read_bytes() for path in folder.iterdir()}
+        proc = subprocess.run(
+            [confedit_exe, "offload", "applicationHost.config", *arguments],
+            cwd=folder,
+            capture_output=True,
+            check=False,
+        )
+        assert proc.returncode == code, proc.stderr
+        assert b"Traceback" not in proc.stderr
+        assert {path.name: path.read_bytes() for path in folder.iterdir()} == before

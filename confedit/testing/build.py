@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Shape = Literal["access", "security", "webserver", "empty", "self-closed"]
 # A mixed file: line i ends with newline[i % len(newline)].
@@ -29,30 +29,48 @@ Newline = str | tuple[str, ...]
 BOMS = {"utf-8": b"\xef\xbb\xbf", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}
 
 
-class _Compact:
-    """A dataclass repr that leaves out fields equal to their defaults; required fields are
-    positional."""
+class Compact:
+    """A dataclass repr that leaves out the fields equal to their defaults (required fields are
+    positional), so that a description reads as the call that makes it. Hypothesis prints
+    failing examples with it too (`_repr_pretty_`)."""
 
-    def __repr__(self) -> str:
-        parts: list[str] = []
+    def _shown(self) -> list[tuple[str | None, object]]:
+        shown: list[tuple[str | None, object]] = []
         for item in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, item.name)
-            if item.default is dataclasses.MISSING:
-                parts.append(repr(value))
+            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+                shown.append((None, value))
             elif value != item.default:
-                parts.append(f"{item.name}={value!r}")
+                shown.append((item.name, value))
+        return shown
+
+    def __repr__(self) -> str:
+        parts = [f"{name}={value!r}" if name else repr(value) for name, value in self._shown()]
         return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """The same as repr(), broken over lines by Hypothesis's (and IPython's) printer."""
+        del cycle  # descriptions hold no cycles
+        name = type(self).__name__
+        with printer.group(len(name) + 1, name + "(", ")"):
+            for index, (field_name, value) in enumerate(self._shown()):
+                if index:
+                    printer.text(",")
+                    printer.breakable()
+                if field_name:
+                    printer.text(field_name + "=")
+                printer.pretty(value)
 
 
 @dataclass(frozen=True, repr=False)
-class App(_Compact):
+class App(Compact):
     path: str  # "/" or "/owa"
     pool: str | None = None
     directories: tuple[str, ...] = ()  # extra virtual directories: "/bin"
 
 
 @dataclass(frozen=True, repr=False)
-class Site(_Compact):
+class Site(Compact):
     name: str
     applications: tuple[App, ...] = (App("/"),)
     # sslFlags of an https <binding>: an SNI setting of the binding, not the access section
@@ -60,7 +78,7 @@ class Site(_Compact):
 
 
 @dataclass(frozen=True, repr=False)
-class Loc(_Compact):
+class Loc(Compact):
     """A <location>. `shape` says how far its system.webServer/security/access chain goes:
     access (with `ssl_flags` if not None), security (no access), webserver (no security),
     empty (<location></location>), self-closed (<location path="..." />)."""
@@ -76,7 +94,7 @@ class Loc(_Compact):
 
 
 @dataclass(frozen=True, repr=False)
-class Style(_Compact):
+class Style(Compact):
     newline: Newline = "\r\n"
     indent: str = "    "
     bom: bool = True  # always a BOM for UTF-16

@@ -27,6 +27,7 @@ from confedit.testing.build import (
     EXCHANGE_BACK_END,
     EXCHANGE_FRONT_END,
     App,
+    Compact,
     Loc,
     Newline,
     Shape,
@@ -125,13 +126,9 @@ def _flag_names() -> st.SearchStrategy[str]:
     spelled = names.flatmap(lambda chosen: st.tuples(*(spell(name) for name in chosen)))
     separator = st.sampled_from((",", ", ", " , ", " ,"))
     edge = st.sampled_from(("", " "))
-    return st.builds(
-        lambda words, sep, before, after: before + sep.join(words) + after,
-        spelled,
-        separator,
-        edge,
-        edge,
-    )
+    # tuples + map rather than builds: a failing example then shows the value itself
+    parts = st.tuples(spelled, separator, edge, edge)
+    return parts.map(lambda p: p[2] + p[1].join(p[0]) + p[3])
 
 
 def _flag_number() -> st.SearchStrategy[str]:
@@ -154,10 +151,12 @@ def location_paths(*, look_alikes: bool = True, casing: bool = True) -> st.Searc
     paths = st.sampled_from(pool)
     if not casing:
         return paths
-    return st.builds(_spell, paths, st.sampled_from(("as-is", "lower", "upper")), st.booleans())
+    spelling = st.tuples(paths, st.sampled_from(("as-is", "lower", "upper")), st.booleans())
+    return spelling.map(_spell)
 
 
-def _spell(path: str, case: str, slash: bool) -> str:
+def _spell(spelling: tuple[str, str, bool]) -> str:
+    path, case, slash = spelling
     spelled = {"as-is": path, "lower": path.lower(), "upper": path.upper()}[case]
     return spelled + "/" if slash and spelled else spelled
 
@@ -202,8 +201,8 @@ def formatting_styles(
 # --- whole files -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GeneratedConfig:
+@dataclass(frozen=True, repr=False)
+class GeneratedConfig(Compact):
     """A drawn applicationHost.config: its description and its bytes.
 
     `raw` is `render(sites, locations, style, server_ssl_flags)` from confedit.testing.build;
