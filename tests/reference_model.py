@@ -112,6 +112,15 @@ def effective(
     return default, None
 
 
+def explicit(root: etree._Element, path: str) -> str | None:
+    """The sslFlags value set at exactly this path (not inherited), if any."""
+    for container, _ in containers(root, key(path)):
+        element = container.find(ACCESS)
+        if element is not None and element.get("sslFlags") is not None:
+            return element.get("sslFlags")
+    return None
+
+
 def pin_none(root: etree._Element, path: str) -> None:
     """What `appcmd set config PATH /section:access /sslFlags:None` means for the tree: the
     location that defines access (else the first one for the path, else a new one) gets
