@@ -15,10 +15,15 @@ CORPUS = Path(os.environ.get("CONFEDIT_CORPUS", REPO.parent / "shared" / "corpus
 EXCHANGE = CORPUS / "exchange"
 SAMPLES = REPO / "samples"
 
+# HYPOTHESIS_PROFILE picks one. "ci" (the default) is derandomised: the same examples on every
+# run, sized so that the whole suite stays well under 3 minutes on 2 cores. "thorough" draws
+# thousands of new examples per property (see the README); "dev" is quick and random.
+# Tests that run a subprocess per example or a sequence of steps scale their own count from
+# settings.default.max_examples.
 settings.register_profile(
     "ci",
     derandomize=True,
-    max_examples=60,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
@@ -29,6 +34,7 @@ settings.register_profile(
     max_examples=3000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -124,7 +124,8 @@ def explicit(root: etree._Element, path: str) -> str | None:
 def pin_none(root: etree._Element, path: str) -> None:
     """What `appcmd set config PATH /section:access /sslFlags:None` means for the tree: the
     location that defines access (else the first one for the path, else a new one) gets
-    system.webServer/security/access with sslFlags="None"."""
+    system.webServer/security/access with sslFlags="None" (a value that already means None,
+    such as "0", is left as written)."""
     wanted = key(path)
     locations = [loc for loc in root.findall("location") if key(loc.get("path", "")) == wanted]
     holder = next(
@@ -138,7 +139,8 @@ def pin_none(root: etree._Element, path: str) -> None:
     for tag in ("system.webServer", "security", "access"):
         child = element.find(tag)
         element = child if child is not None else etree.SubElement(element, tag)
-    element.set("sslFlags", "None")
+    if flag_bits(element.get("sslFlags", "Ssl")) != 0:  # None in any spelling stays as it is
+        element.set("sslFlags", "None")
 
 
 def location_keys(root: etree._Element) -> list[str]:
