@@ -50,11 +50,11 @@ from tests.properties import (
 LF = Style(newline="\n", bom=False, header_comment=False)
 
 
-def config_and_request(configs: st.SearchStrategy[GeneratedConfig] = CONFIGS):
-    return configs.flatmap(lambda config: st.tuples(st.just(config), requests(config)))
+# (file, request): files offload must accept, with requests they allow
+CASES = CONFIGS.flatmap(lambda config: st.tuples(st.just(config), requests(config)))
 
 
-# 1 -------------------------------------------------------------------------------------------
+# Back End invariance -----------------------------------------------------------------------------
 
 
 @given(ANY_CONFIGS.flatmap(lambda c: st.tuples(st.just(c), any_requests(c))))
@@ -75,7 +75,7 @@ def test_back_end_bytes_never_change_or_the_request_is_refused(case):
     assert back_end_blocks(working(result.output)) == before
 
 
-# 2 -------------------------------------------------------------------------------------------
+# Only the intended change ------------------------------------------------------------------------
 
 
 def _normalised(raw: bytes) -> etree._Element:
@@ -155,7 +155,7 @@ def _described(action: object) -> tuple[str, str, str]:
     return (type(action).__name__, repr(action), "")
 
 
-@given(config_and_request())
+@given(CASES)
 def test_xmldiff_finds_exactly_one_change_per_target_that_needed_one(case):
     config, request = case
     result = offload(config.raw, request)
@@ -165,7 +165,7 @@ def test_xmldiff_finds_exactly_one_change_per_target_that_needed_one(case):
     assert Counter(_described(action) for action in script) == expected, script
 
 
-# 3 -------------------------------------------------------------------------------------------
+# Effective values --------------------------------------------------------------------------------
 
 
 def _nearest_target(path_key: str, targets: set[str]) -> str | None:
@@ -173,7 +173,7 @@ def _nearest_target(path_key: str, targets: set[str]) -> str | None:
     return max(above, key=len) if above else None
 
 
-@given(config_and_request())
+@given(CASES)
 def test_effective_values_after_offload(case):
     config, request = case
     result = offload(config.raw, request)
@@ -195,10 +195,10 @@ def test_effective_values_after_offload(case):
             assert inherited and model.flag_bits(new) == 0, path
 
 
-# 4 -------------------------------------------------------------------------------------------
+# Idempotence -------------------------------------------------------------------------------------
 
 
-@given(config_and_request())
+@given(CASES)
 def test_offload_is_idempotent_byte_for_byte(case):
     config, request = case
     once = offload(config.raw, request)
@@ -208,10 +208,10 @@ def test_offload_is_idempotent_byte_for_byte(case):
     assert twice.diff("applicationHost.config") == b""
 
 
-# 5 -------------------------------------------------------------------------------------------
+# The diff round trip -----------------------------------------------------------------------------
 
 
-@given(config_and_request())
+@given(CASES)
 def test_the_diff_round_trips_through_patch(case):
     """patch -p1 turns the input into the output, patch -R turns it back (UTF-16 files: their
     text in UTF-8, which is what the diff is written in)."""
@@ -228,10 +228,10 @@ def test_the_diff_round_trips_through_patch(case):
         assert run_patch(Path(tmp, "rev"), label, new, diff, reverse=True) == old
 
 
-# 6 -------------------------------------------------------------------------------------------
+# Formatting kept ---------------------------------------------------------------------------------
 
 
-@given(config_and_request())
+@given(CASES)
 @example(  # found by this test: new elements got 4 spaces in a 2-space file without locations
     (GeneratedConfig((EXCHANGE_FRONT_END,), (), Style(indent="  "), "None"), Request())
 )
@@ -275,10 +275,10 @@ def test_bytes_outside_the_edits_and_the_formatting_are_kept(case):
     assert misindented_lines(out_text, config.style.indent, compact) == []
 
 
-# issue 2 -------------------------------------------------------------------------------------
+# Only the targets' locations ---------------------------------------------------------------------
 
 
-@given(config_and_request())
+@given(CASES)
 def test_only_target_locations_change(case):
     """Every <location> that is not a target keeps its bytes; new ones are targets."""
     config, request = case
@@ -293,7 +293,7 @@ def test_only_target_locations_change(case):
     assert all(model.key(path) in targets for path, _ in new[len(old) :])
 
 
-# 9 -------------------------------------------------------------------------------------------
+# The library against the naive model -------------------------------------------------------------
 
 
 @given(ANY_CONFIGS.filter(lambda config: not config.invalid))
@@ -319,7 +319,7 @@ def test_the_naive_model_follows_inherit_in_child_applications():
     assert model.effective(root, "Default Web Site/app/child") == ("None", "")
 
 
-# 7 -------------------------------------------------------------------------------------------
+# Refusals write nothing --------------------------------------------------------------------------
 
 # What the command line must refuse, and with which exit code.
 OUTPUTS = (
