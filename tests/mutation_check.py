@@ -1,13 +1,13 @@
 """Does the property suite have teeth? Break the engine on purpose, one way at a time, in a
 copy of the repository, run the property tests there, and report which ones fail.
 
-    python tests/mutation_check.py                 # the three mutations below
+    python tests/mutation_check.py                 # every mutation below
     python tests/mutation_check.py crlf            # one of them
 
 The repository itself is never modified. Hypothesis runs the "ci" examples without shrinking
 (HYPOTHESIS_PROFILE=mutation), so a mutation costs about as long as one run of the tests.
-test_refusals_write_nothing runs the installed `confedit`, not the copy: it does not see the
-mutations.
+PYTHONPATH names the copy, so the installed `confedit` command that test_refusals_write_nothing
+runs imports the mutated engine too.
 """
 
 from __future__ import annotations
@@ -47,6 +47,22 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
             "confedit/plan.py",
             "        block = _nested(creates, child_indent, self._unit, newline)\n",
             "        block = _nested(creates, parent_indent, self._unit, newline)\n",
+        ),
+    ],
+    # Two more, for the properties about meaning: an edit in the wrong one of two <location>
+    # elements for one path, and inheritance that ignores inheritInChildApplications.
+    "wrong-location": [
+        (
+            "confedit/plan.py",
+            "    return locations[0] if locations else None\n",
+            "    return locations[-1] if locations else None\n",
+        ),
+    ],
+    "inheritance": [
+        (
+            "confedit/iis.py",
+            '        if location is None or location.element.get("inheritInChildApplications") != "false":\n',
+            "        if True:\n",
         ),
     ],
     "crlf": [
