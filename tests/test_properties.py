@@ -174,6 +174,12 @@ def _nearest_target(path_key: str, targets: set[str]) -> str | None:
 
 
 @given(CASES)
+@example(  # a target already None in another spelling keeps it ("0"), as appcmd would
+    (
+        GeneratedConfig((EXCHANGE_FRONT_END,), (Loc("Default Web Site/owa", "0"),), LF, "Ssl"),
+        Request(services=("owa",)),
+    )
+)
 def test_effective_values_after_offload(case):
     config, request = case
     result = offload(config.raw, request)
