@@ -59,5 +59,8 @@ def __getattr__(name: str) -> Any:
     if name in _HOMES:
         import importlib  # noqa: PLC0415
 
-        return getattr(importlib.import_module(_HOMES[name]), name)
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+        # Importing confedit.audit binds the *module* to confedit.audit; keep the function.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'confedit' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from typing import Final
 
 from lxml import etree
 
-from confedit.errors import InvalidInput
+from confedit.errors import InvalidInput, VerificationFailed
 from confedit.spans import (
     ElementSpan,
     locate,
@@ -167,6 +167,16 @@ class Document:
         lf = self.data.count(b"\n", 0, 1 << 16)
         return b"\r\n" if crlf and crlf * 2 >= lf else b"\n"
 
+    def root_content_start(self) -> int:
+        """The offset just after the <configuration> start tag."""
+        position = len(codecs.BOM_UTF8) if self.data.startswith(codecs.BOM_UTF8) else 0
+        while item := _PROLOG_ITEM.match(self.data, position):
+            position = item.end()
+        root_tag = _ROOT_TAG.match(self.data, position)
+        if root_tag is None:  # load() has checked the root: this cannot happen
+            raise VerificationFailed("cannot find the <configuration> start tag")
+        return root_tag.end()
+
     def indent_of(self, offset: int) -> bytes:
         """The whitespace between the start of the line and `offset`, if only whitespace."""
         line_start = self.data.rfind(b"\n", 0, offset) + 1
@@ -178,6 +188,7 @@ class Document:
 
 _DECLARED_ENCODING = re.compile(rb"""\A<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]*)["']""")
 _PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.S)
+_ROOT_TAG = re.compile(rb"""\s*<configuration(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*>""")
 _UTF8_NAMES: Final = {"utf-8", "utf8"}
 _UTF16_NAMES: Final = {"utf-16", "utf-16le", "utf-16be", "unicode"}
 

@@ -581,7 +581,8 @@ def _escape_attr(value: str | None) -> str:
 
 
 def _indent_unit(document: Document, locations: Sequence[Location]) -> bytes:
-    """One level of indentation as the file writes it: from a <location> and its first child."""
+    """One level of indentation as the file writes it: from a <location> and its first child,
+    else from the first element inside <configuration>, else IIS's four spaces."""
     data = document.data
     for location in locations[:5]:
         span = location.span
@@ -591,4 +592,12 @@ def _indent_unit(document: Document, locations: Sequence[Location]) -> bytes:
         outer, inner = document.indent_of(span.start), document.indent_of(child)
         if inner.startswith(outer) and len(inner) > len(outer):
             return inner[len(outer) :]
-    return b"    "  # IIS writes four spaces per level
+    return _top_level_indent(document) or b"    "
+
+
+def _top_level_indent(document: Document) -> bytes:
+    """The indentation of the first markup inside <configuration>, if it starts its line."""
+    data, position = document.data, document.root_content_start()
+    while position < len(data) and data[position : position + 1].isspace():
+        position += 1
+    return document.indent_of(position) if data[position : position + 1] == b"<" else b""

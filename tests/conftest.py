@@ -8,27 +8,41 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("CONFEDIT_CORPUS", REPO.parent / "shared" / "corpus"))
 EXCHANGE = CORPUS / "exchange"
 SAMPLES = REPO / "samples"
 
+# HYPOTHESIS_PROFILE picks one. "ci" (the default) is derandomised: the same examples on every
+# run, sized so that the whole suite stays well under 3 minutes on 2 cores. "thorough" draws
+# thousands of new examples per property (see the README); "dev" is quick and random;
+# "mutation" serves tests/mutation_check.py.
+# Tests that run a subprocess per example or a sequence of steps scale their own count from
+# settings.default.max_examples.
 settings.register_profile(
     "ci",
     derandomize=True,
-    max_examples=60,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
+# tests/mutation_check.py: the ci examples, without shrinking what fails
+settings.register_profile(
+    "mutation",
+    parent=settings.get_profile("ci"),
+    phases=[Phase.explicit, Phase.generate],
+    print_blob=False,
+)
 settings.register_profile(
     "thorough",
     max_examples=3000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import pty
 import re
@@ -12,9 +13,10 @@ from pathlib import Path
 
 from lxml import etree
 
-BACK_END_LOCATION = re.compile(
-    rb'<location path="Exchange Back End[^"]*"[^>]*>.*?</location>', re.S | re.I
-)
+# A <location> element (they never nest) in text whose comments are blanked out.
+LOCATION = re.compile(rb"<location\b[^>]*/>|<location\b.*?</location\s*>", re.S)
+LOCATION_PATH = re.compile(rb"""\spath\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # The only lines an offload diff may add or remove.
 ALLOWED_CHANGED_LINE = re.compile(
     rb'^[+-]\s*(<access sslFlags="[^"]*" />|<access [^>]*>|</?security>|</?system\.webServer>'
@@ -22,10 +24,33 @@ ALLOWED_CHANGED_LINE = re.compile(
 )
 
 
+def location_blocks(data: bytes) -> list[tuple[str, bytes]]:
+    """(path, raw bytes) of every top-level <location>, found by a regex, not by confedit."""
+    blanked = re.sub(rb"<!--.*?-->", lambda m: b" " * len(m.group(0)), data, flags=re.S)
+    blocks = []
+    for match in LOCATION.finditer(blanked):
+        start_tag = blanked[match.start() : blanked.index(b">", match.start())]
+        found = LOCATION_PATH.search(start_tag)
+        path = b"" if found is None else (found.group(1) or found.group(2) or b"")
+        blocks.append((path.decode(), data[match.start() : match.end()]))
+    return blocks
+
+
 def back_end_blocks(data: bytes) -> list[bytes]:
-    """The raw bytes of every Exchange Back End <location>, found by a regex, not by confedit."""
-    without_comments = re.sub(rb"<!--.*?-->", lambda m: b" " * len(m.group(0)), data, flags=re.S)
-    return [data[m.start() : m.end()] for m in BACK_END_LOCATION.finditer(without_comments)]
+    """The raw bytes of every Exchange Back End <location> (any spelling of the path)."""
+    return [
+        block
+        for path, block in location_blocks(data)
+        if path.casefold().rstrip("/").partition("/")[0] == "exchange back end"
+    ]
+
+
+def split_bom(raw: bytes) -> tuple[bytes, str]:
+    """The BOM (or b"") and the text of a file in UTF-8 or UTF-16."""
+    for bom, codec in zip(BOMS, ("utf-8", "utf-16-le", "utf-16-be"), strict=True):
+        if raw.startswith(bom):
+            return bom, raw[len(bom) :].decode(codec)
+    return b"", raw.decode("utf-8")
 
 
 def changed_lines(diff: bytes) -> list[bytes]:

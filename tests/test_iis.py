@@ -17,6 +17,7 @@ from confedit.iis import (
     path_key,
 )
 from confedit.testing.build import EXCHANGE_FRONT_END, App, Loc, Site, Style, render
+from tests import reference_model
 from tests.conftest import well_formed_exchange
 
 LF = Style(newline="\n", bom=False)
@@ -66,32 +67,6 @@ def test_path_keys_and_lineage():
     assert is_below("a", "")
 
 
-def naive_effective(
-    root: etree._Element, path: str, xpath: str, attribute: str, default: str
-) -> str:
-    """A deliberately simple model of IIS inheritance (IIS-NOTES: own location, then each
-    ancestor segment by segment, then the server level, then the schema default). It ignores
-    inheritInChildApplications, which the corpus never uses."""
-    candidates = [path.casefold().rstrip("/")]
-    while "/" in candidates[-1]:
-        candidates.append(candidates[-1].rsplit("/", 1)[0])
-    candidates.append("")
-    for candidate in candidates:
-        for location in root.findall("location"):
-            if location.get("path", "").casefold().rstrip("/") in (
-                candidate,
-                "." if not candidate else None,
-            ):
-                element = location.find("system.webServer/" + xpath)
-                if element is not None and element.get(attribute) is not None:
-                    return element.get(attribute)
-        if candidate == "":
-            element = root.find("system.webServer/" + xpath)
-            if element is not None and element.get(attribute) is not None:
-                return element.get(attribute)
-    return default
-
-
 @pytest.mark.parametrize("path", well_formed_exchange(), ids=lambda p: p.name)
 def test_resolver_agrees_with_a_naive_model_on_every_real_location(path):
     raw = path.read_bytes()
@@ -102,10 +77,10 @@ def test_resolver_agrees_with_a_naive_model_on_every_real_location(path):
     assert len(paths) > 10
     for location_path in sorted(paths):
         for setting, xpath in (
-            (SSL_FLAGS, "security/access"),
-            (TOKEN_CHECKING, "security/authentication/windowsAuthentication/extendedProtection"),
+            (SSL_FLAGS, reference_model.ACCESS),
+            (TOKEN_CHECKING, reference_model.TOKEN_CHECKING),
         ):
-            expected = naive_effective(
+            expected, _ = reference_model.effective(
                 root, location_path, xpath, setting.attribute, setting.default
             )
             assert config.resolve(location_path, setting).value == expected, (

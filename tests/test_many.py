@@ -76,7 +76,9 @@ def test_check_over_a_folder_lists_each_file_in_order_and_exits_with_the_worst(
     )
     assert headlines[2].startswith("fleet/cas-broken/applicationHost.config:128:22: ")
     assert headlines[3] == "fleet/cas-done/applicationHost.config: already offloaded, nothing to do"
-    assert headlines[4].startswith("fleet/cas-ep/applicationHost.config: refused: Extended Protection is on for")
+    assert headlines[4].startswith(
+        "fleet/cas-ep/applicationHost.config: refused: Extended Protection is on for"
+    )
     assert "is this a Client Access server?" in headlines[5]
     assert lines[-1] == "6 files: 2 need work, 1 unchanged, 2 refused, 1 invalid"
     assert snapshot(tmp_path) == before

@@ -414,5 +414,25 @@ def test_extended_protection_is_one_refusal_with_microsofts_words_once():
     assert len(info.value.reasons) == 1
     message = info.value.reasons[0]
     assert message.count("Extended Protection is not supported") == 1
-    for path in ("Default Web Site/owa", "Default Web Site/ecp", "Default Web Site/EWS", "Default Web Site/OAB", "Default Web Site/mapi"):
+    for path in (
+        "Default Web Site/owa",
+        "Default Web Site/ecp",
+        "Default Web Site/EWS",
+        "Default Web Site/OAB",
+        "Default Web Site/mapi",
+    ):
         assert path + " (tokenChecking=" in message
+
+
+@pytest.mark.parametrize("indent", ["  ", "\t"])
+def test_new_elements_take_the_file_indentation_when_no_location_shows_it(indent):
+    """Found by the formatting property: without a multi-line <location>, the unit of
+    indentation comes from the first element inside <configuration>, not a 4-space default."""
+    style = Style(newline="\n", bom=False, indent=indent)
+    out = owa_only(render(SITES, [], style)).output
+    assert (
+        f'\n{indent}<location path="Default Web Site/owa">\n{indent * 2}<system.webServer>\n'
+        f'{indent * 3}<security>\n{indent * 4}<access sslFlags="None" />\n'
+    ).encode() in out
+    raw = render(SITES, [Loc("Default Web Site/owa", shape="self-closed")], style)
+    assert f"\n{indent * 2}<system.webServer>\n".encode() in owa_only(raw).output

@@ -129,7 +129,12 @@ def test_reported_lines_are_right_past_line_65535():
     raw = with_filler(12_000, Loc("Default Web Site/ecp", "Ssl, Ssl128"))
     result = offload(raw, Request(services=("ecp",)), name="big")
     (target,) = result_json(result, diff="", status="changed", exit_code=0)["targets"]
-    real_line = raw[: raw.index(b'<access sslFlags="Ssl, Ssl128" />', raw.index(b"Default Web Site/ecp"))].count(b"\n") + 1
+    real_line = (
+        raw[
+            : raw.index(b'<access sslFlags="Ssl, Ssl128" />', raw.index(b"Default Web Site/ecp"))
+        ].count(b"\n")
+        + 1
+    )
     assert real_line > 65535
     assert target["before"]["line"] == real_line
     assert target["line"] == real_line

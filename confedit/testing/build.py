@@ -8,32 +8,77 @@
 ... )
 >>> b'<location path="Default Web Site/owa">' in raw
 True
+
+The descriptions print only the fields that differ from their defaults, so a failing example
+reads as the call that builds it:
+
+>>> Loc("Default Web Site/owa", shape="security")
+Loc('Default Web Site/owa', shape='security')
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Shape = Literal["access", "security", "webserver", "empty", "self-closed"]
+# A mixed file: line i ends with newline[i % len(newline)].
+Newline = str | tuple[str, ...]
+BOMS = {"utf-8": b"\xef\xbb\xbf", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}
 
 
-@dataclass(frozen=True)
-class App:
+class Compact:
+    """A dataclass repr that leaves out the fields equal to their defaults (required fields are
+    positional), so that a description reads as the call that makes it. Hypothesis prints
+    failing examples with it too (`_repr_pretty_`)."""
+
+    def _shown(self) -> list[tuple[str | None, object]]:
+        shown: list[tuple[str | None, object]] = []
+        for item in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, item.name)
+            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+                shown.append((None, value))
+            elif value != item.default:
+                shown.append((item.name, value))
+        return shown
+
+    def __repr__(self) -> str:
+        parts = [f"{name}={value!r}" if name else repr(value) for name, value in self._shown()]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """The same as repr(), broken over lines by Hypothesis's (and IPython's) printer."""
+        del cycle  # descriptions hold no cycles
+        name = type(self).__name__
+        with printer.group(len(name) + 1, name + "(", ")"):
+            for index, (field_name, value) in enumerate(self._shown()):
+                if index:
+                    printer.text(",")
+                    printer.breakable()
+                if field_name:
+                    printer.text(field_name + "=")
+                printer.pretty(value)
+
+
+@dataclass(frozen=True, repr=False)
+class App(Compact):
     path: str  # "/" or "/owa"
     pool: str | None = None
     directories: tuple[str, ...] = ()  # extra virtual directories: "/bin"
 
 
-@dataclass(frozen=True)
-class Site:
+@dataclass(frozen=True, repr=False)
+class Site(Compact):
     name: str
     applications: tuple[App, ...] = (App("/"),)
+    # sslFlags of an https <binding>: an SNI setting of the binding, not the access section
+    binding_ssl_flags: str | None = None
 
 
-@dataclass(frozen=True)
-class Loc:
+@dataclass(frozen=True, repr=False)
+class Loc(Compact):
     """A <location>. `shape` says how far its system.webServer/security/access chain goes:
     access (with `ssl_flags` if not None), security (no access), webserver (no security),
     empty (<location></location>), self-closed (<location path="..." />)."""
@@ -45,31 +90,40 @@ class Loc:
     attributes: tuple[tuple[str, str], ...] = ()  # on <location>: overrideMode, ...
     access_attributes: tuple[tuple[str, str], ...] = ()  # on <access>: lockAttributes, ...
     comment: str | None = None  # a comment placed inside <security>
+    one_line: bool = False  # the whole element on one line
 
 
-@dataclass(frozen=True)
-class Style:
-    newline: str = "\r\n"
+@dataclass(frozen=True, repr=False)
+class Style(Compact):
+    newline: Newline = "\r\n"
     indent: str = "    "
-    bom: bool = True
+    bom: bool = True  # always a BOM for UTF-16
     quote: str = '"'
     header_comment: bool = True  # a comment holding a sample <location>, as real files have
     blank_lines: bool = False  # a blank line between locations
+    equals: str = "="  # between an attribute's name and its value, e.g. " = "
+    self_close: str = " />"  # or "/>"
+    # Comments between the locations: a commented-out <location>, and one naming <location>.
+    comments: bool = False
+    final_newline: bool = True
+    encoding: str = "utf-8"  # or "utf-16-le", "utf-16-be" (declared as UTF-16)
 
 
 def render(
     sites: Sequence[Site],
     locations: Sequence[Loc],
     style: Style = Style(),
-    server_ssl_flags: str = "None",
+    server_ssl_flags: str | None = "None",
 ) -> bytes:
-    """The bytes of a well-formed applicationHost.config."""
+    """The bytes of a well-formed applicationHost.config (`server_ssl_flags=None`: the server
+    level has no <security> element, so the schema default applies)."""
     lines = _Writer(style)
-    lines.add(0, '<?xml version="1.0" encoding="UTF-8"?>')
+    declared = "UTF-8" if style.encoding == "utf-8" else "UTF-16"
+    lines.add(0, f'<?xml version="1.0" encoding="{declared}"?>')
     if style.header_comment:
         lines.add(0, "<!--")
         lines.add(1, "The recommended way to unlock sections is by using a location tag:")
-        lines.add(1, f'<location path={_q("Default Web Site", style)} overrideMode="Allow">')
+        lines.add(1, f'<location {_attr("path", "Default Web Site", style)} overrideMode="Allow">')
         lines.add(2, '<system.webServer><security><access sslFlags="Ssl" /></security>')
         lines.add(2, "</system.webServer>")
         lines.add(1, "</location>")
@@ -79,21 +133,27 @@ def render(
     lines.add(2, "<sites>")
     for site in sites:
         _site(lines, site, style)
-    lines.add(3, f"<applicationDefaults applicationPool={_q('DefaultAppPool', style)} />")
+    lines.add(3, _empty("applicationDefaults", [("applicationPool", "DefaultAppPool")], style))
     lines.add(2, "</sites>")
     lines.add(1, "</system.applicationHost>")
     lines.add(1, "<system.webServer>")
-    lines.add(2, "<security>")
-    lines.add(3, f"<access sslFlags={_q(server_ssl_flags, style)} />")
-    lines.add(2, "</security>")
+    if server_ssl_flags is not None:
+        lines.add(2, "<security>")
+        lines.add(3, _empty("access", [("sslFlags", server_ssl_flags)], style))
+        lines.add(2, "</security>")
     lines.add(1, "</system.webServer>")
-    for location in locations:
+    for index, location in enumerate(locations):
         if style.blank_lines:
             lines.blank()
+        if style.comments:
+            _comments(lines, index, location, style)
         _location(lines, location, style)
     lines.add(0, "</configuration>")
-    data = lines.text().encode("utf-8")
-    return b"\xef\xbb\xbf" + data if style.bom else data
+    text = lines.text()
+    if style.encoding == "utf-8":
+        data = text.encode("utf-8")
+        return BOMS["utf-8"] + data if style.bom else data
+    return BOMS[style.encoding] + text.encode(style.encoding)
 
 
 class _Writer:
@@ -109,7 +169,11 @@ class _Writer:
 
     def text(self) -> str:
         newline = self.style.newline
-        return newline.join(self.lines) + newline
+        cycle = (newline,) if isinstance(newline, str) else newline
+        ends = [cycle[index % len(cycle)] for index in range(len(self.lines))]
+        if not self.style.final_newline:
+            ends[-1] = ""
+        return "".join(line + end for line, end in zip(self.lines, ends, strict=True))
 
 
 def _q(value: str, style: Style) -> str:
@@ -121,37 +185,74 @@ def _entity(style: Style) -> str:
     return "&quot;" if style.quote == '"' else "&apos;"
 
 
+def _attr(name: str, value: str, style: Style) -> str:
+    return f"{name}{style.equals}{_q(value, style)}"
+
+
 def _attrs(pairs: Sequence[tuple[str, str]], style: Style) -> str:
-    return "".join(f" {name}={_q(value, style)}" for name, value in pairs)
+    return "".join(f" {_attr(name, value, style)}" for name, value in pairs)
+
+
+def _empty(tag: str, pairs: Sequence[tuple[str, str]], style: Style) -> str:
+    """A self-closed element: <tag a="b" />."""
+    return f"<{tag}{_attrs(pairs, style)}{style.self_close}"
 
 
 _PHYSICAL = "C:\\inetpub\\wwwroot"
 
 
 def _site(lines: _Writer, site: Site, style: Style) -> None:
-    lines.add(3, f"<site name={_q(site.name, style)} id={_q('1', style)}>")
+    lines.add(3, f"<site{_attrs([('name', site.name), ('id', '1')], style)}>")
     for app in site.applications:
-        pool = _attrs([("applicationPool", app.pool)], style) if app.pool else ""
-        lines.add(4, f"<application path={_q(app.path, style)}{pool}>")
+        pool = [("applicationPool", app.pool)] if app.pool else []
+        lines.add(4, f"<application{_attrs([('path', app.path), *pool], style)}>")
         for directory in ("/", *app.directories):
-            where = _attrs([("path", directory), ("physicalPath", _PHYSICAL)], style)
-            lines.add(5, f"<virtualDirectory{where} />")
+            where = [("path", directory), ("physicalPath", _PHYSICAL)]
+            lines.add(5, _empty("virtualDirectory", where, style))
         lines.add(4, "</application>")
+    if site.binding_ssl_flags is not None:
+        binding = [
+            ("protocol", "https"),
+            ("bindingInformation", "*:443:"),
+            ("sslFlags", site.binding_ssl_flags),
+        ]
+        lines.add(4, "<bindings>")
+        lines.add(5, _empty("binding", binding, style))
+        lines.add(4, "</bindings>")
     lines.add(3, "</site>")
 
 
+def _comments(lines: _Writer, index: int, loc: Loc, style: Style) -> None:
+    """Text that looks like configuration but is not: IIS ignores comments."""
+    if index % 2 == 0:
+        lines.add(1, f"<!-- <location {_attr('path', loc.path, style)}>")
+        lines.add(2, '<system.webServer><security><access sslFlags="Ssl" /></security>')
+        lines.add(2, "</system.webServer></location> -->")
+    else:
+        lines.add(1, f"<!-- a <location path=...> for {loc.path} follows -->")
+
+
 def _location(lines: _Writer, loc: Loc, style: Style) -> None:
-    head = f"<location path={_q(loc.path, style)}{_attrs(loc.attributes, style)}"
+    head = f"<location{_attrs([('path', loc.path), *loc.attributes], style)}"
     if loc.shape == "self-closed":
-        lines.add(1, head + " />")
+        lines.add(1, head + style.self_close)
+        return
+    if loc.one_line:
+        inner = _Writer(dataclasses.replace(style, indent="", newline=""))
+        _location_body(inner, loc, style)
+        lines.add(1, head + ">" + "".join(inner.lines) + "</location>")
         return
     lines.add(1, head + ">")
+    _location_body(lines, loc, style)
+    lines.add(1, "</location>")
+
+
+def _location_body(lines: _Writer, loc: Loc, style: Style) -> None:
     if loc.shape != "empty":
         lines.add(2, "<system.webServer>")
         if loc.shape in ("access", "security"):
             _security(lines, loc, style)
         lines.add(2, "</system.webServer>")
-    lines.add(1, "</location>")
 
 
 def _security(lines: _Writer, loc: Loc, style: Style) -> None:
@@ -160,11 +261,12 @@ def _security(lines: _Writer, loc: Loc, style: Style) -> None:
         lines.add(4, f"<!-- {loc.comment} -->")
     if loc.shape == "access":
         flags = [("sslFlags", loc.ssl_flags)] if loc.ssl_flags is not None else []
-        lines.add(4, f"<access{_attrs([*flags, *loc.access_attributes], style)} />")
+        lines.add(4, _empty("access", [*flags, *loc.access_attributes], style))
     if loc.token_checking is not None:
         lines.add(4, "<authentication>")
-        lines.add(5, f"<windowsAuthentication enabled={_q('true', style)}>")
-        lines.add(6, f"<extendedProtection tokenChecking={_q(loc.token_checking, style)} />")
+        lines.add(5, f"<windowsAuthentication {_attr('enabled', 'true', style)}>")
+        token = _empty("extendedProtection", [("tokenChecking", loc.token_checking)], style)
+        lines.add(6, token)
         lines.add(5, "</windowsAuthentication>")
         lines.add(4, "</authentication>")
     lines.add(3, "</security>")

@@ -1,0 +1,506 @@
+"""Hypothesis strategies for applicationHost.config files (needs the `testing` extra).
+
+    from confedit.testing import strategies as st_iis
+
+`application_host_configs()` draws whole files as bytes; `generated_configs()` draws the same
+files as `GeneratedConfig` objects, which hold the description (the `confedit.testing.build`
+call that renders them) and the bytes in `.raw`. By default every file is one IIS would load and
+in which nothing locks the SSL setting of the front end; the `invalid` knob asks for files IIS
+would refuse, or in which a lock forbids the change.
+
+Every strategy shrinks towards a small file with LF line endings, no BOM and few locations, and
+failing examples print as the builder call that makes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Final
+
+from hypothesis import strategies as st
+
+from confedit.testing.build import (
+    BOMS,
+    EXCHANGE_BACK_END,
+    EXCHANGE_FRONT_END,
+    App,
+    Compact,
+    Loc,
+    Newline,
+    Shape,
+    Site,
+    Style,
+    render,
+)
+
+FRONT_END: Final = "Default Web Site"
+BACK_END: Final = "Exchange Back End"
+# The virtual directories of the SSL-offloading procedure, as Exchange spells them in <sites>.
+DEFAULT_SERVICE_APPS: Final = (
+    "/owa",
+    "/ecp",
+    "/EWS",
+    "/Autodiscover",
+    "/Microsoft-Server-ActiveSync",
+    "/OAB",
+    "/mapi",
+)
+# Paths of the front end (applications, and folders below them)...
+FRONT_END_PATHS: Final = (
+    FRONT_END,
+    *(FRONT_END + app.path for app in EXCHANGE_FRONT_END.applications if app.path != "/"),
+    f"{FRONT_END}/owa/auth",
+    f"{FRONT_END}/owa/Calendar",
+    f"{FRONT_END}/ecp/auth/x",
+)
+# ...and paths that look like them but are something else.
+LOOK_ALIKE_PATHS: Final = (
+    f"{FRONT_END}/owa2",
+    f"{FRONT_END}2/owa",
+    f"{FRONT_END}2",
+    f"{BACK_END}/owa",
+    BACK_END,
+    f"{BACK_END}/PowerShell",
+    "Other Site",
+    "",  # the server level
+)
+INVALID_KINDS: Final = ("duplicate-section", "bad-flags", "forbidding-lock")
+
+_FLAG_NAMES: Final = ("Ssl", "SslNegotiateCert", "SslRequireCert", "Ssl128")
+_FLAG_BITS: Final = (8, 32, 64, 256)
+_INVALID_FLAGS: Final = (
+    "Ssl, Bogus",
+    "None, Ssl",
+    "",
+    "512",
+    "1",
+    "Ssl;Ssl128",
+    "SslMapCert",
+    "-8",
+    "Ssl Ssl128",
+)
+_SHAPES: Final[tuple[Shape, ...]] = ("access", "security", "webserver", "empty", "self-closed")
+_HARMLESS_LOCKS: Final = (
+    ("lockAllAttributesExcept", "sslFlags"),
+    ("lockAllAttributesExcept", "SSLFLAGS, lockItem"),
+    ("lockItem", "false"),
+)
+_FORBIDDING_LOCKS: Final = (
+    ("lockAttributes", "sslFlags"),
+    ("lockAttributes", "*"),
+    ("lockAttributes", "foo, SSLFLAGS"),
+    ("lockAllAttributesExcept", "foo"),
+    ("lockItem", "true"),
+)
+_COMMENTS: Final = ('a <location path="Default Web Site/owa"> that is no configuration', "kept")
+
+
+# --- small building blocks -------------------------------------------------------------------
+
+
+def ssl_flags(*, valid: bool = True) -> st.SearchStrategy[str]:
+    """Values of access@sslFlags IIS accepts: flag names in any case and spacing, or a number.
+
+    With `valid=False`: values IIS rejects ("Flags must be some combination of ...").
+
+    >>> from hypothesis import given
+    >>> from confedit.iis import SslFlags
+    >>> @given(ssl_flags())
+    ... def test_iis_accepts_every_value(value):
+    ...     SslFlags.parse(value)  # raises ValueError for a value IIS rejects
+    >>> test_iis_accepts_every_value()
+    """
+    if not valid:
+        return st.sampled_from(_INVALID_FLAGS)
+    return st.one_of(_flag_names(), _flag_number(), st.sampled_from(("None", "none", "NONE")))
+
+
+def _flag_names() -> st.SearchStrategy[str]:
+    def spell(name: str) -> st.SearchStrategy[str]:
+        return st.sampled_from((name, name.lower(), name.upper()))
+
+    names = st.lists(st.sampled_from(_FLAG_NAMES), min_size=1, max_size=4, unique=True)
+    spelled = names.flatmap(lambda chosen: st.tuples(*(spell(name) for name in chosen)))
+    separator = st.sampled_from((",", ", ", " , ", " ,"))
+    edge = st.sampled_from(("", " "))
+    # tuples + map rather than builds: a failing example then shows the value itself
+    parts = st.tuples(spelled, separator, edge, edge)
+    return parts.map(lambda p: p[2] + p[1].join(p[0]) + p[3])
+
+
+def _flag_number() -> st.SearchStrategy[str]:
+    return st.sets(st.sampled_from(_FLAG_BITS)).map(lambda bits: str(sum(bits)))
+
+
+def location_paths(*, look_alikes: bool = True, casing: bool = True) -> st.SearchStrategy[str]:
+    """Location paths around the Exchange front end: the site, its virtual directories and
+    folders below them, and (with `look_alikes`) paths that only look like them:
+    `Default Web Site/owa2`, `Default Web Site2/owa`, `Exchange Back End/owa`, the server level.
+    With `casing`, any spelling: `default web site/OWA`, and one trailing slash.
+
+    >>> from hypothesis import given
+    >>> @given(location_paths())
+    ... def test_paths_are_relative(path):
+    ...     assert not path.startswith("/")
+    >>> test_paths_are_relative()
+    """
+    pool = FRONT_END_PATHS + (LOOK_ALIKE_PATHS if look_alikes else ())
+    paths = st.sampled_from(pool)
+    if not casing:
+        return paths
+    spelling = st.tuples(paths, st.sampled_from(("as-is", "lower", "upper")), st.booleans())
+    return spelling.map(_spell)
+
+
+def _spell(spelling: tuple[str, str, bool]) -> str:
+    path, case, slash = spelling
+    spelled = {"as-is": path, "lower": path.lower(), "upper": path.upper()}[case]
+    return spelled + "/" if slash and spelled else spelled
+
+
+def formatting_styles(
+    *, encodings: Sequence[str] = ("utf-8",), mixed_newlines: bool = True
+) -> st.SearchStrategy[Style]:
+    """How a file is written: LF, CRLF or mixed line endings, indentation (spaces of any width,
+    tabs), BOM, attribute quoting and spacing, comments that contain `<location>` text
+    (commented-out locations among them), blank lines, a final newline, and the `encodings`
+    asked for ("utf-8", "utf-16-le", "utf-16-be").
+
+    >>> from hypothesis import given
+    >>> from confedit.testing.build import Site, render
+    >>> @given(formatting_styles(encodings=("utf-8", "utf-16-le")))
+    ... def test_utf8_files_declare_utf8(style):
+    ...     raw = render([Site("Default Web Site")], [], style)
+    ...     assert (b'encoding="UTF-8"' in raw) == (style.encoding == "utf-8")
+    >>> test_utf8_files_declare_utf8()
+    """
+    newline: st.SearchStrategy[Newline] = st.sampled_from(("\n", "\r\n"))
+    if mixed_newlines:
+        mixed = st.lists(st.sampled_from(("\r\n", "\n")), max_size=3)
+        newline = newline | mixed.map(lambda rest: ("\r\n", "\n", *rest))
+    indent = st.sampled_from(("    ", "  ", "\t")) | st.integers(1, 8).map(lambda n: " " * n)
+    return st.builds(
+        Style,
+        newline=newline,
+        indent=indent,
+        bom=st.booleans(),
+        quote=st.sampled_from(('"', "'")),
+        header_comment=st.booleans(),
+        blank_lines=st.booleans(),
+        equals=st.sampled_from(("=", " = ")),
+        self_close=st.sampled_from((" />", "/>")),
+        comments=st.booleans(),
+        final_newline=st.booleans().map(lambda missing: not missing),
+        encoding=st.sampled_from(tuple(encodings)),
+    )
+
+
+# --- whole files -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class GeneratedConfig(Compact):
+    """A drawn applicationHost.config: its description and its bytes.
+
+    `raw` is `render(sites, locations, style, server_ssl_flags)` from confedit.testing.build;
+    `invalid` names what makes the file one IIS would refuse to load or to change (empty unless
+    the strategy's `invalid` knob asked for it).
+    """
+
+    sites: tuple[Site, ...]
+    locations: tuple[Loc, ...]
+    style: Style
+    server_ssl_flags: str | None
+    invalid: frozenset[str] = frozenset()
+
+    @cached_property
+    def raw(self) -> bytes:
+        """The file's bytes, BOM included."""
+        return render(self.sites, self.locations, self.style, self.server_ssl_flags)
+
+    @property
+    def text(self) -> str:
+        """The file's text (without the BOM), whatever its encoding."""
+        return self.raw[len(self.bom) :].decode(self.style.encoding)
+
+    @property
+    def bom(self) -> bytes:
+        """The byte order mark the file starts with, or b""."""
+        utf16 = self.style.encoding != "utf-8"
+        return BOMS[self.style.encoding] if self.style.bom or utf16 else b""
+
+    def site(self, name: str) -> Site | None:
+        """The site of that name (any case), if the file has it."""
+        return next((s for s in self.sites if s.name.casefold() == name.casefold()), None)
+
+    def site_paths(self, name: str = FRONT_END) -> list[str]:
+        """Location paths of the site's applications and virtual directories, per <sites>."""
+        site = self.site(name)
+        if site is None:
+            return []
+        paths: list[str] = []
+        for app in site.applications:
+            base = site.name if app.path == "/" else site.name + app.path
+            paths += [base, *(base + directory for directory in app.directories)]
+        return paths
+
+
+def generated_configs(
+    *,
+    back_end: bool | None = None,
+    other_sites: bool = True,
+    look_alikes: bool = True,
+    max_locations: int = 8,
+    extended_protection: bool = False,
+    locks: bool = True,
+    invalid: Collection[str] = (),
+    styles: st.SearchStrategy[Style] | None = None,
+) -> st.SearchStrategy[GeneratedConfig]:
+    """Whole applicationHost.config files of an Exchange Client Access server, described.
+
+    - `back_end`: with the Exchange Back End site and some of its locations (None: either);
+    - `other_sites`: also `Default Web Site2` and `Other Site`;
+    - `look_alikes`: locations whose paths only look like the targets, and the server level;
+    - `max_locations`: at most this many drawn `<location>` elements, in any order, some with
+      one path spelled in two ways (IIS allows that when they define different sections);
+    - `extended_protection`: tokenChecking may be Allow or Require (else only None);
+    - `locks`: locks that leave the front end's sslFlags free (`lockAllAttributesExcept`, ...);
+    - `invalid`: any of "duplicate-section" (two locations define access for one path),
+      "bad-flags" (an sslFlags value IIS rejects) and "forbidding-lock" (a lock on the front-end
+      site that forbids the change below it), in the sites confedit checks (the front end, the
+      Back End, the server level); each file has at least one of those asked for;
+    - `styles`: the formatting (default: `formatting_styles()`).
+
+    The front-end site always has `/` and at least one of the seven default services.
+
+    >>> import confedit
+    >>> from hypothesis import given
+    >>> @given(generated_configs(invalid=["bad-flags"]))
+    ... def test_bad_flags_are_invalid_input(config):
+    ...     try:
+    ...         confedit.offload(config.raw)
+    ...     except confedit.InvalidInput as error:
+    ...         assert "Flags must be some combination" in str(error)
+    ...     else:
+    ...         raise AssertionError(f"not refused: {config}")
+    >>> test_bad_flags_are_invalid_input()
+    """
+    unknown = set(invalid) - set(INVALID_KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds of invalid file: {sorted(unknown)}; use {INVALID_KINDS}")
+    return _configs(
+        back_end=back_end,
+        other_sites=other_sites,
+        look_alikes=look_alikes,
+        max_locations=max_locations,
+        extended_protection=extended_protection,
+        locks=locks,
+        invalid=tuple(kind for kind in INVALID_KINDS if kind in invalid),
+        styles=styles if styles is not None else formatting_styles(),
+    )
+
+
+def application_host_configs(
+    *,
+    back_end: bool | None = None,
+    other_sites: bool = True,
+    look_alikes: bool = True,
+    max_locations: int = 8,
+    extended_protection: bool = False,
+    locks: bool = True,
+    invalid: Collection[str] = (),
+    styles: st.SearchStrategy[Style] | None = None,
+) -> st.SearchStrategy[bytes]:
+    """The bytes of `generated_configs()` files (same knobs).
+
+    >>> import confedit
+    >>> from hypothesis import given
+    >>> @given(application_host_configs())
+    ... def test_a_second_offload_changes_nothing(raw):
+    ...     once = confedit.offload(raw).output
+    ...     assert confedit.offload(once).output == once
+    >>> test_a_second_offload_changes_nothing()
+    """
+    return generated_configs(
+        back_end=back_end,
+        other_sites=other_sites,
+        look_alikes=look_alikes,
+        max_locations=max_locations,
+        extended_protection=extended_protection,
+        locks=locks,
+        invalid=invalid,
+        styles=styles,
+    ).map(lambda config: config.raw)
+
+
+@st.composite
+def _configs(
+    draw: st.DrawFn,
+    *,
+    back_end: bool | None,
+    other_sites: bool,
+    look_alikes: bool,
+    max_locations: int,
+    extended_protection: bool,
+    locks: bool,
+    invalid: tuple[str, ...],
+    styles: st.SearchStrategy[Style],
+) -> GeneratedConfig:
+    style = draw(styles)
+    sites = [draw(_front_end_site(look_alikes))]
+    if back_end or (back_end is None and draw(st.booleans())):
+        sites.append(EXCHANGE_BACK_END)
+    if other_sites and draw(st.booleans()):
+        sites += [Site(f"{FRONT_END}2", (App("/"), App("/owa"))), Site("Other Site")]
+    paths = location_paths(look_alikes=look_alikes)
+    drawn = st.lists(_locations(paths, extended_protection, locks), max_size=max_locations)
+    locations = draw(drawn)
+    server = draw(st.just("None") | ssl_flags() | (st.none() if not invalid else st.nothing()))
+    locations = _loadable(locations, server_has_access=server is not None)
+    config = GeneratedConfig(tuple(sites), tuple(locations), style, server)
+    if invalid:
+        config = draw(_break(config, st.sampled_from(invalid), paths))
+    return config
+
+
+@st.composite
+def _front_end_site(draw: st.DrawFn, look_alikes: bool) -> Site:
+    by_path = {app.path: app for app in EXCHANGE_FRONT_END.applications}
+    first = draw(st.sampled_from(DEFAULT_SERVICE_APPS))
+    others = draw(st.sets(st.sampled_from([p for p in by_path if p not in ("/", first)])))
+    chosen = {"/", first, *others}
+    apps = [app for path, app in by_path.items() if path in chosen]
+    if draw(st.booleans()):  # a virtual directory below owa: a --path target that is no app
+        apps = [
+            dataclasses.replace(app, directories=("/auth",)) if app.path == "/owa" else app
+            for app in apps
+        ]
+    if look_alikes and draw(st.booleans()):
+        apps.append(App("/owa2"))
+    binding = draw(st.none() | st.sampled_from(("0", "1", "3")))
+    return Site(FRONT_END, tuple(apps), binding)
+
+
+@st.composite
+def _locations(
+    draw: st.DrawFn, paths: st.SearchStrategy[str], extended_protection: bool, locks: bool
+) -> Loc:
+    path = draw(paths)
+    shape = draw(st.sampled_from(_SHAPES))
+    tokens = ("None", "none") + (("Allow", "Require", "require") if extended_protection else ())
+    attributes: list[tuple[str, str]] = []
+    override = draw(st.none() | st.sampled_from(("Allow", "Deny")))
+    if override:
+        attributes.append(("overrideMode", override))
+    if draw(st.booleans()):
+        attributes.append(("inheritInChildApplications", "false"))
+    return Loc(
+        path,
+        ssl_flags=draw(ssl_flags() | st.none()),
+        shape=shape,
+        token_checking=draw(st.none() | st.sampled_from(tokens)),
+        attributes=tuple(attributes),
+        access_attributes=draw(_harmless_locks(path) if locks else st.just(())),
+        comment=draw(st.none() | st.sampled_from(_COMMENTS)),
+        one_line=draw(st.booleans()),
+    )
+
+
+def _harmless_locks(path: str) -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
+    """Locks that never forbid offloading the front end: they spare sslFlags, or they sit
+    outside the front-end site (and not at the server level above it), where nothing below
+    them is a target."""
+    choices = list(_HARMLESS_LOCKS)
+    if _key(path).partition("/")[0] not in (FRONT_END.casefold(), ""):
+        choices.append(("lockAttributes", "sslFlags"))
+    return st.just(()) | st.sampled_from(choices).map(lambda lock: (lock,))
+
+
+def _checked(path: str) -> bool:
+    """Whether confedit checks this path for what IIS would refuse: it looks at the front end,
+    the Back End and the server level, not at other sites, whose errors its edit cannot worsen."""
+    return _key(path).partition("/")[0] in (FRONT_END.casefold(), BACK_END.casefold(), "")
+
+
+def _key(path: str) -> str:
+    """How IIS compares location paths: any case, one trailing slash, "." is the server level."""
+    key = path[:-1] if path.endswith("/") else path
+    return "" if key == "." else key.casefold()
+
+
+def _loadable(locations: list[Loc], *, server_has_access: bool) -> list[Loc]:
+    """Drop what IIS would refuse to load: a second definition of the access section (or of
+    windowsAuthentication) for one path. Elements the shape has no room for are dropped too."""
+    with_access = {""} if server_has_access else set()
+    with_auth: set[str] = set()
+    result = []
+    for drawn in locations:
+        key = _key(drawn.path)
+        loc = _fit(drawn, access_taken=key in with_access, auth_taken=key in with_auth)
+        if loc.shape == "access":
+            with_access.add(key)
+        if loc.token_checking is not None:
+            with_auth.add(key)
+        result.append(loc)
+    return result
+
+
+def _fit(loc: Loc, *, access_taken: bool, auth_taken: bool) -> Loc:
+    shape = "security" if loc.shape == "access" and access_taken else loc.shape
+    has_security = shape in ("access", "security")
+    return dataclasses.replace(
+        loc,
+        shape=shape,
+        ssl_flags=loc.ssl_flags if shape == "access" else None,
+        access_attributes=loc.access_attributes if shape == "access" else (),
+        token_checking=loc.token_checking if has_security and not auth_taken else None,
+        comment=loc.comment if has_security else None,
+        one_line=loc.one_line and shape != "self-closed",
+    )
+
+
+@st.composite
+def _break(
+    draw: st.DrawFn,
+    config: GeneratedConfig,
+    kinds: st.SearchStrategy[str],
+    paths: st.SearchStrategy[str],
+) -> GeneratedConfig:
+    """The config with one kind of invalidity added."""
+    kind = draw(kinds)
+    locations = list(config.locations)
+    server = config.server_ssl_flags
+    if kind == "duplicate-section":
+        path = draw(paths.filter(_checked))
+        first, second = Loc(path, draw(ssl_flags())), Loc(path.swapcase(), draw(ssl_flags()))
+        locations.insert(draw(st.integers(0, len(locations))), first)
+        locations.insert(draw(st.integers(0, len(locations))), second)
+    elif kind == "bad-flags":
+        holders = [
+            i for i, loc in enumerate(locations) if loc.shape == "access" and _checked(loc.path)
+        ]
+        where = draw(st.sampled_from([None, *holders]))  # None: the server level
+        bad = draw(ssl_flags(valid=False))
+        if where is None:
+            server = bad
+        else:
+            locations[where] = dataclasses.replace(locations[where], ssl_flags=bad)
+    else:
+        locations = _locked(locations, draw(st.sampled_from(_FORBIDDING_LOCKS)))
+    return dataclasses.replace(
+        config, locations=tuple(locations), server_ssl_flags=server, invalid=frozenset({kind})
+    )
+
+
+def _locked(locations: list[Loc], lock: tuple[str, str]) -> list[Loc]:
+    """A lock on the front-end site's <access>, which every front-end path inherits."""
+    site = FRONT_END.casefold()
+    for index, loc in enumerate(locations):
+        if _key(loc.path) == site and loc.shape == "access":
+            kept = tuple(a for a in loc.attributes if a[0] != "inheritInChildApplications")
+            locations[index] = dataclasses.replace(loc, attributes=kept, access_attributes=(lock,))
+            return locations
+    return [Loc(FRONT_END, "Ssl, Ssl128", access_attributes=(lock,)), *locations]

@@ -1,0 +1,138 @@
+"""Does the property suite have teeth? Break the engine on purpose, one way at a time, in a
+copy of the repository, run the property tests there, and report which ones fail.
+
+    python tests/mutation_check.py                 # every mutation below
+    python tests/mutation_check.py crlf            # one of them
+
+The repository itself is never modified. Hypothesis runs the "ci" examples without shrinking
+(HYPOTHESIS_PROFILE=mutation), so a mutation costs about as long as one run of the tests.
+PYTHONPATH names the copy, so the installed `confedit` command that test_refusals_write_nothing
+runs imports the mutated engine too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = ("tests/test_properties.py", "tests/test_stateful.py")
+
+# name -> [(file, text in the engine, text replacing it)]
+MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
+    "back-end-guard": [
+        (
+            "confedit/plan.py",
+            "    if site == path_key(exchange.BACK_END_SITE):\n",
+            "    if False:\n",
+        ),
+        (
+            "confedit/plan.py",
+            "    if site != front or not target.key:\n",
+            "    if site not in (front, path_key(exchange.BACK_END_SITE)) or not target.key:\n",
+        ),
+        (
+            "confedit/verify.py",
+            "    back_end = path_key(BACK_END_SITE)\n",
+            "    return\n    back_end = path_key(BACK_END_SITE)\n",
+        ),
+    ],
+    "insertion-indentation": [
+        (
+            "confedit/plan.py",
+            "        block = _nested(creates, child_indent, self._unit, newline)\n",
+            "        block = _nested(creates, parent_indent, self._unit, newline)\n",
+        ),
+    ],
+    # Two more, for the properties about meaning: an edit in the wrong one of two <location>
+    # elements for one path, and inheritance that ignores inheritInChildApplications.
+    "wrong-location": [
+        (
+            "confedit/plan.py",
+            "    return locations[0] if locations else None\n",
+            "    return locations[-1] if locations else None\n",
+        ),
+    ],
+    "inheritance": [
+        (
+            "confedit/iis.py",
+            '        if location is None or location.element.get("inheritInChildApplications") != "false":\n',
+            "        if True:\n",
+        ),
+    ],
+    "crlf": [
+        (
+            "confedit/document.py",
+            '        return b"\\r\\n" if end > 0 and self.data[end - 1 : end] == b"\\r" else b"\\n"\n',
+            '        return b"\\n"\n',
+        ),
+    ],
+}
+
+
+def copy_repository(target: Path) -> None:
+    ignored = shutil.ignore_patterns(".git", "*_cache", "__pycache__", ".hypothesis", "*.egg-info")
+    shutil.copytree(REPO, target, ignore=ignored)
+
+
+def mutate(root: Path, changes: list[tuple[str, str, str]]) -> None:
+    for name, old, new in changes:
+        path = root / name
+        text = path.read_text(encoding="utf-8")
+        if text.count(old) != 1:
+            raise SystemExit(f"{name}: the text to mutate is not there once: {old!r}")
+        path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def run_tests(root: Path) -> tuple[int, list[str], str]:
+    """Run the property tests on the copy (its confedit/ comes first on sys.path)."""
+    environment = {**os.environ, "HYPOTHESIS_PROFILE": "mutation", "PYTHONPATH": str(root)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import confedit; print(confedit.__file__)"],
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if not where.stdout.startswith(str(root)):
+        raise SystemExit(f"the copy's confedit is not the one imported: {where.stdout}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", *TESTS],
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr
+    return proc.returncode, failed, summary
+
+
+def main(names: list[str]) -> int:
+    toothless = []
+    for name in names or list(MUTATIONS):
+        with tempfile.TemporaryDirectory(prefix="confedit-mutant-") as tmp:
+            root = Path(tmp) / "repo"
+            copy_repository(root)
+            mutate(root, MUTATIONS[name])
+            code, failed, summary = run_tests(root)
+        print(f"{name}: {summary}")
+        for test in failed:
+            print(f"    {test}")
+        if code == 0:
+            toothless.append(name)
+    if toothless:
+        print(f"no property failed for: {', '.join(toothless)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

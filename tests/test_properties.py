@@ -1,0 +1,372 @@
+"""The safety properties of offload(), on generated applicationHost.config files.
+
+Files come from confedit.testing.strategies (every formatting style, UTF-8 and UTF-16, look-alike
+paths, locks, Extended Protection, invalid files). Each property is checked by independent means:
+lxml and tests/reference_model.py for meaning, regular expressions for bytes, xmldiff for the
+semantic change, the real `patch` program for the diff.
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+from xmldiff import actions as xd_actions
+from xmldiff import main as xd_main
+
+from confedit import offload
+from confedit.document import load
+from confedit.errors import InvalidInput, Refused, UsageProblem
+from confedit.iis import SSL_FLAGS, TOKEN_CHECKING, Config
+from confedit.plan import Request
+from confedit.testing.build import EXCHANGE_FRONT_END, Loc, Site, Style
+from confedit.testing.strategies import GeneratedConfig
+from tests import reference_model as model
+from tests.helpers import back_end_blocks, location_blocks, run_patch, split_bom
+from tests.properties import (
+    ANY_CONFIGS,
+    BACK_END_PATHS,
+    CONFIGS,
+    INVALID_CONFIGS,
+    any_requests,
+    compact_locations,
+    edit_is_narrow,
+    expected_targets,
+    interesting_paths,
+    is_below,
+    misindented_lines,
+    parse,
+    pinned_tree,
+    requests,
+    working,
+)
+
+LF = Style(newline="\n", bom=False, header_comment=False)
+
+
+# (file, request): files offload must accept, with requests they allow
+CASES = CONFIGS.flatmap(lambda config: st.tuples(st.just(config), requests(config)))
+
+
+# Back End invariance -----------------------------------------------------------------------------
+
+
+@given(ANY_CONFIGS.flatmap(lambda c: st.tuples(st.just(c), any_requests(c))))
+def test_back_end_bytes_never_change_or_the_request_is_refused(case):
+    config, request = case
+    back_end_named = any(
+        model.key(p).partition("/")[0] == "exchange back end" for p in request.paths
+    )
+    try:
+        result = offload(config.raw, request)
+    except (Refused, InvalidInput, UsageProblem) as error:
+        if back_end_named and not config.invalid:
+            assert isinstance(error, Refused)
+            assert "Exchange Back End site must keep requiring SSL" in str(error)
+        return
+    assert not back_end_named, "a Back End path was accepted"
+    before = back_end_blocks(working(config.raw))
+    assert back_end_blocks(working(result.output)) == before
+
+
+# Only the intended change ------------------------------------------------------------------------
+
+
+def _normalised(raw: bytes) -> etree._Element:
+    """The tree without whitespace-only text: indentation is not meaning."""
+    root = parse(raw)
+    for node in root.iter():
+        if not (node.text or "").strip():
+            node.text = None
+        if not (node.tail or "").strip():
+            node.tail = None
+    return root
+
+
+# xmldiff matches nodes by similarity (F = 0.5 by default); an <access> whose only attribute
+# changed, or appeared, is then not "similar" to itself and comes out as insert + delete.
+XMLDIFF_OPTIONS = {"F": 0.1}
+
+
+def semantic_changes(old_raw: bytes, new_raw: bytes) -> list[object]:
+    """xmldiff's edit script from input to output, location by location.
+
+    On a whole file xmldiff matches look-alike <location> elements by similarity and may
+    "move" one onto another; a location keeps its place in the file (new ones are appended
+    after the last), so each is compared with the one at the same place, the new ones with
+    nothing, and the rest of the file as one tree.
+    """
+    old, new = _normalised(old_raw), _normalised(new_raw)
+    old_locations, new_locations = old.findall("location"), new.findall("location")
+    script = []
+    for before, after in zip(old_locations, new_locations, strict=False):
+        script += xd_main.diff_trees(copy.deepcopy(before), copy.deepcopy(after), XMLDIFF_OPTIONS)
+    appended = etree.Element("configuration")
+    appended.extend(copy.deepcopy(loc) for loc in new_locations[len(old_locations) :])
+    script += xd_main.diff_trees(etree.Element("configuration"), appended)
+    for tree, locations in ((old, old_locations), (new, new_locations)):
+        for location in locations:
+            tree.remove(location)
+    return script + xd_main.diff_trees(old, new)
+
+
+def _expected_actions(root: etree._Element, targets: set[str]) -> Counter[tuple[str, str, str]]:
+    """What xmldiff must find for each target that needs a change (tests/reference_model's
+    reading of the input, and the rules of appcmd)."""
+    expected: Counter[tuple[str, str, str]] = Counter()
+    for target in targets:
+        locations = [
+            loc for loc in root.findall("location") if model.key(loc.get("path", "")) == target
+        ]
+        holders = [loc.find("system.webServer/security/access") for loc in locations]
+        access = next((a for a in holders if a is not None), None)
+        if access is not None:
+            value = access.get("sslFlags")
+            if value is None:
+                expected["InsertAttrib", "sslFlags", "None"] += 1
+            elif model.flag_bits(value):
+                expected["UpdateAttrib", "sslFlags", "None"] += 1
+            continue
+        element = locations[0] if locations else None
+        missing = ["system.webServer", "security", "access"]
+        if element is None:
+            expected["InsertNode", "location", ""] += 1
+            expected["InsertAttrib", "path", target] += 1
+        while element is not None and missing and element.find(missing[0]) is not None:
+            element = element.find(missing.pop(0))
+        for tag in missing:
+            expected["InsertNode", tag, ""] += 1
+        expected["InsertAttrib", "sslFlags", "None"] += 1
+    return expected
+
+
+def _described(action: object) -> tuple[str, str, str]:
+    if isinstance(action, xd_actions.InsertNode):
+        return ("InsertNode", action.tag, "")
+    if isinstance(action, (xd_actions.InsertAttrib, xd_actions.UpdateAttrib)):
+        value = action.value if action.name == "sslFlags" else model.key(action.value)
+        return (type(action).__name__, action.name, value)
+    return (type(action).__name__, repr(action), "")
+
+
+@given(CASES)
+def test_xmldiff_finds_exactly_one_change_per_target_that_needed_one(case):
+    config, request = case
+    result = offload(config.raw, request)
+    script = semantic_changes(config.raw, result.output)
+    targets = expected_targets(parse(config.raw), request)
+    expected = _expected_actions(parse(config.raw), targets)
+    assert Counter(_described(action) for action in script) == expected, script
+
+
+# Effective values --------------------------------------------------------------------------------
+
+
+def _nearest_target(path_key: str, targets: set[str]) -> str | None:
+    above = [t for t in targets if t == path_key or is_below(path_key, t)]
+    return max(above, key=len) if above else None
+
+
+@given(CASES)
+@example(  # a target already None in another spelling keeps it ("0"), as appcmd would
+    (
+        GeneratedConfig((EXCHANGE_FRONT_END,), (Loc("Default Web Site/owa", "0"),), LF, "Ssl"),
+        Request(services=("owa",)),
+    )
+)
+def test_effective_values_after_offload(case):
+    config, request = case
+    result = offload(config.raw, request)
+    before, after = parse(config.raw), parse(result.output)
+    targets = expected_targets(before, request)
+    assert {outcome.target.key for outcome in result.outcomes} == targets
+    appcmd = pinned_tree(before, targets)  # what appcmd would leave, in meaning
+    for path in interesting_paths(after):
+        old, old_level = model.effective(before, path)
+        new, _ = model.effective(after, path)
+        assert new == model.effective(appcmd, path)[0], path
+        owner = _nearest_target(path, targets)
+        if owner == path:
+            assert model.flag_bits(new) == 0, f"target {path} is {new!r}"
+        elif owner is None:
+            assert new == old, f"{path} is no target and not below one"
+        elif new != old:  # below a target: only what inherited from it (or above it) changes
+            inherited = old_level is None or old_level in model.levels(owner)
+            assert inherited and model.flag_bits(new) == 0, path
+
+
+# Idempotence -------------------------------------------------------------------------------------
+
+
+@given(CASES)
+def test_offload_is_idempotent_byte_for_byte(case):
+    config, request = case
+    once = offload(config.raw, request)
+    twice = offload(once.output, request)
+    assert twice.output == once.output
+    assert not twice.changed
+    assert twice.diff("applicationHost.config") == b""
+
+
+# The diff round trip -----------------------------------------------------------------------------
+
+
+@given(CASES)
+def test_the_diff_round_trips_through_patch(case):
+    """patch -p1 turns the input into the output, patch -R turns it back (UTF-16 files: their
+    text in UTF-8, which is what the diff is written in)."""
+    config, request = case
+    result = offload(config.raw, request)
+    label = "inetsrv/config/applicationHost.config"
+    diff = result.diff(label)
+    old, new = working(config.raw), working(result.output)
+    assert (diff == b"") == (old == new)
+    if not diff:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        assert run_patch(Path(tmp, "fwd"), label, old, diff) == new
+        assert run_patch(Path(tmp, "rev"), label, new, diff, reverse=True) == old
+
+
+# Formatting kept ---------------------------------------------------------------------------------
+
+
+@given(CASES)
+@example(  # found by this test: new elements got 4 spaces in a 2-space file without locations
+    (GeneratedConfig((EXCHANGE_FRONT_END,), (), Style(indent="  "), "None"), Request())
+)
+@example(  # ... and in a tab-indented file whose only location is self-closed
+    (
+        GeneratedConfig(
+            (EXCHANGE_FRONT_END,),
+            (Loc("Default Web Site/owa", shape="self-closed"),),
+            Style(indent="\t"),
+            "None",
+        ),
+        Request(services=("owa",)),
+    )
+)
+def test_bytes_outside_the_edits_and_the_formatting_are_kept(case):
+    config, request = case
+    result = offload(config.raw, request)
+    data, out = working(config.raw), working(result.output)
+    edits = sorted(result.edits, key=lambda edit: edit.start)
+    pieces, position = [], 0
+    for edit in edits:
+        assert edit.start >= position, "overlapping edits"
+        assert edit_is_narrow(data, edit.start, edit.end, edit.text), edit
+        pieces += [data[position : edit.start], edit.text]
+        position = edit.end
+    assert out == b"".join([*pieces, data[position:]]), "bytes outside the edits changed"
+
+    bom, text = split_bom(config.raw)
+    out_bom, out_text = split_bom(result.output)  # decodes in the input's encoding
+    assert out_bom == bom
+    assert out_text.partition("\n")[0] == text.partition("\n")[0]  # the XML declaration
+    newline = config.style.newline
+    for edit in edits:
+        lf, crlf = edit.text.count(b"\n"), edit.text.count(b"\r\n")
+        if isinstance(newline, str):
+            assert (crlf == lf) == (newline == "\r\n") or lf == 0, edit.text
+        else:
+            assert crlf in (0, lf), edit.text
+    compact = compact_locations(parse(config.raw))
+    assert misindented_lines(text, config.style.indent, compact) == []  # the generator's
+    assert misindented_lines(out_text, config.style.indent, compact) == []
+
+
+# Only the targets' locations ---------------------------------------------------------------------
+
+
+@given(CASES)
+def test_only_target_locations_change(case):
+    """Every <location> that is not a target keeps its bytes; new ones are targets."""
+    config, request = case
+    result = offload(config.raw, request)
+    targets = expected_targets(parse(config.raw), request)
+    old = location_blocks(working(config.raw))
+    new = location_blocks(working(result.output))
+    assert len(new) >= len(old)
+    for (path, block), (new_path, new_block) in zip(old, new, strict=False):
+        assert new_path == path
+        assert model.key(path) in targets or new_block == block, path
+    assert all(model.key(path) in targets for path, _ in new[len(old) :])
+
+
+# The library against the naive model -------------------------------------------------------------
+
+
+@given(ANY_CONFIGS.filter(lambda config: not config.invalid))
+def test_the_library_agrees_with_the_naive_model_everywhere(config):
+    root = parse(config.raw)
+    library = Config(load(config.raw))
+    for path in interesting_paths(root):
+        for setting, xpath in ((SSL_FLAGS, model.ACCESS), (TOKEN_CHECKING, model.TOKEN_CHECKING)):
+            value, level = model.effective(root, path, xpath, setting.attribute, setting.default)
+            resolved = library.resolve(path, setting)
+            source = model.key(resolved.source.path) if resolved.source else None
+            assert (resolved.value, source) == (value, level), (path, setting.attribute)
+
+
+def test_the_naive_model_follows_inherit_in_child_applications():
+    """The reference model itself, on the case the corpus never shows."""
+    from confedit.testing.build import App, render
+
+    site = Site("Default Web Site", (App("/"), App("/app"), App("/app/child")))
+    stop = (("inheritInChildApplications", "false"),)
+    root = parse(render([site], [Loc("Default Web Site/app", "Ssl", attributes=stop)], LF))
+    assert model.effective(root, "Default Web Site/app/folder") == ("Ssl", "default web site/app")
+    assert model.effective(root, "Default Web Site/app/child") == ("None", "")
+
+
+# Refusals write nothing --------------------------------------------------------------------------
+
+# What the command line must refuse, and with which exit code.
+OUTPUTS = (
+    ("-o", "out.config", "--diff", "out.diff"),
+    ("--in-place", "--backup", ".bak"),
+    ("--in-place", "--format", "json"),
+    ("-o", "-", "--diff", "offload.diff", "-q"),
+)
+
+
+@st.composite
+def refused_runs(draw: st.DrawFn) -> tuple[bytes, tuple[str, ...], int]:
+    """(file bytes, command-line arguments, expected exit code)"""
+    kind = draw(st.sampled_from(("invalid", "back end", "truncated")))
+    outputs = draw(st.sampled_from(OUTPUTS))
+    if kind == "invalid":
+        config = draw(INVALID_CONFIGS)
+        return config.raw, outputs, 3 if "forbidding-lock" in config.invalid else 4
+    config = draw(CONFIGS)
+    if kind == "back end":
+        path = draw(st.sampled_from(BACK_END_PATHS))
+        return config.raw, ("--path", path, *outputs), 3
+    cut = draw(st.integers(0, len(config.raw) // 2))  # the end tag of the root is gone
+    return config.raw[:cut], outputs, 4
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 4))
+@given(refused_runs())
+def test_refusals_write_nothing(confedit_exe, run):
+    """The installed command, refusing (exit 3 or 4), creates and changes no file."""
+    raw, arguments, code = run
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "applicationHost.config").write_bytes(raw)
+        before = {path.name: path.read_bytes() for path in folder.iterdir()}
+        proc = subprocess.run(
+            [confedit_exe, "offload", "applicationHost.config", *arguments],
+            cwd=folder,
+            capture_output=True,
+            check=False,
+        )
+        assert proc.returncode == code, proc.stderr
+        assert b"Traceback" not in proc.stderr
+        assert {path.name: path.read_bytes() for path in folder.iterdir()} == before

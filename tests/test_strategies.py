@@ -1,0 +1,115 @@
+"""confedit.testing: the builder and the Hypothesis strategies users import."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+from hypothesis import find, given, settings
+from lxml import etree
+
+from confedit import offload
+from confedit.errors import InvalidInput, Refused
+from confedit.testing import build
+from confedit.testing import strategies as st_iis
+from tests import reference_model as model
+from tests.helpers import split_bom
+
+
+@pytest.mark.parametrize("module", [build, st_iis], ids=lambda m: m.__name__)
+def test_docstring_examples_run(module):
+    failed, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert attempted > 0 and failed == 0
+
+
+@given(st_iis.generated_configs(extended_protection=True))
+def test_by_default_files_are_well_formed_and_loadable_by_iis(config):
+    """Well-formed, declared in their own encoding, at most one access section and one
+    windowsAuthentication section per path, and only flags IIS accepts."""
+    bom, text = split_bom(config.raw)
+    assert bom == config.bom
+    declared = "UTF-8" if config.style.encoding == "utf-8" else "UTF-16"
+    assert text.startswith(f'<?xml version="1.0" encoding="{declared}"?>')
+    root = etree.fromstring(config.raw)
+    for xpath in (model.ACCESS, model.TOKEN_CHECKING):
+        defined = [
+            model.key(loc.get("path", ""))
+            for loc in root.findall("location")
+            if loc.find("system.webServer/" + xpath) is not None
+        ]
+        if root.find("system.webServer/" + xpath) is not None:
+            defined.append("")
+        assert len(defined) == len(set(defined)), xpath
+    assert all(model.valid_flags(a.get("sslFlags", "None")) for a in root.iter("access"))
+
+
+@given(st_iis.generated_configs())
+def test_by_default_the_default_request_succeeds(config):
+    """No lock forbids the change, Extended Protection is off, the front end has a service."""
+    result = offload(config.raw)
+    assert result.outcomes
+
+
+@given(st_iis.generated_configs(invalid=st_iis.INVALID_KINDS))
+def test_invalid_files_are_refused_as_iis_would(config):
+    (kind,) = config.invalid
+    expected = Refused if kind == "forbidding-lock" else InvalidInput
+    with pytest.raises(expected) as info:
+        offload(config.raw)
+    wording = {
+        "duplicate-section": "defined twice",
+        "bad-flags": "Flags must be some combination",
+        "forbidding-lock": "Lock violation",
+    }
+    assert wording[kind] in str(info.value)
+
+
+def test_an_unknown_kind_of_invalid_file_is_a_mistake():
+    with pytest.raises(ValueError, match="unknown kinds"):
+        st_iis.generated_configs(invalid=["typo"])
+
+
+@given(st_iis.ssl_flags(), st_iis.ssl_flags(valid=False))
+def test_flag_values_are_valid_unless_asked_otherwise(valid, invalid):
+    assert model.valid_flags(valid)
+    assert not model.valid_flags(invalid)
+
+
+def _minimal(strategy, condition=lambda _: True):
+    return find(strategy, condition, settings=settings(database=None, max_examples=2000))
+
+
+def test_files_shrink_to_small_readable_examples():
+    config = _minimal(st_iis.generated_configs(), lambda c: len(c.locations) >= 1)
+    assert config == st_iis.GeneratedConfig(
+        (build.Site("Default Web Site", build.EXCHANGE_FRONT_END.applications[:2]),),
+        (build.Loc("Default Web Site", "Ssl"),),
+        build.Style(newline="\n", bom=False, header_comment=False),
+        "None",
+    )
+    assert repr(config) == (
+        "GeneratedConfig((Site('Default Web Site', applications=(App('/', "
+        "pool='MSExchangeOWAAppPool'), App('/owa', pool='MSExchangeOWAAppPool'))),), "
+        "(Loc('Default Web Site', ssl_flags='Ssl'),), "
+        "Style(newline='\\n', bom=False, header_comment=False), 'None')"
+    )
+    assert config.raw.count(b"\n") < 30
+
+
+def test_building_blocks_shrink_to_the_plain_case():
+    assert _minimal(st_iis.location_paths()) == "Default Web Site"
+    assert _minimal(st_iis.ssl_flags(), lambda v: "," in v).count(",") == 1
+    assert _minimal(st_iis.formatting_styles(), lambda s: s.indent == "\t") == build.Style(
+        newline="\n", indent="\t", bom=False, header_comment=False
+    )
+
+
+def test_generated_config_knows_its_sites_and_text():
+    config = st_iis.GeneratedConfig(
+        (build.EXCHANGE_FRONT_END,), (), build.Style(encoding="utf-16-be"), None
+    )
+    assert config.raw.startswith(b"\xfe\xff") and config.bom == b"\xfe\xff"
+    assert config.text.startswith('<?xml version="1.0" encoding="UTF-16"?>')
+    assert "Default Web Site/mapi" in config.site_paths()
+    assert config.site("default web site") is build.EXCHANGE_FRONT_END
+    assert config.site_paths("Exchange Back End") == []
