@@ -31,8 +31,8 @@ _HOMES = {
     "offload": "confedit.engine",
     "Result": "confedit.engine",
     "Request": "confedit.plan",
-    "audit": "confedit.audit",
-    "AuditReport": "confedit.audit",
+    "audit": "confedit.auditing",
+    "AuditReport": "confedit.auditing",
     "load": "confedit.document",
     "ConfeditError": "confedit.errors",
     "InvalidInput": "confedit.errors",
@@ -42,7 +42,7 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
-    from confedit.audit import AuditReport, audit
+    from confedit.auditing import AuditReport, audit
     from confedit.document import load
     from confedit.engine import Result, offload
     from confedit.errors import (
@@ -60,7 +60,6 @@ def __getattr__(name: str) -> Any:
         import importlib  # noqa: PLC0415
 
         value = getattr(importlib.import_module(_HOMES[name]), name)
-        # Importing confedit.audit binds the *module* to confedit.audit; keep the function.
-        globals()[name] = value
+        globals()[name] = value  # loaded once
         return value
     raise AttributeError(f"module 'confedit' has no attribute {name!r}")

@@ -22,7 +22,7 @@ from typing import Final
 from lxml import etree
 
 from confedit import exchange
-from confedit.audit import Row, audit_config
+from confedit.auditing import Row, audit_config
 from confedit.document import Document, load
 from confedit.errors import ConfeditError, InvalidInput, Refused, UsageProblem
 from confedit.iis import Config, path_key, site_of

@@ -216,7 +216,7 @@ def run_audit(opts: AuditOptions) -> int:
         from confedit.many import run_audit_many  # noqa: PLC0415
 
         return run_audit_many(opts)
-    from confedit.audit import audit, render_table  # noqa: PLC0415
+    from confedit.auditing import audit, render_table  # noqa: PLC0415
 
     snapshot = read_input(opts.config, opts.max_size)
     result = audit(snapshot.data, name=str(opts.config), site=opts.site)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from confedit import exchange
-from confedit.audit import AuditReport, Row, aligned, is_offloaded
+from confedit.auditing import AuditReport, Row, aligned, is_offloaded
 from confedit.style import paint
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/fleet-report-1.json"

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from confedit import report, style
-from confedit.audit import AuditReport, audit, render_table
+from confedit.auditing import AuditReport, audit, render_table
 from confedit.baseline import check_back_end_since
 from confedit.batch import Input, default_jobs, find_inputs, most_severe, run_all, show_progress
 from confedit.commands import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from confedit.audit import SCHEMA_ID as AUDIT_SCHEMA_ID
+from confedit.auditing import SCHEMA_ID as AUDIT_SCHEMA_ID
 from confedit.engine import Result
 from confedit.errors import ConfeditError, InvalidInput, Refused
 from confedit.plan import Outcome

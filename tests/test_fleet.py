@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from confedit.audit import AuditReport, audit
+from confedit.auditing import AuditReport, audit
 from confedit.fleet import Cell, fleet_of, render_fleet
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
 from tests.helpers import strip_ansi

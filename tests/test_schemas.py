@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from confedit import audit, fleet, report
+from confedit import auditing, fleet, report
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
 from tests.helpers import make_fleet
 
@@ -68,7 +68,7 @@ def test_the_schemas_are_valid_and_name_the_ids_the_code_writes():
     assert set(BY_ID) == {
         report.SCHEMA_ID,
         report.BATCH_SCHEMA_ID,
-        audit.SCHEMA_ID,
+        auditing.SCHEMA_ID,
         report.AUDIT_BATCH_SCHEMA_ID,
         fleet.SCHEMA_ID,
     }
@@ -133,7 +133,7 @@ def test_audit_reports(confedit_exe, fleet_dir):
     gate = run_json(confedit_exe, "audit", "--offloaded", str(SAMPLE), cwd=fleet_dir, code=1)
     assert "rows" not in gate
     error = run_json(confedit_exe, "audit", str(MALFORMED), cwd=fleet_dir, code=4)
-    assert error["$schema"] == audit.SCHEMA_ID and error["error"]["kind"] == "invalid"
+    assert error["$schema"] == auditing.SCHEMA_ID and error["error"]["kind"] == "invalid"
     many = run_json(confedit_exe, "audit", "--offloaded", "fleet", cwd=fleet_dir, code=4)
     assert many["summary"] == {"files": 6, "offloaded": 1, "not_offloaded": 4, "invalid": 1}
     assert [f["file"] for f in many["files"]][2] == "fleet/cas-broken/applicationHost.config"
