@@ -1,16 +1,22 @@
 """Timing a whole process: wall time and peak RSS of one fresh child per run.
 
-The peak RSS comes from os.wait4(), which reports the child's own resource usage (the largest
-of the child and the processes it waited for), so runs never mix as they would with
-RUSAGE_CHILDREN, which keeps the maximum of every child the benchmark ever started.
+The peak RSS is GNU time's %M (the largest resident set of the command and the processes it
+waited for). It cannot come from wait4() or RUSAGE_CHILDREN here: Linux carries a process's
+high-water mark across exec, and a child started from this Python process begins as a copy of
+it (fork or vfork), so every command would seem to need at least the benchmark's own ~30 MiB.
+GNU time is a small C program, so its own pages are what a shell would add too (about 1 MiB).
+The wall time is measured here around the whole launch; GNU time adds well under a millisecond.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,6 +61,16 @@ class Series:
         return statistics.median(s.peak_rss_kib for s in self.samples) / 1024
 
 
+@functools.cache
+def gnu_time() -> str:
+    """The path of GNU time, or exit with how to install it."""
+    path = shutil.which("time") or "/usr/bin/time"
+    probe = subprocess.run([path, "-f", "%M", "true"], capture_output=True, check=False)
+    if probe.returncode != 0 or not probe.stderr.strip().isdigit():
+        raise SystemExit("GNU time is needed for peak RSS: apt-get install -y time")
+    return path
+
+
 def run_once(
     argv: Sequence[str | os.PathLike[str]],
     stdout: Path | None = None,
@@ -65,12 +81,14 @@ def run_once(
         sink: IO[bytes] | int = (
             stack.enter_context(stdout.open("wb")) if stdout else subprocess.DEVNULL
         )
+        report = stack.enter_context(tempfile.NamedTemporaryFile("r", suffix=".rss"))
+        command = [gnu_time(), "-f", "%M", "-o", report.name, *map(str, argv)]
         started = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=sink, stderr=subprocess.DEVNULL, cwd=cwd)
-        _, status, usage = os.wait4(child.pid, 0)
+        code = subprocess.call(command, stdout=sink, stderr=subprocess.DEVNULL, cwd=cwd)
         elapsed = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, tell Popen
-    return Sample(elapsed, usage.ru_maxrss, child.returncode)
+        # GNU time writes "Command exited with non-zero status N" before the figure then.
+        peak = int(report.read().split()[-1])
+    return Sample(elapsed, peak, code)
 
 
 def changed_lines(before: Path, after: Path) -> int:
