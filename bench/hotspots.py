@@ -109,7 +109,8 @@ def show_profile(call: Callable[[], object], runs: int, top: int) -> None:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).strip_dirs().sort_stats(order).print_stats(top)
         print(f"--- {runs} runs, sorted by {order} ---")
-        print(text.getvalue().split("\n", 6)[-1].rstrip())  # drop pstats' banner
+        report = text.getvalue()
+        print(report[report.index("   ncalls") :].rstrip())  # from the column headers on
 
 
 def run_cli(path: Path, extra: Sequence[str]) -> None:
