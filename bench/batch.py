@@ -71,49 +71,58 @@ def files(folder: Path) -> list[Path]:
 
 
 @dataclass(frozen=True)
+class Work:
+    """What a batch command is asked to do: these fleet files into `output`, `jobs` at a time."""
+
+    files: tuple[Path, ...]  # relative to the fleet folder
+    output: Path
+    jobs: int
+
+
+@dataclass(frozen=True)
 class Command:
-    """One way to patch the whole fleet into `output` (run with the fleet as its cwd)."""
+    """One way to do the Work (run with the fleet folder as its cwd)."""
 
     name: str
     argv: list[str]
+    work: Work
     needs_folders: bool  # True: the output folders must exist before it runs
 
 
-def confedit_batch(confedit: str, folder: Path, output: Path, jobs: int) -> Command:
-    """One confedit process over the whole fleet (issue 6's multi-file interface)."""
-    return Command(
-        ONE_PROCESS,
-        [confedit, "offload", str(folder), "--output-dir", str(output), "--jobs", str(jobs), "-q"],
-        needs_folders=False,
-    )
+def confedit_batch(confedit: str, folder: Path, work: Work) -> Command:
+    """One confedit process over the whole fleet folder (the multi-file interface)."""
+    argv = [confedit, "offload", str(folder), "--output-dir", str(work.output)]
+    return Command(ONE_PROCESS, [*argv, "--jobs", str(work.jobs), "-q"], work, False)
 
 
-def xargs_xmlstarlet(xmlstarlet: str, output: Path, jobs: int) -> Command:
-    """xmlstarlet once per file, `jobs` at a time."""
+def xargs_xmlstarlet(xmlstarlet: str, work: Work, listing: Path) -> Command:
+    """xmlstarlet once per file, `jobs` at a time (writes the file list to `listing`)."""
     tool = f"{shlex.quote(xmlstarlet)} ed -u {shlex.quote(OAB_XPATH)} -v None"
-    return _xargs(XARGS_XMLSTARLET, f'{tool} "$f" > "$out/$f"', output, jobs)
+    return _xargs(XARGS_XMLSTARLET, f'{tool} "$f" > "$out/$f"', work, listing)
 
 
-def xargs_confedit(confedit: str, output: Path, jobs: int) -> Command:
+def xargs_confedit(confedit: str, work: Work, listing: Path) -> Command:
     """confedit once per file, `jobs` at a time: what works without --output-dir."""
     tool = f'{shlex.quote(confedit)} offload "$f" -o "$out/$f" -q'
-    return _xargs(XARGS_CONFEDIT, tool, output, jobs)
+    return _xargs(XARGS_CONFEDIT, tool, work, listing)
 
 
-def _xargs(name: str, per_file: str, output: Path, jobs: int) -> Command:
+def _xargs(name: str, per_file: str, work: Work, listing: Path) -> Command:
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    listing.write_bytes(b"".join(bytes(path) + b"\0" for path in work.files))
     loop = f"out=$0; for f; do {per_file} || exit 255; done"
     script = (
-        f"find . -name {FILE_NAME} -print0 | "
-        f"xargs -0 -n {_CHUNK} -P {jobs} sh -c {shlex.quote(loop)} {shlex.quote(str(output))}"
+        f"xargs -0 -a {shlex.quote(str(listing))} -n {_CHUNK} -P {work.jobs} "
+        f"sh -c {shlex.quote(loop)} {shlex.quote(str(work.output))}"
     )
-    return Command(name, ["sh", "-c", script], needs_folders=True)
+    return Command(name, ["sh", "-c", script], work, needs_folders=True)
 
 
-def prepare_output(output: Path, relative: Sequence[Path], folders: bool) -> None:
+def prepare_output(output: Path, command: Command) -> None:
     """An empty output folder, with the server folders in it when the command needs them."""
     if output.exists():
         shutil.rmtree(output)
     output.mkdir(parents=True)
-    if folders:
-        for path in relative:
+    if command.needs_folders:
+        for path in command.work.files:
             (output / path).parent.mkdir(parents=True, exist_ok=True)

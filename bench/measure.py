@@ -56,6 +56,11 @@ class Series:
         return statistics.median(s.seconds for s in self.samples)
 
     @property
+    def fastest(self) -> float:
+        """Shortest wall time: what the work costs when nothing else gets in the way."""
+        return min(s.seconds for s in self.samples)
+
+    @property
     def peak_rss_mib(self) -> float:
         """Median peak RSS, in MiB."""
         return statistics.median(s.peak_rss_kib for s in self.samples) / 1024

@@ -92,15 +92,22 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--loop-runs", type=int, default=1, help="runs of the slow per-file confedit loop"
     )
+    parser.add_argument(
+        "--loop-files", type=int, default=200, help="files for the per-file confedit loop"
+    )
     parser.add_argument("--startup-runs", type=int, default=15)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="batch parallelism")
     parser.add_argument("--json", type=Path, help="also write every sample here")
+    parser.add_argument(
+        "--confedit", help="the confedit to measure (default: beside this Python, else PATH)"
+    )
     parser.add_argument("--quick", action="store_true", help="1mb,10mb; fewer runs and files")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.runs, args.lib_budget = "1mb,10mb", 3, 1.0
         args.batch, args.batch_runs, args.startup_runs = min(args.batch, 100), 1, 5
-    counts = (args.runs, args.batch_runs, args.loop_runs, args.startup_runs)
+        args.loop_files = min(args.loop_files, 50)
+    counts = (args.runs, args.batch_runs, args.loop_runs, args.loop_files, args.startup_runs)
     if min(counts) < 1:
         parser.error("run counts must be at least 1")
     return args
@@ -111,10 +118,11 @@ def default_corpus() -> Path:
     return Path(os.environ.get("CONFEDIT_CORPUS", REPO.parent / "shared" / "corpus"))
 
 
-def find_tools() -> Tools:
-    """confedit from this interpreter's environment (else PATH), xmlstarlet from PATH."""
+def find_tools(confedit: str | None) -> Tools:
+    """confedit as given, else from this interpreter's environment, else PATH; xmlstarlet from
+    PATH."""
     beside = Path(sys.executable).with_name("confedit")
-    confedit = str(beside) if beside.exists() else shutil.which("confedit")
+    confedit = confedit or (str(beside) if beside.exists() else shutil.which("confedit"))
     if confedit is None:
         sys.exit("confedit is not installed: python -m pip install -e '.[test]'")
     help_text = subprocess.run(
@@ -154,6 +162,12 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.machine()
+
+
+def busy(env: dict[str, str]) -> bool:
+    """Whether the 1-minute load average before the run exceeded half the CPUs."""
+    load = env.get("load average before the run (1, 5, 15 min)", "0").split(",")[0]
+    return float(load) > (os.cpu_count() or 1) / 2
 
 
 def log(message: str) -> None:
@@ -275,11 +289,16 @@ def library_rows(result: InputResult, work: Path, args: argparse.Namespace, tool
 class BatchResult:
     """The batch commands' runs; `notes` holds the commands that could not run, and why."""
 
-    files: int = 0
     jobs: int = 0
+    files: dict[str, int] = field(default_factory=dict)
     series: dict[str, Series] = field(default_factory=dict)
     diff_lines: dict[str, int] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+
+    def throughput(self, name: str) -> float | None:
+        """Files per second (median run), or None if the command did not run or failed."""
+        runs = self.series.get(name)
+        return self.files[name] / runs.seconds if runs is not None and runs.ok else None
 
 
 def bench_batch(args: argparse.Namespace, tools: Tools, sources: Sequence[Path]) -> BatchResult:
@@ -290,37 +309,43 @@ def bench_batch(args: argparse.Namespace, tools: Tools, sources: Sequence[Path])
     for path in relative:
         (folder / path).read_bytes()  # into the page cache for every command alike
     output = WORK / "batch"
-    result = BatchResult(len(relative), args.jobs)
+    result = BatchResult(args.jobs)
+    whole = batch.Work(tuple(relative), output, args.jobs)
+    # A process per file costs the same per file at any count: a part of the fleet tells its
+    # throughput in a fraction of the time.
+    part = batch.Work(whole.files[: args.loop_files], output, args.jobs)
     commands: list[batch.Command] = []
     if tools.has_output_dir:
-        commands.append(batch.confedit_batch(tools.confedit, folder, output, args.jobs))
+        commands.append(batch.confedit_batch(tools.confedit, folder, whole))
     else:
         result.notes[batch.ONE_PROCESS] = "skipped: confedit has no --output-dir"
     if tools.xmlstarlet:
-        commands.append(batch.xargs_xmlstarlet(tools.xmlstarlet, output, args.jobs))
-    commands.append(batch.xargs_confedit(tools.confedit, output, args.jobs))
+        commands.append(batch.xargs_xmlstarlet(tools.xmlstarlet, whole, WORK / "xml.list"))
+    commands.append(batch.xargs_confedit(tools.confedit, part, WORK / "confedit.list"))
+    result.files = {c.name: len(c.work.files) for c in commands}
     result.series = {c.name: Series() for c in commands}
     runs = {c.name: args.batch_runs for c in commands} | {batch.XARGS_CONFEDIT: args.loop_runs}
     for run in range(max(runs.values())):
         for command in (c for c in commands if run < runs[c.name]):
             log(f"batch run {run + 1}/{runs[command.name]}: {command.name}")
-            batch.prepare_output(output, relative, command.needs_folders)
+            batch.prepare_output(output, command)
             result.series[command.name].add(run_once(command.argv, cwd=folder))
             if run == runs[command.name] - 1:
-                check_batch_outputs(result, command.name, folder, output, relative)
+                check_batch_outputs(result, command, folder, output)
     return result
 
 
 def check_batch_outputs(
-    result: BatchResult, name: str, folder: Path, output: Path, relative: Sequence[Path]
+    result: BatchResult, command: batch.Command, folder: Path, output: Path
 ) -> None:
-    """Changed lines per file (mean over the fleet); a missing output fails the command."""
-    missing = [path for path in relative if not (output / path).exists()]
+    """Changed lines per file (mean over the files); a missing output fails the command."""
+    files = command.work.files
+    missing = [path for path in files if not (output / path).exists()]
     if missing:
-        result.series[name].failure = f"{len(missing)} of {len(relative)} outputs missing"
+        result.series[command.name].failure = f"{len(missing)} of {len(files)} outputs missing"
         return
-    total = sum(changed_lines(folder / path, output / path) for path in relative)
-    result.diff_lines[name] = round(total / len(relative))
+    total = sum(changed_lines(folder / path, output / path) for path in files)
+    result.diff_lines[command.name] = round(total / len(files))
 
 
 def bench_startup(args: argparse.Namespace, tools: Tools) -> dict[str, Series]:
@@ -373,11 +398,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def series_cells(series: Series, rss: bool = True) -> list[str]:
-    """Median wall, median peak RSS and the run count, or why there are none."""
+    """Median and fastest wall, median peak RSS and the run count, or why there are none."""
     if not series.ok:
-        return [f"failed: {series.failure}", "", str(len(series.samples))]
+        return [f"failed: {series.failure}", "", "", str(len(series.samples))]
     memory = mib(series.peak_rss_mib) if rss and series.samples[0].peak_rss_kib else "—"
-    return [seconds(series.seconds), memory, str(len(series.samples))]
+    return [seconds(series.seconds), seconds(series.fastest), memory, str(len(series.samples))]
 
 
 def input_table(results: Sequence[InputResult]) -> str:
@@ -387,7 +412,7 @@ def input_table(results: Sequence[InputResult]) -> str:
         names = [*result.series, *(n for n in result.notes if n not in result.series)]
         for name in names:
             runs = result.series.get(name)
-            cells = series_cells(runs) if runs is not None else ["—", "—", "0"]
+            cells = series_cells(runs) if runs is not None else ["—", "—", "—", "0"]
             lines = result.diff_lines.get(name)
             rows.append(
                 [
@@ -399,7 +424,17 @@ def input_table(results: Sequence[InputResult]) -> str:
                     result.notes.get(name, ""),
                 ]
             )
-    header = ["input", "size", "approach", "wall (median)", "peak RSS", "runs", "diff lines", ""]
+    header = [
+        "input",
+        "size",
+        "approach",
+        "wall (median)",
+        "wall (min)",
+        "peak RSS",
+        "runs",
+        "diff lines",
+        "",
+    ]
     return table(header, rows)
 
 
@@ -427,12 +462,19 @@ def ratio_table(results: Sequence[InputResult]) -> str:
 
 
 def batch_table(result: BatchResult) -> str:
-    rows = [[name, str(result.files), note, "", "", "", ""] for name, note in result.notes.items()]
+    rows = [[name, "", note, "", "", "", "", ""] for name, note in result.notes.items()]
     for name, runs in result.series.items():
-        throughput = f"{result.files / runs.seconds:,.0f} files/s" if runs.ok else "—"
+        throughput = result.throughput(name)
         lines = result.diff_lines.get(name)
-        per_file = f"{lines:,}" if runs.ok and lines is not None else "—"
-        rows.append([name, str(result.files), *series_cells(runs), throughput, per_file])
+        rows.append(
+            [
+                name,
+                str(result.files[name]),
+                *series_cells(runs),
+                f"{throughput:,.1f} files/s" if throughput else "—",
+                f"{lines:,}" if lines is not None else "—",
+            ]
+        )
     header = [
         "batch",
         "files",
@@ -447,7 +489,7 @@ def batch_table(result: BatchResult) -> str:
 
 def startup_table(series: dict[str, Series]) -> str:
     return table(
-        ["command", "wall (median)", "peak RSS", "runs"],
+        ["command", "wall (median)", "wall (min)", "peak RSS", "runs"],
         [[name, *series_cells(runs)] for name, runs in series.items()],
     )
 
@@ -456,13 +498,13 @@ def startup_table(series: dict[str, Series]) -> str:
 
 
 def targets(
-    results: Sequence[InputResult], batch_series: dict[str, Series], startup: dict[str, Series]
+    results: Sequence[InputResult], batch_result: BatchResult, startup: dict[str, Series]
 ) -> str:
     """The issue's targets against this run's numbers."""
     rows = [
         library_target(results),
         *cli_targets(results),
-        batch_target(batch_series),
+        batch_target(batch_result),
         *startup_targets(startup),
     ]
     return table(["target", "measured", "met"], rows)
@@ -508,20 +550,21 @@ def cli_targets(results: Sequence[InputResult]) -> list[list[str]]:
     ]
 
 
-def batch_target(series: dict[str, Series]) -> list[str]:
+def batch_target(result: BatchResult) -> list[str]:
     name = "batch of 1,000 ≥ 2x the throughput of xargs -P xmlstarlet"
-    xml = series.get(batch.XARGS_XMLSTARLET)
-    one = series.get(batch.ONE_PROCESS)
-    loop = series.get(batch.XARGS_CONFEDIT)
-    if xml is None or not xml.ok:
+    files = result.files.get(batch.XARGS_XMLSTARLET, 0)
+    if files and files != 1000:
+        name += f" (run here on {files:,} files)"
+    xml = result.throughput(batch.XARGS_XMLSTARLET)
+    one = result.throughput(batch.ONE_PROCESS)
+    loop = result.throughput(batch.XARGS_CONFEDIT)
+    if xml is None:
         return [name, "not measured", "—"]
-    fallback = ""
-    if loop is not None and loop.ok:
-        fallback = f"; the per-file confedit loop: {xml.seconds / loop.seconds:.2f}x"
-    if one is None or not one.ok:
-        return [name, f"not measured: confedit has no --output-dir{fallback}", "—"]
-    value = xml.seconds / one.seconds
-    return [name, f"{value:.2f}x xmlstarlet's throughput{fallback}", yes_no(value >= 2)]
+    fallback = f"; the per-file confedit loop: {loop / xml:.2f}x" if loop else ""
+    if one is None:
+        reason = result.notes.get(batch.ONE_PROCESS, "the one-process run failed")
+        return [name, f"{reason.removeprefix('skipped: ')}{fallback}", "—"]
+    return [name, f"{one / xml:.2f}x xmlstarlet's throughput{fallback}", yes_no(one / xml >= 2)]
 
 
 def startup_targets(series: dict[str, Series]) -> list[list[str]]:
@@ -557,7 +600,7 @@ class Report:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the tables."""
     args = options(argv)
-    tools = find_tools()
+    tools = find_tools(args.confedit)
     env = environment(tools)  # before the run: the load average is other work's
     inputs: list[Input] = []
     skipped: list[str] = []
@@ -602,18 +645,20 @@ def print_report(report: Report) -> None:
     """All tables, as Markdown."""
     print(f"`{report.command}`\n")
     print("\n".join(f"- {key}: {value}" for key, value in report.environment.items()))
+    if busy(report.environment):
+        print("- note: other work was running when the benchmark started; expect inflated times")
     print("".join(f"- skipped {reason}\n" for reason in report.skipped))
     print("### Per file\n")
     print(input_table(report.inputs))
     print("\n### Ratios (medians)\n")
     print(ratio_table(report.inputs))
     if report.batch.series or report.batch.notes:
-        print(f"\n### Batch of {report.batch.files} files (N = {report.batch.jobs} jobs)\n")
+        print(f"\n### Batch (N = {report.batch.jobs} jobs)\n")
         print(batch_table(report.batch))
     print("\n### Start-up\n")
     print(startup_table(report.startup))
     print("\n### Targets\n")
-    print(targets(report.inputs, report.batch.series, report.startup))
+    print(targets(report.inputs, report.batch, report.startup))
 
 
 def report_json(report: Report) -> dict[str, object]:
@@ -632,6 +677,7 @@ def report_json(report: Report) -> dict[str, object]:
         ],
         "batch": {
             "files": report.batch.files,
+            "jobs": report.batch.jobs,
             "series": series_json(report.batch.series),
             "diff_lines": report.batch.diff_lines,
             "notes": report.batch.notes,
