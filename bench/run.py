@@ -148,7 +148,7 @@ def environment(tools: Tools) -> dict[str, str]:
         "confedit": f"{version([tools.confedit, '--version'])} ({tools.confedit})",
         "xmlstarlet": version([tools.xmlstarlet, "--version"]) if tools.xmlstarlet else "missing",
         "load average before the run (1, 5, 15 min)": ", ".join(
-            f"{x:.2f}" for x in os.getloadavg()
+            f"{load:.2f}" for load in os.getloadavg()
         ),
     }
 
@@ -162,12 +162,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.machine()
-
-
-def busy(env: dict[str, str]) -> bool:
-    """Whether the 1-minute load average before the run exceeded half the CPUs."""
-    load = env.get("load average before the run (1, 5, 15 min)", "0").split(",")[0]
-    return float(load) > (os.cpu_count() or 1) / 2
 
 
 def log(message: str) -> None:
@@ -591,6 +585,7 @@ class Report:
 
     command: str
     environment: dict[str, str]
+    load_before: tuple[float, float, float]  # other work on the machine when the run began
     skipped: list[str]
     inputs: list[InputResult]
     batch: BatchResult
@@ -601,7 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the tables."""
     args = options(argv)
     tools = find_tools(args.confedit)
-    env = environment(tools)  # before the run: the load average is other work's
+    env = environment(tools)
+    load_before = os.getloadavg()  # before the run: what other work was doing
     inputs: list[Input] = []
     skipped: list[str] = []
     if not args.no_corpus:
@@ -629,6 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Report(
         "python bench/run.py" + "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv)),
         env,
+        load_before,
         skipped,
         results,
         batch_result,
@@ -645,7 +642,7 @@ def print_report(report: Report) -> None:
     """All tables, as Markdown."""
     print(f"`{report.command}`\n")
     print("\n".join(f"- {key}: {value}" for key, value in report.environment.items()))
-    if busy(report.environment):
+    if report.load_before[0] > (os.cpu_count() or 1) / 2:
         print("- note: other work was running when the benchmark started; expect inflated times")
     print("".join(f"- skipped {reason}\n" for reason in report.skipped))
     print("### Per file\n")
