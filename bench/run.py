@@ -4,8 +4,8 @@
     python bench/run.py --quick          # a smaller run for a first look (about a minute)
     python bench/run.py --sizes 10mb --batch 0 --json results.json
 
-Every number is the median of several fresh processes (wall time, and peak RSS from wait4),
-except the in-process rows, which are the median of many warm calls in one child process.
+Every number is the median of several fresh processes (wall time, and peak RSS from GNU
+time), except the in-process rows, which are the median of many warm calls in one child process.
 Approaches run round-robin, after one unrecorded warm-up round, so that a noisy neighbour
 slows all of them alike. The tables go to stdout as Markdown; progress goes to stderr.
 """
@@ -78,6 +78,16 @@ class InputResult:
 
 # --- options and environment ------------------------------------------------------------------
 
+QUICK = {
+    "sizes": "1mb,10mb",
+    "runs": 3,
+    "lib_budget": 1.0,
+    "batch": 100,
+    "batch_runs": 1,
+    "loop_files": 50,
+    "startup_runs": 5,
+}
+
 
 def options(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
@@ -101,12 +111,11 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--confedit", help="the confedit to measure (default: beside this Python, else PATH)"
     )
-    parser.add_argument("--quick", action="store_true", help="1mb,10mb; fewer runs and files")
+    parser.add_argument("--quick", action="store_true", help=f"other defaults: {QUICK}")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.sizes, args.runs, args.lib_budget = "1mb,10mb", 3, 1.0
-        args.batch, args.batch_runs, args.startup_runs = min(args.batch, 100), 1, 5
-        args.loop_files = min(args.loop_files, 50)
+    if args.quick:  # options given explicitly still win
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
     counts = (args.runs, args.batch_runs, args.loop_runs, args.loop_files, args.startup_runs)
     if min(counts) < 1:
         parser.error("run counts must be at least 1")
@@ -178,23 +187,33 @@ def corpus_inputs(corpus: Path) -> tuple[list[Input], list[str]]:
     A file confedit refuses only because of Extended Protection is run with
     --allow-extended-protection, as the benchmark asks.
     """
-    from confedit import InvalidInput, Refused, offload  # noqa: PLC0415
-    from confedit.plan import Request  # noqa: PLC0415
+    from confedit import ConfeditError  # noqa: PLC0415
 
     inputs: list[Input] = []
     skipped: list[str] = []
     for path in sorted((corpus / "exchange").glob("*.config")):
         label = path.name.removesuffix(".applicationHost.config")
-        raw = path.read_bytes()
         try:
-            offload(raw, name=path.name)
-            inputs.append(Input(label, path))
-        except InvalidInput as exc:
+            allow = needs_extended_protection_flag(path)
+        except ConfeditError as exc:
             skipped.append(f"{path.name}: {exc}")
-        except Refused:
-            offload(raw, Request(allow_extended_protection=True), name=path.name)
-            inputs.append(Input(label, path, allow_extended_protection=True))
+            continue
+        inputs.append(Input(label, path, allow_extended_protection=allow))
     return inputs, skipped
+
+
+def needs_extended_protection_flag(path: Path) -> bool:
+    """False if confedit offloads the file as it is, True if only with the flag; else raise."""
+    from confedit import Refused, offload  # noqa: PLC0415 - the engine, only where needed
+    from confedit.plan import Request  # noqa: PLC0415
+
+    raw = path.read_bytes()
+    try:
+        offload(raw, name=path.name)
+        return False
+    except Refused:
+        offload(raw, Request(allow_extended_protection=True), name=path.name)
+        return True
 
 
 def synthetic_inputs(sizes: str) -> list[Input]:
