@@ -196,7 +196,7 @@ def corpus_inputs(corpus: Path) -> tuple[list[Input], list[str]]:
         try:
             allow = needs_extended_protection_flag(path)
         except ConfeditError as exc:
-            skipped.append(f"{path.name}: {exc}")
+            skipped.append(str(exc))  # names the file
             continue
         inputs.append(Input(label, path, allow_extended_protection=allow))
     return inputs, skipped
