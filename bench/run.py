@@ -492,9 +492,10 @@ def batch_table(result: BatchResult) -> str:
         "batch",
         "files",
         "wall (median)",
+        "wall (min)",
         "peak RSS",
         "runs",
-        "throughput",
+        "throughput (median)",
         "diff lines/file",
     ]
     return table(header, rows)
