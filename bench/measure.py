@@ -96,6 +96,24 @@ def run_once(
     return Sample(elapsed, peak, code)
 
 
+def cpus_free(python: str, cpus: int) -> float:
+    """How many CPUs this machine gives right now: `cpus` busy loops at once against one alone.
+
+    A shared machine can have a CPU taken by other work, which slows the parallel rows most;
+    the report shows this figure so that a reader can tell.
+    """
+    loop = [python, "-c", "sum(range(20_000_000))"]
+    started = time.perf_counter()
+    subprocess.run(loop, check=True)
+    alone = time.perf_counter() - started
+    started = time.perf_counter()
+    children = [subprocess.Popen(loop) for _ in range(cpus)]
+    for child in children:
+        child.wait()
+    together = time.perf_counter() - started
+    return min(cpus, cpus * alone / together)
+
+
 def changed_lines(before: Path, after: Path) -> int:
     """Lines removed plus lines added between two files (GNU diff; CR counts as content)."""
     proc = subprocess.run(

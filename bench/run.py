@@ -26,7 +26,7 @@ from pathlib import Path
 
 import batch
 import generate
-from measure import Sample, Series, changed_lines, run_once
+from measure import Sample, Series, changed_lines, cpus_free, run_once
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -156,9 +156,6 @@ def environment(tools: Tools) -> dict[str, str]:
         "lxml": f"{etree.__version__} (libxml2 {'.'.join(map(str, etree.LIBXML_VERSION))})",
         "confedit": f"{version([tools.confedit, '--version'])} ({tools.confedit})",
         "xmlstarlet": version([tools.xmlstarlet, "--version"]) if tools.xmlstarlet else "missing",
-        "load average before the run (1, 5, 15 min)": ", ".join(
-            f"{load:.2f}" for load in os.getloadavg()
-        ),
     }
 
 
@@ -606,6 +603,7 @@ class Report:
     command: str
     environment: dict[str, str]
     load_before: tuple[float, float, float]  # other work on the machine when the run began
+    cpus_free: float  # CPUs that busy loops got when the run began
     skipped: list[str]
     inputs: list[InputResult]
     batch: BatchResult
@@ -618,6 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = find_tools(args.confedit)
     env = environment(tools)
     load_before = os.getloadavg()  # before the run: what other work was doing
+    free = cpus_free(tools.python, os.cpu_count() or 1)
     inputs: list[Input] = []
     skipped: list[str] = []
     if not args.no_corpus:
@@ -646,6 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python bench/run.py" + "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv)),
         env,
         load_before,
+        free,
         skipped,
         results,
         batch_result,
@@ -662,7 +662,13 @@ def print_report(report: Report) -> None:
     """All tables, as Markdown."""
     print(f"`{report.command}`\n")
     print("\n".join(f"- {key}: {value}" for key, value in report.environment.items()))
-    if report.load_before[0] > (os.cpu_count() or 1) / 2:
+    cpus = os.cpu_count() or 1
+    print(
+        "- load average before the run (1, 5, 15 min): "
+        + ", ".join(f"{load:.2f}" for load in report.load_before)
+    )
+    print(f"- CPUs free before the run (busy loops): {report.cpus_free:.1f} of {cpus}")
+    if report.load_before[0] > cpus / 2 or report.cpus_free < cpus * 0.75:
         print("- note: other work was running when the benchmark started; expect inflated times")
     print("".join(f"- skipped {reason}\n" for reason in report.skipped))
     print("### Per file\n")
@@ -683,6 +689,8 @@ def report_json(report: Report) -> dict[str, object]:
     return {
         "command": report.command,
         "environment": report.environment,
+        "load_before": report.load_before,
+        "cpus_free": report.cpus_free,
         "inputs": [
             {
                 "label": r.input.label,
