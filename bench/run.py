@@ -55,6 +55,7 @@ class Tools:
 class Input:
     label: str
     path: Path
+    real: bool  # a corpus file, not a generated one
     allow_extended_protection: bool = False
 
 
@@ -195,7 +196,7 @@ def corpus_inputs(corpus: Path) -> tuple[list[Input], list[str]]:
         except ConfeditError as exc:
             skipped.append(str(exc))  # names the file
             continue
-        inputs.append(Input(label, path, allow_extended_protection=allow))
+        inputs.append(Input(label, path, real=True, allow_extended_protection=allow))
     return inputs, skipped
 
 
@@ -218,7 +219,7 @@ def synthetic_inputs(sizes: str) -> list[Input]:
     inputs = []
     for size in filter(None, (s.strip() for s in sizes.split(","))):
         log(f"generating/finding synthetic {size} ...")
-        inputs.append(Input(f"synthetic-{size}", generate.cached(size)))
+        inputs.append(Input(f"synthetic-{size}", generate.cached(size), real=False))
     return inputs
 
 
@@ -630,9 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"{inp.label}: {args.runs} runs of each approach ...")
         results.append(bench_input(inp, args, tools))
     sources = [  # the fleet: real files that offload with the default options
-        r.input.path
-        for r in results
-        if r.input.path.parent.name == "exchange" and not r.input.allow_extended_protection
+        r.input.path for r in results if r.input.real and not r.input.allow_extended_protection
     ]
     batch_result = BatchResult()
     if args.batch and sources:
