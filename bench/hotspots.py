@@ -3,6 +3,7 @@
     python bench/hotspots.py stages FILE [--runs 20]     # median per stage, RSS after each
     python bench/hotspots.py profile FILE [--runs 20]    # cProfile of warm library calls
     python bench/hotspots.py cli FILE [--top 25]         # cProfile of the CLI, in-process
+    python bench/hotspots.py parsers FILE [--runs 3]     # lxml parser options: time and RSS
 
 The stages are the engine's own: load, plan (Config + plan), splice, verify, diff, and for the
 CLI the reading and writing around them. Run it on a quiet machine; the numbers are medians.
@@ -113,6 +114,52 @@ def show_profile(call: Callable[[], object], runs: int, top: int) -> None:
         print(report[report.index("   ncalls") :].rstrip())  # from the column headers on
 
 
+class _NoTree:
+    """A parser target without callbacks: libxml2 checks well-formedness and builds nothing."""
+
+    def close(self) -> None:
+        return None
+
+
+_SAFE: dict[str, Any] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "collect_ids": False,
+}
+PARSERS: dict[str, dict[str, Any]] = {
+    "tree (confedit's options)": _SAFE,
+    "tree, remove_blank_text": {**_SAFE, "remove_blank_text": True},
+    "no tree (well-formedness only)": {**_SAFE, "target": _NoTree()},
+}
+
+
+def parse_once(variant: str, path: Path) -> None:
+    """Read and parse `path` with one of PARSERS; print the parse's seconds (a child's job)."""
+    raw = path.read_bytes()
+    started = time.perf_counter()
+    etree.fromstring(raw, etree.XMLParser(**PARSERS[variant]))
+    print(time.perf_counter() - started)
+
+
+def show_parsers(path: Path, runs: int) -> None:
+    """Each parser variant in fresh processes: median parse time and whole-process peak RSS."""
+    from measure import run_once  # noqa: PLC0415 - a sibling script, only needed here
+
+    print(f"{'parser':<34}{'parse':>10}{'peak RSS':>12}")
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "seconds"
+        for variant in PARSERS:
+            times, peaks = [], []
+            for _ in range(runs):
+                argv = [sys.executable, __file__, "parse-one", str(path), "--variant", variant]
+                sample = run_once(argv, stdout=report)
+                times.append(float(report.read_text()))
+                peaks.append(sample.peak_rss_kib / 1024)
+            parse = statistics.median(times) * 1000
+            print(f"{variant:<34}{parse:>7.0f} ms{statistics.median(peaks):>8.0f} MiB")
+
+
 def run_cli(path: Path, extra: Sequence[str]) -> None:
     """`confedit offload FILE -o OUT --diff D` in this process."""
     from confedit.cli import main  # noqa: PLC0415
@@ -129,17 +176,23 @@ def run_cli(path: Path, extra: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print stages, a library profile or a CLI profile for one file."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["stages", "profile", "cli"])
+    parser.add_argument("what", choices=["stages", "profile", "cli", "parsers", "parse-one"])
     parser.add_argument("file", type=Path)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--allow-extended-protection", action="store_true")
+    parser.add_argument("--variant", choices=list(PARSERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.what == "parse-one":
+        parse_once(args.variant, args.file)
+        return 0
     raw = args.file.read_bytes()
     request = Request(allow_extended_protection=args.allow_extended_protection)
     print(f"{args.file.name}: {len(raw):,} bytes")
     if args.what == "stages":
         show_stages(raw, request, args.runs)
+    elif args.what == "parsers":
+        show_parsers(args.file, args.runs)
     elif args.what == "profile":
         import confedit  # noqa: PLC0415
 
