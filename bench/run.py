@@ -633,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources = [  # the fleet: real files that offload with the default options
         r.input.path for r in results if r.input.real and not r.input.allow_extended_protection
     ]
-    batch_result = BatchResult()
+    batch_result = BatchResult(args.jobs)
     if args.batch and sources:
         batch_result = bench_batch(args, tools, sources)
     elif args.batch:
