@@ -89,9 +89,13 @@ class Command:
     needs_folders: bool  # True: the output folders must exist before it runs
 
 
-def confedit_batch(confedit: str, folder: Path, work: Work) -> Command:
-    """One confedit process over the whole fleet folder (the multi-file interface)."""
-    argv = [confedit, "offload", str(folder), "--output-dir", str(work.output)]
+def confedit_batch(confedit: str, work: Work) -> Command:
+    """One confedit process over the whole fleet (the multi-file interface).
+
+    It is given the fleet folder as "." (its cwd), since --output-dir mirrors the paths as
+    given: the outputs land at the same relative paths as the xargs loops'.
+    """
+    argv = [confedit, "offload", ".", "--output-dir", str(work.output)]
     return Command(ONE_PROCESS, [*argv, "--jobs", str(work.jobs), "-q"], work, False)
 
 

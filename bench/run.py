@@ -327,7 +327,7 @@ def bench_batch(args: argparse.Namespace, tools: Tools, sources: Sequence[Path])
     part = batch.Work(whole.files[: args.loop_files], output, args.jobs)
     commands: list[batch.Command] = []
     if tools.has_output_dir:
-        commands.append(batch.confedit_batch(tools.confedit, folder, whole))
+        commands.append(batch.confedit_batch(tools.confedit, whole))
     else:
         result.notes[batch.ONE_PROCESS] = "skipped: confedit has no --output-dir"
     if tools.xmlstarlet:
