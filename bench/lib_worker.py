@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -51,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     timings: dict[str, list[float]] = {"library": [], "parse": []}
     library()  # warm: imports, caches, first-touch of the pages
+    # The high-water mark now is the library's: file, result, imports. Parsing into a whole
+    # tree comes later and may need more, so it is read before the first parse.
+    library_peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     parse()
     started = time.perf_counter()
     while len(timings["library"]) < args.min_runs or (
@@ -58,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         timings["library"].append(_timed(library))
         timings["parse"].append(_timed(parse))
-    json.dump({**timings, "diff_lines": changed_lines(library())}, sys.stdout)
+    result = {"diff_lines": changed_lines(library()), "peak_rss_kib": library_peak_rss_kib}
+    json.dump({**timings, **result}, sys.stdout)
     return 0
 
 

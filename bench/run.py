@@ -142,7 +142,7 @@ def find_tools(confedit: str | None) -> Tools:
 
 
 def environment(tools: Tools) -> dict[str, str]:
-    """What the numbers were measured with, and how busy the machine was."""
+    """What the numbers were measured with."""
     from lxml import etree  # noqa: PLC0415 - only for its version
 
     def version(argv: list[str]) -> str:
@@ -156,8 +156,24 @@ def environment(tools: Tools) -> dict[str, str]:
         "python": platform.python_version(),
         "lxml": f"{etree.__version__} (libxml2 {'.'.join(map(str, etree.LIBXML_VERSION))})",
         "confedit": f"{version([tools.confedit, '--version'])} ({tools.confedit})",
+        "confedit library": confedit_source(),
         "xmlstarlet": version([tools.xmlstarlet, "--version"]) if tools.xmlstarlet else "missing",
     }
+
+
+def confedit_source() -> str:
+    """The folder this interpreter imports confedit from, and its git commit if it has one."""
+    import confedit  # noqa: PLC0415 - the library the worker rows measure
+
+    folder = Path(confedit.__file__).resolve().parent
+    proc = subprocess.run(
+        ["git", "-C", str(folder), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    commit = f"commit {proc.stdout.strip()}" if proc.returncode == 0 else "not a git checkout"
+    return f"{folder} ({commit})"
 
 
 def cpu_model() -> str:
@@ -285,10 +301,10 @@ def library_rows(result: InputResult, work: Path, args: argparse.Namespace, tool
         library.failure = parse.failure = f"worker exit code {process.exit_code}"
     else:
         data = json.loads(report.read_text())
-        library.samples = [Sample(s, process.peak_rss_kib, 0) for s in data["library"]]
+        library.samples = [Sample(s, data["peak_rss_kib"], 0) for s in data["library"]]
         parse.samples = [Sample(s, 0, 0) for s in data["parse"]]
         result.diff_lines[LIBRARY] = data["diff_lines"]
-        result.notes[LIBRARY] = "RSS: peak of the worker process"
+        result.notes[LIBRARY] = "RSS: the worker's peak after a first call"
         result.notes[PARSE] = "etree.fromstring(raw)"
     result.series[LIBRARY], result.series[PARSE] = library, parse
 
