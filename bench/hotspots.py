@@ -5,8 +5,8 @@
     python bench/hotspots.py cli FILE [--top 25]         # cProfile of the CLI, in-process
     python bench/hotspots.py parsers FILE [--runs 3]     # lxml parser options: time and RSS
 
-The stages are the engine's own: load, plan (Config + plan), splice, verify, diff, and for the
-CLI the reading and writing around them. Run it on a quiet machine; the numbers are medians.
+The stages are the engine's own, timed as confedit.engine calls them (see stages.py): load,
+Config, plan, splice, verify and unified_diff. Run it on a quiet machine; the numbers are medians.
 """
 
 from __future__ import annotations
@@ -24,78 +24,47 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
+from stages import STAGES, record
 
-from confedit.diffing import unified_diff
-from confedit.document import load
-from confedit.edits import splice
-from confedit.iis import Config
-from confedit.plan import Request, plan
-from confedit.verify import verify
-
-
-def rss_mib() -> tuple[float, float]:
-    """(current RSS, high-water RSS) of this process in MiB, from /proc/self/status."""
-    fields = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
-
-
-def stages(raw: bytes, request: Request) -> dict[str, Callable[[], Any]]:
-    """The engine's stages as calls, each fed by the one before (run in order)."""
-    state: dict[str, Any] = {}
-
-    def do_load() -> None:
-        state["document"] = load(raw, "input")
-
-    def do_plan() -> None:
-        state["plan"] = plan(Config(state["document"]), request)
-
-    def do_splice() -> None:
-        state["output"] = splice(state["document"].data, state["plan"].edits)
-
-    def do_verify() -> None:
-        verify(state["document"], state["plan"].edits, state["output"])
-
-    def do_diff() -> None:
-        unified_diff(state["document"].data, state["output"], state["plan"].edits, "input")
-
-    def do_parse() -> None:  # for scale: what one bare lxml parse of the same bytes costs
-        etree.fromstring(raw)
-
-    return {
-        "lxml parse alone (scale)": do_parse,
-        "load": do_load,
-        "plan": do_plan,
-        "splice": do_splice,
-        "verify": do_verify,
-        "diff": do_diff,
-    }
+from confedit.plan import Request
 
 
 def show_stages(raw: bytes, request: Request, runs: int) -> None:
-    """Median time per stage over `runs` warm rounds, and the RSS after the first round."""
-    timings: dict[str, list[float]] = {}
+    """Median time per stage over `runs` warm offloads, the RSS after each stage in the first
+    one, and one lxml parse of the same bytes for scale."""
+    timings: dict[str, list[float]] = {name: [] for name in STAGES}
+    totals: list[float] = []
+    parses: list[float] = []
     memory: dict[str, tuple[float, float]] = {}
     for round_ in range(runs + 1):
-        for name, call in stages(raw, request).items():
-            started = time.perf_counter()
-            call()
-            elapsed = time.perf_counter() - started
-            if round_ == 0:
-                memory[name] = rss_mib()  # the first round shows what each stage adds
-            else:
-                timings.setdefault(name, []).append(elapsed)
-    total = sum(statistics.median(t) for n, t in timings.items() if "scale" not in n)
-    print(f"{'stage':<26}{'median':>12}{'share':>8}{'RSS after':>12}{'RSS peak':>12}")
+        started = time.perf_counter()
+        calls = record(raw, request)  # the whole offload, its diff, and freeing the result
+        total = time.perf_counter() - started
+        started = time.perf_counter()
+        etree.fromstring(raw)
+        parse = time.perf_counter() - started
+        if round_ == 0:  # warm-up; its RSS shows what each stage adds
+            memory = {name: call.rss_mib for name, call in calls.items()}
+            continue
+        totals.append(total)
+        parses.append(parse)
+        for name, call in calls.items():
+            timings[name].append(call.seconds)
+    whole = statistics.median(totals)
+    print(f"{'stage':<28}{'median':>12}{'share':>8}{'RSS after':>12}{'RSS peak':>12}")
     for name, values in timings.items():
+        if not values:
+            continue
         median = statistics.median(values)
-        share = "" if "scale" in name else f"{median / total:.0%}"
         current, peak = memory[name]
-        print(f"{name:<26}{median * 1000:>9.2f} ms{share:>8}{current:>8.0f} MiB{peak:>8.0f} MiB")
-    print(f"{'load..diff':<26}{total * 1000:>9.2f} ms")
+        print(
+            f"{name:<28}{median * 1000:>9.2f} ms{median / whole:>8.0%}"
+            f"{current:>8.0f} MiB{peak:>8.0f} MiB"
+        )
+    rest = whole - sum(statistics.median(v) for v in timings.values() if v)
+    print(f"{'the rest (freeing, glue)':<28}{rest * 1000:>9.2f} ms{rest / whole:>8.0%}")
+    print(f"{'offload + diff, in all':<28}{whole * 1000:>9.2f} ms")
+    print(f"{'one lxml parse, for scale':<28}{statistics.median(parses) * 1000:>9.2f} ms")
 
 
 def show_profile(call: Callable[[], object], runs: int, top: int) -> None:
