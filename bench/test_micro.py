@@ -5,27 +5,24 @@
     python -m pytest bench/test_micro.py --benchmark-only --benchmark-compare    # against it
 
 They are outside the default test run (testpaths is tests/, and addopts has --benchmark-skip).
-Inputs: the real e2019 export as Windows stores it (BOM, CRLF), and the synthetic 1 MB file.
+Each stage is called with the arguments the engine itself passed it in one offload (see
+stages.py). Inputs: the real e2019 export as Windows stores it (BOM, CRLF), and the synthetic
+1 MB file.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import generate
 import pytest
 from lxml import etree
+from stages import Call, record
 
-from confedit.diffing import unified_diff
-from confedit.document import Document, load
-from confedit.edits import Edit, splice
-from confedit.iis import Config
-from confedit.plan import Request, plan
-from confedit.verify import verify
+from confedit.plan import Request
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("CONFEDIT_CORPUS", REPO.parent / "shared" / "corpus"))
@@ -33,16 +30,6 @@ E2019 = CORPUS / "exchange" / "e2019.applicationHost.config"
 
 # pytest-benchmark's fixture: benchmark(function, *args), benchmark.pedantic(...)
 Benchmark = Any
-
-
-@dataclass(frozen=True)
-class Staged:
-    """One input carried through every stage, so that each benchmark times only its own."""
-
-    raw: bytes
-    document: Document
-    edits: tuple[Edit, ...]
-    output: bytes
 
 
 def _windows_export(raw: bytes) -> bytes:
@@ -58,44 +45,47 @@ def _raw(name: str) -> bytes:
 
 
 @pytest.fixture(scope="module", params=["e2019", "1mb"])
-def staged(request: pytest.FixtureRequest) -> Staged:
-    raw = _raw(request.param)
-    document = load(raw, request.param)
-    edits = plan(Config(document), Request()).edits
-    return Staged(raw, document, edits, splice(document.data, edits))
+def raw(request: pytest.FixtureRequest) -> bytes:
+    return _raw(request.param)
 
 
-def test_lxml_parse_for_scale(benchmark: Benchmark, staged: Staged) -> None:
-    benchmark(etree.fromstring, staged.raw)
+@pytest.fixture(scope="module")
+def calls(raw: bytes) -> dict[str, Call]:
+    return record(raw, Request())
 
 
-def test_load(benchmark: Benchmark, staged: Staged) -> None:
-    benchmark(load, staged.raw, "input")
+def test_lxml_parse_for_scale(benchmark: Benchmark, raw: bytes) -> None:
+    benchmark(etree.fromstring, raw)
 
 
-def test_plan(benchmark: Benchmark, staged: Staged) -> None:
-    # Each round gets a fresh Document (not timed): spans are cached on a Document, and a
-    # reused one would make plan() look faster than it is on a real run.
-    def fresh_document() -> tuple[tuple[Document], dict[str, Any]]:
-        return (load(staged.raw, "input"),), {}
-
-    def config_and_plan(document: Document) -> tuple[Edit, ...]:
-        return plan(Config(document), Request()).edits
-
-    rounds = 50 if len(staged.raw) < 1_000_000 else 10
-    edits = benchmark.pedantic(config_and_plan, setup=fresh_document, rounds=rounds)
-    assert len(edits) == len(staged.edits)
+def test_load(benchmark: Benchmark, calls: dict[str, Call]) -> None:
+    benchmark(calls["load"].again)
 
 
-def test_splice(benchmark: Benchmark, staged: Staged) -> None:
-    output = benchmark(splice, staged.document.data, staged.edits)
-    assert output == staged.output
+def test_config_and_plan(benchmark: Benchmark, calls: dict[str, Call]) -> None:
+    # Each round gets a fresh Document (not timed): a Document caches what it has located,
+    # and a reused one would make planning look faster than it is in a real run.
+    load, config, plan = calls["load"], calls["Config"], calls["plan"]
+    request = plan.args[1]
+
+    def fresh_document() -> tuple[tuple[Any], dict[str, Any]]:
+        return (load.again(),), {}
+
+    def config_and_plan(document: Any) -> Any:
+        return plan.function(config.function(document), request)
+
+    result = benchmark.pedantic(config_and_plan, setup=fresh_document, rounds=30)
+    assert result.edits
 
 
-def test_verify(benchmark: Benchmark, staged: Staged) -> None:
-    benchmark(verify, staged.document, staged.edits, staged.output)
+def test_splice(benchmark: Benchmark, calls: dict[str, Call]) -> None:
+    benchmark(calls["splice"].again)
 
 
-def test_diff(benchmark: Benchmark, staged: Staged) -> None:
-    diff = benchmark(unified_diff, staged.document.data, staged.output, staged.edits, "input")
+def test_verify(benchmark: Benchmark, calls: dict[str, Call]) -> None:
+    benchmark(calls["verify"].again)
+
+
+def test_diff(benchmark: Benchmark, calls: dict[str, Call]) -> None:
+    diff = benchmark(calls["unified_diff"].again)
     assert diff.startswith(b"--- a/input")
