@@ -1,0 +1,77 @@
+"""Warm, in-process timings of the library call and of one lxml parse of the same bytes.
+
+run.py starts this in a child process per input, so that the benchmark's own memory does not
+count and each input starts from a clean heap. Prints one JSON object on stdout.
+
+    python bench/lib_worker.py FILE [--min-runs 5] [--budget 3] [--allow-extended-protection]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lxml import etree
+
+import confedit
+from confedit.plan import Request
+
+
+def changed_lines(diff: bytes) -> int:
+    """Lines added or removed in a unified diff of one file (its two header lines excluded)."""
+    lines = diff.split(b"\n")[2:]
+    return sum(1 for line in lines if line[:1] in (b"+", b"-"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Time confedit.offload(raw).diff(label) and etree.fromstring(raw), alternating."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--min-runs", type=int, default=5)
+    parser.add_argument("--max-runs", type=int, default=200)
+    parser.add_argument("--budget", type=float, default=3.0, help="seconds to keep sampling")
+    parser.add_argument("--allow-extended-protection", action="store_true")
+    args = parser.parse_args(argv)
+
+    raw = args.file.read_bytes()
+    request = Request(allow_extended_protection=args.allow_extended_protection)
+    label = args.file.name
+
+    def library() -> bytes:
+        result = confedit.offload(raw, request, name=label)
+        _ = result.output  # the file's own encoding: what a caller writes
+        return result.diff(label)
+
+    def parse() -> None:
+        etree.fromstring(raw)
+
+    timings: dict[str, list[float]] = {"library": [], "parse": []}
+    library()  # warm: imports, caches, first-touch of the pages
+    # The high-water mark now is the library's: file, result, imports. Parsing into a whole
+    # tree comes later and may need more, so it is read before the first parse.
+    library_peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    parse()
+    started = time.perf_counter()
+    while len(timings["library"]) < args.min_runs or (
+        time.perf_counter() - started < args.budget and len(timings["library"]) < args.max_runs
+    ):
+        timings["library"].append(_timed(library))
+        timings["parse"].append(_timed(parse))
+    result = {"diff_lines": changed_lines(library()), "peak_rss_kib": library_peak_rss_kib}
+    json.dump({**timings, **result}, sys.stdout)
+    return 0
+
+
+def _timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    sys.exit(main())
