@@ -23,6 +23,7 @@ from confedit.spans import (
     locate,
     locate_last,
     pair_spans,
+    reduced_copy,
     site_of_path,
     sourceline,
 )
@@ -308,10 +309,10 @@ def _parse(raw: bytes, name: str, scope: frozenset[str] | None) -> etree._Elemen
     try:
         if scope is None or len(raw) < PRUNE_ABOVE:
             root = etree.fromstring(raw, make_parser())
-            for element in root.iter("location"):
-                _check_top_level(element, name)
         else:
-            root = _parse_pruned(raw, scope, name)
+            root = _parse_large(raw, scope)
+        for element in root.iter("location"):
+            _check_top_level(element, name)
     except etree.XMLSyntaxError as exc:
         line, column = exc.position if exc.position else (None, None)
         message = _LIBXML_WHERE.sub("", (exc.msg or str(exc)).strip())
@@ -319,6 +320,35 @@ def _parse(raw: bytes, name: str, scope: frozenset[str] | None) -> etree._Elemen
     if root.getroottree().docinfo.internalDTD is not None:
         raise InvalidInput("DOCTYPE is not allowed in applicationHost.config", source=name)
     return root
+
+
+class _NoTree:
+    """A parser target with no callbacks: libxml2 checks the file and builds nothing."""
+
+    def close(self) -> None:
+        return None
+
+
+def _parse_large(raw: bytes, scope: frozenset[str]) -> etree._Element:
+    """Check the whole file without building a tree, then parse a copy in which the other
+    sites' <location> and <site> elements are blanked out (their line breaks kept, so lines stay
+    where they were). If the copy cannot be made with certainty, parse while pruning instead."""
+    checker = etree.XMLParser(
+        # The stubs want start/end/data methods; their absence is what spares the callbacks.
+        target=_NoTree(),  # type: ignore[arg-type]
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+    )
+    etree.fromstring(raw, checker)
+    reduced = reduced_copy(raw, scope)
+    if reduced is not None:
+        try:
+            return etree.fromstring(reduced, make_parser())
+        except etree.XMLSyntaxError:
+            pass  # a blanked span was not one whole element after all: take the slow way
+    return _parse_pruned(raw, scope)
 
 
 def _check_top_level(location: etree._Element, name: str) -> None:
@@ -332,7 +362,7 @@ def _check_top_level(location: etree._Element, name: str) -> None:
         )
 
 
-def _parse_pruned(raw: bytes, scope: frozenset[str], name: str) -> etree._Element:
+def _parse_pruned(raw: bytes, scope: frozenset[str]) -> etree._Element:
     """Parse everything, keep the <location> and <site> elements of the sites in scope.
 
     Elements are dropped as soon as they end; the last top-level <location> is always kept,
@@ -356,7 +386,8 @@ def _parse_pruned(raw: bytes, scope: frozenset[str], name: str) -> etree._Elemen
             if parent.tag == "sites" and element.get("name", "").casefold() not in scope:
                 parent.remove(element)
             continue
-        _check_top_level(element, name)
+        if parent.getparent() is not None:
+            continue  # a nested <location>: kept, and refused once the tree is built
         if site_of_path(element.get("path")) not in scope:
             if pending is not None:
                 parent.remove(pending)

@@ -13,6 +13,7 @@ edited are paired one by one. A file with a hundred thousand other sites costs o
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Collection
@@ -48,6 +49,7 @@ def sourceline(element: etree._Element) -> int:
     return line or 0
 
 
+_BOM_UTF8: Final = b"\xef\xbb\xbf"
 _OPAQUE: Final = rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>"
 _ATTRS: Final = rb"""(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*"""
 _LOCATION_TAGS: Final = re.compile(
@@ -194,6 +196,68 @@ def _location_span(data: bytes, start: re.Match[bytes]) -> ElementSpan:
         elif text.startswith(b"<location") and not match.group(1):
             depth += 1
     raise VerificationFailed(f"no end tag for the <location> at byte {start.start()}")
+
+
+def reduced_copy(raw: bytes, scope: frozenset[str]) -> bytes | None:
+    """`raw` with the out-of-scope <location> and <site> elements replaced by their line breaks
+    (so that lines stay where they were), except the file's last <location>, after which a new
+    one is appended. None when that cannot be done with certainty, e.g. for UTF-16 text or
+    non-ASCII site names (the regular expression knows ASCII case only)."""
+    if not raw.startswith((_BOM_UTF8, b"<")) or not all(site.isascii() for site in scope):
+        return None
+    patterns = _droppable(scope)
+    runs = [m.span() for m in patterns.runs.finditer(raw) if m.lastgroup in ("locations", "sites")]
+    location_runs = [run for run in runs if raw.startswith(b"<location", run[0])]
+    if location_runs:  # keep the last element of the last run of <location> elements
+        start, end = location_runs[-1]
+        last = raw.rfind(b"<location", start, end)
+        one = patterns.location.match(raw, last + 1)
+        if one is None or one.end() != end:
+            return None  # '<location' inside a comment of the last element: not certain
+        runs[runs.index((start, end))] = (start, last)
+    pieces: list[bytes | memoryview] = []
+    view, position = memoryview(raw), 0
+    for start, end in runs:
+        pieces += [view[position:start], b"\n" * raw.count(b"\n", start, end)]
+        position = end
+    pieces.append(view[position:])
+    return b"".join(pieces)
+
+
+class _Droppable(NamedTuple):
+    runs: re.Pattern[bytes]  # comments etc. (skipped whole), or a run of droppable elements
+    location: re.Pattern[bytes]  # one droppable <location>, after its '<'
+
+
+@functools.lru_cache(maxsize=8)
+def _droppable(scope: frozenset[str]) -> _Droppable:
+    """Whole <location> and <site> elements whose path or name is certainly outside `scope`.
+    A value with a character reference is never certain, so never dropped. Consecutive ones
+    (whitespace between them) make one match: a file with a hundred thousand other sites
+    costs a handful of matches, not a hundred thousand."""
+    names = b"|".join(re.escape(site.encode()) for site in sorted(scope) if site)
+    in_scope_path = rb"(?i:" + names + rb")(?:/|[\"'])|\.?[\"']" if names else rb"\.?[\"']"
+    in_scope_name = rb"(?i:" + names + rb")[\"']" if names else rb"(?!)"
+    location = _element(b"location", b"path", in_scope_path)
+    site = _element(b"site", b"name", in_scope_name)
+    return _Droppable(
+        runs=re.compile(
+            rb"<(?:!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>"
+            rb"|(?P<locations>" + location + rb"(?:\s*+<" + location + rb")*+)"
+            rb"|(?P<sites>" + site + rb"(?:\s*+<" + site + rb")*+))",
+            re.S,
+        ),
+        location=re.compile(location),
+    )
+
+
+def _element(tag: bytes, attribute: bytes, kept: bytes) -> bytes:
+    """A whole element `tag` (without its '<') whose `attribute` does not match `kept`."""
+    other = rb"\s+(?!" + attribute + rb"\s*=)[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*')"
+    value = rb"(?:\"(?![^\"]*&)|'(?![^']*&))(?!" + kept + rb")[^\"']*[\"']"
+    body = rb"(?:[^<]++|<(?!/" + tag + rb"\s*>))*+"
+    head = tag + rb"(?:" + other + rb")*\s+" + attribute + rb"\s*=\s*" + value + _ATTRS
+    return head + rb"(?:/>|>" + body + rb"</" + tag + rb"\s*>)"
 
 
 # --- elements inside a location -----------------------------------------------------------------

@@ -18,7 +18,7 @@ from confedit.testing.build import (
     render,
 )
 from tests.conftest import VARIANTS, corpus_files, variant
-from tests.helpers import access_values
+from tests.helpers import access_values, back_end_blocks, strip_access
 
 SCOPE = ("Default Web Site", "Exchange Back End")
 LF = Style(newline="\n", bom=False)
@@ -138,3 +138,68 @@ def test_reported_lines_are_right_past_line_65535():
     assert real_line > 65535
     assert target["before"]["line"] == real_line
     assert target["line"] == real_line
+
+
+LOADERS = ["whole-tree", "reduced-copy", "pruning-parse"]
+
+
+@pytest.fixture(params=LOADERS)
+def loader(request, monkeypatch):
+    """The three ways load() builds its tree: whole (small files), from a copy without the other
+    sites (large files), and pruning while parsing (when the copy cannot be made with certainty)."""
+    if request.param == "whole-tree":
+        monkeypatch.setattr("confedit.document.PRUNE_ABOVE", 1 << 40)
+    else:
+        monkeypatch.setattr("confedit.document.PRUNE_ABOVE", 0)
+    if request.param == "pruning-parse":
+        monkeypatch.setattr("confedit.document.reduced_copy", lambda raw, scope: None)
+    return request.param
+
+
+TRICKY = [
+    Loc(
+        "Filler/app",
+        "Ssl",
+        comment="a comment with </location> and <location path='Default Web Site/owa'> in it",
+    ),
+    Loc("Default Web Site/owa", shape="security"),
+    Loc("Filler/app&amp;more", "Ssl"),
+    Loc("Default Web Site/ecp", "Ssl"),
+    Loc("FILLER/app", shape="self-closed"),
+]
+
+
+@pytest.mark.parametrize("order", [TRICKY, TRICKY[::-1]], ids=["forward", "reversed"])
+def test_every_way_of_loading_gives_the_same_result(loader, order):
+    raw = with_filler(30, *order)
+    result = offload(raw, Request(services=("owa", "ecp", "oab")), name="x")
+    values = access_values(result.output)
+    assert values["Default Web Site/owa"] == values["Default Web Site/ecp"] == "None"
+    assert values["Default Web Site/OAB"] == "None"  # a new <location>, after the file's last
+    *_, before_last, new = load(result.output).locations()  # a whole-tree scan of the output
+    assert before_last.path == load(raw).locations()[-1].path  # the input's last <location>
+    assert new.path == "Default Web Site/OAB"
+    assert result.output[before_last.span.end : new.span.start] == b"\n    "
+    patched = {"Default Web Site/owa", "Default Web Site/ecp", "Default Web Site/OAB"}
+    assert strip_access(result.output, {p.casefold() for p in patched}) == strip_access(
+        raw, {p.casefold() for p in patched}
+    )
+    assert back_end_blocks(result.output) == back_end_blocks(raw)
+
+
+def test_the_reduced_copy_keeps_lines_and_the_last_location():
+    from confedit.spans import reduced_copy
+
+    raw = with_filler(
+        40, Loc("Default Web Site/owa", "Ssl"), Loc("Filler/app", "Ssl"), Loc("Filler/app", "None")
+    )
+    scope = frozenset({"default web site", "exchange back end", ""})
+    reduced = reduced_copy(raw, scope)
+    assert reduced is not None and len(reduced) < len(raw) / 2
+    assert reduced.count(b"\n") == raw.count(b"\n")
+    assert reduced.count(b'<location path="Filler/app">') == 1  # the file's last one
+    assert reduced.rstrip().endswith(
+        b'<access sslFlags="None" />\n            </security>\n        </system.webServer>\n    </location>\n</configuration>'
+    )
+    assert reduced_copy(raw, frozenset({"défault web site", ""})) is None
+    assert reduced_copy(b"\xff\xfe<\x00", scope) is None
