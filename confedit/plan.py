@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Literal
 
 from lxml import etree
 
 from confedit import exchange
-from confedit.document import Document, ElementSpan, Location
+from confedit.document import Location
 from confedit.edits import Edit
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.iis import (
@@ -28,9 +26,7 @@ from confedit.iis import (
     path_key,
     site_of,
 )
-
-Action = Literal["rewritten", "inserted", "created", "unchanged"]
-ACCESS: Final = b'<access sslFlags="None" />'
+from confedit.writing import Action, EditWriter
 
 
 @dataclass(frozen=True)
@@ -121,7 +117,7 @@ def plan(config: Config, request: Request) -> Plan:
     _judge_extended_protection(draft)
     if draft.refusals:
         raise Refused(draft.refusals, source=config.document.name)
-    planner = _EditPlanner(config.document, config.locations)
+    planner = EditWriter(config.document, config.locations)
     outcomes = [_outcome(config, planner, target) for target in targets]
     for outcome in outcomes:
         _advise(draft, outcome)
@@ -306,9 +302,6 @@ def _not_in_sites(config: Config, target: Target) -> str:
     )
 
 
-_LOCKS_ALL: Final = re.compile(r"(^|,)\s*\*\s*(,|$)")
-
-
 def _check_locks(draft: _Draft, target: Target) -> None:
     config = draft.config
     for level in list(lineage(target.key))[1:]:
@@ -418,7 +411,7 @@ def _delegated_at(config: Config, key: str) -> str | None:
 # --- edits -----------------------------------------------------------------------------------
 
 
-def _outcome(config: Config, planner: _EditPlanner, target: Target) -> Outcome:
+def _outcome(config: Config, planner: EditWriter, target: Target) -> Outcome:
     before = config.resolve(target.path, SSL_FLAGS)
     app = config.application(target.path)
     pool = app.pool if app else None
@@ -441,163 +434,3 @@ def _location_to_edit(locations: list[Location]) -> Location | None:
         if location.element.find(SSL_FLAGS.xpath) is not None:
             return location
     return locations[0] if locations else None
-
-
-_SSL_FLAGS_ATTR: Final = re.compile(rb"""\ssslFlags\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-_TAG_CLOSE: Final = re.compile(rb"\s*/?>\Z")
-
-
-class _EditPlanner:
-    """Builds the bytes of each edit the way IIS writes: appended last, indented like siblings."""
-
-    def __init__(self, document: Document, locations: Sequence[Location]) -> None:
-        self.document = document
-        self.edits: list[Edit] = []
-        self._unit = _indent_unit(document, locations)
-
-    def offload(self, path: str, location: Location | None) -> tuple[Action, int]:
-        """Plan sslFlags="None" at `path`; return the action and the input offset it concerns."""
-        if location is None:
-            return self._new_location(path)
-        chain = ["system.webServer", "security", "access"]
-        element = location.element
-        while chain and (child := element.find(chain[0])) is not None:
-            element = child
-            chain.pop(0)
-        spans = self.document.spans_through(location, element)
-        if not chain:
-            return self._set_attribute(element, spans[element], location.path)
-        creates = tuple(chain)
-        self._append_child(element, spans, creates, location.path)
-        return ("inserted" if creates == ("access",) else "created"), self.edits[-1].start
-
-    def _set_attribute(
-        self, access: etree._Element, span: ElementSpan, path: str
-    ) -> tuple[Action, int]:
-        value = access.get("sslFlags")
-        if value is not None and SslFlags.parse(value) == NONE:
-            return "unchanged", span.start
-        data = self.document.data
-        match = _SSL_FLAGS_ATTR.search(data, span.start, span.start_tag_end)
-        if match:
-            group = 1 if match.group(1) is not None else 2
-            start, end, text = match.start(group), match.end(group), b"None"
-        else:  # <access> without the attribute: add it after the last attribute
-            close = _TAG_CLOSE.search(data, span.start, span.start_tag_end)
-            start = end = close.start() if close else span.start_tag_end - 1
-            text = b' sslFlags="None"'
-        self.edits.append(Edit(start, end, text, access, span, (), path))
-        return "rewritten", span.start
-
-    def _append_child(
-        self,
-        parent: etree._Element,
-        spans: dict[etree._Element, ElementSpan],
-        creates: tuple[str, ...],
-        path: str,
-    ) -> None:
-        """Append the chain `creates` as the last child of `parent`."""
-        doc, data, span = self.document, self.document.data, spans[parent]
-        newline = doc.newline_at(span.start)
-        parent_indent = doc.indent_of(span.start)
-        child_indent = self._child_indent(parent, spans, parent_indent)
-        block = _nested(creates, child_indent, self._unit, newline)
-        if span.self_closing:
-            open_tag = _TAG_CLOSE.sub(b">", data[span.start : span.end])
-            close_tag = b"</" + parent.tag.encode() + b">"
-            text = open_tag + newline + block + newline + parent_indent + close_tag
-            self.edits.append(Edit(span.start, span.end, text, parent, span, creates, path))
-            return
-        content = data[span.start_tag_end : span.end_tag_start]
-        insert_at = span.start_tag_end + len(content.rstrip())
-        text = newline + block
-        if b"\n" not in data[insert_at : span.end_tag_start]:
-            text += newline + parent_indent  # the end tag was on the same line: give it its own
-        self.edits.append(Edit(insert_at, insert_at, text, parent, span, creates, path))
-
-    def _child_indent(
-        self,
-        parent: etree._Element,
-        spans: dict[etree._Element, ElementSpan],
-        parent_indent: bytes,
-    ) -> bytes:
-        """The indentation of the parent's last child element, if it starts its own line."""
-        children = [c for c in parent if isinstance(c.tag, str)]
-        if children:  # indent_of is empty when the child does not start its own line
-            indent = self.document.indent_of(spans[children[-1]].start)
-            if indent:
-                return indent
-        return parent_indent + self._unit
-
-    def _new_location(self, path: str) -> tuple[Action, int]:
-        doc, data = self.document, self.document.data
-        creates = ("location", "system.webServer", "security", "access")
-        close = _root_end_tag(data)
-        last_location = doc.last_location()
-        if last_location:
-            last = last_location.span
-            insert_at, indent = last.end, doc.indent_of(last.start)
-        else:
-            insert_at = close
-            while insert_at > 0 and data[insert_at - 1 : insert_at].isspace():
-                insert_at -= 1
-            indent = self._unit
-        newline = doc.newline_at(insert_at)
-        text = newline + _nested(creates, indent, self._unit, newline, path)
-        if b"\n" not in data[insert_at:close]:
-            text += newline
-        self.edits.append(Edit(insert_at, insert_at, text, None, None, creates, path))
-        return "created", insert_at
-
-
-def _root_end_tag(data: bytes) -> int:
-    """Offset of </configuration>: the last one that is not inside a trailing comment."""
-    position = len(data)
-    while (position := data.rfind(b"</configuration", 0, position)) != -1:
-        comment = data.rfind(b"<!--", 0, position)
-        if comment == -1 or data.find(b"-->", comment, position) != -1:
-            return position
-    return len(data)
-
-
-def _nested(
-    names: tuple[str, ...], indent: bytes, unit: bytes, newline: bytes, path: str | None = None
-) -> bytes:
-    """`names` as nested elements, the innermost being <access sslFlags="None" />."""
-    head, *rest = names
-    if not rest:
-        return indent + ACCESS
-    attrs = b' path="' + _escape_attr(path).encode() + b'"' if head == "location" and path else b""
-    inner = _nested(tuple(rest), indent + unit, unit, newline, path)
-    tag = head.encode()
-    return (
-        indent + b"<" + tag + attrs + b">" + newline + inner + newline + indent + b"</" + tag + b">"
-    )
-
-
-def _escape_attr(value: str | None) -> str:
-    text = value or ""
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
-
-
-def _indent_unit(document: Document, locations: Sequence[Location]) -> bytes:
-    """One level of indentation as the file writes it: from a <location> and its first child,
-    else from the first element inside <configuration>, else IIS's four spaces."""
-    data = document.data
-    for location in locations[:5]:
-        span = location.span
-        child = data.find(b"<", span.start_tag_end, span.end_tag_start)  # first child's markup
-        if child == -1:
-            continue
-        outer, inner = document.indent_of(span.start), document.indent_of(child)
-        if inner.startswith(outer) and len(inner) > len(outer):
-            return inner[len(outer) :]
-    return _top_level_indent(document) or b"    "
-
-
-def _top_level_indent(document: Document) -> bytes:
-    """The indentation of the first markup inside <configuration>, if it starts its line."""
-    data, position = document.data, document.root_content_start()
-    while position < len(data) and data[position : position + 1].isspace():
-        position += 1
-    return document.indent_of(position) if data[position : position + 1] == b"<" else b""

@@ -44,7 +44,7 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
     ],
     "insertion-indentation": [
         (
-            "confedit/plan.py",
+            "confedit/writing.py",
             "        block = _nested(creates, child_indent, self._unit, newline)\n",
             "        block = _nested(creates, parent_indent, self._unit, newline)\n",
         ),
