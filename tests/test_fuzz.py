@@ -104,3 +104,25 @@ def test_damaged_real_files_never_crash_and_never_write_on_refusal(data: bytes) 
 )
 def test_damaged_files_with_other_requests(data: bytes, extra: tuple[str, ...]) -> None:
     check_run(data, *extra)
+
+
+def _outcome(data: bytes, prune_above: int) -> tuple[str, bytes | int]:
+    from confedit import document, offload
+    from confedit.errors import ConfeditError
+    from confedit.plan import Request
+
+    saved = document.PRUNE_ABOVE
+    document.PRUNE_ABOVE = prune_above
+    try:
+        return "ok", offload(data, Request(allow_extended_protection=True)).output
+    except ConfeditError as error:
+        return type(error).__name__, int(error.exit_code)
+    finally:
+        document.PRUNE_ABOVE = saved
+
+
+@given(damaged())
+def test_the_large_file_loader_agrees_with_the_plain_one(data: bytes) -> None:
+    """Large files are loaded from a copy without the other sites (or by a pruning parse); on
+    damaged real files that must give the same output, or the same kind of refusal."""
+    assert _outcome(data, prune_above=0) == _outcome(data, prune_above=1 << 40)
