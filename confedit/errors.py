@@ -99,3 +99,17 @@ class InputChanged(ConfeditError):
 
     exit_code = ExitCode.REFUSED
     kind = "refused"
+
+
+class WriteFailed(ConfeditError):
+    """An output could not be written; every file is as it was (exit 3)."""
+
+    exit_code = ExitCode.REFUSED
+    kind = "write-failed"
+
+
+class InternalError(ConfeditError):
+    """An unexpected error while working on one of several files: a bug in confedit (exit 3)."""
+
+    exit_code = ExitCode.REFUSED
+    kind = "internal"

@@ -10,16 +10,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from confedit.errors import ConfeditError, InputChanged, InvalidInput
+from confedit.errors import InputChanged, InvalidInput, WriteFailed
 
 DEFAULT_MAX_SIZE = 512 * 1024 * 1024
 _CHUNK = 1 << 20
-
-
-class WriteFailed(ConfeditError):
-    """An output could not be written; every file is as it was (exit 3)."""
-
-    kind = "write-failed"
 
 
 @dataclass(frozen=True)

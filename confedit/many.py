@@ -30,10 +30,9 @@ from confedit.commands import (
     write_in_place,
 )
 from confedit.engine import offload
-from confedit.errors import ConfeditError, ExitCode, InvalidInput
+from confedit.errors import ConfeditError, ExitCode, InternalError, InvalidInput, WriteFailed
 from confedit.files import (
     Snapshot,
-    WriteFailed,
     check_unchanged,
     read_input,
     same_file,
@@ -44,12 +43,6 @@ from confedit.plan import Request
 
 OFFLOAD_GROUPS = ("changed", "unchanged", "refused", "invalid")
 AUDIT_GROUPS = ("offloaded", "not_offloaded", "invalid")
-
-
-class InternalError(ConfeditError):
-    """An unexpected error while working on one file: a bug in confedit (exit 3)."""
-
-    kind = "internal"
 
 
 # --- offload -----------------------------------------------------------------------------------
