@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from confedit import __version__, exchange
+from confedit import __version__, exchange, style
 from confedit.errors import ConfeditError, ExitCode
 from confedit.files import DEFAULT_MAX_SIZE
 
@@ -106,7 +106,7 @@ _FORMAT = click.option(
 )
 _COLOR = click.option(
     "--color",
-    type=click.Choice(["auto", "always", "never"]),
+    type=click.Choice(style.CHOICES),
     default="auto",
     show_default=True,
     help="Colour the diff and tables (auto: on a terminal, unless NO_COLOR is set).",

@@ -18,7 +18,7 @@ class ExitCode(IntEnum):
 class ConfeditError(Exception):
     """Base of every error confedit reports to its user."""
 
-    exit_code = ExitCode.REFUSED
+    exit_code = ExitCode.REFUSED  # unless a subclass says otherwise: refused, nothing written
     kind = "error"
 
     def __init__(self, message: str, *, source: str | None = None) -> None:
@@ -26,8 +26,13 @@ class ConfeditError(Exception):
         self.message = message
         self.source = source
 
+    @property
+    def prefix(self) -> str:
+        """'SOURCE: ' when the error concerns a file, else nothing."""
+        return f"{self.source}: " if self.source else ""
+
     def __str__(self) -> str:
-        return f"{self.source}: {self.message}" if self.source else self.message
+        return self.prefix + self.message
 
 
 class InvalidInput(ConfeditError):
@@ -64,7 +69,6 @@ class UsageProblem(ConfeditError):
 class Refused(ConfeditError):
     """The change would be unsafe; nothing is written (exit 3). Carries every reason found."""
 
-    exit_code = ExitCode.REFUSED
     kind = "refused"
 
     def __init__(self, reasons: list[str], *, source: str | None = None) -> None:
@@ -72,10 +76,9 @@ class Refused(ConfeditError):
         self.reasons = reasons
 
     def __str__(self) -> str:
-        prefix = f"{self.source}: " if self.source else ""
         if len(self.reasons) == 1:
-            return f"{prefix}refused: {self.reasons[0]}"
-        lines = [f"{prefix}refused for {len(self.reasons)} reasons:"]
+            return f"{self.prefix}refused: {self.reasons[0]}"
+        lines = [f"{self.prefix}refused for {len(self.reasons)} reasons:"]
         lines += [f"  - {reason}" for reason in self.reasons]
         return "\n".join(lines)
 
@@ -83,13 +86,11 @@ class Refused(ConfeditError):
 class VerificationFailed(ConfeditError):
     """confedit's own post-condition check failed: a bug, never the user's fault (exit 3)."""
 
-    exit_code = ExitCode.REFUSED
     kind = "internal"
 
     def __str__(self) -> str:
-        prefix = f"{self.source}: " if self.source else ""
         return (
-            f"{prefix}internal error: the result failed verification, nothing was written "
+            f"{self.prefix}internal error: the result failed verification, nothing was written "
             f"(this is a bug in confedit, please report it): {self.message}"
         )
 
@@ -97,19 +98,16 @@ class VerificationFailed(ConfeditError):
 class InputChanged(ConfeditError):
     """The input file changed between reading and writing (exit 3)."""
 
-    exit_code = ExitCode.REFUSED
     kind = "refused"
 
 
 class WriteFailed(ConfeditError):
     """An output could not be written; every file is as it was (exit 3)."""
 
-    exit_code = ExitCode.REFUSED
     kind = "write-failed"
 
 
 class InternalError(ConfeditError):
     """An unexpected error while working on one of several files: a bug in confedit (exit 3)."""
 
-    exit_code = ExitCode.REFUSED
     kind = "internal"

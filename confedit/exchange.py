@@ -10,21 +10,20 @@ from typing import Final
 class Service:
     name: str  # the --service name
     directory: str  # the virtual directory under the front-end site, as Microsoft spells it
-    title: str
     default: bool = True
 
 
 SERVICES: Final = (
-    Service("owa", "owa", "Outlook on the web"),
-    Service("ecp", "ecp", "Exchange admin center"),
-    Service("ews", "EWS", "Exchange Web Services"),
-    Service("autodiscover", "Autodiscover", "Autodiscover"),
+    Service("owa", "owa"),
+    Service("ecp", "ecp"),
+    Service("ews", "EWS"),
+    Service("autodiscover", "Autodiscover"),
     # The seed's ActiveSync step names "Default Web Site/MSExchangeSyncAppPool", an application
     # pool; the path is Microsoft-Server-ActiveSync, as in the same document's script.
-    Service("eas", "Microsoft-Server-ActiveSync", "Exchange ActiveSync"),
-    Service("oab", "OAB", "Offline Address Book"),
-    Service("mapi", "MAPI", "MAPI over HTTP"),
-    Service("rpc", "Rpc", "Outlook Anywhere (opt-in)", default=False),
+    Service("eas", "Microsoft-Server-ActiveSync"),
+    Service("oab", "OAB"),
+    Service("mapi", "MAPI"),
+    Service("rpc", "Rpc", default=False),
 )
 SERVICE_BY_NAME: Final = {service.name: service for service in SERVICES}
 DEFAULT_SERVICES: Final = tuple(service.name for service in SERVICES if service.default)
