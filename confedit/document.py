@@ -72,7 +72,12 @@ class Location:
     element: etree._Element
     path: str  # as written in the file ("" when the attribute is missing)
     span: ElementSpan
-    line: int
+    document: Document = field(repr=False)
+
+    @property
+    def line(self) -> int:
+        """The line of its start tag (counted when asked: most locations are never reported)."""
+        return self.document.line_at(self.span.start)
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +123,7 @@ class Document:
         return self.scope is None or site_of_path(element.get("path")) in self.scope
 
     def _location(self, element: etree._Element, span: ElementSpan) -> Location:
-        return Location(element, element.get("path", ""), span, self.line_at(span.start))
+        return Location(element, element.get("path", ""), span, self)
 
     def line_at(self, offset: int) -> int:
         """The 1-based line of a byte offset, counted from the nearest offset asked before (so

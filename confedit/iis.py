@@ -103,6 +103,22 @@ def site_of(key: str) -> str:
     return key.partition("/")[0]
 
 
+def placement(element: etree._Element) -> tuple[etree._Element | None, tuple[str, ...]]:
+    """The top-level element (child of the root) that holds `element`, and the tags between
+    them; (None, ()) for the root and its children."""
+    between: list[str] = []
+    node = element.getparent()
+    while node is not None:
+        parent = node.getparent()
+        if parent is None:
+            return None, ()
+        if parent.getparent() is None:
+            return node, tuple(reversed(between))
+        between.append(node.tag)
+        node = parent
+    return None, ()
+
+
 # --- sites -----------------------------------------------------------------------------------
 
 
@@ -254,7 +270,9 @@ class Config:
             self._by_key.setdefault(path_key(location.path), []).append(location)
         # The document never changes, so lookups are memoised: planning asks the same
         # questions for every target and every level above it.
-        self._elements: dict[tuple[str, Setting], list[Definition]] = {}
+        self._elements: dict[Setting, list[Definition]] = {}
+        self._by_level: dict[Setting, dict[str, list[Definition]]] = {}
+        self._owners: dict[etree._Element, Location] | None = None
         self._below: dict[str, list[str]] = {}
 
     def locations_at(self, key: str) -> list[Location]:
@@ -263,10 +281,6 @@ class Config:
     @property
     def keys(self) -> list[str]:
         return list(self._by_key)
-
-    @cached_property
-    def _server_elements(self) -> list[etree._Element]:
-        return self.document.root.findall("system.webServer")
 
     def definitions(self, key: str, setting: Setting) -> list[Definition]:
         """Every element at exactly this level that sets the setting's attribute."""
@@ -278,19 +292,41 @@ class Config:
 
     def elements_at(self, key: str, setting: Setting) -> list[Definition]:
         """Every element of the setting at exactly this level, with the attribute or not."""
-        cached = self._elements.get((key, setting))
+        by_level = self._by_level.get(setting)
+        if by_level is None:
+            by_level = {}
+            for definition in self.elements(setting):
+                by_level.setdefault(path_key(definition.path), []).append(definition)
+            self._by_level[setting] = by_level
+        return by_level.get(key, [])
+
+    def elements(self, setting: Setting) -> list[Definition]:
+        """Every element of the setting in scope: the server level's first, then those of the
+        <location> elements in file order. One pass over the tree finds them all (instead of
+        one search per location and level)."""
+        cached = self._elements.get(setting)
         if cached is not None:
             return cached
-        found: list[Definition] = []
-        tail = "/".join(setting.elements)
-        if not key:
-            found += [
-                Definition(el, None) for s in self._server_elements for el in s.iterfind(tail)
-            ]
-        for location in self.locations_at(key):
-            found += [Definition(el, location) for el in location.element.iterfind(setting.xpath)]
-        self._elements[key, setting] = found
+        server: list[Definition] = []
+        in_locations: list[Definition] = []
+        for element in self.document.root.iter(setting.elements[-1]):
+            top, between = placement(element)
+            if top is None:
+                continue
+            if top.tag == "system.webServer" and between == setting.elements[:-1]:
+                server.append(Definition(element, None))
+            elif between == ("system.webServer", *setting.elements[:-1]):
+                location = self.owner(top)
+                if location is not None:
+                    in_locations.append(Definition(element, location))
+        self._elements[setting] = found = server + in_locations
         return found
+
+    def owner(self, element: etree._Element) -> Location | None:
+        """The in-scope Location of a top-level <location> element; None for any other."""
+        if self._owners is None:
+            self._owners = {location.element: location for location in self.locations}
+        return self._owners.get(element)
 
     def resolve(self, path: str, setting: Setting, *, skip_own: bool = False) -> Resolved:
         """The effective value at `path`: the nearest level that sets it, else the default."""

@@ -6,8 +6,6 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lxml import etree
-
 from confedit import exchange
 from confedit.document import Location
 from confedit.edits import Edit
@@ -24,6 +22,7 @@ from confedit.iis import (
     is_below,
     lineage,
     path_key,
+    placement,
     site_of,
 )
 from confedit.writing import Action, EditWriter
@@ -130,39 +129,35 @@ def plan(config: Config, request: Request) -> Plan:
 def validate(config: Config) -> None:
     """Refuse (exit 4) what IIS would not load, in the sites confedit reasons about: the access
     section defined twice for one path, or an invalid sslFlags value."""
-    server = config.document.root.find("system.webServer")
-    containers = [server] if server is not None else []
-    containers += [location.element for location in config.locations]
-    _check_defined_once(config, server)
-    for container in containers:
-        for access in container.iter("access"):
-            value = access.get("sslFlags")
-            try:
-                SslFlags.parse(value if value is not None else "None")
-            except ValueError as exc:
-                raise InvalidInput(
-                    f'sslFlags="{value}": {exc}',
-                    source=config.document.name,
-                    line=config.document.line_of(access),
-                ) from None
+    _check_defined_once(config)
+    for access in config.document.root.iter("access"):
+        top, _ = placement(access)
+        if top is None or not (top.tag == "system.webServer" or config.owner(top)):
+            continue
+        value = access.get("sslFlags")
+        try:
+            SslFlags.parse(value if value is not None else "None")
+        except ValueError as exc:
+            raise InvalidInput(
+                f'sslFlags="{value}": {exc}',
+                source=config.document.name,
+                line=config.document.line_of(access),
+            ) from None
 
 
-def _check_defined_once(config: Config, server: etree._Element | None) -> None:
+def _check_defined_once(config: Config) -> None:
     lines = config.document.line_of
-    first_at: dict[str, etree._Element] = {}
-    if server is not None and (access := server.find("security/access")) is not None:
-        first_at[""] = access  # the server level, like <location path="">
-    for location in config.locations:
-        for access in location.element.iterfind(SSL_FLAGS.xpath):
-            first = first_at.setdefault(path_key(location.path), access)
-            if first is not access:
-                raise InvalidInput(
-                    f"the access section is defined twice for path "
-                    f"'{location.path or SERVER_LEVEL}' (lines {lines(first)} and "
-                    f"{lines(access)}); IIS would not load this file",
-                    source=config.document.name,
-                    line=lines(access),
-                )
+    first_at: dict[str, Definition] = {}
+    for definition in config.elements(SSL_FLAGS):
+        first = first_at.setdefault(path_key(definition.path), definition)
+        if first is not definition:
+            raise InvalidInput(
+                f"the access section is defined twice for path "
+                f"'{definition.path or SERVER_LEVEL}' (lines {lines(first.element)} and "
+                f"{lines(definition.element)}); IIS would not load this file",
+                source=config.document.name,
+                line=lines(definition.element),
+            )
 
 
 # --- targets ---------------------------------------------------------------------------------

@@ -96,9 +96,7 @@ def locate(
 def locate_last(data: bytes, element: etree._Element, after: int) -> ElementSpan:
     """The span of `element`, the file's last top-level <location>, which starts after `after`."""
     path = element.get("path", "")
-    matches = [
-        m for m in _quick_pattern([site_of_path(path)]).finditer(data, after) if m.group("path")
-    ]
+    matches = _quick_matches(data, _quick_pattern(frozenset((site_of_path(path),))), after)
     if matches and _path(matches[-1]) == path:
         return _location_span(data, matches[-1])
     every = _all_locations(data)
@@ -153,7 +151,7 @@ def _quick_locate(
     Start tags are paired with elements by path, in order. lxml's line numbers cannot help: past
     line 65535 libxml2 reports later lines than the real ones.
     """
-    matches = [m for m in _quick_pattern(sites).finditer(data) if m.group("path")]
+    matches = _quick_matches(data, _quick_pattern(frozenset(sites)))
     if [_path(m) for m in matches] != [element.get("path", "") for element in elements]:
         return None
     return [
@@ -161,7 +159,31 @@ def _quick_locate(
     ]
 
 
-def _quick_pattern(sites: Collection[str]) -> re.Pattern[bytes]:
+# Where _quick_pattern can match: '<' and then '!', '?' or 'location'. Searching for these
+# first, in C, and trying the whole pattern only there is several times faster than finditer.
+_QUICK_CANDIDATE: Final = re.compile(rb"<(?:[!?]|location)")
+
+
+def _quick_matches(
+    data: bytes, pattern: re.Pattern[bytes], start: int = 0
+) -> list[re.Match[bytes]]:
+    """The matches of `pattern` (see _quick_pattern) that are <location> start tags, as
+    finditer would find them."""
+    found: list[re.Match[bytes]] = []
+    position = start
+    while candidate := _QUICK_CANDIDATE.search(data, position):
+        match = pattern.match(data, candidate.start())
+        if match is None:
+            position = candidate.end()
+            continue
+        if match.group("path"):
+            found.append(match)
+        position = match.end()
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _quick_pattern(sites: frozenset[str]) -> re.Pattern[bytes]:
     """Comments, CDATA and processing instructions (to skip them), or the start tag of a
     <location> whose path is in one of `sites` or at the server level (group 'path')."""
     names = b"|".join(re.escape(site.encode("utf-8")) for site in sorted(sites) if site)

@@ -37,8 +37,10 @@ def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[lis
         _check_untouched_bytes(document.data, steps, output)
         actions = []
         shift = 0  # how far the output has moved at this edit, from the edits before it
+        scripts: dict[tuple[bytes, bytes], list[object]] = {}
         for edit in steps:
-            actions.append(_check_meaning(document, steps, edit, output, edit.start + shift))
+            at = edit.start + shift
+            actions.append(_check_meaning(document, steps, edit, output, at, scripts=scripts))
             shift += edit.delta
         _check_back_end(document, steps, output)
     except VerificationFailed as exc:
@@ -61,10 +63,16 @@ def _check_untouched_bytes(data: bytes, steps: list[Edit], output: bytes) -> Non
 
 
 def _check_meaning(
-    document: Document, steps: list[Edit], edit: Edit, output: bytes, at: int
+    document: Document,
+    steps: list[Edit],
+    edit: Edit,
+    output: bytes,
+    at: int,
+    *,
+    scripts: dict[tuple[bytes, bytes], list[object]],
 ) -> list[str]:
     """Parse the changed element from the output (where the edit starts at offset `at`) and
-    compare it with the expected change."""
+    compare it with the expected change. `scripts` keeps xmldiff's edit scripts by outlines."""
     anchor, span = edit.anchor, edit.anchor_span
     if anchor is None or span is None:  # a new <location>
         after = _parse_fragment(output[at : at + len(edit.text)], document.root)
@@ -77,7 +85,7 @@ def _check_meaning(
     before_outline = _outline(anchor, created=False)
     after_outline = _outline(after, created=bool(edit.creates))
     _check_same(_expected(before_outline, edit), after_outline, edit)
-    return _semantic_actions(before_outline, after_outline, edit)
+    return _semantic_actions(before_outline, after_outline, edit, scripts)
 
 
 def _check_same(expected: etree._Element, actual: etree._Element, edit: Edit) -> None:
@@ -139,14 +147,26 @@ def same_tree(a: etree._Element, b: etree._Element) -> bool:
     )
 
 
-def _semantic_actions(before: etree._Element, after: etree._Element, edit: Edit) -> list[str]:
-    """xmldiff's edit script between the outlines; it must be exactly the intended change."""
+def _semantic_actions(
+    before: etree._Element,
+    after: etree._Element,
+    edit: Edit,
+    scripts: dict[tuple[bytes, bytes], list[object]],
+) -> list[str]:
+    """xmldiff's edit script between the outlines; it must be exactly the intended change.
+
+    Outlines of the same shape are common (most locations hold the same sections), and xmldiff
+    is deterministic: equal outlines get the script already computed for them in this run.
+    """
     # Loaded only when there are edits. xmldiff.main is what diff_trees() lives in, but importing
     # it costs ~30 ms (it looks up its own version); the Differ it calls costs ~4 ms.
     from xmldiff import actions as xd_actions  # noqa: PLC0415
     from xmldiff.diff import Differ  # noqa: PLC0415
 
-    script = list(Differ().diff(before, after))
+    key = (etree.tostring(before), etree.tostring(after))
+    script = scripts.get(key)
+    if script is None:
+        script = scripts[key] = list(Differ().diff(before, after))
     inserted = [a.tag for a in script if isinstance(a, xd_actions.InsertNode)]
     attribute = [
         a
