@@ -145,7 +145,7 @@ def _row(config: Config, key: str, path: str, role: str, service: exchange.Servi
         extended_protection_from=token.where,
         windows_authentication=windows.value.lower() == "true",
         application_pool=app.pool if app else None,
-        line=locations[0].line if locations else None,
+        line=config.document.line_at(locations[0].span.start) if locations else None,
     )
 
 

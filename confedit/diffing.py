@@ -10,10 +10,12 @@ import difflib
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from confedit.edits import Edit, ordered
 
 NO_NEWLINE = b"\\ No newline at end of file\n"
+_LF = ord("\n")
 
 
 def diff_label(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
@@ -48,47 +50,158 @@ def unified_diff(
     old: bytes, new: bytes, edits: Sequence[Edit], label: str, context: int = 3
 ) -> bytes:
     """The diff of `old` -> `new`, which differ only inside `edits`; b"" when there are none."""
-    if not edits:
+    changes = _changes(old, new, ordered(edits))
+    if not changes:
         return b""
-    regions = _regions(old, ordered(edits), context)
     out = [b"--- a/" + label.encode() + b"\n", b"+++ b/" + label.encode() + b"\n"]
-    old_line = 1
-    old_scanned = 0
-    shift_lines = 0
-    for (old_start, old_end), (new_start, new_end), delta_lines in regions:
-        old_line += old.count(b"\n", old_scanned, old_start)
-        old_scanned = old_start
-        old_lines = _lines(old[old_start:old_end])
-        new_lines = _lines(new[new_start:new_end])
-        out += _hunks(old_lines, new_lines, old_line, old_line + shift_lines, context)
-        shift_lines += delta_lines
+    for hunk in _hunks(changes, context):
+        out += _hunk(old, hunk, context)
     return b"".join(out)
 
 
-Region = tuple[tuple[int, int], tuple[int, int], int]
+class Change(NamedTuple):
+    """Lines replaced: old lines from line `line` (1-based) at [start, end) by `added`."""
+
+    line: int
+    start: int
+    end: int
+    removed: list[bytes]
+    added: list[bytes]
+    new_line: int  # where the added lines begin in the new file
 
 
-def _regions(old: bytes, steps: list[Edit], context: int) -> list[Region]:
-    """Byte ranges of whole lines around the edits, with `context` lines more on each side;
-    overlapping ranges merged. Returns (old range, new range, lines added) per region."""
-    merged: list[list[int]] = []  # [old_start, old_end, first edit index, last edit index]
-    for index, edit in enumerate(steps):
-        start = _back_lines(old, edit.start, context)
-        end = _forward_lines(old, max(edit.end, edit.start + 1) - 1, context)
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-            merged[-1][3] = index
+def _changes(old: bytes, new: bytes, steps: list[Edit]) -> list[Change]:
+    """The lines each edit (or group of edits on one line) changes, found from the edit
+    positions: the whole lines around an edit, less the lines that stay the same at either end.
+    That is all the matching a one-line rewrite or an inserted block needs; other shapes are
+    matched line by line with difflib."""
+    changes: list[Change] = []
+    line, scanned, shift, line_shift = 1, 0, 0, 0
+    for lines_start, lines_end, delta in _touched_lines(old, new, steps):
+        new_range = (lines_start + shift, lines_end + shift + delta)
+        start, end, removed, added = _trimmed(old, new, (lines_start, lines_end), new_range)
+        line += old.count(b"\n", scanned, start)
+        scanned = start
+        if removed and added and len(removed) + len(added) > 2:
+            changes += _matched(Change(line, start, end, removed, added, line + line_shift))
+        elif removed or added:
+            changes.append(Change(line, start, end, removed, added, line + line_shift))
+        shift += delta
+        line_shift += len(added) - len(removed)
+    return changes
+
+
+def _matched(change: Change) -> list[Change]:
+    """`change` split where difflib finds lines that stay the same inside it."""
+    matcher = difflib.SequenceMatcher(None, change.removed, change.added, autojunk=False)
+    parts: list[Change] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        start = change.start + sum(map(len, change.removed[:i1]))
+        end = start + sum(map(len, change.removed[i1:i2]))
+        removed, added = change.removed[i1:i2], change.added[j1:j2]
+        parts.append(Change(change.line + i1, start, end, removed, added, change.new_line + j1))
+    return parts
+
+
+def _trimmed(
+    old: bytes, new: bytes, old_range: tuple[int, int], new_range: tuple[int, int]
+) -> tuple[int, int, list[bytes], list[bytes]]:
+    """Old lines in `old_range` and the new lines that replace them, less the lines equal at
+    either end; with the old range narrowed to match."""
+    start, end = old_range
+    removed, added = _lines(old[start:end]), _lines(new[new_range[0] : new_range[1]])
+    head = _common_head(removed, added)
+    tail = _common_head(removed[head:][::-1], added[head:][::-1])
+    kept = len(removed) - tail
+    start += sum(map(len, removed[:head]))
+    end -= sum(map(len, removed[kept:]))
+    return start, end, removed[head:kept], added[head : len(added) - tail]
+
+
+def _touched_lines(old: bytes, new: bytes, steps: list[Edit]) -> list[list[int]]:
+    """[start, end, bytes added] of the whole old lines the edits touch, such that the new
+    bytes of the range are whole lines too (an edit that removes a line break joins the next
+    line to its own). Edits on one line make one range."""
+    ranges: list[list[int]] = []
+    for edit in steps:
+        start = old.rfind(b"\n", 0, edit.start) + 1
+        end = _line_end(old, max(edit.end, edit.start + 1) - 1)
+        if ranges and (start < ranges[-1][1] or start == ranges[-1][0]):
+            ranges[-1][1] = max(ranges[-1][1], end)
+            ranges[-1][2] += edit.delta
         else:
-            merged.append([start, end, index, index])
-    regions: list[Region] = []
-    before = 0  # how far the output has moved at this region
-    for start, end, first, last in merged:
-        inside = steps[first : last + 1]
-        delta = sum(e.delta for e in inside)
-        lines = sum(e.text.count(b"\n") - old.count(b"\n", e.start, e.end) for e in inside)
-        regions.append(((start, end), (start + before, end + before + delta), lines))
-        before += delta
-    return regions
+            ranges.append([start, end, edit.delta])
+    shift, index = 0, 0
+    while index < len(ranges):
+        current = ranges[index]
+        # The old byte before current[1] is unchanged by later ranges (they start at or after
+        # it), so it sits at current[1] + shift + delta - 1 in the new bytes.
+        while (stop := current[1] + shift + current[2]) < len(new) and new[stop - 1] != _LF:
+            following = ranges[index + 1] if index + 1 < len(ranges) else None
+            if current[1] < len(old):
+                current[1] = _line_end(old, current[1])
+            elif following is None:
+                break  # cannot happen: past the last range, old and new end alike
+            if following is not None and following[0] <= current[1]:
+                del ranges[index + 1]
+                current[1], current[2] = max(current[1], following[1]), current[2] + following[2]
+        shift += current[2]
+        index += 1
+    return ranges
+
+
+def _line_end(data: bytes, offset: int) -> int:
+    """Just after the line break of the line that holds `offset` (or the end of the data)."""
+    found = data.find(b"\n", offset)
+    return len(data) if found == -1 else found + 1
+
+
+def _common_head(a: list[bytes], b: list[bytes]) -> int:
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def _hunks(changes: list[Change], context: int) -> list[list[Change]]:
+    """Changes grouped into hunks: those less than two contexts apart share one."""
+    hunks = [[changes[0]]]
+    for change in changes[1:]:
+        previous = hunks[-1][-1]
+        if change.line - (previous.line + len(previous.removed)) <= 2 * context:
+            hunks[-1].append(change)
+        else:
+            hunks.append([change])
+    return hunks
+
+
+def _hunk(old: bytes, changes: list[Change], context: int) -> list[bytes]:
+    first, last = changes[0], changes[-1]
+    before = _lines(old[_back_lines(old, first.start, context) : first.start])
+    after = _lines(old[last.end : _next_lines(old, last.end, context)])
+    body: list[bytes] = [_line(b" ", line) for line in before]
+    old_count = new_count = len(before) + len(after)
+    for index, change in enumerate(changes):
+        if index:  # the unchanged lines since the previous change
+            between = _lines(old[changes[index - 1].end : change.start])
+            body += [_line(b" ", line) for line in between]
+            old_count += len(between)
+            new_count += len(between)
+        body += [_line(b"-", line) for line in change.removed]
+        body += [_line(b"+", line) for line in change.added]
+        old_count += len(change.removed)
+        new_count += len(change.added)
+    body += [_line(b" ", line) for line in after]
+    old_first = first.line - len(before)
+    new_first = first.new_line - len(before)
+    header = (
+        b"@@ -" + _range(old_first, old_count) + b" +" + _range(new_first, new_count) + b" @@\n"
+    )
+    return [header, *body]
 
 
 def _lines(chunk: bytes) -> list[bytes]:
@@ -101,8 +214,8 @@ def _lines(chunk: bytes) -> list[bytes]:
 
 
 def _back_lines(data: bytes, offset: int, count: int) -> int:
-    """Start of the line `count` lines above the one holding `offset`."""
-    start = data.rfind(b"\n", 0, offset) + 1
+    """Start of the line `count` lines above the line that starts at `offset`."""
+    start = offset
     for _ in range(count):
         if start == 0:
             break
@@ -110,38 +223,15 @@ def _back_lines(data: bytes, offset: int, count: int) -> int:
     return start
 
 
-def _forward_lines(data: bytes, offset: int, count: int) -> int:
-    """End (after the newline) of the line `count` lines below the one holding `offset`."""
+def _next_lines(data: bytes, offset: int, count: int) -> int:
+    """End of the `count` lines that start at `offset` (fewer at the end of the file)."""
     end = offset
-    for _ in range(count + 1):
+    for _ in range(count):
+        if end >= len(data):
+            break
         found = data.find(b"\n", end)
-        if found == -1:
-            return len(data)
-        end = found + 1
+        end = len(data) if found == -1 else found + 1
     return end
-
-
-def _hunks(
-    old_lines: list[bytes], new_lines: list[bytes], old_first: int, new_first: int, context: int
-) -> list[bytes]:
-    out: list[bytes] = []
-    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
-    for group in matcher.get_grouped_opcodes(context):
-        i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
-        out.append(
-            b"@@ -"
-            + _range(old_first + i1, i2 - i1)
-            + b" +"
-            + _range(new_first + j1, j2 - j1)
-            + b" @@\n"
-        )
-        for tag, a1, a2, b1, b2 in group:
-            if tag == "equal":
-                out += [_line(b" ", line) for line in old_lines[a1:a2]]
-                continue
-            out += [_line(b"-", line) for line in old_lines[a1:a2]]
-            out += [_line(b"+", line) for line in new_lines[b1:b2]]
-    return out
 
 
 def _range(first: int, length: int) -> bytes:

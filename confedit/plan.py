@@ -399,7 +399,8 @@ def _delegated_at(config: Config, key: str) -> str | None:
             if mode == "deny" and holds_access:
                 return None
             if mode == "allow" and holds_access:
-                return f"{location.path or 'the server level'} (line {location.line})"
+                line = config.document.line_at(location.span.start)
+                return f"{location.path or 'the server level'} (line {line})"
     return None
 
 

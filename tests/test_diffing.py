@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from confedit.diffing import diff_label, unified_diff
 from confedit.edits import Edit, splice
@@ -67,3 +71,75 @@ def test_label_through_a_symlinked_current_directory(tmp_path, monkeypatch):
     assert diff_label(link / "sub" / "applicationHost.config") == "sub/applicationHost.config"
     assert diff_label("sub/applicationHost.config") == "sub/applicationHost.config"
     assert diff_label(real / "sub" / "applicationHost.config") == "sub/applicationHost.config"
+
+
+_LINES = st.lists(st.sampled_from([b"a", b"b", b"<x/>", b"  </y>", b"", b"a\r"]), max_size=25)
+
+
+@st.composite
+def edited_texts(draw):
+    """A text of a few look-alike lines, and non-overlapping edits anywhere in it."""
+    ending = draw(st.sampled_from([b"\n", b"\r\n"]))
+    old = ending.join(draw(_LINES)) + draw(st.sampled_from([b"", ending]))
+    cuts = sorted(draw(st.lists(st.integers(0, len(old)), max_size=6)))
+    texts = st.lists(st.sampled_from([b"a", b"b", ending, b"<z/>", b"  "]), max_size=4)
+    edits = [
+        edit(start, end, b"".join(draw(texts)))
+        for start, end in zip(cuts[::2], cuts[1::2], strict=False)
+    ]
+    return old, edits
+
+
+@given(edited_texts())
+def test_the_diff_of_any_edits_turns_old_into_new_with_patch(case):
+    old, edits = case
+    new = splice(old, edits)
+    diff = unified_diff(old, new, edits, "f")
+    if old == new:
+        assert diff == b""
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        assert run_patch(Path(tmp), "f", old, diff) == new
+
+
+@st.composite
+def engine_edits(draw):
+    """Edits of the shapes confedit makes, on look-alike lines: a value rewritten inside a line,
+    and lines inserted before a line break (a new last child) or at the start of a line; with
+    the number of diff lines each should cost at most."""
+    ending = draw(st.sampled_from([b"\n", b"\r\n"]))
+    lines = draw(st.lists(st.sampled_from([b"a", b"b", b"<x/>", b"  </y>"]), min_size=1))
+    old = ending.join(lines) + ending
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + len(ending))
+    chosen = sorted(draw(st.sets(st.integers(0, len(lines) - 1), min_size=1, max_size=4)))
+    block = st.lists(st.sampled_from([b"a", b"<x/>", b"  <z/>"]), min_size=1, max_size=3)
+    edits, cost = [], 0
+    for index in chosen:
+        kind = draw(st.sampled_from(["rewrite", "after", "before"]))
+        start, length = starts[index], len(lines[index])
+        if kind == "rewrite":
+            value = draw(st.sampled_from([b"N", b"<x/>"]))
+            edits.append(edit(start, start + length, value))
+            cost += 2 * (value != lines[index])  # one line out, one line in
+        else:
+            added = draw(block)
+            text = ending + ending.join(added) if kind == "after" else ending.join(added) + ending
+            at = start + length if kind == "after" else start
+            edits.append(edit(at, at, text))
+            cost += len(added)
+    return old, edits, cost
+
+
+@given(engine_edits())
+def test_the_diff_of_confedits_edits_shows_only_the_lines_they_write(case):
+    """Found from the edit positions alone, the diff shows no line the edits did not write or
+    rewrite, and still applies."""
+    old, edits, cost = case
+    new = splice(old, edits)
+    diff = unified_diff(old, new, edits, "f")
+    assert sum(1 for line in diff.split(b"\n")[2:] if line[:1] in (b"-", b"+")) <= cost
+    if old != new:
+        with tempfile.TemporaryDirectory() as tmp:
+            assert run_patch(Path(tmp), "f", old, diff) == new
