@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final
 
@@ -136,10 +136,20 @@ class Application:
         return self.site if self.path == "/" else self.site + self.path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Site:
+    """A <site> of <sites>; its applications are read when first asked for."""
+
     name: str
-    applications: tuple[Application, ...]
+    element: etree._Element = field(repr=False)
+    default_pool: str | None  # from <applicationDefaults> of <sites>
+
+    @cached_property
+    def applications(self) -> tuple[Application, ...]:
+        pool = _default_pool(self.element) or self.default_pool
+        return tuple(
+            _application(self.name, app, pool) for app in self.element.iterfind("application")
+        )
 
     @cached_property
     def paths(self) -> dict[str, str]:
@@ -179,11 +189,7 @@ def read_sites(root: etree._Element, names: Collection[str] | None = None) -> di
         name = site_el.get("name", "")
         if wanted is not None and name.casefold() not in wanted:
             continue
-        site_pool = _default_pool(site_el) or server_pool
-        apps = tuple(
-            _application(name, app_el, site_pool) for app_el in site_el.iterfind("application")
-        )
-        sites[name.casefold()] = Site(name, apps)
+        sites[name.casefold()] = Site(name, site_el, server_pool)
     return sites
 
 

@@ -393,9 +393,10 @@ def _advise(draft: _Draft, outcome: Outcome) -> None:
 def _delegated_at(config: Config, key: str) -> str | None:
     """Where overrideMode="Allow" unlocks the access section for `key`, if anywhere."""
     for level in lineage(key):
+        with_access = {d.location for d in config.elements_at(level, SSL_FLAGS)}
         for location in config.locations_at(level):
             mode = location.element.get("overrideMode", "").lower()
-            holds_access = level == key or location.element.find(SSL_FLAGS.xpath) is not None
+            holds_access = level == key or location in with_access
             if mode == "deny" and holds_access:
                 return None
             if mode == "allow" and holds_access:

@@ -50,6 +50,7 @@ def sourceline(element: etree._Element) -> int:
 
 
 _BOM_UTF8: Final = b"\xef\xbb\xbf"
+_SLASH: Final = ord("/")
 _OPAQUE: Final = rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>"
 _ATTRS: Final = rb"""(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*"""
 _LOCATION_TAGS: Final = re.compile(
@@ -58,7 +59,14 @@ _LOCATION_TAGS: Final = re.compile(
     + rb"(/?)>|/location\s*>)",
     re.S,
 )
-_TAGS: Final = re.compile(_OPAQUE + rb"|</([^\s>]+)\s*>|<([^\s/>!?]+)" + _ATTRS + rb"(/?)>", re.S)
+# An end tag (group 1), or a start tag (group 2, and 3 for "/>"), or markup that is skipped whole.
+# Inside a document libxml2 has accepted, a start tag needs no attribute grammar: only quoted
+# values can hold '>' or '/'. Possessive loops keep the engine from backtracking.
+_TAGS: Final = re.compile(
+    rb"""<(?:/([^\s>]+)\s*>|([^\s/>!?]+)(?:[^>"'/]++|"[^"]*+"|'[^']*+')*+(/?)>"""
+    rb"|!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>)",
+    re.S,
+)
 
 
 def site_of_path(path: str | None) -> str:
@@ -96,9 +104,9 @@ def locate(
 def locate_last(data: bytes, element: etree._Element, after: int) -> ElementSpan:
     """The span of `element`, the file's last top-level <location>, which starts after `after`."""
     path = element.get("path", "")
-    matches = _quick_matches(data, _quick_pattern(frozenset((site_of_path(path),))), after)
-    if matches and _path(matches[-1]) == path:
-        return _location_span(data, matches[-1])
+    found = _quick_spans(data, _quick_pattern(frozenset((site_of_path(path),))), after)
+    if found and _path(found[-1][0]) == path:
+        return found[-1][1]
     every = _all_locations(data)
     if not every or every[-1][1] != path:
         raise VerificationFailed("cannot find the last <location> in the bytes")
@@ -137,7 +145,8 @@ def _attribute_path(start_tag: bytes) -> str:
 
 def _path(match: re.Match[bytes]) -> str:
     raw = match.group("dq") if match.group("dq") is not None else match.group("sq")
-    return html.unescape(raw.decode("utf-8"))
+    text = raw.decode("utf-8")
+    return html.unescape(text) if "&" in text else text
 
 
 def _quick_locate(
@@ -151,34 +160,45 @@ def _quick_locate(
     Start tags are paired with elements by path, in order. lxml's line numbers cannot help: past
     line 65535 libxml2 reports later lines than the real ones.
     """
-    matches = _quick_matches(data, _quick_pattern(frozenset(sites)))
-    if [_path(m) for m in matches] != [element.get("path", "") for element in elements]:
+    found = _quick_spans(data, _quick_pattern(frozenset(sites)))
+    if [_path(m) for m, _ in found] != [element.get("path", "") for element in elements]:
         return None
-    return [
-        (element, _location_span(data, m)) for element, m in zip(elements, matches, strict=True)
-    ]
+    return [(element, span) for element, (_, span) in zip(elements, found, strict=True)]
 
 
-# Where _quick_pattern can match: '<' and then '!', '?' or 'location'. Searching for these
-# first, in C, and trying the whole pattern only there is several times faster than finditer.
-_QUICK_CANDIDATE: Final = re.compile(rb"<(?:[!?]|location)")
+# Where _quick_pattern can match ('<' and then '!', '?' or 'location'), and </location. Searching
+# for these first, in C, and trying the whole pattern only there is several times faster than
+# finditer; meeting the end tags in the same scan spares a second pass over each element.
+_QUICK_CANDIDATE: Final = re.compile(rb"<(?:[!?]|/?location)")
+_LOCATION_END: Final = re.compile(rb"</location\s*>")
 
 
-def _quick_matches(
+def _quick_spans(
     data: bytes, pattern: re.Pattern[bytes], start: int = 0
-) -> list[re.Match[bytes]]:
-    """The matches of `pattern` (see _quick_pattern) that are <location> start tags, as
-    finditer would find them."""
-    found: list[re.Match[bytes]] = []
+) -> list[tuple[re.Match[bytes], ElementSpan]]:
+    """The <location> start tags that `pattern` (see _quick_pattern) matches, as finditer would
+    find them, each with the span of its element; in one scan."""
+    found: list[tuple[re.Match[bytes], ElementSpan]] = []
+    opened: re.Match[bytes] | None = None  # <location> elements do not nest (see load())
     position = start
     while candidate := _QUICK_CANDIDATE.search(data, position):
-        match = pattern.match(data, candidate.start())
+        at = candidate.start()
+        match = (_LOCATION_END if data[at + 1] == _SLASH else pattern).match(data, at)
         if match is None:
             position = candidate.end()
             continue
-        if match.group("path"):
-            found.append(match)
         position = match.end()
+        if match.re is _LOCATION_END:
+            if opened is not None:
+                found.append((opened, ElementSpan(opened.start(), opened.end(), at, match.end())))
+                opened = None
+        elif match.group("path"):
+            if match.group("empty"):
+                found.append((match, ElementSpan(at, match.end(), match.end(), match.end())))
+            else:
+                opened = match
+    if opened is not None:
+        raise VerificationFailed(f"no end tag for the <location> at byte {opened.start()}")
     return found
 
 
@@ -203,21 +223,6 @@ def _quick_pattern(sites: frozenset[str]) -> re.Pattern[bytes]:
         + rb"(?P<empty>/?)>))",
         re.S,
     )
-
-
-def _location_span(data: bytes, start: re.Match[bytes]) -> ElementSpan:
-    if start.group("empty"):
-        return ElementSpan(start.start(), start.end(), start.end(), start.end())
-    depth = 0
-    for match in _LOCATION_TAGS.finditer(data, start.end()):
-        text = match.group(0)
-        if text.startswith(b"</"):
-            if depth == 0:
-                return ElementSpan(start.start(), start.end(), match.start(), match.end())
-            depth -= 1
-        elif text.startswith(b"<location") and not match.group(1):
-            depth += 1
-    raise VerificationFailed(f"no end tag for the <location> at byte {start.start()}")
 
 
 def reduced_copy(raw: bytes, scope: frozenset[str]) -> bytes | None:
@@ -297,13 +302,15 @@ def pair_spans(
         end_name, start_name, empty = match.groups()
         if end_name is not None:
             el, start, start_tag_end = stack.pop()
-            _check_name(el, end_name)
+            if el.tag.encode() != end_name:  # the common case, a name without a prefix, inline
+                _check_name(el, end_name)
             found[el] = ElementSpan(start, start_tag_end, match.start(), match.end())
             if el is last:
                 return found
         elif start_name is not None:
             el = next(elements)
-            _check_name(el, start_name)
+            if el.tag.encode() != start_name:
+                _check_name(el, start_name)
             if empty:
                 found[el] = ElementSpan(match.start(), match.end(), match.end(), match.end())
                 if el is last:
