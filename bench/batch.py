@@ -81,12 +81,16 @@ class Work:
 
 @dataclass(frozen=True)
 class Command:
-    """One way to do the Work (run with the fleet folder as its cwd)."""
+    """One way to do the Work (run with the fleet folder as its cwd).
+
+    Every command starts from the same output tree: the server folders already made (the
+    xargs loops cannot make them without a process per file), so all are timed on the same
+    work: read each file, patch it, write it.
+    """
 
     name: str
     argv: list[str]
     work: Work
-    needs_folders: bool  # True: the output folders must exist before it runs
 
 
 def confedit_batch(confedit: str, work: Work) -> Command:
@@ -96,7 +100,7 @@ def confedit_batch(confedit: str, work: Work) -> Command:
     given: the outputs land at the same relative paths as the xargs loops'.
     """
     argv = [confedit, "offload", ".", "--output-dir", str(work.output)]
-    return Command(ONE_PROCESS, [*argv, "--jobs", str(work.jobs), "-q"], work, False)
+    return Command(ONE_PROCESS, [*argv, "--jobs", str(work.jobs), "-q"], work)
 
 
 def xargs_xmlstarlet(xmlstarlet: str, work: Work, listing: Path) -> Command:
@@ -119,14 +123,13 @@ def _xargs(name: str, per_file: str, work: Work, listing: Path) -> Command:
         f"xargs -0 -a {shlex.quote(str(listing))} -n {_CHUNK} -P {work.jobs} "
         f"sh -c {shlex.quote(loop)} {shlex.quote(str(work.output))}"
     )
-    return Command(name, ["sh", "-c", script], work, needs_folders=True)
+    return Command(name, ["sh", "-c", script], work)
 
 
 def prepare_output(output: Path, command: Command) -> None:
-    """An empty output folder, with the server folders in it when the command needs them."""
+    """An empty output folder with the server folders in it (see Command)."""
     if output.exists():
         shutil.rmtree(output)
     output.mkdir(parents=True)
-    if command.needs_folders:
-        for path in command.work.files:
-            (output / path).parent.mkdir(parents=True, exist_ok=True)
+    for path in command.work.files:
+        (output / path).parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from confedit.errors import ExitCode
 
 CONFIG_NAME: Final = "applicationhost.config"  # matched case-insensitively
 HANDFUL: Final = 5  # more files than this get a progress bar (on a terminal)
+CHUNK: Final = 16  # at most this many files per task given to a worker process
 
 # The run's exit code is its files' most severe one, in this order. A refusal (3) comes first:
 # something was judged unsafe or could not be written, and a pipeline must stop on it whatever
@@ -128,16 +129,22 @@ def run_all(
             results = []
             for item in items:
                 results.append(_call(work, item, crashed))
-                advance()
+                advance(1)
             return results
-    # lxml trees cannot cross processes: workers get paths and return plain data.
+    # lxml trees cannot cross processes: workers get paths and return plain data. Files go in
+    # chunks, so that the cost of a task (pickling, a pipe, a future) is paid once per chunk.
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)))
     try:
-        futures = {pool.submit(work, item): item for item in items}
+        size = max(1, min(CHUNK, len(items) // (jobs * 4)))
+        chunks = [items[start : start + size] for start in range(0, len(items), size)]
+        futures = {pool.submit(_call_each, work, chunk, crashed): chunk for chunk in chunks}
         with _bar(len(items), progress) as advance:
-            for _ in as_completed(futures):
-                advance()
-        return [_result(future, item, crashed) for future, item in futures.items()]
+            for future in as_completed(futures):
+                advance(len(futures[future]))
+        in_order: list[R] = []
+        for future, chunk in futures.items():
+            in_order += _results(future, chunk, crashed)
+        return in_order
     finally:
         # On Ctrl-C, files not started yet are dropped instead of waited for.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -150,11 +157,19 @@ def _call(work: Callable[[T], R], item: T, crashed: Callable[[T, BaseException],
         return crashed(item, error)
 
 
-def _result(future: Future[R], item: T, crashed: Callable[[T, BaseException], R]) -> R:
+def _call_each(
+    work: Callable[[T], R], chunk: Sequence[T], crashed: Callable[[T, BaseException], R]
+) -> list[R]:
+    return [_call(work, item, crashed) for item in chunk]
+
+
+def _results(
+    future: Future[list[R]], chunk: Sequence[T], crashed: Callable[[T, BaseException], R]
+) -> list[R]:
     try:
         return future.result()
     except Exception as error:  # BrokenProcessPool, or an error the worker did not catch
-        return crashed(item, error)
+        return [crashed(item, error) for item in chunk]
 
 
 def show_progress(count: int, quiet: bool) -> bool:
@@ -163,9 +178,9 @@ def show_progress(count: int, quiet: bool) -> bool:
 
 
 @contextlib.contextmanager
-def _bar(length: int, label: str | None) -> Iterator[Callable[[], None]]:
+def _bar(length: int, label: str | None) -> Iterator[Callable[[int], None]]:
     if label is None:
-        yield lambda: None
+        yield lambda _done: None
         return
     with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
-        yield lambda: bar.update(1)
+        yield bar.update
