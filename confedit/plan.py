@@ -22,7 +22,6 @@ from confedit.iis import (
     is_below,
     lineage,
     path_key,
-    placement,
     site_of,
 )
 from confedit.writing import Action, EditWriter
@@ -130,18 +129,15 @@ def validate(config: Config) -> None:
     """Refuse (exit 4) what IIS would not load, in the sites confedit reasons about: the access
     section defined twice for one path, or an invalid sslFlags value."""
     _check_defined_once(config)
-    for access in config.document.root.iter("access"):
-        top, _ = placement(access)
-        if top is None or not (top.tag == "system.webServer" or config.owner(top)):
-            continue
-        value = access.get("sslFlags")
+    for definition in config.elements(SSL_FLAGS):
+        value = definition.element.get("sslFlags")
         try:
             SslFlags.parse(value if value is not None else "None")
         except ValueError as exc:
             raise InvalidInput(
                 f'sslFlags="{value}": {exc}',
                 source=config.document.name,
-                line=config.document.line_of(access),
+                line=config.document.line_of(definition.element),
             ) from None
 
 

@@ -30,6 +30,9 @@ from confedit.exchange import BACK_END_SITE
 from confedit.iis import path_key
 from confedit.spans import site_of_path
 
+# An outline pair as it is checked: before, after (serialised) and the elements the edit creates.
+Shape = tuple[bytes, bytes, tuple[str, ...]]
+
 
 def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[list[str]]:
     """Check `output` against the input and the edits; return xmldiff's actions per edit."""
@@ -39,10 +42,10 @@ def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[lis
         _check_untouched_bytes(document.data, steps, output)
         actions = []
         shift = 0  # how far the output has moved at this edit, from the edits before it
-        scripts: dict[tuple[bytes, bytes], list[object]] = {}
+        checked: dict[Shape, list[str]] = {}
         for edit in steps:
             at = edit.start + shift
-            actions.append(_check_meaning(document, steps, edit, output, at, scripts=scripts))
+            actions.append(_check_meaning(document, steps, edit, output, at, checked=checked))
             shift += edit.delta
         _check_back_end(document, steps, output)
     except VerificationFailed as exc:
@@ -71,10 +74,15 @@ def _check_meaning(
     output: bytes,
     at: int,
     *,
-    scripts: dict[tuple[bytes, bytes], list[object]],
+    checked: dict[Shape, list[str]],
 ) -> list[str]:
     """Parse the changed element from the output (where the edit starts at offset `at`) and
-    compare it with the expected change. `scripts` keeps xmldiff's edit scripts by outlines."""
+    compare it with the expected change.
+
+    Most edited locations hold the same sections, so their outlines are often alike, and the
+    checks of an outline pair depend on nothing else: `checked` keeps the xmldiff actions of
+    each pair that passed in this run, and an equal pair is not checked twice.
+    """
     anchor, span = edit.anchor, edit.anchor_span
     if anchor is None or span is None:  # a new <location>
         after = _parse_fragment(output[at : at + len(edit.text)], document.root)
@@ -86,8 +94,11 @@ def _check_meaning(
     after = _parse_fragment(output[start : start + span.end - span.start + edit.delta], anchor)
     before_outline = _outline(anchor, created=False)
     after_outline = _outline(after, created=bool(edit.creates))
-    _check_same(_expected(before_outline, edit), after_outline, edit)
-    return _semantic_actions(before_outline, after_outline, edit, scripts)
+    shape = (etree.tostring(before_outline), etree.tostring(after_outline), edit.creates)
+    if shape not in checked:
+        _check_same(_expected(before_outline, edit), after_outline, edit)
+        checked[shape] = _semantic_actions(before_outline, after_outline, edit)
+    return checked[shape]
 
 
 def _check_same(expected: etree._Element, actual: etree._Element, edit: Edit) -> None:
@@ -153,26 +164,14 @@ def same_tree(a: etree._Element, b: etree._Element) -> bool:
     )
 
 
-def _semantic_actions(
-    before: etree._Element,
-    after: etree._Element,
-    edit: Edit,
-    scripts: dict[tuple[bytes, bytes], list[object]],
-) -> list[str]:
-    """xmldiff's edit script between the outlines; it must be exactly the intended change.
-
-    Outlines of the same shape are common (most locations hold the same sections), and xmldiff
-    is deterministic: equal outlines get the script already computed for them in this run.
-    """
+def _semantic_actions(before: etree._Element, after: etree._Element, edit: Edit) -> list[str]:
+    """xmldiff's edit script between the outlines; it must be exactly the intended change."""
     # Loaded only when there are edits. xmldiff.main is what diff_trees() lives in, but importing
     # it costs ~30 ms (it looks up its own version); the Differ it calls costs ~4 ms.
     from xmldiff import actions as xd_actions  # noqa: PLC0415
     from xmldiff.diff import Differ  # noqa: PLC0415
 
-    key = (etree.tostring(before), etree.tostring(after))
-    script = scripts.get(key)
-    if script is None:
-        script = scripts[key] = list(Differ().diff(before, after))
+    script = list(Differ().diff(before, after))
     inserted = [a.tag for a in script if isinstance(a, xd_actions.InsertNode)]
     attribute = [
         a
