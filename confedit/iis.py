@@ -7,7 +7,7 @@ Facts and their sources are in docs/IIS-NOTES.md of the team's shared notes; the
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final
@@ -72,6 +72,9 @@ def _flag_bits(text: str) -> int:
 # --- paths -----------------------------------------------------------------------------------
 
 
+# Planning asks for the keys and ancestors of the same few dozen paths many times: both are
+# pure functions of a short string, so they are remembered.
+@functools.lru_cache(maxsize=4096)
 def path_key(path: str) -> str:
     """The comparison key of a location path: case-insensitive, one trailing slash ignored."""
     if path.endswith("/"):
@@ -86,12 +89,15 @@ def parent_key(key: str) -> str | None:
     return key.rpartition("/")[0]
 
 
-def lineage(key: str) -> Iterator[str]:
+@functools.lru_cache(maxsize=4096)
+def lineage(key: str) -> tuple[str, ...]:
     """The key itself, then each ancestor, ending with '' (the server level)."""
+    levels: list[str] = []
     current: str | None = key
     while current is not None:
-        yield current
+        levels.append(current)
         current = parent_key(current)
+    return tuple(levels)
 
 
 def is_below(key: str, ancestor: str) -> bool:
@@ -212,7 +218,7 @@ def _application(site: str, app_el: etree._Element, default_pool: str | None) ->
 # --- settings and inheritance ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # the constants below, compared and hashed by identity
 class Setting:
     """An attribute of an element below <system.webServer>, and its schema default."""
 

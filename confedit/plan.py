@@ -295,7 +295,7 @@ def _not_in_sites(config: Config, target: Target) -> str:
 
 def _check_locks(draft: _Draft, target: Target) -> None:
     config = draft.config
-    for level in list(lineage(target.key))[1:]:
+    for level in lineage(target.key)[1:]:
         for access in config.elements_at(level, SSL_FLAGS):
             lock = _lock_on(access)
             if lock and config.flows_to(access, target.key):
