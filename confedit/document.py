@@ -26,6 +26,7 @@ from confedit.spans import (
     reduced_copy,
     site_of_path,
     sourceline,
+    subtree_spans,
 )
 
 __all__ = ["Document", "ElementSpan", "Encoding", "Location", "load", "make_parser", "sourceline"]
@@ -148,11 +149,11 @@ class Document:
     def spans_through(
         self, location: Location, last: etree._Element
     ) -> dict[etree._Element, ElementSpan]:
-        """Spans of the elements of `location` up to the end of `last` (a cheaper prefix of
-        spans_in: an edit never needs what follows the element it changes)."""
+        """Spans of `last` and the elements inside it (an edit needs no other: it changes
+        `last` or appends to it; the tags before it are only counted)."""
         if location.element in self._spans:
             return self._spans[location.element]
-        return pair_spans(self.data, location.element, location.span, last)
+        return subtree_spans(self.data, location.element, location.span, last)
 
     def newline_at(self, offset: int) -> bytes:
         """The line ending used by the line that contains `offset` (the file's own, if mixed)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import re
 from collections.abc import Collection
 from typing import Final, NamedTuple
@@ -288,6 +289,31 @@ def _element(tag: bytes, attribute: bytes, kept: bytes) -> bytes:
 
 
 # --- elements inside a location -----------------------------------------------------------------
+
+# A start tag (group 1: its name), or markup skipped whole; end tags do not match at all.
+_START_TAGS: Final = re.compile(
+    rb"""<(?:([^\s/>!?]+)(?:[^>"'/]++|"[^"]*+"|'[^']*+')*+/?>"""
+    rb"|!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>)",
+    re.S,
+)
+
+
+def subtree_spans(
+    data: bytes, element: etree._Element, span: ElementSpan, target: etree._Element
+) -> dict[etree._Element, ElementSpan]:
+    """Spans of `target` (an element inside `element`, whose span is `span`) and of the
+    elements inside it. The start tags before it are only counted, their names checked
+    against lxml's; `target` and what it holds are paired tag by tag (see pair_spans)."""
+    elements = list(element.iter(etree.Element))
+    index = elements.index(target)
+    starts = itertools.islice(
+        (m for m in _START_TAGS.finditer(data, span.start, span.end) if m.group(1)), index + 1
+    )
+    before = list(starts)
+    if [m.group(1) for m in before] != [el.tag.encode() for el in elements[: index + 1]]:
+        return pair_spans(data, element, span, target)  # prefixed names: compare one by one
+    start = before[-1].start()
+    return pair_spans(data, target, ElementSpan(start, start, span.end, span.end), target)
 
 
 def pair_spans(

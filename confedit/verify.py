@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import copy
 from collections.abc import Sequence
+from typing import Final
 
 from lxml import etree
 
@@ -113,6 +114,10 @@ def _check_same(expected: etree._Element, actual: etree._Element, edit: Edit) ->
         )
 
 
+# One parser for every fragment: lxml serialises its use across threads.
+_FRAGMENT_PARSER: Final = make_parser()
+
+
 def _parse_fragment(fragment: bytes, context: etree._Element) -> etree._Element:
     """Parse one element cut from the output, with the namespaces in scope at its place."""
     declarations = b"".join(
@@ -122,7 +127,7 @@ def _parse_fragment(fragment: bytes, context: etree._Element) -> etree._Element:
     )
     try:
         wrapper = etree.fromstring(
-            b"<fragment" + declarations + b">" + fragment + b"</fragment>", make_parser()
+            b"<fragment" + declarations + b">" + fragment + b"</fragment>", _FRAGMENT_PARSER
         )
     except etree.XMLSyntaxError as exc:
         raise VerificationFailed(f"an edited element does not parse: {exc}") from None
