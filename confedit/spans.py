@@ -51,7 +51,7 @@ def sourceline(element: etree._Element) -> int:
 
 
 _BOM_UTF8: Final = b"\xef\xbb\xbf"
-_SLASH: Final = ord("/")
+_L: Final = ord("l")
 _OPAQUE: Final = rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>"
 _ATTRS: Final = rb"""(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*"""
 _LOCATION_TAGS: Final = re.compile(
@@ -167,11 +167,12 @@ def _quick_locate(
     return [(element, span) for element, (_, span) in zip(elements, found, strict=True)]
 
 
-# Where _quick_pattern can match ('<' and then '!', '?' or 'location'), and </location. Searching
-# for these first, in C, and trying the whole pattern only there is several times faster than
-# finditer; meeting the end tags in the same scan spares a second pass over each element.
-_QUICK_CANDIDATE: Final = re.compile(rb"<(?:[!?]|/?location)")
-_LOCATION_END: Final = re.compile(rb"</location\s*>")
+# What one scan for <location> elements must see: comments, CDATA and processing instructions
+# (matched whole, so that nothing inside them counts), end tags of <location> (group 1) and the
+# beginning of its start tags, which _quick_pattern then reads. Everything else is skipped in C.
+_LOCATION_TOKENS: Final = re.compile(
+    rb"<(?:!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>|(/location\s*>)|location(?=[\s/>]))", re.S
+)
 
 
 def _quick_spans(
@@ -181,21 +182,18 @@ def _quick_spans(
     find them, each with the span of its element; in one scan."""
     found: list[tuple[re.Match[bytes], ElementSpan]] = []
     opened: re.Match[bytes] | None = None  # <location> elements do not nest (see load())
-    position = start
-    while candidate := _QUICK_CANDIDATE.search(data, position):
-        at = candidate.start()
-        match = (_LOCATION_END if data[at + 1] == _SLASH else pattern).match(data, at)
-        if match is None:
-            position = candidate.end()
-            continue
-        position = match.end()
-        if match.re is _LOCATION_END:
+    for token in _LOCATION_TOKENS.finditer(data, start):
+        if token.group(1):
             if opened is not None:
-                found.append((opened, ElementSpan(opened.start(), opened.end(), at, match.end())))
+                end = ElementSpan(opened.start(), opened.end(), token.start(), token.end())
+                found.append((opened, end))
                 opened = None
-        elif match.group("path"):
+        elif data[token.start() + 1] == _L and (match := pattern.match(data, token.start())):
+            if not match.group("path"):
+                continue
             if match.group("empty"):
-                found.append((match, ElementSpan(at, match.end(), match.end(), match.end())))
+                empty = ElementSpan(match.start(), match.end(), match.end(), match.end())
+                found.append((match, empty))
             else:
                 opened = match
     if opened is not None:
