@@ -236,6 +236,8 @@ _WINDOWS_AUTH: Final = ("security", "authentication", "windowsAuthentication")
 WINDOWS_AUTH_ENABLED: Final = Setting(_WINDOWS_AUTH, "enabled", "false")
 TOKEN_CHECKING: Final = Setting((*_WINDOWS_AUTH, "extendedProtection"), "tokenChecking", "None")
 
+SETTINGS: Final = (SSL_FLAGS, WINDOWS_AUTH_ENABLED, TOKEN_CHECKING)  # indexed together
+
 SERVER_LEVEL: Final = "(server level)"
 SCHEMA_DEFAULT: Final = "(schema default)"
 
@@ -314,25 +316,29 @@ class Config:
 
     def elements(self, setting: Setting) -> list[Definition]:
         """Every element of the setting in scope: the server level's first, then those of the
-        <location> elements in file order. One pass over the tree finds them all (instead of
-        one search per location and level)."""
-        cached = self._elements.get(setting)
-        if cached is not None:
-            return cached
-        server: list[Definition] = []
-        in_locations: list[Definition] = []
-        for element in self.document.root.iter(setting.elements[-1]):
+        <location> elements in file order. One pass over the tree finds them all, for every
+        setting confedit reads (instead of one search per location, level and setting)."""
+        if setting not in self._elements:
+            wanted = SETTINGS if setting in SETTINGS else (setting,)
+            self._elements.update(self._index(wanted))
+        return self._elements[setting]
+
+    def _index(self, settings: tuple[Setting, ...]) -> dict[Setting, list[Definition]]:
+        by_tag = {setting.elements[-1]: setting for setting in settings}
+        server: dict[Setting, list[Definition]] = {setting: [] for setting in settings}
+        in_locations: dict[Setting, list[Definition]] = {setting: [] for setting in settings}
+        for element in self.document.root.iter(*by_tag):
+            setting = by_tag[element.tag]
             top, between = placement(element)
             if top is None:
                 continue
             if top.tag == "system.webServer" and between == setting.elements[:-1]:
-                server.append(Definition(element, None))
+                server[setting].append(Definition(element, None))
             elif between == ("system.webServer", *setting.elements[:-1]):
                 location = self.owner(top)
                 if location is not None:
-                    in_locations.append(Definition(element, location))
-        self._elements[setting] = found = server + in_locations
-        return found
+                    in_locations[setting].append(Definition(element, location))
+        return {setting: server[setting] + in_locations[setting] for setting in settings}
 
     def owner(self, element: etree._Element) -> Location | None:
         """The in-scope Location of a top-level <location> element; None for any other."""
