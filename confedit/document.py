@@ -13,7 +13,7 @@ import io
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from lxml import etree
 
@@ -66,9 +66,8 @@ _BOMS: Final = (
 )
 
 
-@dataclass(frozen=True, eq=False)
-class Location:
-    """A top-level <location> element."""
+class Location(NamedTuple):
+    """A top-level <location> element. (Tuples: a file has many, and they are cheap to make.)"""
 
     element: etree._Element
     path: str  # as written in the file ("" when the attribute is missing)

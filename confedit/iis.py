@@ -10,7 +10,7 @@ import functools
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Final
+from typing import Final, NamedTuple
 
 from lxml import etree
 
@@ -128,8 +128,7 @@ def placement(element: etree._Element) -> tuple[etree._Element | None, tuple[str
 # --- sites -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Application:
+class Application(NamedTuple):
     """One <application> of a site, as the config path IIS uses for it."""
 
     site: str
@@ -242,9 +241,9 @@ SERVER_LEVEL: Final = "(server level)"
 SCHEMA_DEFAULT: Final = "(schema default)"
 
 
-@dataclass(frozen=True, eq=False)
-class Definition:
-    """One element that sets a value at some level: inside a <location>, or at the server level."""
+class Definition(NamedTuple):
+    """One element that sets a value at some level: inside a <location>, or at the server level.
+    (A tuple: planning makes one per element of every setting it reads.)"""
 
     element: etree._Element
     location: Location | None  # None: <system.webServer> outside any location

@@ -408,8 +408,8 @@ def _outcome(config: Config, planner: EditWriter, target: Target) -> Outcome:
     before = config.resolve(target.path, SSL_FLAGS)
     app = config.application(target.path)
     pool = app.pool if app else None
-    locations = config.locations_at(target.key)
-    action, offset = planner.offload(target.path, _location_to_edit(locations))
+    location = _location_to_edit(config, target.key)
+    action, offset = planner.offload(target.path, location)
     edit = None if action == "unchanged" else planner.edits[-1]
     created = edit.creates if edit else ()
     at_level = before.source is not None and path_key(before.source.path) == target.key
@@ -417,13 +417,14 @@ def _outcome(config: Config, planner: EditWriter, target: Target) -> Outcome:
     return Outcome(target, action, before, created, edit, offset, pinned, pool)
 
 
-def _location_to_edit(locations: list[Location]) -> Location | None:
+def _location_to_edit(config: Config, key: str) -> Location | None:
     """The <location> that gets the setting: the one that already has <access>, else the first.
 
     IIS allows several <location> elements with one path as long as they define different
     sections; validate() has already refused two that both define access.
     """
-    for location in locations:
-        if location.element.find(SSL_FLAGS.xpath) is not None:
-            return location
+    for definition in config.elements_at(key, SSL_FLAGS):
+        if definition.location is not None:
+            return definition.location
+    locations = config.locations_at(key)
     return locations[0] if locations else None

@@ -35,7 +35,7 @@ class EditWriter:
             return self._new_location(path)
         chain = ["system.webServer", "security", "access"]
         element = location.element
-        while chain and (child := element.find(chain[0])) is not None:
+        while chain and (child := next(element.iterchildren(chain[0]), None)) is not None:
             element = child
             chain.pop(0)
         spans = self.document.spans_through(location, element)
