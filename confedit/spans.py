@@ -300,8 +300,32 @@ def subtree_spans(
     data: bytes, element: etree._Element, span: ElementSpan, target: etree._Element
 ) -> dict[etree._Element, ElementSpan]:
     """Spans of `target` (an element inside `element`, whose span is `span`) and of the
-    elements inside it. The start tags before it are only counted, their names checked
-    against lxml's; `target` and what it holds are paired tag by tag (see pair_spans)."""
+    elements inside it: its start tag is found (see _start_of), then `target` and what it
+    holds are paired tag by tag (see pair_spans)."""
+    start = _start_of(data, element, span, target)
+    if start is None:
+        return pair_spans(data, element, span, target)  # prefixed names: compare one by one
+    return pair_spans(data, target, ElementSpan(start, start, span.end, span.end), target)
+
+
+def _start_of(
+    data: bytes, element: etree._Element, span: ElementSpan, target: etree._Element
+) -> int | None:
+    """Where the start tag of `target` is, inside `element`; None if the names disagree.
+
+    When `target` is the only element of its name inside, and no comment, CDATA or processing
+    instruction is, the first '<name' is its start tag (text and attribute values cannot hold a
+    '<'). Otherwise the start tags before it are counted, their names checked against lxml's.
+    """
+    name = target.tag.encode()
+    if (
+        data.find(b"<!", span.start, span.end) == -1
+        and data.find(b"<?", span.start, span.end) == -1
+        and next(itertools.islice(element.iter(target.tag), 1, None), None) is None
+    ):
+        at = data.find(b"<" + name, span.start, span.end)
+        if at != -1 and _NAME_END.match(data, at + 1 + len(name)):
+            return at
     elements = list(element.iter(etree.Element))
     index = elements.index(target)
     starts = itertools.islice(
@@ -309,9 +333,11 @@ def subtree_spans(
     )
     before = list(starts)
     if [m.group(1) for m in before] != [el.tag.encode() for el in elements[: index + 1]]:
-        return pair_spans(data, element, span, target)  # prefixed names: compare one by one
-    start = before[-1].start()
-    return pair_spans(data, target, ElementSpan(start, start, span.end, span.end), target)
+        return None
+    return before[-1].start()
+
+
+_NAME_END: Final = re.compile(rb"[\s/>]")
 
 
 def pair_spans(

@@ -203,3 +203,33 @@ def test_the_reduced_copy_keeps_lines_and_the_last_location():
     )
     assert reduced_copy(raw, frozenset({"défault web site", ""})) is None
     assert reduced_copy(b"\xff\xfe<\x00", scope) is None
+
+
+_LOCATION_WITH = b"""<configuration><location path="s/a">%s</location></configuration>"""
+
+
+@pytest.mark.parametrize(
+    "inside",
+    [
+        b"<system.webServer><security><access/></security></system.webServer>",
+        b"<!-- <security> --><system.webServer><security/></system.webServer>",
+        b"<x><security/></x><system.webServer><security><a/></security></system.webServer>",
+        b"<?pi <security?><system.webServer><security /></system.webServer>",
+    ],
+    ids=["name-is-unique", "comment", "name-twice", "instruction"],
+)
+def test_the_edited_element_is_found_by_its_name_or_by_counting(inside):
+    """subtree_spans finds the same spans as pairing every tag: by the name when it is unique
+    and nothing can hide a tag, else by counting the start tags before it."""
+    from lxml import etree
+
+    from confedit.spans import ElementSpan, pair_spans, subtree_spans
+
+    data = _LOCATION_WITH % inside
+    location = etree.fromstring(data)[0]
+    span = ElementSpan(data.index(b"<location"), 0, len(data), len(data))
+    target = location.findall("system.webServer/security")[-1]
+    expected = pair_spans(data, location, span, target)
+    found = subtree_spans(data, location, span, target)
+    assert found == {el: sp for el, sp in expected.items() if el in set(target.iter())}
+    assert data[found[target].start :].startswith(b"<security")
