@@ -9,12 +9,13 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Final, TypeVar
 
 import click
 
-from confedit.diffing import diff_label
+from confedit.diffing import diff_label, logical_cwd
 from confedit.errors import ExitCode
 
 CONFIG_NAME: Final = "applicationhost.config"  # matched case-insensitively
@@ -55,8 +56,9 @@ def find_inputs(arguments: Sequence[Path], skip: Path | None = None) -> list[Inp
     found: list[Input] = []
     seen: set[str] = set()
     skipped = os.path.realpath(skip) if skip is not None else None
+    label = partial(diff_label, cwd=logical_cwd())  # the current directory, found once
     for argument in arguments:
-        for item in _expand(argument, skipped):
+        for item in _expand(argument, skipped, label):
             key = os.path.realpath(item.path)
             if key not in seen:
                 seen.add(key)
@@ -64,14 +66,14 @@ def find_inputs(arguments: Sequence[Path], skip: Path | None = None) -> list[Inp
     return found
 
 
-def _expand(argument: Path, skipped: str | None) -> list[Input]:
+def _expand(argument: Path, skipped: str | None, label: Callable[[Path], str]) -> list[Input]:
     if not argument.is_dir():
-        return [Input(argument, diff_label(argument))]
+        return [Input(argument, label(argument))]
     found: list[Input] = []
 
     def unreadable(error: OSError) -> None:
         where = Path(error.filename) if error.filename else argument
-        found.append(Input(where, diff_label(where), f"cannot search: {error.strerror}"))
+        found.append(Input(where, label(where), f"cannot search: {error.strerror}"))
 
     for folder, subfolders, files in os.walk(argument, onerror=unreadable):
         subfolders[:] = sorted(
@@ -82,10 +84,10 @@ def _expand(argument: Path, skipped: str | None) -> list[Input]:
         for name in sorted(files):
             if is_config_name(name):
                 path = Path(folder, name)
-                found.append(Input(path, diff_label(path)))
+                found.append(Input(path, label(path)))
     if not found:
         problem = "is a directory with no applicationHost.config in it (searched recursively)"
-        return [Input(argument, diff_label(argument), problem)]
+        return [Input(argument, label(argument), problem)]
     return found
 
 

@@ -21,7 +21,7 @@ _LF = ord("\n")
 def diff_label(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
     """The path a diff names: relative to the current directory, or the bare file name when the
     file lies outside it (never '..' or an absolute path), always with '/' separators."""
-    base = Path(cwd) if cwd is not None else _logical_cwd()
+    base = Path(cwd) if cwd is not None else logical_cwd()
     # Paths as the user typed them (symlinks kept), then as the file system resolves them.
     for file, folder in (
         (Path(os.path.normpath(base / path)), base),
@@ -32,7 +32,7 @@ def diff_label(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None 
     return Path(path).name
 
 
-def _logical_cwd() -> Path:
+def logical_cwd() -> Path:
     """The current directory as the shell names it ($PWD, symlinks kept), when that is right;
     os.getcwd() resolves symlinks, which would make `a/sub/file` come out as `a/file`."""
     physical = Path.cwd()
