@@ -153,7 +153,7 @@ class Site:
     def applications(self) -> tuple[Application, ...]:
         pool = _default_pool(self.element) or self.default_pool
         return tuple(
-            _application(self.name, app, pool) for app in self.element.iterfind("application")
+            _application(self.name, app, pool) for app in self.element.iterchildren("application")
         )
 
     @cached_property
@@ -190,7 +190,7 @@ def read_sites(root: etree._Element, names: Collection[str] | None = None) -> di
     wanted = None if names is None else {name.casefold() for name in names}
     server_pool = _default_pool(sites_el)
     sites: dict[str, Site] = {}
-    for site_el in sites_el.iterfind("site"):
+    for site_el in sites_el.iterchildren("site"):
         name = site_el.get("name", "")
         if wanted is not None and name.casefold() not in wanted:
             continue
@@ -199,7 +199,7 @@ def read_sites(root: etree._Element, names: Collection[str] | None = None) -> di
 
 
 def _default_pool(parent: etree._Element) -> str | None:
-    defaults = parent.find("applicationDefaults")
+    defaults = next(parent.iterchildren("applicationDefaults"), None)
     return defaults.get("applicationPool") if defaults is not None else None
 
 
@@ -208,7 +208,7 @@ def _application(site: str, app_el: etree._Element, default_pool: str | None) ->
     app_config_path = site if app_path == "/" else site + app_path
     vdirs = tuple(
         app_config_path + vdir_el.get("path", "/").rstrip("/")
-        for vdir_el in app_el.iterfind("virtualDirectory")
+        for vdir_el in app_el.iterchildren("virtualDirectory")
         if vdir_el.get("path", "/") != "/"
     )
     return Application(site, app_path, app_el.get("applicationPool") or default_pool, vdirs)
