@@ -52,21 +52,21 @@ def sourceline(element: etree._Element) -> int:
 
 _BOM_UTF8: Final = b"\xef\xbb\xbf"
 _L: Final = ord("l")
-_OPAQUE: Final = rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>"
+# After a "<": comments, CDATA sections and processing instructions, which every scanner
+# below matches whole so that nothing inside them counts as markup.
+_SKIPPED: Final = rb"!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>"
+# After a "<": a start tag (group: its name). Inside a document libxml2 has accepted it needs
+# no attribute grammar, since only quoted values can hold ">" or "/"; possessive loops keep
+# the engine from backtracking.
+_START_TAG: Final = rb"""([^\s/>!?]+)(?:[^>"'/]++|"[^"]*+"|'[^']*+')*+"""
 _ATTRS: Final = rb"""(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*"""
 _LOCATION_TAGS: Final = re.compile(
-    rb"<(?:!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>|location(?=[\s/>])"
-    + _ATTRS
-    + rb"(/?)>|/location\s*>)",
+    rb"<(?:" + _SKIPPED + rb"|location(?=[\s/>])" + _ATTRS + rb"(/?)>|/location\s*>)",
     re.S,
 )
 # An end tag (group 1), or a start tag (group 2, and 3 for "/>"), or markup that is skipped whole.
-# Inside a document libxml2 has accepted, a start tag needs no attribute grammar: only quoted
-# values can hold '>' or '/'. Possessive loops keep the engine from backtracking.
 _TAGS: Final = re.compile(
-    rb"""<(?:/([^\s>]+)\s*>|([^\s/>!?]+)(?:[^>"'/]++|"[^"]*+"|'[^']*+')*+(/?)>"""
-    rb"|!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>)",
-    re.S,
+    rb"<(?:/([^\s>]+)\s*>|" + _START_TAG + rb"(/?)>|" + _SKIPPED + rb")", re.S
 )
 
 
@@ -171,7 +171,7 @@ def _quick_locate(
 # (matched whole, so that nothing inside them counts), end tags of <location> (group 1) and the
 # beginning of its start tags, which _quick_pattern then reads. Everything else is skipped in C.
 _LOCATION_TOKENS: Final = re.compile(
-    rb"<(?:!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>|(/location\s*>)|location(?=[\s/>]))", re.S
+    rb"<(?:" + _SKIPPED + rb"|(/location\s*>)|location(?=[\s/>]))", re.S
 )
 
 
@@ -210,7 +210,9 @@ def _quick_pattern(sites: frozenset[str]) -> re.Pattern[bytes]:
     value = rb"(?:" + site_paths + rb"|\.?)"  # or the server level: "" or "."
     other_attr = rb"\s+(?!path\s*=)[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*')"
     return re.compile(
-        rb"<(?:!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>|(?P<path>location(?:"
+        rb"<(?:"
+        + _SKIPPED
+        + rb"|(?P<path>location(?:"
         + other_attr
         + rb")*\s+path\s*=\s*"
         + rb"(?:\"(?P<dq>"
@@ -268,8 +270,13 @@ def _droppable(scope: frozenset[str]) -> _Droppable:
     site = _element(b"site", b"name", in_scope_name)
     return _Droppable(
         runs=re.compile(
-            rb"<(?:!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>"
-            rb"|(?P<locations>" + location + rb"(?:\s*+<" + location + rb")*+)"
+            rb"<(?:"
+            + _SKIPPED
+            + rb"|(?P<locations>"
+            + location
+            + rb"(?:\s*+<"
+            + location
+            + rb")*+)"
             rb"|(?P<sites>" + site + rb"(?:\s*+<" + site + rb")*+))",
             re.S,
         ),
@@ -289,11 +296,7 @@ def _element(tag: bytes, attribute: bytes, kept: bytes) -> bytes:
 # --- elements inside a location -----------------------------------------------------------------
 
 # A start tag (group 1: its name), or markup skipped whole; end tags do not match at all.
-_START_TAGS: Final = re.compile(
-    rb"""<(?:([^\s/>!?]+)(?:[^>"'/]++|"[^"]*+"|'[^']*+')*+/?>"""
-    rb"|!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>)",
-    re.S,
-)
+_START_TAGS: Final = re.compile(rb"<(?:" + _START_TAG + rb"/?>|" + _SKIPPED + rb")", re.S)
 
 
 def subtree_spans(
