@@ -59,6 +59,7 @@ class FileSettings:
     output_dir: Path | None
     since: str | None
     max_size: int
+    want_diff: bool  # the diff is shown or written (a large share of the work when not)
     want_json: bool
     debug: bool
 
@@ -95,7 +96,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
             write_in_place(snapshot, result, settings.backup)
         if settings.output_dir is not None:
             _mirror(settings.output_dir / item.label, result.output, item.path)
-        diff = result.diff(item.label)
+        diff = result.diff(item.label) if settings.want_diff or settings.want_json else b""
     except ConfeditError as error:
         return _failed(settings, name, error)
     except Exception as error:
@@ -164,6 +165,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
         output_dir=opts.output_dir,
         since=opts.since,
         max_size=opts.max_size,
+        want_diff=_shows_diff(opts),
         want_json=opts.fmt == "json",
         debug=opts.debug,
     )
@@ -179,7 +181,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
     diff = b"".join(r.diff for r in reports)
     if opts.diff_to:
         emit_diff(opts.diff_to, diff, color=opts.color_stdout)
-    if opts.previewing and opts.fmt == "text":
+    if _previews(opts):
         emit_diff(STDIO, diff, color=opts.color_stdout)
     counts = report.summary_counts([r.status for r in reports], OFFLOAD_GROUPS)
     if opts.fmt == "json":
@@ -192,8 +194,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
 def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
     """Usage errors that need the list of files: two files with one name in the diff or the
     output folder, or an output that would overwrite its input."""
-    writes_diff = opts.diff_to or (opts.previewing and opts.fmt == "text")
-    if writes_diff or opts.output_dir is not None:
+    if _shows_diff(opts) or opts.output_dir is not None:
         first: dict[str, Input] = {}
         for item in inputs:
             other = first.setdefault(item.label, item)
@@ -208,6 +209,16 @@ def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
                 raise click.UsageError(
                     f"--output-dir would overwrite the input {item.path}; use --in-place"
                 )
+
+
+def _previews(opts: OffloadOptions) -> bool:
+    """Whether the combined diff goes to stdout (a preview shown as text)."""
+    return opts.previewing and opts.fmt == "text"
+
+
+def _shows_diff(opts: OffloadOptions) -> bool:
+    """Whether the combined diff is written anywhere (--diff, or the preview on stdout)."""
+    return bool(opts.diff_to) or _previews(opts)
 
 
 def _print_offload_reports(
