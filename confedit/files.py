@@ -42,7 +42,11 @@ def read_input(path: Path, max_size: int = DEFAULT_MAX_SIZE) -> Snapshot:
                 source=name,
             )
         with path.open("rb") as handle:
-            data = handle.read(max_size + 1)
+            # Asking for the size stat() gave (plus one byte) makes one buffer of that size;
+            # asking for max_size would allocate max_size first.
+            data = handle.read(info.st_size + 1)
+            if len(data) > info.st_size:  # it grew after stat(): read on, up to the limit
+                data += handle.read(max_size + 1 - len(data))
     except FileNotFoundError:
         raise InvalidInput("no such file", source=name) from None
     except PermissionError:
@@ -65,8 +69,8 @@ def check_unchanged(snapshot: Snapshot) -> None:
         data = snapshot.data
         with snapshot.path.open("rb") as handle:
             for offset in range(0, len(data), _CHUNK):
-                chunk = handle.read(_CHUNK)
                 expected = min(_CHUNK, len(data) - offset)
+                chunk = handle.read(expected)  # not _CHUNK: a buffer that size for a small file
                 # startswith compares in place: no copy of the snapshot's bytes
                 if len(chunk) != expected or not data.startswith(chunk, offset):
                     raise InputChanged(message, source=name)

@@ -1,0 +1,77 @@
+"""Reading inputs: a file that changes while it is read is never taken for a shorter one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from confedit import files
+from confedit.errors import InputChanged, InvalidInput
+
+ORIGINAL = b"<configuration>" + b" " * 5000 + b"</configuration>\n"
+
+
+def grows_after_stat(monkeypatch: pytest.MonkeyPatch, path: Path, extra: bytes) -> None:
+    """Make `path` grow by `extra` just after read_input has taken its stat()."""
+    real_stat = Path.stat
+
+    def stat_then_grow(self: Path, **kwargs: bool) -> os.stat_result:
+        info = real_stat(self, **kwargs)
+        if self == path:
+            with path.open("ab") as handle:
+                handle.write(extra)
+        return info
+
+    monkeypatch.setattr(Path, "stat", stat_then_grow)
+
+
+def test_a_file_read_whole_is_its_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "applicationHost.config"
+    path.write_bytes(ORIGINAL)
+    snapshot = files.read_input(path)
+    assert snapshot.data == ORIGINAL
+    assert snapshot.size == len(ORIGINAL)
+    files.check_unchanged(snapshot)  # nothing changed: no error
+
+
+def test_growth_after_stat_is_read_and_then_refused_at_write(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "applicationHost.config"
+    path.write_bytes(ORIGINAL)
+    grows_after_stat(monkeypatch, path, b"<!-- appended -->\n")
+    snapshot = files.read_input(path)
+    monkeypatch.undo()
+    # All the bytes, not the first st_size of them: a truncated file would parse as another.
+    assert snapshot.data == ORIGINAL + b"<!-- appended -->\n"
+    with pytest.raises(InputChanged, match="changed while confedit was working on it"):
+        files.check_unchanged(snapshot)
+
+
+def test_growth_past_the_limit_after_stat_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "applicationHost.config"
+    path.write_bytes(ORIGINAL)
+    grows_after_stat(monkeypatch, path, b" " * 100)
+    with pytest.raises(InvalidInput, match="over the size limit of 5050 bytes"):
+        files.read_input(path, max_size=5050)
+
+
+@pytest.mark.parametrize("size", [10, files._CHUNK - 1, files._CHUNK, files._CHUNK + 7])
+def test_a_change_anywhere_is_found_on_re_reading(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "applicationHost.config"
+    data = bytes(index % 251 for index in range(size))
+    path.write_bytes(data)
+    snapshot = files.read_input(path)
+    files.check_unchanged(snapshot)
+    for offset in {0, size // 2, size - 1}:
+        changed = bytearray(data)
+        changed[offset] ^= 0xFF
+        path.write_bytes(bytes(changed))
+        # The same size and mtime as when read: only the bytes tell.
+        os.utime(path, ns=(snapshot.mtime_ns, snapshot.mtime_ns))
+        with pytest.raises(InputChanged):
+            files.check_unchanged(snapshot)
