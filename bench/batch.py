@@ -25,6 +25,7 @@ _CHUNK = 25  # files per shell in the xargs loops: one sh per chunk, one tool pr
 ONE_PROCESS = "confedit offload DIR --output-dir --jobs N (one process)"
 XARGS_XMLSTARLET = "xargs -P N xmlstarlet ed (OAB only)"
 XARGS_CONFEDIT = "xargs -P N confedit offload -o (a process per file)"
+FLOOR = "floor: N Python processes read, lxml-parse and write each file"
 
 
 def fleet(count: int, sources: Sequence[Path], out: Path) -> Path:
@@ -101,6 +102,12 @@ def confedit_batch(confedit: str, work: Work) -> Command:
     """
     argv = [confedit, "offload", ".", "--output-dir", str(work.output)]
     return Command(ONE_PROCESS, [*argv, "--jobs", str(work.jobs), "-q"], work)
+
+
+def floor_batch(python: str, floor: Path, work: Work) -> Command:
+    """bench/floor.py's batch floor: what a Python tool on lxml pays before doing any work."""
+    argv = [python, str(floor), "--output-dir", str(work.output), "--jobs", str(work.jobs)]
+    return Command(FLOOR, [*argv, *map(str, work.files)], work)
 
 
 def xargs_xmlstarlet(xmlstarlet: str, work: Work, listing: Path) -> Command:

@@ -349,6 +349,7 @@ def bench_batch(args: argparse.Namespace, tools: Tools, sources: Sequence[Path])
     if tools.xmlstarlet:
         commands.append(batch.xargs_xmlstarlet(tools.xmlstarlet, whole, WORK / "xml.list"))
     commands.append(batch.xargs_confedit(tools.confedit, part, WORK / "confedit.list"))
+    commands.append(batch.floor_batch(tools.python, BENCH / "floor.py", whole))
     result.files = {c.name: len(c.work.files) for c in commands}
     result.series = {c.name: Series() for c in commands}
     runs = {c.name: args.batch_runs for c in commands} | {batch.XARGS_CONFEDIT: args.loop_runs}
@@ -589,6 +590,8 @@ def batch_target(result: BatchResult) -> list[str]:
     if xml is None:
         return [name, "not measured", "—"]
     fallback = f"; the per-file confedit loop: {loop / xml:.2f}x" if loop else ""
+    if floor := result.throughput(batch.FLOOR):
+        fallback += f"; the floor (Python and lxml, no work): {floor / xml:.2f}x"
     if one is None:
         reason = result.notes.get(batch.ONE_PROCESS, "the one-process run failed")
         return [name, f"{reason.removeprefix('skipped: ')}{fallback}", "—"]
