@@ -59,7 +59,7 @@ class FileSettings:
     output_dir: Path | None
     since: str | None
     max_size: int
-    want_diff: bool  # the diff is shown or written (a large share of the work when not)
+    want_diff: bool  # each file's diff is needed (shown, written or in the JSON report)
     want_json: bool
     debug: bool
 
@@ -96,7 +96,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
             write_in_place(snapshot, result, settings.backup)
         if settings.output_dir is not None:
             _mirror(settings.output_dir / item.label, result.output, item.path)
-        diff = result.diff(item.label) if settings.want_diff or settings.want_json else b""
+        diff = result.diff(item.label) if settings.want_diff else b""
     except ConfeditError as error:
         return _failed(settings, name, error)
     except Exception as error:
@@ -165,7 +165,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
         output_dir=opts.output_dir,
         since=opts.since,
         max_size=opts.max_size,
-        want_diff=_shows_diff(opts),
+        want_diff=_shows_diff(opts) or opts.fmt == "json",
         want_json=opts.fmt == "json",
         debug=opts.debug,
     )

@@ -3,6 +3,7 @@ real configs (see helpers.make_fleet), from the folder that holds it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -233,6 +234,18 @@ def test_one_job_or_two_give_the_same_output(confedit_exe, tmp_path, fleet):
     assert runs[0].returncode == runs[1].returncode == 3
     assert runs[0].stdout == runs[1].stdout
     assert runs[0].stderr == runs[1].stderr
+
+
+@pytest.mark.parametrize("writes", [[], ["--output-dir", "out"]])
+def test_each_file_in_the_json_report_has_its_own_diff(confedit_exe, tmp_path, fleet, writes):
+    """Several files make no diff when none is shown, but the JSON report shows each file's."""
+    proc = run(confedit_exe, "offload", "fleet", *writes, "--format", "json", cwd=tmp_path)
+    files = {Path(report["file"]): report for report in json.loads(proc.stdout)["files"]}
+    for server in ("cas-2016", "cas-2019"):
+        alone = run(confedit_exe, "offload", str(fleet[server]), "--format", "json", cwd=tmp_path)
+        diff = json.loads(alone.stdout)["diff"]
+        assert diff.startswith(f"--- a/{fleet[server].as_posix()}")
+        assert files[fleet[server]]["diff"] == diff
 
 
 @pytest.mark.parametrize(
