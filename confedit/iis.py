@@ -357,10 +357,14 @@ class Config:
         return Resolved(setting.default, None)
 
     def flows_to(self, definition: Definition, key: str) -> bool:
-        """Whether a definition applies at `key`: inheritInChildApplications="false" stops it
-        at the boundary of a child application (per <sites>), not at folders or directories."""
-        location = definition.location
-        if location is None or location.element.get("inheritInChildApplications") != "false":
+        """Whether a definition applies at `key` (see location_flows_to)."""
+        return definition.location is None or self.location_flows_to(definition.location, key)
+
+    def location_flows_to(self, location: Location, key: str) -> bool:
+        """Whether what `location` sets applies at `key`: inheritInChildApplications="false"
+        stops it at the boundary of a child application (per <sites>), not at folders or
+        directories."""
+        if location.element.get("inheritInChildApplications") != "false":
             return True
         level = path_key(location.path)
         if level == key:

@@ -216,8 +216,8 @@ def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
             draft.findings.append(
                 Finding(
                     "descendants-require-ssl",
-                    f"below {target.path}, these locations set their own SSL requirement and "
-                    f"will still require SSL: {', '.join(below)}; offload them too with "
+                    f"below {target.path}, these locations will still require SSL after the "
+                    f"change: {', '.join(below)}; offload them too with "
                     "--include-descendants, or keep them on SSL bridging",
                     target.path,
                 )
@@ -236,7 +236,12 @@ def _source_after(config: Config, key: str, target_keys: set[str]) -> Resolved |
     """The effective sslFlags of `key` after the targets are set, or None if a target decides."""
     for level in lineage(key):
         if level in target_keys:
-            return None
+            location = _location_to_edit(config, level)  # where the target's None is written
+            if location is None or config.location_flows_to(location, key):
+                return None
+            # inheritInChildApplications="false" there: the None stops above `key`'s child
+            # application, and the access section of that level is the one being rewritten.
+            continue
         for definition in config.definitions(level, SSL_FLAGS):
             if config.flows_to(definition, key):
                 return Resolved(definition.element.get("sslFlags", ""), definition)

@@ -316,6 +316,44 @@ def test_descendants_that_keep_ssl_are_listed_or_offloaded():
     assert values["Default Web Site/owa/Integrated"] == values["Default Web Site/owa/oma"] == "None"
 
 
+STOPS_AT_CHILD_APPLICATIONS = (("inheritInChildApplications", "false"),)
+
+
+def test_a_child_application_past_inherit_in_child_applications_false_keeps_ssl():
+    """The None written at owa stops above the child application owa/Integrated, which goes on
+    inheriting Ssl from the site: it is a descendant that still requires SSL, though its own
+    <access> sets nothing."""
+    raw = config(
+        Loc("Default Web Site/owa/Integrated"),  # <access /> without sslFlags
+        Loc("Default Web Site/owa", "Ssl", attributes=STOPS_AT_CHILD_APPLICATIONS),
+    )
+    result = owa_only(raw)
+    (warning,) = [f for f in result.findings if f.code == "descendants-require-ssl"]
+    assert "Default Web Site/owa/Integrated" in warning.message
+    result = owa_only(raw, include_descendants=True)
+    values = access_values(result.output)
+    assert values["Default Web Site/owa"] == values["Default Web Site/owa/Integrated"] == "None"
+    # Where owa's None does reach owa/Integrated, there is nothing to warn about.
+    flows = config(Loc("Default Web Site/owa/Integrated"), Loc("Default Web Site/owa", "Ssl"))
+    assert not [f for f in owa_only(flows).findings if f.code == "descendants-require-ssl"]
+
+
+def test_extended_protection_past_inherit_in_child_applications_false_does_not_count():
+    """owa/Integrated does not inherit owa's new None (the location stops at child
+    applications), so its Extended Protection is not broken by offloading owa."""
+    raw = config(
+        Loc("Default Web Site/owa/Integrated", shape="security", token_checking="Require"),
+        Loc("Default Web Site/owa", "Ssl", attributes=STOPS_AT_CHILD_APPLICATIONS),
+    )
+    assert owa_only(raw).changed
+    inherits = config(
+        Loc("Default Web Site/owa/Integrated", shape="security", token_checking="Require"),
+        Loc("Default Web Site/owa", "Ssl"),
+    )
+    with pytest.raises(Refused, match="owa/Integrated"):
+        owa_only(inherits)
+
+
 def test_dropping_client_certificate_flags_warns():
     raw = config(Loc("Default Web Site/owa", "Ssl, SslRequireCert"))
     result = owa_only(raw)
