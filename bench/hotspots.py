@@ -4,6 +4,7 @@
     python bench/hotspots.py profile FILE [--runs 20]    # cProfile of warm library calls
     python bench/hotspots.py cli FILE [--top 25]         # cProfile of the CLI, in-process
     python bench/hotspots.py parsers FILE [--runs 3]     # lxml parser options: time and RSS
+    python bench/hotspots.py batch FOLDER                 # a batch file's steps, one process
 
 The stages are the engine's own, timed as confedit.engine calls them (see stages.py): load,
 Config, plan, splice, verify and unified_diff. Run it on a quiet machine; the numbers are medians.
@@ -142,11 +143,58 @@ def run_cli(path: Path, extra: Sequence[str]) -> None:
                 raise
 
 
+BATCH_STEPS = ("read", "library call", "freeing the result", "re-read", "write", "report")
+
+
+def show_batch_steps(folder: Path, request: Request) -> None:
+    """Mean wall and CPU time per file of each step confedit.many.offload_file takes with
+    --output-dir, over the config files below `folder`, in this one process."""
+    from confedit import report  # noqa: PLC0415
+    from confedit.batch import find_inputs  # noqa: PLC0415
+    from confedit.engine import offload  # noqa: PLC0415
+    from confedit.files import check_unchanged, read_input, write_file  # noqa: PLC0415
+
+    inputs = find_inputs([folder])
+    spent = {step: [0.0, 0.0] for step in BATCH_STEPS}
+    clock = [time.perf_counter(), time.process_time()]
+
+    def done(step: str) -> None:
+        now = [time.perf_counter(), time.process_time()]
+        spent[step][0] += now[0] - clock[0]
+        spent[step][1] += now[1] - clock[1]
+        clock[:] = now
+
+    with tempfile.TemporaryDirectory() as output:
+        for item in inputs:
+            snapshot = read_input(item.path)
+            done("read")
+            result = offload(snapshot.data, request, name=str(item.path))
+            data = result.output
+            done("library call")
+            check_unchanged(snapshot)
+            done("re-read")
+            destination = Path(output, item.label)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            write_file(destination, data, mode_from=item.path)
+            done("write")
+            report.summary_line(result, str(item.path))
+            list(report.finding_lines(result))
+            done("report")
+            del result, snapshot, data
+            done("freeing the result")
+    print(f"{len(inputs)} files; per file:")
+    print(f"{'step':<22}{'wall':>10}{'CPU':>10}")
+    for step, (wall, cpu) in spent.items():
+        print(f"{step:<22}{wall / len(inputs) * 1000:>7.2f} ms{cpu / len(inputs) * 1000:>7.2f} ms")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print stages, a library profile or a CLI profile for one file."""
+    """Print stages, a library profile or a CLI profile for one file, or a batch's steps."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["stages", "profile", "cli", "parsers", "parse-one"])
-    parser.add_argument("file", type=Path)
+    parser.add_argument(
+        "what", choices=["stages", "profile", "cli", "parsers", "batch", "parse-one"]
+    )
+    parser.add_argument("file", type=Path, help="a config file (a folder of them for batch)")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--allow-extended-protection", action="store_true")
@@ -155,8 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.what == "parse-one":
         parse_once(args.variant, args.file)
         return 0
-    raw = args.file.read_bytes()
     request = Request(allow_extended_protection=args.allow_extended_protection)
+    if args.what == "batch":
+        show_batch_steps(args.file, request)
+        return 0
+    raw = args.file.read_bytes()
     print(f"{args.file.name}: {len(raw):,} bytes")
     if args.what == "stages":
         show_stages(raw, request, args.runs)
