@@ -239,8 +239,9 @@ def _source_after(config: Config, key: str, target_keys: set[str]) -> Resolved |
             location = _location_to_edit(config, level)  # where the target's None is written
             if location is None or config.location_flows_to(location, key):
                 return None
-            # inheritInChildApplications="false" there: the None stops above `key`'s child
-            # application, and the access section of that level is the one being rewritten.
+            # inheritInChildApplications="false" there stops the None above `key`'s child
+            # application. Nothing else at this level sets sslFlags (the level has one access
+            # section, the one that gets the None): the value comes from further up.
             continue
         for definition in config.definitions(level, SSL_FLAGS):
             if config.flows_to(definition, key):
