@@ -191,7 +191,7 @@ def main() -> None:
 @click.option(
     "--include-descendants",
     is_flag=True,
-    help="Also offload locations below a target that would still require SSL.",
+    help="Also offload the paths below a target that would still require SSL.",
 )
 @click.option(
     "--allow-extended-protection",

@@ -388,6 +388,12 @@ class Config:
             self._below[key] = [k for k in self._by_key if k.startswith(prefix) and k != key]
         return self._below[key]
 
+    def paths_below(self, key: str) -> list[str]:
+        """Keys of the site's applications and virtual directories strictly below `key`, in
+        <sites> order (with or without a <location> of their own)."""
+        site = self.sites.get(site_of(key)) if key else None
+        return [path for path in site.paths if is_below(path, key)] if site else []
+
     def sites_spelling(self, key: str) -> str | None:
         """How <sites> spells an application or virtual directory path; None if it has none."""
         site = self.sites.get(site_of(key))

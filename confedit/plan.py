@@ -202,27 +202,44 @@ def _present_defaults(draft: _Draft, targets: list[Target], site_name: str) -> l
 
 
 def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
-    """Locations below a target that would still require SSL after the change (rule 4)."""
+    """Paths below a target that would still require SSL after the change (rule 4)."""
     config = draft.config
     keys = {t.key for t in targets}
     still: dict[str, Target] = {}
     for target in targets:
         for key in config.below(target.key):
-            if key in keys or key in still or not _requires_ssl_after(config, key, keys):
+            if key not in keys and key not in still and _requires_ssl_after(config, key, keys):
+                still[key] = Target(config.spelling(key) or key, key, "descendant", False)
+    # An application or directory with no <location> of its own inherits: it keeps SSL only
+    # where no None written above reaches it, i.e. past inheritInChildApplications="false".
+    # Those below a location listed above are left out: offloading that location covers them.
+    offloaded = keys | set(still)
+    for target in targets:
+        for key in config.paths_below(target.key):
+            if key in offloaded or key in still or config.locations_at(key):
                 continue
-            still[key] = Target(config.spelling(key) or key, key, "descendant", False)
-        below = [t.path for k, t in still.items() if is_below(k, target.key)]
-        if below and not draft.request.include_descendants:
-            draft.findings.append(
-                Finding(
-                    "descendants-require-ssl",
-                    f"below {target.path}, these locations will still require SSL after the "
-                    f"change: {', '.join(below)}; offload them too with "
-                    "--include-descendants, or keep them on SSL bridging",
-                    target.path,
-                )
+            if _requires_ssl_after(config, key, offloaded):
+                spelling = config.sites_spelling(key) or key
+                still[key] = Target(spelling, key, "descendant", False)
+    if not draft.request.include_descendants:
+        for target in targets:
+            _warn_descendants(
+                draft, target, [t.path for k, t in still.items() if is_below(k, target.key)]
             )
     return list(still.values()) if draft.request.include_descendants else []
+
+
+def _warn_descendants(draft: _Draft, target: Target, below: list[str]) -> None:
+    if below:
+        draft.findings.append(
+            Finding(
+                "descendants-require-ssl",
+                f"below {target.path}, these paths will still require SSL after the change: "
+                f"{', '.join(below)}; offload them too with --include-descendants, or keep "
+                "them on SSL bridging",
+                target.path,
+            )
+        )
 
 
 def _requires_ssl_after(config: Config, key: str, target_keys: set[str]) -> bool:

@@ -111,11 +111,21 @@ def expected_targets(root: etree._Element, request: Request) -> set[str]:
         named = [path for path in defaults if model.key(path) in front]
     targets = {model.key(path) for path in named}
     if request.include_descendants:
-        pinned = pinned_tree(root, targets)
+        requested = set(targets)
+        pinned = pinned_tree(root, requested)
         targets |= {
             key
             for key in model.location_keys(root)
-            if any(is_below(key, target) for target in targets)
+            if any(is_below(key, target) for target in requested)
+            and model.requires_ssl(model.effective(pinned, key)[0])
+        }
+        # Then applications and directories without a location that, with all those offloaded,
+        # still require SSL (past inheritInChildApplications="false").
+        pinned = pinned_tree(root, targets)
+        targets |= {
+            key
+            for key in front - set(model.location_keys(root))
+            if any(is_below(key, target) for target in requested)
             and model.requires_ssl(model.effective(pinned, key)[0])
         }
     return targets

@@ -338,6 +338,39 @@ def test_a_child_application_past_inherit_in_child_applications_false_keeps_ssl(
     assert not [f for f in owa_only(flows).findings if f.code == "descendants-require-ssl"]
 
 
+def test_a_child_application_without_a_location_past_the_boundary_keeps_ssl():
+    """The same boundary, where owa/Integrated has no <location> at all: it goes on inheriting
+    Ssl from the site. The warning names it, and --include-descendants gives it a location of
+    its own, as `appcmd set config "Default Web Site/owa/Integrated"` would."""
+    raw = config(Loc("Default Web Site/owa", "Ssl", attributes=STOPS_AT_CHILD_APPLICATIONS))
+    assert "Default Web Site/owa/Integrated" not in access_values(raw)
+    (warning,) = [f for f in owa_only(raw).findings if f.code == "descendants-require-ssl"]
+    assert warning.message.startswith(
+        "below Default Web Site/owa, these paths will still require SSL after the change: "
+        "Default Web Site/owa/Integrated;"
+    )
+    result = owa_only(raw, include_descendants=True)
+    assert [(o.target.path, o.target.service) for o in result.outcomes] == [
+        ("Default Web Site/owa", "owa"),
+        ("Default Web Site/owa/Integrated", "descendant"),
+    ]
+    values = access_values(result.output)
+    assert values["Default Web Site/owa"] == values["Default Web Site/owa/Integrated"] == "None"
+    assert owa_only(result.output, include_descendants=True).output == result.output
+    # Without the boundary, owa's None reaches owa/Integrated: nothing to warn about.
+    flows = config(Loc("Default Web Site/owa", "Ssl"))
+    assert not [f for f in owa_only(flows).findings if f.code == "descendants-require-ssl"]
+
+
+def test_paths_below_a_listed_location_are_not_listed_again():
+    """owa/Integrated keeps its own Ssl; what lies below it in <sites> is covered by it."""
+    apps = (*EXCHANGE_FRONT_END.applications, App("/owa/Integrated/sub"))
+    sites = [Site("Default Web Site", apps), EXCHANGE_BACK_END]
+    raw = config(Loc("Default Web Site/owa/Integrated", "Ssl"), sites=sites)
+    (warning,) = [f for f in owa_only(raw).findings if f.code == "descendants-require-ssl"]
+    assert warning.message.split(": ", 1)[1].startswith("Default Web Site/owa/Integrated;")
+
+
 def test_extended_protection_past_inherit_in_child_applications_false_does_not_count():
     """owa/Integrated does not inherit owa's new None (the location stops at child
     applications), so its Extended Protection is not broken by offloading owa."""
