@@ -20,6 +20,7 @@ from lxml import etree
 from confedit.errors import InvalidInput, VerificationFailed
 from confedit.spans import (
     ElementSpan,
+    Reduced,
     locate,
     locate_last,
     pair_spans,
@@ -83,6 +84,9 @@ class Document:
     encoding: Encoding
     root: etree._Element
     scope: frozenset[str] | None = None  # case-folded sites kept in the tree; None: all
+    # The copy a large file's tree was parsed from (see _parse_large): its <location> elements
+    # are found in it, a tenth of the bytes to scan, and their spans mapped back to `data`.
+    reduced: Reduced | None = field(default=None, repr=False)
     _located: list[tuple[Location, ...]] = field(default_factory=list, repr=False)
     _line_marks: list[tuple[int, int]] = field(default_factory=lambda: [(0, 1)], repr=False)
     _spans: dict[etree._Element, dict[etree._Element, ElementSpan]] = field(
@@ -94,11 +98,14 @@ class Document:
         in file order, with their byte spans."""
         if not self._located:
             elements = [el for el in self.root.iterchildren("location") if self._in_scope(el)]
-            self._located.append(
-                tuple(
-                    self._location(el, span) for el, span in locate(self.data, elements, self.scope)
-                )
-            )
+            if self.reduced is None:
+                found = locate(self.data, elements, self.scope)
+            else:
+                found = [
+                    (element, self.reduced.original_span(span))
+                    for element, span in locate(self.reduced.data, elements, self.scope)
+                ]
+            self._located.append(tuple(self._location(el, span) for el, span in found))
         return self._located[0]
 
     def last_location(self) -> Location | None:
@@ -110,6 +117,9 @@ class Document:
         located = self.locations()
         if self._in_scope(last):
             return next(location for location in located if location.element is last)
+        if self.reduced is not None:  # the copy keeps the last <location>, whatever its site
+            span = self.reduced.original_span(locate_last(self.reduced.data, last, 0))
+            return self._location(last, span)
         after = located[-1].span.end if located else 0
         return self._location(last, locate_last(self.data, last, after))
 
@@ -222,7 +232,7 @@ def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None
     _check_text(data, encoding, name)
     _refuse_doctype(data, name)
     scope = None if sites is None else frozenset(s.casefold() for s in sites) | {""}
-    root = _parse(raw, name, scope)
+    root, reduced = _parse(raw, name, scope)
     if not isinstance(root.tag, str) or root.tag != "configuration":
         raise InvalidInput(
             f"{NOT_APPHOST}: the root element is <{root.tag}>, expected <configuration>",
@@ -233,7 +243,7 @@ def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None
         raise InvalidInput(
             f"{NOT_APPHOST}: it has no <system.applicationHost><sites> section", source=name
         )
-    return Document(name=name, data=data, encoding=encoding, root=root, scope=scope)
+    return Document(name, data, encoding, root, scope=scope, reduced=reduced)
 
 
 def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
@@ -309,12 +319,15 @@ def _refuse_doctype(data: bytes, name: str) -> None:
 _LIBXML_WHERE = re.compile(r", line \d+, column \d+$")
 
 
-def _parse(raw: bytes, name: str, scope: frozenset[str] | None) -> etree._Element:
+def _parse(
+    raw: bytes, name: str, scope: frozenset[str] | None
+) -> tuple[etree._Element, Reduced | None]:
+    reduced = None
     try:
         if scope is None or len(raw) < PRUNE_ABOVE:
             root = etree.fromstring(raw, make_parser())
         else:
-            root = _parse_large(raw, scope)
+            root, reduced = _parse_large(raw, scope)
         for element in root.iter("location"):
             _check_top_level(element, name)
     except etree.XMLSyntaxError as exc:
@@ -323,7 +336,7 @@ def _parse(raw: bytes, name: str, scope: frozenset[str] | None) -> etree._Elemen
         raise InvalidInput(message, source=name, line=line, column=column) from None
     if root.getroottree().docinfo.internalDTD is not None:
         raise InvalidInput("DOCTYPE is not allowed in applicationHost.config", source=name)
-    return root
+    return root, reduced
 
 
 class _NoTree:
@@ -333,10 +346,11 @@ class _NoTree:
         return None
 
 
-def _parse_large(raw: bytes, scope: frozenset[str]) -> etree._Element:
+def _parse_large(raw: bytes, scope: frozenset[str]) -> tuple[etree._Element, Reduced | None]:
     """Check the whole file without building a tree, then parse a copy in which the other
     sites' <location> and <site> elements are blanked out (their line breaks kept, so lines stay
-    where they were). If the copy cannot be made with certainty, parse while pruning instead."""
+    where they were); the copy is returned too. If it cannot be made with certainty, parse
+    while pruning instead."""
     checker = etree.XMLParser(
         # The stubs want start/end/data methods; their absence is what spares the callbacks.
         target=_NoTree(),  # type: ignore[arg-type]
@@ -349,10 +363,10 @@ def _parse_large(raw: bytes, scope: frozenset[str]) -> etree._Element:
     reduced = reduced_copy(raw, scope)
     if reduced is not None:
         try:
-            return etree.fromstring(reduced, make_parser())
+            return etree.fromstring(reduced.data, make_parser()), reduced
         except etree.XMLSyntaxError:
             pass  # a blanked span was not one whole element after all: take the slow way
-    return _parse_pruned(raw, scope)
+    return _parse_pruned(raw, scope), None
 
 
 def _check_top_level(location: etree._Element, name: str) -> None:

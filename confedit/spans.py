@@ -13,6 +13,7 @@ edited are paired one by one. A file with a hundred thousand other sites costs o
 
 from __future__ import annotations
 
+import bisect
 import functools
 import html
 import itertools
@@ -226,7 +227,24 @@ def _quick_pattern(sites: frozenset[str]) -> re.Pattern[bytes]:
     )
 
 
-def reduced_copy(raw: bytes, scope: frozenset[str]) -> bytes | None:
+class Reduced(NamedTuple):
+    """A copy of the file with runs of elements blanked out (see reduced_copy), and the way
+    back from its offsets to the file's."""
+
+    data: bytes
+    ends: list[int]  # offset in `data` just after each blanked run (after its line breaks)
+    removed: list[int]  # bytes the copy has fewer than the file up to there
+
+    def original(self, offset: int) -> int:
+        """The file's offset of an offset of the copy outside the blanked runs."""
+        index = bisect.bisect_right(self.ends, offset) - 1
+        return offset + self.removed[index] if index >= 0 else offset
+
+    def original_span(self, span: ElementSpan) -> ElementSpan:
+        return ElementSpan(*map(self.original, span))
+
+
+def reduced_copy(raw: bytes, scope: frozenset[str]) -> Reduced | None:
     """`raw` with the out-of-scope <location> and <site> elements replaced by their line breaks
     (so that lines stay where they were), except the file's last <location>, after which a new
     one is appended. None when that cannot be done with certainty, e.g. for UTF-16 text or
@@ -244,12 +262,18 @@ def reduced_copy(raw: bytes, scope: frozenset[str]) -> bytes | None:
             return None  # '<location' inside a comment of the last element: not certain
         runs[runs.index((start, end))] = (start, last)
     pieces: list[bytes | memoryview] = []
-    view, position = memoryview(raw), 0
+    ends: list[int] = []
+    removed: list[int] = []
+    view, position, length = memoryview(raw), 0, 0
     for start, end in runs:
-        pieces += [view[position:start], b"\n" * raw.count(b"\n", start, end)]
+        breaks = raw.count(b"\n", start, end)
+        pieces += [view[position:start], b"\n" * breaks]
+        length += start - position + breaks
+        ends.append(length)
+        removed.append((removed[-1] if removed else 0) + end - start - breaks)
         position = end
     pieces.append(view[position:])
-    return b"".join(pieces)
+    return Reduced(b"".join(pieces), ends, removed)
 
 
 class _Droppable(NamedTuple):

@@ -8,6 +8,7 @@ from confedit import offload
 from confedit.document import load
 from confedit.errors import InvalidInput
 from confedit.plan import Request
+from confedit.spans import ElementSpan
 from confedit.testing.build import (
     EXCHANGE_BACK_END,
     EXCHANGE_FRONT_END,
@@ -187,6 +188,38 @@ def test_every_way_of_loading_gives_the_same_result(loader, order):
     assert back_end_blocks(result.output) == back_end_blocks(raw)
 
 
+PLAIN = [Loc("Default Web Site/owa", shape="security"), Loc("Filler/app", "Ssl")] * 3
+
+
+@pytest.mark.parametrize(
+    ("order", "copied"),
+    [(PLAIN, True), (TRICKY, False), (TRICKY[::-1], False)],
+    ids=["plain", "tricky", "tricky-reversed"],
+)
+def test_spans_found_in_the_reduced_copy_are_the_file_s_own(monkeypatch, order, copied):
+    """A large file's <location> elements are found in the reduced copy; mapped back, their
+    spans (and the last location's) are those a scan of the whole file finds. (A comment
+    holding '</location>' in an other site's location makes the copy uncertain: the tree is
+    then parsed while pruning, and the whole file is scanned.)"""
+    raw = with_filler(30, *order, Loc("Filler/app", "Ssl"))
+
+    def spans(prune_above: int) -> tuple[list[tuple[str, ElementSpan]], ElementSpan]:
+        monkeypatch.setattr("confedit.document.PRUNE_ABOVE", prune_above)
+        document = load(raw, sites=SCOPE)
+        assert (document.reduced is not None) == (prune_above == 0 and copied)
+        last = document.last_location()
+        assert last is not None
+        return [(loc.path, loc.span) for loc in document.locations()], last.span
+
+    located, last = spans(0)
+    assert (located, last) == spans(1 << 40)
+    for path, span in located:
+        assert raw[span.start : span.start_tag_end].startswith(b'<location path="' + path.encode())
+        assert raw[span.end_tag_start : span.end] == b"</location>"
+    assert raw[last.start : last.end].startswith(b'<location path="Filler/app">')
+    assert raw[last.end :].strip() == b"</configuration>"
+
+
 def test_the_reduced_copy_keeps_lines_and_the_last_location():
     from confedit.spans import reduced_copy
 
@@ -194,8 +227,10 @@ def test_the_reduced_copy_keeps_lines_and_the_last_location():
         40, Loc("Default Web Site/owa", "Ssl"), Loc("Filler/app", "Ssl"), Loc("Filler/app", "None")
     )
     scope = frozenset({"default web site", "exchange back end", ""})
-    reduced = reduced_copy(raw, scope)
-    assert reduced is not None and len(reduced) < len(raw) / 2
+    copy = reduced_copy(raw, scope)
+    assert copy is not None
+    reduced = copy.data
+    assert len(reduced) < len(raw) / 2
     assert reduced.count(b"\n") == raw.count(b"\n")
     assert reduced.count(b'<location path="Filler/app">') == 1  # the file's last one
     assert reduced.rstrip().endswith(
