@@ -243,7 +243,9 @@ def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None
         raise InvalidInput(
             f"{NOT_APPHOST}: it has no <system.applicationHost><sites> section", source=name
         )
-    return Document(name, data, encoding, root, scope=scope, reduced=reduced)
+    return Document(
+        name=name, data=data, encoding=encoding, root=root, scope=scope, reduced=reduced
+    )
 
 
 def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
