@@ -15,7 +15,7 @@ from typing import Final, TypeVar
 
 import click
 
-from confedit.diffing import diff_label, logical_cwd
+from confedit.diffing import logical_cwd, relative_label
 from confedit.errors import ExitCode
 
 CONFIG_NAME: Final = "applicationhost.config"  # matched case-insensitively
@@ -43,7 +43,7 @@ class Input:
     """One file to work on, as found from the command line."""
 
     path: Path  # as given, or the folder given joined with the path found below it
-    label: str  # relative to the current directory (see diffing.diff_label): diff and mirror name
+    label: str  # its name in the diff and the output folder (see label_of)
     problem: str | None = None  # why it cannot be worked on, found while searching
 
 
@@ -56,9 +56,9 @@ def find_inputs(arguments: Sequence[Path], skip: Path | None = None) -> list[Inp
     found: list[Input] = []
     seen: set[str] = set()
     skipped = os.path.realpath(skip) if skip is not None else None
-    label = partial(diff_label, cwd=logical_cwd())  # the current directory, found once
+    cwd = logical_cwd()  # found once
     for argument in arguments:
-        for item in _expand(argument, skipped, label):
+        for item in _expand(argument, skipped, cwd):
             key = os.path.realpath(item.path)
             if key not in seen:
                 seen.add(key)
@@ -66,9 +66,10 @@ def find_inputs(arguments: Sequence[Path], skip: Path | None = None) -> list[Inp
     return found
 
 
-def _expand(argument: Path, skipped: str | None, label: Callable[[Path], str]) -> list[Input]:
+def _expand(argument: Path, skipped: str | None, cwd: Path) -> list[Input]:
     if not argument.is_dir():
-        return [Input(argument, label(argument))]
+        return [Input(argument, label_of(argument, None, cwd))]
+    label = partial(label_of, folder=argument, cwd=cwd)
     found: list[Input] = []
 
     def unreadable(error: OSError) -> None:
@@ -89,6 +90,19 @@ def _expand(argument: Path, skipped: str | None, label: Callable[[Path], str]) -
         problem = "is a directory with no applicationHost.config in it (searched recursively)"
         return [Input(argument, label(argument), problem)]
     return found
+
+
+def label_of(path: Path, folder: Path | None, cwd: Path) -> str:
+    """A file's name in the diff and the output folder: its path from the current directory, so
+    that `git apply` at a repository's root applies the diff. A file outside it is named by its
+    path from the folder named on the command line, that folder's own name included (as
+    `cp -r` would copy it), or by its file name when it was named itself."""
+    inside = relative_label(path, cwd)
+    if inside is not None:
+        return inside
+    base = Path(os.path.normpath(cwd / folder)).parent if folder is not None else None
+    file = Path(os.path.normpath(cwd / path))
+    return file.relative_to(base).as_posix() if base and file.is_relative_to(base) else path.name
 
 
 def is_config_name(name: str) -> bool:

@@ -148,7 +148,10 @@ def main() -> None:
     "--output-dir",
     type=click.Path(path_type=Path, file_okay=False),
     metavar="DIR",
-    help="Write each patched file below DIR, at its path relative to the current directory.",
+    help=(
+        "Write each patched file below DIR, at its path from the current directory (for a "
+        "folder outside it: from that folder's parent, its name included)."
+    ),
 )
 @click.option("--in-place", is_flag=True, help="Rewrite each CONFIG itself (atomically).")
 @click.option(

@@ -21,6 +21,14 @@ _LF = ord("\n")
 def diff_label(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
     """The path a diff names: relative to the current directory, or the bare file name when the
     file lies outside it (never '..' or an absolute path), always with '/' separators."""
+    return relative_label(path, cwd) or Path(path).name
+
+
+def relative_label(
+    path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None
+) -> str | None:
+    """The path relative to the current directory, with '/' separators; None when the file
+    lies outside it."""
     base = Path(cwd) if cwd is not None else logical_cwd()
     # Paths as the user typed them (symlinks kept), then as the file system resolves them.
     for file, folder in (
@@ -29,7 +37,7 @@ def diff_label(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None 
     ):
         if file.is_relative_to(folder):
             return file.relative_to(folder).as_posix()
-    return Path(path).name
+    return None
 
 
 def logical_cwd() -> Path:

@@ -158,3 +158,26 @@ def test_input_labels_never_leave_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(here)
     (found,) = find_inputs([outside])
     assert found == Input(outside, "applicationHost.config")
+
+
+def test_files_found_outside_the_current_directory_keep_their_path_from_the_folder_named(
+    tmp_path, monkeypatch
+):
+    exports = tmp_path / "srv" / "exports"
+    first = touch(exports / "cas01" / "applicationHost.config")
+    second = touch(exports / "cas02" / "applicationHost.config")
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for named in (exports, Path("..") / "srv" / "exports", Path("../srv/./exports/")):
+        assert [item.label for item in find_inputs([named])] == [
+            "exports/cas01/applicationHost.config",
+            "exports/cas02/applicationHost.config",
+        ], named
+    assert [i.path for i in find_inputs([exports])] == [first, second]
+    # inside the current directory, the path from it, as before
+    monkeypatch.chdir(tmp_path)
+    assert [item.label for item in find_inputs([exports])] == [
+        "srv/exports/cas01/applicationHost.config",
+        "srv/exports/cas02/applicationHost.config",
+    ]

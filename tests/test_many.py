@@ -192,6 +192,24 @@ def test_output_dir_mirrors_the_paths_and_matches_single_file_runs(confedit_exe,
         assert (tmp_path / "out" / fleet[server]).read_bytes() == single.read_bytes()
 
 
+def test_a_folder_outside_the_current_directory_is_mirrored_under_its_own_name(
+    confedit_exe, tmp_path, fleet
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder = str(tmp_path / "fleet")
+    proc = run(confedit_exe, "offload", folder, "--output-dir", "out", "-q", cwd=elsewhere)
+    assert proc.returncode == 3, proc.stderr  # the fleet holds refused and invalid files
+    assert sorted(snapshot(elsewhere / "out")) == [
+        "fleet/cas-2016/applicationHost.config",
+        "fleet/cas-2019/ApplicationHost.config",
+        "fleet/cas-done/applicationHost.config",
+    ]
+    preview = run(confedit_exe, "offload", folder + "/cas-2016", cwd=elsewhere)
+    assert preview.returncode == 0, preview.stderr
+    assert preview.stdout.startswith(b"--- a/cas-2016/applicationHost.config\n")
+
+
 def test_an_output_dir_inside_the_searched_folder_is_not_searched_again(
     confedit_exe, tmp_path, fleet
 ):
