@@ -88,6 +88,7 @@ class Document:
     # are found in it, a tenth of the bytes to scan, and their spans mapped back to `data`.
     reduced: Reduced | None = field(default=None, repr=False)
     _located: list[tuple[Location, ...]] = field(default_factory=list, repr=False)
+    _by_element: dict[etree._Element, Location] = field(default_factory=dict, repr=False)
     _line_marks: list[tuple[int, int]] = field(default_factory=lambda: [(0, 1)], repr=False)
     _spans: dict[etree._Element, dict[etree._Element, ElementSpan]] = field(
         default_factory=dict, repr=False
@@ -108,6 +109,12 @@ class Document:
             self._located.append(tuple(self._location(el, span) for el, span in found))
         return self._located[0]
 
+    def location_of(self, element: etree._Element) -> Location | None:
+        """The Location of a top-level <location> element in scope; None for any other."""
+        if not self._by_element:
+            self._by_element.update((location.element, location) for location in self.locations())
+        return self._by_element.get(element)
+
     def last_location(self) -> Location | None:
         """The last top-level <location> of the file, where a new one is appended (it is kept
         in the tree even when its site is out of scope)."""
@@ -116,7 +123,7 @@ class Document:
             return None
         located = self.locations()
         if self._in_scope(last):
-            return next(location for location in located if location.element is last)
+            return self.location_of(last)
         if self.reduced is not None:  # the copy keeps the last <location>, whatever its site
             span = self.reduced.original_span(locate_last(self.reduced.data, last, 0))
             return self._location(last, span)
@@ -144,7 +151,7 @@ class Document:
         top = element
         while (parent := top.getparent()) is not None and parent.getparent() is not None:
             top = parent
-        location = next((loc for loc in self.locations() if loc.element is top), None)
+        location = self.location_of(top)
         if location is None:
             return sourceline(element)  # outside any <location> in scope: libxml2's count
         return self.line_at(self.spans_in(location)[element].start)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,9 +67,23 @@ def same_bytes(new: bytes, new_start: int, old: bytes, old_start: int, length: i
     return new.startswith(memoryview(old)[old_start : old_start + length], new_start)
 
 
-def moved(edits: Sequence[Edit], offset: int) -> int:
-    """Where the input byte at `offset` (one no edit changes) lies in the output."""
-    return offset + sum(edit.delta for edit in edits if edit.end <= offset)
+class Moves:
+    """Where input offsets lie in the output, for any number of questions at log cost each."""
+
+    def __init__(self, steps: Sequence[Edit]) -> None:
+        """`steps`: the edits as ordered() returns them (their ends, too, are in order)."""
+        self._ends = [edit.end for edit in steps]
+        self._index = {edit: index for index, edit in enumerate(steps)}
+        # How far the output has moved before each step, and after the last.
+        self._shift = list(itertools.accumulate((edit.delta for edit in steps), initial=0))
+
+    def offset(self, offset: int) -> int:
+        """Where the input byte at `offset` (one no edit changes) lies in the output."""
+        return offset + self._shift[bisect.bisect_right(self._ends, offset)]
+
+    def start(self, edit: Edit) -> int:
+        """Where the new text of `edit` (one of the steps) starts in the output."""
+        return edit.start + self._shift[self._index[edit]]
 
 
 def touches(edit: Edit, start: int, end: int) -> bool:

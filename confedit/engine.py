@@ -7,7 +7,7 @@ from functools import cached_property
 
 from confedit.diffing import unified_diff
 from confedit.document import Document, load
-from confedit.edits import Edit, moved, ordered, splice
+from confedit.edits import Edit, Moves, ordered, splice
 from confedit.errors import UsageProblem
 from confedit.exchange import BACK_END_SITE
 from confedit.iis import Config
@@ -52,16 +52,15 @@ class Result:
     @cached_property
     def lines(self) -> dict[str, int]:
         """Line of each target's <access> element in the output, by target path."""
-        steps = ordered(self.plan.edits)
+        moves = Moves(ordered(self.plan.edits))
         offsets: list[tuple[int, str]] = []
         for outcome in self.outcomes:
             edit = outcome.edit
             if edit is None:
-                offsets.append((moved(steps, outcome.offset), outcome.target.path))
+                offsets.append((moves.offset(outcome.offset), outcome.target.path))
                 continue
-            shift = sum(e.delta for e in steps[: steps.index(edit)])
             inner = edit.text.find(b"<access")
-            offsets.append((edit.start + shift + max(inner, 0), outcome.target.path))
+            offsets.append((moves.start(edit) + max(inner, 0), outcome.target.path))
         lines: dict[str, int] = {}
         line, scanned = 1, 0
         for offset, path in sorted(offsets):

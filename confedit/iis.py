@@ -285,8 +285,7 @@ class Config:
         # questions for every target and every level above it.
         self._elements: dict[Setting, list[Definition]] = {}
         self._by_level: dict[Setting, dict[str, list[Definition]]] = {}
-        self._owners: dict[etree._Element, Location] | None = None
-        self._below: dict[str, list[str]] = {}
+        self._below: dict[str, list[str]] | None = None
 
     def locations_at(self, key: str) -> list[Location]:
         return self._by_key.get(key, [])
@@ -341,9 +340,7 @@ class Config:
 
     def owner(self, element: etree._Element) -> Location | None:
         """The in-scope Location of a top-level <location> element; None for any other."""
-        if self._owners is None:
-            self._owners = {location.element: location for location in self.locations}
-        return self._owners.get(element)
+        return self.document.location_of(element)
 
     def resolve(self, path: str, setting: Setting, *, skip_own: bool = False) -> Resolved:
         """The effective value at `path`: the nearest level that sets it, else the default."""
@@ -383,10 +380,12 @@ class Config:
 
     def below(self, key: str) -> list[str]:
         """Location keys in the file strictly below `key`, in file order."""
-        if key not in self._below:
-            prefix = key + "/" if key else ""
-            self._below[key] = [k for k in self._by_key if k.startswith(prefix) and k != key]
-        return self._below[key]
+        if self._below is None:  # each key under each of its ancestors, in one pass
+            self._below = {}
+            for k in self._by_key:
+                for ancestor in lineage(k)[1:]:
+                    self._below.setdefault(ancestor, []).append(k)
+        return self._below.get(key, [])
 
     def paths_below(self, key: str) -> list[str]:
         """Keys of the site's applications and virtual directories strictly below `key`, in

@@ -44,9 +44,11 @@ def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[lis
         actions = []
         shift = 0  # how far the output has moved at this edit, from the edits before it
         checked: dict[Shape, list[str]] = {}
-        for edit in steps:
+        for index, edit in enumerate(steps):
+            if _shares_element(steps, index):
+                raise VerificationFailed("two edits change one element")
             at = edit.start + shift
-            actions.append(_check_meaning(document, steps, edit, output, at, checked=checked))
+            actions.append(_check_meaning(document, edit, output, at, checked=checked))
             shift += edit.delta
         _check_back_end(document, steps, output)
     except VerificationFailed as exc:
@@ -68,9 +70,28 @@ def _check_untouched_bytes(data: bytes, steps: list[Edit], output: bytes) -> Non
         raise VerificationFailed("the output has bytes beyond the edits")
 
 
+def _shares_element(steps: list[Edit], index: int) -> bool:
+    """Whether another edit changes the element that steps[index] changes. The steps are in
+    order and do not overlap, so their ends are in order too: only the edits next to it, while
+    they reach into the element, can touch it."""
+    span = steps[index].anchor_span
+    if span is None:  # a new <location>: it changes no existing element
+        return False
+    before = index - 1
+    while before >= 0 and steps[before].end > span.start:
+        if touches(steps[before], span.start, span.end):
+            return True
+        before -= 1
+    after = index + 1
+    while after < len(steps) and steps[after].start < span.end:
+        if touches(steps[after], span.start, span.end):
+            return True
+        after += 1
+    return False
+
+
 def _check_meaning(
     document: Document,
-    steps: list[Edit],
     edit: Edit,
     output: bytes,
     at: int,
@@ -89,8 +110,6 @@ def _check_meaning(
         after = _parse_fragment(output[at : at + len(edit.text)], document.root)
         _check_same(_expected(None, edit), after, edit)
         return [f'insert <location path={edit.location_path!r}> with <access sslFlags="None" />']
-    if any(other is not edit and touches(other, span.start, span.end) for other in steps):
-        raise VerificationFailed("two edits change one element")
     start = at - (edit.start - span.start)
     after = _parse_fragment(output[start : start + span.end - span.start + edit.delta], anchor)
     before_outline = _outline(anchor, created=False)
@@ -242,7 +261,7 @@ def _check_back_end(document: Document, steps: list[Edit], output: bytes) -> Non
                 raise VerificationFailed(
                     f"an edit touches the Exchange Back End location {location.path!r}"
                 )
-    shift, index = 0, 0  # as moved() computes it, walking the edits once
+    shift, index = 0, 0  # as Moves.offset() computes it, walking the edits once
     for location in locations:
         span = location.span
         while index < len(steps) and steps[index].end <= span.start:

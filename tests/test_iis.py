@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 
 from confedit.document import load
@@ -132,3 +134,19 @@ def test_sites_give_applications_virtual_directories_and_pools():
         == "MSExchangeSyncAppPool"
     )
     assert config.application("Exchange Back End").pool == "DefaultAppPool"  # applicationDefaults
+
+
+_SEGMENTS = st.sampled_from(["a", "A", "b", "ab", "a b", ""])
+_PATHS = st.lists(_SEGMENTS, min_size=0, max_size=4).map(
+    lambda segments: "/".join(["Default Web Site", *segments])
+)
+
+
+@given(st.lists(_PATHS, min_size=1, max_size=12), _PATHS)
+def test_below_lists_what_is_below_segment_wise_in_file_order(paths, asked):
+    site = Site("Default Web Site", (App("/"), App("/a")))
+    raw = render([site], [Loc(path, "Ssl") for path in dict.fromkeys(paths)], LF)
+    config = Config(load(raw, "x"))
+    keys = list(dict.fromkeys(path_key(path) for path in paths))
+    for key in {path_key(asked), path_key(asked).rpartition("/")[0], ""}:
+        assert config.below(key) == [k for k in keys if is_below(k, key)], key

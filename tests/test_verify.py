@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from confedit import engine, offload
-from confedit.edits import Edit
+from confedit.document import ElementSpan
+from confedit.edits import Edit, ordered, touches
 from confedit.errors import VerificationFailed
 from confedit.plan import Request
+from confedit.verify import _shares_element
 from tests.conftest import EXCHANGE
 
 RAW = (EXCHANGE / "e2013-cas-mbx.applicationHost.config").read_bytes()
@@ -70,3 +74,43 @@ def test_semantic_changes_come_from_xmldiff():
     inserted, updated = result.semantic_changes
     assert any("InsertNode" in action and "access" in action for action in inserted)
     assert any("UpdateAttrib" in action and "sslFlags" in action for action in updated)
+
+
+def test_two_edits_in_one_element_are_caught(monkeypatch):
+    real_plan = engine.plan
+
+    def doubled_plan(config, request):
+        the_plan = real_plan(config, request)
+        edit = next(e for e in the_plan.edits if e.anchor_span is not None)
+        inside = edit.anchor_span.start_tag_end  # an insertion inside the same element
+        extra = dataclasses.replace(edit, start=inside, end=inside, text=b"<!-- x -->")
+        return dataclasses.replace(the_plan, edits=(*the_plan.edits, extra))
+
+    monkeypatch.setattr(engine, "plan", doubled_plan)
+    with pytest.raises(VerificationFailed, match="two edits change one element"):
+        offload(RAW, Request(services=("owa", "oab")), name="x")
+
+
+@st.composite
+def ordered_edits(draw: st.DrawFn) -> list[Edit]:
+    """Edits in order, not overlapping, each with some span (not always around it)."""
+    steps, position = [], 0
+    for _ in range(draw(st.integers(1, 8))):
+        start = position + draw(st.integers(0, 5))
+        end = start + draw(st.integers(0, 5))
+        span_start = draw(st.integers(0, end + 10))
+        span_end = span_start + draw(st.integers(0, 20))
+        span = ElementSpan(span_start, span_start, span_end, span_end)
+        steps.append(Edit(start, end, b"x", None, span, (), "p"))
+        position = end
+    return ordered(steps)
+
+
+@given(ordered_edits(), st.data())
+def test_the_neighbour_check_finds_what_checking_every_edit_finds(steps, data):
+    index = data.draw(st.integers(0, len(steps) - 1))
+    span = steps[index].anchor_span
+    every = any(
+        other is not steps[index] and touches(other, span.start, span.end) for other in steps
+    )
+    assert _shares_element(steps, index) == every
