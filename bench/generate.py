@@ -424,6 +424,27 @@ _EXCHANGE_FRONT_END_LOCATIONS = "".join(
 )
 
 
+def paths_below(count: int, out: Path = OUT) -> Path:
+    """The Exchange-only file with `count` more applications below Default Web Site/owa, each
+    with a <location> that sets sslFlags="Ssl": the shape where every path below a target is
+    checked, and with --include-descendants offloaded too (cached like the sizes)."""
+    path = out / f"paths-below-{count}-v{VERSION}.config"
+    if not path.exists():
+        apps = [(f"/owa/app{index}", "") for index in range(count)]
+        site = '            <site name="Default Web Site" id="1">\n'
+        text = _document([], [], [], [])
+        text = text.replace(site, _applications("Default Web Site", 1, "Hosted", apps), 1)
+        locations = "".join(
+            _exchange_location(f"Default Web Site{app}", _access("Ssl")) for app, _ in apps
+        )
+        text = text.replace("</configuration>\n", locations + "</configuration>\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(codecs.BOM_UTF8 + text.replace("\n", "\r\n").encode("utf-8"))
+        partial.replace(path)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Generate (or find cached) files and print their paths and sizes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

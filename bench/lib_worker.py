@@ -39,10 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-runs", type=int, default=200)
     parser.add_argument("--budget", type=float, default=3.0, help="seconds to keep sampling")
     parser.add_argument("--allow-extended-protection", action="store_true")
+    parser.add_argument("--include-descendants", action="store_true")
     args = parser.parse_args(argv)
 
     raw = args.file.read_bytes()
-    request = Request(allow_extended_protection=args.allow_extended_protection)
+    request = Request(
+        allow_extended_protection=args.allow_extended_protection,
+        include_descendants=args.include_descendants,
+    )
     label = args.file.name
 
     def library() -> bytes:

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import batch
 import generate
@@ -91,6 +92,7 @@ QUICK = {
     "batch_runs": 1,
     "loop_files": 50,
     "startup_runs": 5,
+    "paths_below": "1000,4000",
 }
 
 
@@ -109,6 +111,11 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--loop-files", type=int, default=200, help="files for the per-file confedit loop"
+    )
+    parser.add_argument(
+        "--paths-below",
+        default="1000,4000,16000",
+        help="counts of paths below a target, for the scaling table ('' for none)",
     )
     parser.add_argument("--startup-runs", type=int, default=15)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="batch parallelism")
@@ -308,22 +315,12 @@ def bench_input(inp: Input, args: argparse.Namespace, tools: Tools) -> InputResu
 
 def library_rows(result: InputResult, work: Path, args: argparse.Namespace, tools: Tools) -> None:
     """The warm in-process rows, from lib_worker.py in a fresh child."""
-    argv = [
-        tools.python,
-        str(BENCH / "lib_worker.py"),
-        str(result.input.path),
-        f"--min-runs={args.runs}",
-        f"--budget={args.lib_budget}",
-    ]
-    if result.input.allow_extended_protection:
-        argv.append("--allow-extended-protection")
-    report = work / "lib.json"
-    process = run_once(argv, stdout=report)
+    flags = ["--allow-extended-protection"] if result.input.allow_extended_protection else []
+    data = lib_worker(result.input.path, flags, work, args, tools)
     library, parse = Series(), Series()
-    if process.exit_code != 0:
-        library.failure = parse.failure = f"worker exit code {process.exit_code}"
+    if isinstance(data, str):
+        library.failure = parse.failure = data
     else:
-        data = json.loads(report.read_text())
         library.samples = [Sample(s, data["peak_rss_kib"], 0) for s in data["library"]]
         parse.samples = [Sample(s, 0, 0) for s in data["parse"]]
         result.diff_lines[LIBRARY] = data["diff_lines"]
@@ -333,6 +330,89 @@ def library_rows(result: InputResult, work: Path, args: argparse.Namespace, tool
             if data[key]:
                 result.after_switch[name] = statistics.median(data[key])
     result.series[LIBRARY], result.series[PARSE] = library, parse
+
+
+def lib_worker(
+    path: Path, flags: Sequence[str], work: Path, args: argparse.Namespace, tools: Tools
+) -> dict[str, Any] | str:
+    """What lib_worker.py measured on `path`, or why it failed."""
+    argv = [
+        tools.python,
+        str(BENCH / "lib_worker.py"),
+        str(path),
+        f"--min-runs={args.runs}",
+        f"--budget={args.lib_budget}",
+        *flags,
+    ]
+    report = work / "lib.json"
+    process = run_once(argv, stdout=report)
+    if process.exit_code != 0:
+        return f"worker exit code {process.exit_code}"
+    data: dict[str, Any] = json.loads(report.read_text())
+    return data
+
+
+# --- many paths below a target ----------------------------------------------------------------
+
+
+@dataclass
+class ScalingRow:
+    """The library with --include-descendants on a file with `count` paths below owa."""
+
+    count: int
+    size: int
+    library: Series
+    parse: Series
+
+
+def bench_scaling(args: argparse.Namespace, tools: Tools) -> list[ScalingRow]:
+    """Cost per path below a target: each is checked, and with --include-descendants offloaded
+    and verified, so the time should grow with the count and no faster."""
+    rows = []
+    work = WORK / "scaling"
+    work.mkdir(parents=True, exist_ok=True)
+    for count in (int(text) for text in args.paths_below.split(",") if text.strip()):
+        log(f"{count} paths below a target ...")
+        path = generate.paths_below(count)
+        data = lib_worker(path, ["--include-descendants"], work, args, tools)
+        row = ScalingRow(count, path.stat().st_size, Series(), Series())
+        if isinstance(data, str):
+            row.library.failure = row.parse.failure = data
+        else:
+            row.library.samples = [Sample(s, data["peak_rss_kib"], 0) for s in data["library"]]
+            row.parse.samples = [Sample(s, 0, 0) for s in data["parse"]]
+        rows.append(row)
+    return rows
+
+
+def scaling_table(rows: Sequence[ScalingRow]) -> str:
+    header = [
+        "paths below owa",
+        "size",
+        "library, --include-descendants (median)",
+        "per path",
+        "lxml parse (median)",
+        "library / lxml parse",
+    ]
+    cells = []
+    for row in rows:
+        if not row.library.ok:
+            cells.append(
+                [f"{row.count:,}", megabytes(row.size), row.library.failure or "—", "", "", ""]
+            )
+            continue
+        per_path = row.library.seconds / row.count
+        cells.append(
+            [
+                f"{row.count:,}",
+                megabytes(row.size),
+                seconds(row.library.seconds),
+                f"{per_path * 1e6:.0f} µs",
+                seconds(row.parse.seconds),
+                f"{row.library.seconds / row.parse.seconds:.1f}x",
+            ]
+        )
+    return table(header, cells)
 
 
 # --- batch and start-up -----------------------------------------------------------------------
@@ -431,6 +511,10 @@ def seconds(value: float) -> str:
     return f"{value * 1000:.2f} ms"
 
 
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:.2f} MB"
+
+
 def mib(value: float) -> str:
     return f"{value:.0f} MiB" if value >= 10 else f"{value:.1f} MiB"
 
@@ -462,7 +546,7 @@ def series_cells(series: Series, rss: bool = True) -> list[str]:
 def input_table(results: Sequence[InputResult]) -> str:
     rows = []
     for result in results:
-        size = f"{result.input.path.stat().st_size / 1e6:.2f} MB"
+        size = megabytes(result.input.path.stat().st_size)
         names = [*result.series, *(n for n in result.notes if n not in result.series)]
         for name in names:
             runs = result.series.get(name)
@@ -658,6 +742,7 @@ class Report:
     inputs: list[InputResult]
     batch: BatchResult
     startup: dict[str, Series]
+    scaling: list[ScalingRow]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -687,6 +772,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_result = bench_batch(args, tools, sources)
     elif args.batch:
         batch_result.notes["batch"] = "skipped: the batch is made of corpus files, none found"
+    scaling = bench_scaling(args, tools)
     log("start-up ...")
     startup = bench_startup(args, tools)
     report = Report(
@@ -698,6 +784,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results,
         batch_result,
         startup,
+        scaling,
     )
     print_report(report)
     if args.json:
@@ -726,6 +813,9 @@ def print_report(report: Report) -> None:
     if report.batch.series or report.batch.notes:
         print(f"\n### Batch (N = {report.batch.jobs} jobs)\n")
         print(batch_table(report.batch))
+    if report.scaling:
+        print("\n### Many paths below a target\n")
+        print(scaling_table(report.scaling))
     print("\n### Start-up\n")
     print(startup_table(report.startup))
     print("\n### Targets\n")
@@ -756,6 +846,14 @@ def report_json(report: Report) -> dict[str, object]:
             "notes": report.batch.notes,
         },
         "startup": series_json(report.startup),
+        "paths_below": [
+            {
+                "count": row.count,
+                "bytes": row.size,
+                "series": series_json({LIBRARY: row.library, PARSE: row.parse}),
+            }
+            for row in report.scaling
+        ],
     }
 
 

@@ -72,9 +72,13 @@ def _flag_bits(text: str) -> int:
 # --- paths -----------------------------------------------------------------------------------
 
 
-# Planning asks for the keys and ancestors of the same few dozen paths many times: both are
-# pure functions of a short string, so they are remembered.
-@functools.lru_cache(maxsize=4096)
+# Planning asks for the keys and ancestors of the same paths many times: both are pure
+# functions of a short string, so they are remembered. A real export has a few dozen paths; the
+# bound lets a file with thousands of paths below a target fit too (a few MiB at most).
+_PATHS_REMEMBERED: Final = 1 << 15
+
+
+@functools.lru_cache(maxsize=_PATHS_REMEMBERED)
 def path_key(path: str) -> str:
     """The comparison key of a location path: case-insensitive, one trailing slash ignored."""
     if path.endswith("/"):
@@ -89,7 +93,7 @@ def parent_key(key: str) -> str | None:
     return key.rpartition("/")[0]
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=_PATHS_REMEMBERED)
 def lineage(key: str) -> tuple[str, ...]:
     """The key itself, then each ancestor, ending with '' (the server level)."""
     levels: list[str] = []
