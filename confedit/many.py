@@ -201,7 +201,8 @@ def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
             if other is not item:
                 raise click.UsageError(
                     f"{other.path} and {item.path} would both be named {item.label!r} in the "
-                    "diff or the output folder; run confedit from a folder that contains both"
+                    "diff or the output folder; run confedit from a folder that contains both, "
+                    "or name the folder that holds them instead of the files"
                 )
     if opts.output_dir is not None:
         for item in inputs:
