@@ -317,12 +317,8 @@ def library_rows(result: InputResult, work: Path, args: argparse.Namespace, tool
     """The warm in-process rows, from lib_worker.py in a fresh child."""
     flags = ["--allow-extended-protection"] if result.input.allow_extended_protection else []
     data = lib_worker(result.input.path, flags, work, args, tools)
-    library, parse = Series(), Series()
-    if isinstance(data, str):
-        library.failure = parse.failure = data
-    else:
-        library.samples = [Sample(s, data["peak_rss_kib"], 0) for s in data["library"]]
-        parse.samples = [Sample(s, 0, 0) for s in data["parse"]]
+    library, parse = worker_series(data)
+    if not isinstance(data, str):
         result.diff_lines[LIBRARY] = data["diff_lines"]
         result.notes[LIBRARY] = "RSS: the worker's peak after a first call"
         result.notes[PARSE] = "etree.fromstring(raw)"
@@ -352,6 +348,17 @@ def lib_worker(
     return data
 
 
+def worker_series(data: dict[str, Any] | str) -> tuple[Series, Series]:
+    """The library's and the parse's series from what lib_worker() returned."""
+    library, parse = Series(), Series()
+    if isinstance(data, str):
+        library.failure = parse.failure = data
+    else:
+        library.samples = [Sample(s, data["peak_rss_kib"], 0) for s in data["library"]]
+        parse.samples = [Sample(s, 0, 0) for s in data["parse"]]
+    return library, parse
+
+
 # --- many paths below a target ----------------------------------------------------------------
 
 
@@ -375,13 +382,7 @@ def bench_scaling(args: argparse.Namespace, tools: Tools) -> list[ScalingRow]:
         log(f"{count} paths below a target ...")
         path = generate.paths_below(count)
         data = lib_worker(path, ["--include-descendants"], work, args, tools)
-        row = ScalingRow(count, path.stat().st_size, Series(), Series())
-        if isinstance(data, str):
-            row.library.failure = row.parse.failure = data
-        else:
-            row.library.samples = [Sample(s, data["peak_rss_kib"], 0) for s in data["library"]]
-            row.parse.samples = [Sample(s, 0, 0) for s in data["parse"]]
-        rows.append(row)
+        rows.append(ScalingRow(count, path.stat().st_size, *worker_series(data)))
     return rows
 
 
