@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from confedit import exchange
 from confedit.document import Location
@@ -229,17 +229,29 @@ def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
     return list(still.values()) if draft.request.include_descendants else []
 
 
+# A warning names at most this many paths: a hosting site can have thousands below a target,
+# and a preview with --include-descendants lists every one of them as a target.
+NAMED_DESCENDANTS: Final = 10
+
+
 def _warn_descendants(draft: _Draft, target: Target, below: list[str]) -> None:
-    if below:
-        draft.findings.append(
-            Finding(
-                "descendants-require-ssl",
-                f"below {target.path}, these paths will still require SSL after the change: "
-                f"{', '.join(below)}; offload them too with --include-descendants, or keep "
-                "them on SSL bridging",
-                target.path,
-            )
+    if not below:
+        return
+    named = ", ".join(below[:NAMED_DESCENDANTS])
+    if len(below) > NAMED_DESCENDANTS:
+        named += (
+            f" and {len(below) - NAMED_DESCENDANTS:,} more (a preview with "
+            "--include-descendants lists them all)"
         )
+    draft.findings.append(
+        Finding(
+            "descendants-require-ssl",
+            f"below {target.path}, these paths will still require SSL after the change: "
+            f"{named}; offload them too with --include-descendants, or keep them on SSL "
+            "bridging",
+            target.path,
+        )
+    )
 
 
 def _requires_ssl_after(config: Config, key: str, target_keys: set[str]) -> bool:

@@ -507,3 +507,24 @@ def test_new_elements_take_the_file_indentation_when_no_location_shows_it(indent
     ).encode() in out
     raw = render(SITES, [Loc("Default Web Site/owa", shape="self-closed")], style)
     assert f"\n{indent * 2}<system.webServer>\n".encode() in owa_only(raw).output
+
+
+def test_a_warning_names_ten_paths_and_counts_the_rest():
+    children = tuple(App(f"/owa/app{index:02d}") for index in range(12))
+    sites = [Site(SITES[0].name, (*SITES[0].applications, *children)), *SITES[1:]]
+    raw = config(
+        *(Loc(f"Default Web Site{app.path}", "Ssl") for app in children),
+        Loc("Default Web Site/owa", "Ssl"),
+        sites=sites,
+    )
+    (warning,) = [f for f in owa_only(raw).findings if f.code == "descendants-require-ssl"]
+    named = ", ".join(f"Default Web Site/owa/app{index:02d}" for index in range(10))
+    assert warning.message == (
+        f"below Default Web Site/owa, these paths will still require SSL after the change: "
+        f"{named} and 2 more (a preview with --include-descendants lists them all); offload "
+        "them too with --include-descendants, or keep them on SSL bridging"
+    )
+    listed = owa_only(raw, include_descendants=True).outcomes
+    assert [o.target.path for o in listed if o.target.service == "descendant"] == [
+        f"Default Web Site/owa/app{index:02d}" for index in range(12)
+    ]
