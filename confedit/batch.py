@@ -133,18 +133,23 @@ def run_all(
     jobs: int,
     crashed: Callable[[T, BaseException], R],
     progress: str | None = None,
+    on_result: Callable[[R], object] | None = None,
 ) -> list[R]:
     """`work` over `items`, in up to `jobs` processes; results in the order of `items`.
 
     `work` must be picklable (a module-level function or a partial of one) and should return
     its errors as results; `crashed` turns a worker that died (e.g. killed for memory) into one.
-    With `progress` (a label), a bar on stderr advances as files finish.
+    With `progress` (a label), a bar on stderr advances as files finish. `on_result` gets each
+    result in the order of `items` as soon as it and all those before it are done, so that a
+    long run reports as it goes.
     """
+    report = on_result or (lambda _result: None)
     if jobs <= 1 or len(items) <= 1:
         with _bar(len(items), progress) as advance:
             results = []
             for item in items:
                 results.append(_call(work, item, crashed))
+                report(results[-1])
                 advance(1)
             return results
     # lxml trees cannot cross processes: workers get paths and return plain data. Files go in
@@ -153,13 +158,20 @@ def run_all(
     try:
         size = max(1, min(CHUNK, len(items) // (jobs * 4)))
         chunks = [items[start : start + size] for start in range(0, len(items), size)]
-        futures = {pool.submit(_call_each, work, chunk, crashed): chunk for chunk in chunks}
+        futures = {
+            pool.submit(_call_each, work, chunk, crashed): i for i, chunk in enumerate(chunks)
+        }
+        finished: dict[int, list[R]] = {}  # chunks done before some chunk ahead of them
+        in_order: list[R] = []
         with _bar(len(items), progress) as advance:
             for future in as_completed(futures):
-                advance(len(futures[future]))
-        in_order: list[R] = []
-        for future, chunk in futures.items():
-            in_order += _results(future, chunk, crashed)
+                index = futures[future]
+                finished[index] = _results(future, chunks[index], crashed)
+                advance(len(chunks[index]))
+                while (next_chunk := len(in_order) // size) in finished:
+                    for result in finished.pop(next_chunk):
+                        in_order.append(result)
+                        report(result)
         return in_order
     finally:
         # On Ctrl-C, files not started yet are dropped instead of waited for.

@@ -170,12 +170,16 @@ def run_offload_many(opts: OffloadOptions) -> int:
         debug=opts.debug,
     )
     progress = "offloading" if show_progress(len(inputs), opts.quiet) else None
+    color = style.enabled(opts.color, sys.stderr)
+    # Without a progress bar (not a terminal, e.g. a pipeline's log), each file's lines print as
+    # soon as it and the files before it are done; with one, after the bar.
     reports = run_all(
         partial(offload_file, settings),
         inputs,
         jobs=opts.jobs or default_jobs(),
         crashed=partial(_crashed, settings),
         progress=progress,
+        on_result=None if progress else partial(_print_file_report, opts, color),
     )
     code = most_severe(r.exit_code for r in reports)
     diff = b"".join(r.diff for r in reports)
@@ -187,7 +191,10 @@ def run_offload_many(opts: OffloadOptions) -> int:
     if opts.fmt == "json":
         files = [r.document for r in reports if r.document is not None]
         _print_json(report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code))
-    _print_offload_reports(opts, reports, counts)
+    if progress:
+        for file in reports:
+            _print_file_report(opts, color, file)
+    _print_offload_summary(opts, counts, color)
     return code
 
 
@@ -222,18 +229,18 @@ def _shows_diff(opts: OffloadOptions) -> bool:
     return bool(opts.diff_to) or _previews(opts)
 
 
-def _print_offload_reports(
-    opts: OffloadOptions, reports: list[FileReport], counts: dict[str, int]
-) -> None:
-    color = style.enabled(opts.color, sys.stderr)
-    for file in reports:
-        if opts.quiet and not file.failed:
-            continue
-        role = "bad" if file.failed else ("warn" if file.status == "work-found" else None)
-        _echo_err(style.paint(file.headline, role, color), color)
-        if not opts.quiet:
-            for note in file.notes:
-                _echo_err("  " + _paint_note(note, color), color)
+def _print_file_report(opts: OffloadOptions, color: bool, file: FileReport) -> None:
+    """A file's line on stderr (its summary, or its error) and its warnings below it."""
+    if opts.quiet and not file.failed:
+        return
+    role = "bad" if file.failed else ("warn" if file.status == "work-found" else None)
+    _echo_err(style.paint(file.headline, role, color), color)
+    if not opts.quiet:
+        for note in file.notes:
+            _echo_err("  " + _paint_note(note, color), color)
+
+
+def _print_offload_summary(opts: OffloadOptions, counts: dict[str, int], color: bool) -> None:
     if not opts.quiet:
         writes = opts.in_place or opts.output_dir is not None
         names = {} if writes else {"changed": "need work" if opts.check else "to change"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import partial
 from pathlib import Path
 
@@ -126,6 +127,32 @@ def test_a_worker_that_dies_becomes_a_result_not_a_crash():
     results = run_all(partial(square_or_fail, 0), [2, 99], jobs=2, crashed=failed)
     assert results[1] == -2000
     assert results[0] in (4, -2000)  # a dead worker breaks the pool for the files still queued
+
+
+def wait_for(folder: Path, item: int) -> str:
+    """Item 0 is done at once; the others wait until the parent has reported the one before."""
+    if item == 0:
+        return "done"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if (folder / str(item - 1)).exists():
+            return "saw the report of the one before"
+        time.sleep(0.01)
+    return "timed out"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_results_are_reported_in_order_while_later_files_still_run(tmp_path, jobs):
+    reported: list[str] = []
+
+    def report(result: str) -> None:
+        (tmp_path / str(len(reported))).touch()
+        reported.append(result)
+
+    items = [0, 1, 2]
+    work = partial(wait_for, tmp_path)
+    results = run_all(work, items, jobs=jobs, crashed=failed, on_result=report)
+    assert results == reported == ["done", *["saw the report of the one before"] * 2]
 
 
 def test_work_really_runs_in_other_processes_with_jobs():
