@@ -308,18 +308,23 @@ def run_audit_many(opts: AuditOptions) -> int:
     inputs = find_inputs(opts.configs)
     settings = AuditSettings(opts.site, opts.max_size, opts.debug)
     progress = "auditing" if show_progress(len(inputs), opts.quiet) else None
+    color_out = style.enabled(opts.color, sys.stdout)
+    color_err = style.enabled(opts.color, sys.stderr)
+    tables = not opts.fleet and opts.fmt != "json"
+    show = _AuditShown(opts.offloaded, tables, color_out, color_err)
+    # As for offload: without a progress bar, each file shows as soon as it and those before it
+    # are done.
     files = run_all(
         partial(audit_file, settings),
         inputs,
         jobs=opts.jobs or default_jobs(),
         crashed=partial(_audit_crashed, settings),
         progress=progress,
+        on_result=None if progress else show,
     )
-    color_out = style.enabled(opts.color, sys.stdout)
-    color_err = style.enabled(opts.color, sys.stderr)
-    for file in files:
-        if file.report is None:
-            _echo_err(style.paint(file.error, "bad", color_err), color_err)
+    if progress:
+        for file in files:
+            show(file)
     if opts.fleet:
         return _fleet(opts, files, color_out)
 
@@ -333,16 +338,31 @@ def run_audit_many(opts: AuditOptions) -> int:
             for file in files
         ]
         _print_json(report.batch_json(report.AUDIT_BATCH_SCHEMA_ID, documents, counts, code))
-    else:
-        tables = [
-            render_table(file.report, offloaded_only=opts.offloaded, color=color_out)
-            for file in files
-            if file.report
-        ]
-        click.echo("\n\n".join(tables), color=color_out)
     if not opts.quiet:
         _echo_err(_paint_summary(report.summary_text(counts), counts, color_err), color_err)
     return code
+
+
+@dataclass
+class _AuditShown:
+    """Shows an audited file: its error on stderr, or (in text mode) its table on stdout, the
+    tables separated by a blank line."""
+
+    offloaded_only: bool
+    tables: bool
+    color_out: bool
+    color_err: bool
+    shown_tables: int = 0
+
+    def __call__(self, file: AuditedFile) -> None:
+        if file.report is None:
+            _echo_err(style.paint(file.error, "bad", self.color_err), self.color_err)
+        elif self.tables:
+            table = render_table(
+                file.report, offloaded_only=self.offloaded_only, color=self.color_out
+            )
+            click.echo(("\n" if self.shown_tables else "") + table, color=self.color_out)
+            self.shown_tables += 1
 
 
 def _audit_code(file: AuditedFile, offloaded: bool) -> int:
