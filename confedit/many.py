@@ -171,15 +171,14 @@ def run_offload_many(opts: OffloadOptions) -> int:
     )
     progress = "offloading" if show_progress(len(inputs), opts.quiet) else None
     color = style.enabled(opts.color, sys.stderr)
-    # Without a progress bar (not a terminal, e.g. a pipeline's log), each file's lines print as
-    # soon as it and the files before it are done; with one, after the bar.
+    streams = _streams()
     reports = run_all(
         partial(offload_file, settings),
         inputs,
         jobs=opts.jobs or default_jobs(),
         crashed=partial(_crashed, settings),
         progress=progress,
-        on_result=None if progress else partial(_print_file_report, opts, color),
+        on_result=partial(_print_file_report, opts, color) if streams else None,
     )
     code = most_severe(r.exit_code for r in reports)
     diff = b"".join(r.diff for r in reports)
@@ -191,7 +190,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
     if opts.fmt == "json":
         files = [r.document for r in reports if r.document is not None]
         _print_json(report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code))
-    if progress:
+    if not streams:
         for file in reports:
             _print_file_report(opts, color, file)
     _print_offload_summary(opts, counts, color)
@@ -312,17 +311,16 @@ def run_audit_many(opts: AuditOptions) -> int:
     color_err = style.enabled(opts.color, sys.stderr)
     tables = not opts.fleet and opts.fmt != "json"
     show = _AuditShown(opts.offloaded, tables, color_out, color_err)
-    # As for offload: without a progress bar, each file shows as soon as it and those before it
-    # are done.
+    streams = _streams()
     files = run_all(
         partial(audit_file, settings),
         inputs,
         jobs=opts.jobs or default_jobs(),
         crashed=partial(_audit_crashed, settings),
         progress=progress,
-        on_result=None if progress else show,
+        on_result=show if streams else None,
     )
-    if progress:
+    if not streams:
         for file in files:
             show(file)
     if opts.fleet:
@@ -397,6 +395,13 @@ def _fleet(opts: AuditOptions, files: list[AuditedFile], color: bool) -> int:
 
 
 # --- output ------------------------------------------------------------------------------------
+
+
+def _streams() -> bool:
+    """Whether each file is shown as soon as it and the files before it are done: off a
+    terminal (a pipeline's log, say), where a long run would otherwise be silent to the end.
+    On a terminal the files are shown together at the end, after the progress bar if any."""
+    return not sys.stderr.isatty()
 
 
 def _echo_err(text: str, color: bool) -> None:

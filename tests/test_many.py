@@ -341,6 +341,7 @@ def test_a_progress_bar_on_a_terminal_only(confedit_exe, many_servers):
     assert code == 1
     assert b"offloading" in shown and b"100%" in shown
     assert b"7 files: 7 need work" in shown
+    assert shown.rpartition(b"100%")[2].count(b"servers/cas") == 7  # every file after the bar
     code, shown, _ = run_in_pty(
         [confedit_exe, "offload", "--check", "-q", "servers"], tty="stderr", cwd=many_servers
     )
