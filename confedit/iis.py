@@ -60,7 +60,7 @@ def _flag_bits(text: str) -> int:
     for token in tokens:
         if token.lower() == "none" and len(tokens) == 1:
             continue
-        if token.isdigit() and int(token) & ~_ALL_BITS == 0:
+        if token.isascii() and token.isdigit() and int(token) & ~_ALL_BITS == 0:
             bits |= int(token)
         elif token.lower() in _FLAG_BY_LOWER:
             bits |= _FLAG_BY_LOWER[token.lower()]
@@ -365,7 +365,7 @@ class Config:
         """Whether what `location` sets applies at `key`: inheritInChildApplications="false"
         stops it at the boundary of a child application (per <sites>), not at folders or
         directories."""
-        if location.element.get("inheritInChildApplications") != "false":
+        if location.element.get("inheritInChildApplications", "").lower() != "false":
             return True
         level = path_key(location.path)
         if level == key:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
+
+from lxml import etree
 
 from confedit import exchange
 from confedit.document import Location
@@ -413,26 +415,60 @@ def _advise(draft: _Draft, outcome: Outcome) -> None:
         draft.findings.append(
             Finding(
                 "delegated",
-                f'the access section is unlocked for {target.path} by overrideMode="Allow" at '
-                f"{delegated}: a web.config below it could override sslFlags, which an offline "
-                "tool cannot see; check the web.config files on the server",
+                f"the access section is unlocked for {target.path} by {delegated}: a web.config "
+                "below it could override sslFlags, which an offline tool cannot see; check the "
+                "web.config files on the server",
                 target.path,
             )
         )
 
 
 def _delegated_at(config: Config, key: str) -> str | None:
-    """Where overrideMode="Allow" unlocks the access section for `key`, if anywhere."""
+    """What unlocks the access section for `key`, if anything: overrideMode="Allow" (or the
+    older allowOverride="true") on a location that holds it, else its registration in
+    <configSections> with overrideModeDefault="Allow"."""
     for level in lineage(key):
         with_access = {d.location for d in config.elements_at(level, SSL_FLAGS)}
         for location in config.locations_at(level):
-            mode = location.element.get("overrideMode", "").lower()
-            holds_access = level == key or location in with_access
-            if mode == "deny" and holds_access:
+            mode = _override_mode(location.element)
+            if mode is None or not (level == key or location in with_access):
+                continue
+            if mode.mode == "deny":
                 return None
-            if mode == "allow" and holds_access:
-                line = config.document.line_at(location.span.start)
-                return f"{location.path or 'the server level'} (line {line})"
+            line = config.document.line_at(location.span.start)
+            return f"{mode.spelling} at {location.path or 'the server level'} (line {line})"
+    registration = config.document.root.find(ACCESS_REGISTRATION)
+    if registration is None:
+        return None
+    default = registration.get("overrideModeDefault", "")
+    if default.lower() != "allow":
+        return None
+    line = config.document.line_of(registration)
+    return f'its registration in <configSections>, overrideModeDefault="{default}" (line {line})'
+
+
+class _Override(NamedTuple):
+    mode: str  # "allow" or "deny"
+    spelling: str  # the attribute as the file writes it
+
+
+# overrideMode="Inherit" decides nothing; allowOverride is the older form of the same switch.
+_OVERRIDE_ATTRIBUTES: Final = (
+    ("overrideMode", {"allow": "allow", "deny": "deny"}),
+    ("allowOverride", {"true": "allow", "false": "deny"}),
+)
+ACCESS_REGISTRATION: Final = (
+    "configSections/sectionGroup[@name='system.webServer']"
+    "/sectionGroup[@name='security']/section[@name='access']"
+)
+
+
+def _override_mode(location: etree._Element) -> _Override | None:
+    for attribute, modes in _OVERRIDE_ATTRIBUTES:
+        value = location.get(attribute)
+        mode = modes.get(value.lower()) if value is not None else None
+        if mode is not None:
+            return _Override(mode, f'{attribute}="{value}"')
     return None
 
 

@@ -9,7 +9,9 @@ the file size:
    element with the intended change applied, and xmldiff finds exactly that change and nothing
    else. A well-formed element replaced by a well-formed element (or a new <location> inserted
    between two top-level elements) keeps the document well-formed, so the whole output re-parses;
-3. the Exchange Back End: no edit touches any of its <location> elements, and their bytes are
+3. one definition per path: an edit that creates <access> does so where no <location> of that
+   path has one (IIS refuses a section defined twice for one path);
+4. the Exchange Back End: no edit touches any of its <location> elements, and their bytes are
    identical.
 
 A failure is a bug in confedit: VerificationFailed, nothing is written.
@@ -31,6 +33,7 @@ from confedit.exchange import BACK_END_SITE
 from confedit.iis import path_key
 from confedit.spans import site_of_path
 
+ACCESS_XPATH: Final = "system.webServer/security/access"  # below a <location>
 # An outline pair as it is checked: before, after (serialised) and the elements the edit creates.
 Shape = tuple[bytes, bytes, tuple[str, ...]]
 
@@ -50,6 +53,7 @@ def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[lis
             at = edit.start + shift
             actions.append(_check_meaning(document, edit, output, at, checked=checked))
             shift += edit.delta
+        _check_access_defined_once(document, steps)
         _check_back_end(document, steps, output)
     except VerificationFailed as exc:
         exc.source = name
@@ -245,6 +249,24 @@ def _normalised(element: etree._Element) -> etree._Element:
         if node is not clone and not (node.tail or "").strip():
             node.tail = None
     return clone
+
+
+def _check_access_defined_once(document: Document, steps: list[Edit]) -> None:
+    """An edit that creates <access> does so at a path whose <location> elements have none: a
+    second definition of the section for one path is a file IIS refuses to load."""
+    creating = [edit for edit in steps if edit.creates]
+    if not creating:
+        return
+    defined = {
+        path_key(location.path)
+        for location in document.locations()
+        if location.element.find(ACCESS_XPATH) is not None
+    }
+    for edit in creating:
+        if path_key(edit.location_path) in defined:
+            raise VerificationFailed(
+                f"an edit adds a second <access> for {edit.location_path!r}, which has one"
+            )
 
 
 def _check_back_end(document: Document, steps: list[Edit], output: bytes) -> None:

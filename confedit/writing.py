@@ -15,6 +15,7 @@ from confedit.iis import NONE, SslFlags
 
 Action = Literal["rewritten", "inserted", "created", "unchanged"]
 ACCESS: Final = b'<access sslFlags="None" />'
+ACCESS_CHAIN: Final = ("system.webServer", "security", "access")  # below a <location>
 
 
 _SSL_FLAGS_ATTR: Final = re.compile(rb"""\ssslFlags\s*=\s*(?:"([^"]*)"|'([^']*)')""")
@@ -33,15 +34,10 @@ class EditWriter:
         """Plan sslFlags="None" at `path`; return the action and the input offset it concerns."""
         if location is None:
             return self._new_location(path)
-        chain = ["system.webServer", "security", "access"]
-        element = location.element
-        while chain and (child := next(element.iterchildren(chain[0]), None)) is not None:
-            element = child
-            chain.pop(0)
+        element, creates = _deepest_existing(location.element)
         spans = self.document.spans_through(location, element)
-        if not chain:
+        if not creates:
             return self._set_attribute(element, spans[element], location.path)
-        creates = tuple(chain)
         self._append_child(element, spans, creates, location.path)
         return ("inserted" if creates == ("access",) else "created"), self.edits[-1].start
 
@@ -105,7 +101,7 @@ class EditWriter:
 
     def _new_location(self, path: str) -> tuple[Action, int]:
         doc, data = self.document, self.document.data
-        creates = ("location", "system.webServer", "security", "access")
+        creates = ("location", *ACCESS_CHAIN)
         close = _root_end_tag(data)
         last_location = doc.last_location()
         if last_location:
@@ -122,6 +118,18 @@ class EditWriter:
             text += newline
         self.edits.append(Edit(insert_at, insert_at, text, None, None, creates, path))
         return "created", insert_at
+
+
+def _deepest_existing(location: etree._Element) -> tuple[etree._Element, tuple[str, ...]]:
+    """The deepest element of system.webServer/security/access that `location` has, and the
+    names still to create below it. A location may hold <system.webServer> or <security> more
+    than once: its <access> is found in any of them (a second one would define the section
+    twice), else the first <security>, else the first <system.webServer>."""
+    for depth in range(len(ACCESS_CHAIN), 0, -1):
+        found = location.find("/".join(ACCESS_CHAIN[:depth]))
+        if found is not None:
+            return found, ACCESS_CHAIN[depth:]
+    return location, ACCESS_CHAIN
 
 
 def _root_end_tag(data: bytes) -> int:

@@ -61,7 +61,7 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
     "inheritance": [
         (
             "confedit/iis.py",
-            '        if location.element.get("inheritInChildApplications") != "false":\n',
+            '        if location.element.get("inheritInChildApplications", "").lower() != "false":\n',
             "        if True:\n",
         ),
     ],

@@ -82,7 +82,7 @@ def containers(root: etree._Element, level: str) -> list[tuple[etree._Element, b
         found += [(element, False) for element in root.findall("system.webServer")]
     for location in root.findall("location"):
         if key(location.get("path", "")) == level:
-            stops = location.get("inheritInChildApplications") == "false"
+            stops = (location.get("inheritInChildApplications") or "").lower() == "false"
             found += [(element, stops) for element in location.findall("system.webServer")]
     return found
 

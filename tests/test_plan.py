@@ -115,6 +115,29 @@ def test_comment_inside_security_stays_and_access_goes_last():
     assert b"<!-- kept <location path='x'> -->\n                <access sslFlags=\"None\" />" in out
 
 
+REPEATED_GROUPS = {  # the owa location's first block, before the one that holds <access>
+    "system.webServer": b"<system.webServer>\n            <defaultDocument />\n"
+    b"        </system.webServer>\n        ",
+    "security": b"<system.webServer>\n            <security>\n                <authentication />\n"
+    b"            </security>\n            ",
+}
+
+
+@pytest.mark.parametrize("group", sorted(REPEATED_GROUPS))
+def test_access_is_rewritten_in_whichever_repeated_block_holds_it(group):
+    raw = config(Loc("Default Web Site/owa", "Ssl"))
+    start = b'<location path="Default Web Site/owa">\n        '
+    first = REPEATED_GROUPS[group]
+    if group == "security":  # two <security> in one <system.webServer>
+        raw = raw.replace(start + b"<system.webServer>\n            ", start + first)
+    else:
+        raw = raw.replace(start, start + first)
+    result = owa_only(raw)
+    assert result.outcomes[0].action == "rewritten"
+    head, _, tail = raw.rpartition(b'<access sslFlags="Ssl" />')  # not the header's comment
+    assert result.output == head + b'<access sslFlags="None" />' + tail
+
+
 def test_access_without_the_attribute_gets_it_added():
     raw = config(Loc("Default Web Site/owa", access_attributes=(("lockItem", "false"),)))
     out = owa_only(raw).output
@@ -338,6 +361,15 @@ def test_a_child_application_past_inherit_in_child_applications_false_keeps_ssl(
     assert not [f for f in owa_only(flows).findings if f.code == "descendants-require-ssl"]
 
 
+@pytest.mark.parametrize("value", ["False", "FALSE"])
+def test_inherit_in_child_applications_is_read_in_any_case(value):
+    """IIS reads configuration booleans in any case, as confedit reads lockItem."""
+    stops = (("inheritInChildApplications", value),)
+    raw = config(Loc("Default Web Site/owa", "Ssl", attributes=stops))
+    (warning,) = [f for f in owa_only(raw).findings if f.code == "descendants-require-ssl"]
+    assert "Default Web Site/owa/Integrated" in warning.message
+
+
 def test_a_child_application_without_a_location_past_the_boundary_keeps_ssl():
     """The same boundary, where owa/Integrated has no <location> at all: it goes on inheriting
     Ssl from the site. The warning names it, and --include-descendants gives it a location of
@@ -445,6 +477,53 @@ def test_override_mode_allow_warns_about_web_config():
     assert [f.code for f in result.findings] == ["delegated"]
 
 
+@pytest.mark.parametrize(
+    ("attributes", "unlocked_by"),
+    [
+        ((("allowOverride", "true"),), 'allowOverride="true" at Default Web Site/owa'),
+        ((("allowOverride", "false"),), None),
+        ((("overrideMode", "Inherit"),), None),
+    ],
+)
+def test_the_older_allow_override_unlocks_and_locks_like_override_mode(attributes, unlocked_by):
+    raw = config(Loc("Default Web Site/owa", "Ssl", attributes=attributes))
+    messages = [f.message for f in owa_only(raw).findings if f.code == "delegated"]
+    if unlocked_by is None:
+        assert messages == []
+    else:
+        assert len(messages) == 1
+        assert unlocked_by in messages[0]
+
+
+def registered(raw: bytes, override_mode_default: str) -> bytes:
+    """`raw` with the access section registered in <configSections>, as IIS does."""
+    sections = (
+        b'<configuration>\n    <configSections>\n        <sectionGroup name="system.webServer">\n'
+        b'            <sectionGroup name="security">\n                <section name="access" '
+        b'overrideModeDefault="' + override_mode_default.encode() + b'" />\n'
+        b"            </sectionGroup>\n        </sectionGroup>\n    </configSections>"
+    )
+    return raw.replace(b"<configuration>", sections, 1)
+
+
+@pytest.mark.parametrize(("default", "warned"), [("Allow", True), ("allow", True), ("Deny", False)])
+def test_the_section_registered_with_override_mode_default_allow_warns(default, warned):
+    result = owa_only(registered(config(Loc("Default Web Site/owa", "Ssl")), default))
+    messages = [f.message for f in result.findings if f.code == "delegated"]
+    assert len(messages) == warned
+    if warned:
+        assert (
+            f'its registration in <configSections>, overrideModeDefault="{default}"' in messages[0]
+        )
+
+
+def test_override_mode_deny_on_the_way_up_keeps_a_registration_allow_locked():
+    site = Loc("Default Web Site", "Ssl, Ssl128", attributes=(("overrideMode", "Deny"),))
+    raw = render(SITES, [site, *BACK, Loc("Default Web Site/owa", "Ssl")], LF)
+    result = owa_only(registered(raw, "Allow"))
+    assert [f.code for f in result.findings if f.code == "delegated"] == []
+
+
 # --- configurations IIS would not load ---------------------------------------------------------
 
 
@@ -461,7 +540,11 @@ def test_two_locations_for_one_path_with_different_sections_are_fine():
     assert owa_only(raw).outcomes[0].action == "rewritten"
 
 
-@pytest.mark.parametrize("value", ["Ssl, Bogus", "None, Ssl", "", "512", "Ssl;Ssl128"])
+@pytest.mark.parametrize(
+    "value",
+    # Unicode digits (Arabic-Indic eight, full-width eight, superscript two) are no numbers to IIS.
+    ["Ssl, Bogus", "None, Ssl", "", "512", "Ssl;Ssl128", "\u0668", "\uff18", "\u00b2"],
+)
 def test_invalid_ssl_flags_are_refused_with_the_iis_wording(value):
     raw = config(Loc("Default Web Site/ecp", value))
     with pytest.raises(InvalidInput) as info:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from confedit import engine, offload
+from confedit import engine, offload, writing
 from confedit.document import ElementSpan
 from confedit.edits import Edit, ordered, touches
 from confedit.errors import VerificationFailed
@@ -114,3 +114,19 @@ def test_the_neighbour_check_finds_what_checking_every_edit_finds(steps, data):
         other is not steps[index] and touches(other, span.start, span.end) for other in steps
     )
     assert _shares_element(steps, index) == every
+
+
+def test_a_second_access_for_one_path_is_caught(monkeypatch):
+    """A writer that inserts <access> into the first <security> of a location whose <access>
+    sits in another one would define the section twice: IIS would not load the output."""
+
+    def first_security(location):
+        return location.find("system.webServer/security"), ("access",)
+
+    monkeypatch.setattr(writing, "_deepest_existing", first_security)
+    start = b'<location path="Default Web Site/OAB">'
+    second = b"<system.webServer><security><authentication /></security></system.webServer>"
+    raw = RAW.replace(start, start + second)
+    assert raw != RAW
+    with pytest.raises(VerificationFailed, match="second <access>"):
+        offload(raw, Request(services=("oab",)), name="x")
