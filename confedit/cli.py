@@ -119,7 +119,12 @@ _JOBS = click.option(
     help="Work on N files at once (default: the number of CPUs).",
 )
 _CONFIGS = click.argument(
-    "configs", metavar="CONFIG...", nargs=-1, required=True, type=click.Path(path_type=Path)
+    "configs",
+    metavar="CONFIG...",
+    nargs=-1,
+    required=True,
+    # readable=False: an unreadable file is that file's error (exit 4), not a usage error
+    type=click.Path(path_type=Path, readable=False),
 )
 _MAX_SIZE = click.option(
     "--max-size",

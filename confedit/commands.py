@@ -6,8 +6,10 @@ Kept apart from cli.py so that click stays a thin layer and `confedit --help` lo
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,16 @@ from confedit import report, style
 from confedit.baseline import check_back_end_since
 from confedit.diffing import diff_label
 from confedit.engine import Result, offload
-from confedit.errors import ExitCode
-from confedit.files import Snapshot, check_unchanged, read_input, same_file, write_file
+from confedit.errors import ExitCode, WriteFailed
+from confedit.files import (
+    Outputs,
+    Snapshot,
+    check_same_stat,
+    check_unchanged,
+    read_input,
+    same_file,
+    write_file,
+)
 from confedit.plan import Request
 from confedit.runbook import render_runbook
 
@@ -85,6 +95,13 @@ class OffloadOptions:
             raise click.UsageError(
                 "-o names the input file itself; use --in-place (with --backup) to rewrite it"
             )
+        if not self.many:
+            check_destinations(self.destinations(), [self.config])
+
+    def destinations(self) -> list[tuple[str, Path]]:
+        """The files named by -o, --diff and --runbook (not stdout), by option."""
+        named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
+        return [(option, Path(value)) for option, value in named if value and value != STDIO]
 
     def _validate_many(self) -> None:
         if self.output:
@@ -114,6 +131,30 @@ class OffloadOptions:
         return style.enabled(self.color, sys.stdout)
 
 
+def check_destinations(destinations: list[tuple[str, Path]], inputs: list[Path]) -> None:
+    """Usage errors: an output file that is one of the inputs, or two outputs in one file."""
+    for option, path in destinations:
+        for config in inputs:
+            if same_file(path, config):
+                raise click.UsageError(f"{option} names the input file {config}; name another file")
+    first: dict[str, str] = {}
+    for option, path in destinations:
+        other = first.setdefault(os.path.realpath(path), option)
+        if other != option:
+            raise click.UsageError(f"{other} and {option} both name {path}; name two files")
+
+
+def check_backups(backup: str, inputs: list[Path]) -> None:
+    """A usage error if CONFIG+SUFFIX of one input is another input: its original would be lost."""
+    paths = {os.path.realpath(config) for config in inputs}
+    for config in inputs:
+        if os.path.realpath(f"{config}{backup}") in paths:
+            raise click.UsageError(
+                f"--backup {backup} would write the backup of {config} over the input "
+                f"{config}{backup}; choose another suffix"
+            )
+
+
 def run_offload(opts: OffloadOptions) -> int:
     """The offload command; returns the exit code."""
     if opts.many:
@@ -127,16 +168,22 @@ def run_offload(opts: OffloadOptions) -> int:
     diff = result.diff(diff_label(opts.config))
     _, code = result_status(result, opts.check)
 
-    if not opts.check and (opts.output or opts.in_place):
+    writes_input_copy = not opts.check and (opts.output or opts.in_place)
+    if writes_input_copy:
         check_unchanged(snapshot)
-    if opts.in_place and result.changed:
-        write_in_place(snapshot, result, opts.backup)
-    if opts.output:
-        _emit(opts.output, result.output)
-    if opts.diff_to:
-        emit_diff(opts.diff_to, diff, color=opts.color_stdout)
+    outputs = [(opts.output, result.output), (opts.diff_to, diff)]
     if opts.runbook:
-        _emit(opts.runbook, render_runbook(result, str(opts.config)))
+        outputs.append((opts.runbook, render_runbook(result, str(opts.config))))
+    # All files are written together or not at all (see Outputs); stdout comes after them.
+    with Outputs(partial(check_same_stat, snapshot) if writes_input_copy else None) as files:
+        if opts.in_place and result.changed:
+            stage_in_place(files, snapshot, result, opts.backup)
+        for destination, data in outputs:
+            if destination and destination != STDIO:
+                files.add(Path(destination), data)
+    for destination, data in outputs:
+        if destination == STDIO:
+            emit_diff(STDIO, data, color=opts.color_stdout and data is diff)
     if opts.previewing and opts.fmt == "text":
         emit_diff(STDIO, diff, color=opts.color_stdout)
 
@@ -144,19 +191,25 @@ def run_offload(opts: OffloadOptions) -> int:
     return int(code)
 
 
-def write_in_place(snapshot: Snapshot, result: Result, backup: str | None) -> None:
-    """Rewrite the input file with the result, after writing `backup` (a suffix) if given."""
+def stage_in_place(
+    outputs: Outputs, snapshot: Snapshot, result: Result, backup: str | None
+) -> None:
+    """Stage the input file's new bytes, after its backup (CONFIG + the suffix) if asked for."""
     if backup:
-        write_file(Path(f"{snapshot.path}{backup}"), snapshot.data, mode_from=snapshot.path)
-    write_file(snapshot.path, result.output)
+        copy = Path(f"{snapshot.path}{backup}")
+        if copy.is_symlink():  # writing through it would overwrite whatever it points to
+            raise WriteFailed(
+                "is a symbolic link; confedit writes a backup only as a file of its own: "
+                "remove the link or choose another --backup suffix",
+                source=str(copy),
+            )
+        outputs.add(copy, snapshot.data, mode_from=snapshot.path)
+    outputs.add(snapshot.path, result.output)
 
 
 def emit_diff(destination: str, diff: bytes, *, color: bool) -> None:
     """Write a diff; coloured only when it goes to stdout and colour is on."""
-    _emit(destination, style.paint_diff(diff) if color and destination == STDIO else diff)
-
-
-def _emit(destination: str, data: bytes) -> None:
+    data = style.paint_diff(diff) if color and destination == STDIO else diff
     if destination == STDIO:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

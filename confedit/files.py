@@ -7,8 +7,10 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from confedit.errors import InputChanged, InvalidInput, WriteFailed
 
@@ -24,6 +26,7 @@ class Snapshot:
     data: bytes
     size: int
     mtime_ns: int
+    inode: tuple[int, int]  # device and inode: a file replaced by a rename is another file
 
 
 def read_input(path: Path, max_size: int = DEFAULT_MAX_SIZE) -> Snapshot:
@@ -55,17 +58,20 @@ def read_input(path: Path, max_size: int = DEFAULT_MAX_SIZE) -> Snapshot:
         raise InvalidInput(f"cannot read: {exc.strerror or exc}", source=name) from None
     if len(data) > max_size:  # it grew after stat()
         raise InvalidInput(f"the file is over the size limit of {max_size} bytes", source=name)
-    return Snapshot(path, data, info.st_size, info.st_mtime_ns)
+    return Snapshot(path, data, info.st_size, info.st_mtime_ns, (info.st_dev, info.st_ino))
+
+
+_CHANGED: Final = (
+    "the file changed while confedit was working on it; nothing was written, run again"
+)
 
 
 def check_unchanged(snapshot: Snapshot) -> None:
     """Refuse to write if the input changed since it was read (size, mtime or content)."""
     name = str(snapshot.path)
-    message = "the file changed while confedit was working on it; nothing was written, run again"
+    message = _CHANGED
     try:
-        info = snapshot.path.stat()
-        if info.st_size != snapshot.size or info.st_mtime_ns != snapshot.mtime_ns:
-            raise InputChanged(message, source=name)
+        check_same_stat(snapshot)
         data = snapshot.data
         with snapshot.path.open("rb") as handle:
             for offset in range(0, len(data), _CHUNK):
@@ -82,6 +88,21 @@ def check_unchanged(snapshot: Snapshot) -> None:
         ) from None
 
 
+def check_same_stat(snapshot: Snapshot) -> None:
+    """Refuse if the input's size, mtime or inode differ from when it was read: the last check,
+    made just before the outputs are renamed into place (check_unchanged reads the bytes too,
+    which takes too long to leave no window after it)."""
+    try:
+        info = snapshot.path.stat()
+    except OSError as exc:
+        raise InputChanged(
+            f"cannot re-read the input: {exc.strerror or exc}", source=str(snapshot.path)
+        ) from None
+    same_file = (info.st_dev, info.st_ino) == snapshot.inode
+    if not same_file or info.st_size != snapshot.size or info.st_mtime_ns != snapshot.mtime_ns:
+        raise InputChanged(_CHANGED, source=str(snapshot.path))
+
+
 def write_file(path: Path, data: bytes, *, mode_from: Path | None = None) -> None:
     """Write `data` to `path`: atomically if it is (or will be) a regular file, else directly.
 
@@ -89,18 +110,98 @@ def write_file(path: Path, data: bytes, *, mode_from: Path | None = None) -> Non
     those are written in place. Regular files get a temporary file in the same folder, fsync and
     rename; the file mode of the file replaced (or of `mode_from`) is kept.
     """
-    target = Path(os.path.realpath(path))  # write through a symlink, keep the link
-    try:
-        info = target.stat()
-    except FileNotFoundError:
-        info = None
-    except OSError as exc:
-        raise WriteFailed(f"cannot write: {exc.strerror}", source=str(path)) from None
-    if info is not None and not stat.S_ISREG(info.st_mode):
-        _write_direct(target, data, str(path))
-        return
-    mode = _mode_for(info, mode_from)
-    _write_atomic(target, data, mode, str(path))
+    with Outputs() as outputs:
+        outputs.add(path, data, mode_from=mode_from)
+
+
+class Outputs:
+    """Files written together: each regular file is first written to a temporary file beside it
+    (and fsynced), and only when all of them are, they are renamed into place, in the order
+    added. So a failure to write any of them (disk full, permission denied, interrupted) changes
+    none of them. Used as a context manager: committed at the end of the block, and on an
+    error the temporary files are removed."""
+
+    def __init__(self, before_commit: Callable[[], None] | None = None) -> None:
+        self._staged: list[_Staged] = []
+        self._before_commit = before_commit  # a last check; raising leaves every file as it was
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                if self._before_commit is not None:
+                    self._before_commit()
+                for staged in self._staged:
+                    staged.commit()
+        finally:
+            for staged in self._staged:
+                staged.discard()
+
+    def add(self, path: Path, data: bytes, *, mode_from: Path | None = None) -> None:
+        """Stage `data` for `path` (see write_file)."""
+        target = Path(os.path.realpath(path))  # write through a symlink, keep the link
+        try:
+            info = target.stat()
+        except FileNotFoundError:
+            info = None
+        except OSError as exc:
+            raise WriteFailed(
+                f"cannot write: {exc.strerror}; nothing was changed", source=str(path)
+            ) from None
+        staged = _Staged(target, str(path), data)
+        self._staged.append(staged)  # before writing: a temporary file half-written is removed
+        if info is None or stat.S_ISREG(info.st_mode):
+            staged.write_temporary(_mode_for(info, mode_from))
+
+
+class _Staged:
+    """One output: a temporary file beside a regular file, or the data for anything else."""
+
+    def __init__(self, target: Path, name: str, data: bytes) -> None:
+        self.target, self.name, self.data = target, name, data
+        self.temporary: str | None = None
+        self.direct = True  # written at commit, in place (not a regular file)
+
+    def write_temporary(self, mode: int) -> None:
+        self.direct = False
+        try:
+            descriptor, self.temporary = tempfile.mkstemp(
+                dir=self.target.parent, prefix=f".{self.target.name}.", suffix=".confedit-tmp"
+            )
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(self.data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(self.temporary, mode)  # noqa: PTH101 - a str path from mkstemp
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def commit(self) -> None:
+        try:
+            if self.direct:
+                with self.target.open("wb") as handle:
+                    handle.write(self.data)
+                return
+            if self.temporary is None:  # committed already
+                return
+            Path(self.temporary).replace(self.target)
+            self.temporary = None
+            _fsync_folder(self.target.parent)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def discard(self) -> None:
+        if self.temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.temporary)  # noqa: PTH108
+            self.temporary = None
+
+    def _failed(self, exc: OSError) -> WriteFailed:
+        reason = "file too large or disk full" if exc.errno == errno.EFBIG else exc.strerror
+        suffix = "" if self.direct else "; nothing was changed"
+        return WriteFailed(f"cannot write: {reason or exc}{suffix}", source=self.name)
 
 
 def _mode_for(info: os.stat_result | None, mode_from: Path | None) -> int:
@@ -112,39 +213,6 @@ def _mode_for(info: os.stat_result | None, mode_from: Path | None) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
-
-
-def _write_direct(target: Path, data: bytes, name: str) -> None:
-    try:
-        with target.open("wb") as handle:
-            handle.write(data)
-    except OSError as exc:
-        raise WriteFailed(f"cannot write: {exc.strerror or exc}", source=name) from None
-
-
-def _write_atomic(target: Path, data: bytes, mode: int, name: str) -> None:
-    temporary: str | None = None
-    try:
-        descriptor, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".confedit-tmp"
-        )
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)  # noqa: PTH101 - a str path from mkstemp
-        Path(temporary).replace(target)
-        temporary = None
-        _fsync_folder(target.parent)
-    except OSError as exc:
-        reason = "file too large or disk full" if exc.errno == errno.EFBIG else exc.strerror
-        raise WriteFailed(
-            f"cannot write: {reason or exc}; nothing was changed", source=name
-        ) from None
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)  # noqa: PTH108
 
 
 def _fsync_folder(folder: Path) -> None:

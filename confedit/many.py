@@ -25,18 +25,21 @@ from confedit.commands import (
     STDIO,
     AuditOptions,
     OffloadOptions,
+    check_backups,
+    check_destinations,
     emit_diff,
     result_status,
-    write_in_place,
+    stage_in_place,
 )
 from confedit.engine import offload
 from confedit.errors import ConfeditError, ExitCode, InternalError, InvalidInput, WriteFailed
 from confedit.files import (
+    Outputs,
     Snapshot,
+    check_same_stat,
     check_unchanged,
     read_input,
     same_file,
-    write_file,
 )
 from confedit.fleet import fleet_of, render_fleet
 from confedit.plan import Request
@@ -92,10 +95,11 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         status, code = result_status(result, settings.check)
         if settings.in_place or settings.output_dir is not None:
             check_unchanged(snapshot)
-        if settings.in_place and result.changed:
-            write_in_place(snapshot, result, settings.backup)
-        if settings.output_dir is not None:
-            _mirror(settings.output_dir / item.label, result.output, item.path)
+            with Outputs(partial(check_same_stat, snapshot)) as outputs:
+                if settings.in_place and result.changed:
+                    stage_in_place(outputs, snapshot, result, settings.backup)
+                if settings.output_dir is not None:
+                    _mirror(outputs, settings.output_dir / item.label, result.output, item.path)
         diff = result.diff(item.label) if settings.want_diff else b""
     except ConfeditError as error:
         return _failed(settings, name, error)
@@ -123,14 +127,14 @@ def _read(item: Input, max_size: int) -> Snapshot:
     return read_input(item.path, max_size)
 
 
-def _mirror(destination: Path, data: bytes, source: Path) -> None:
+def _mirror(outputs: Outputs, destination: Path, data: bytes, source: Path) -> None:
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WriteFailed(
             f"cannot create the folder: {exc.strerror or exc}", source=str(destination.parent)
         ) from None
-    write_file(destination, data, mode_from=source)
+    outputs.add(destination, data, mode_from=source)
 
 
 def _failed(settings: FileSettings, name: str, error: ConfeditError) -> FileReport:
@@ -210,6 +214,10 @@ def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
                     "diff or the output folder; run confedit from a folder that contains both, "
                     "or name the folder that holds them instead of the files"
                 )
+    paths = [item.path for item in inputs]
+    check_destinations(opts.destinations(), paths)
+    if opts.backup:
+        check_backups(opts.backup, paths)
     if opts.output_dir is not None:
         for item in inputs:
             if same_file(opts.output_dir / item.label, item.path):

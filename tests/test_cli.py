@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from confedit import cli, commands
@@ -237,3 +238,86 @@ def test_audit_table_and_drift_gate(confedit_exe):
         "oab",
         "mapi",
     }
+
+
+def snapshot_folder(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--diff", "{config}"], b"--diff names the input file"),
+        (["--runbook", "./{config}"], b"--runbook names the input file"),
+        (["--check", "--diff", "{config}"], b"--diff names the input file"),
+        (["--in-place", "--diff", "{config}"], b"--diff names the input file"),
+        (["-o", "x", "--diff", "x"], b"-o and --diff both name x"),
+        (["--diff", "x", "--runbook", "./x"], b"--diff and --runbook both name"),
+    ],
+)
+def test_an_output_over_the_input_or_another_output_is_a_usage_error(
+    confedit_exe, tmp_path, args, message
+):
+    """Writing the diff or the runbook over the config would lose it, even under --check."""
+    config = copy_sample(tmp_path)
+    before = snapshot_folder(tmp_path)
+    filled = [arg.format(config=config.name) for arg in args]
+    proc = run(confedit_exe, "offload", config.name, *filled, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert snapshot_folder(tmp_path) == before
+
+
+def test_a_backup_over_another_input_or_through_a_symlink_is_refused(confedit_exe, tmp_path):
+    config = copy_sample(tmp_path)
+    other = tmp_path / "applicationHost.config.bak"
+    shutil.copyfile(EXCHANGE / "e2016.applicationHost.config", other)
+    before = snapshot_folder(tmp_path)
+    args = ("--in-place", "--backup", ".bak")
+    proc = run(confedit_exe, "offload", config.name, other.name, *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert b"would write the backup of applicationHost.config over the input" in proc.stderr
+    assert snapshot_folder(tmp_path) == before
+    other.unlink()
+    precious = tmp_path / "precious.txt"
+    precious.write_bytes(b"precious\n")
+    other.symlink_to(precious.name)
+    proc = run(confedit_exe, "offload", config.name, *args, cwd=tmp_path)
+    assert proc.returncode == 3
+    assert b"is a symbolic link" in proc.stderr
+    assert precious.read_bytes() == b"precious\n"
+    assert config.read_bytes() == SAMPLE.read_bytes()
+
+
+@pytest.mark.parametrize("written", [["--in-place", "--backup", ".orig"], ["-o", "out.config"]])
+def test_a_diff_that_cannot_be_written_leaves_the_config_as_it_was(confedit_exe, tmp_path, written):
+    """The outputs are written together: none of them, if one cannot be."""
+    config = copy_sample(tmp_path)
+    blocked = tmp_path / "blocked"
+    blocked.write_bytes(b"a file, not a folder\n")
+    before = snapshot_folder(tmp_path)
+    diff = str(blocked / "x.diff")
+    proc = run(confedit_exe, "offload", config.name, *written, "--diff", diff, cwd=tmp_path)
+    assert proc.returncode == 3
+    assert b"cannot write" in proc.stderr and b"nothing was changed" in proc.stderr
+    assert snapshot_folder(tmp_path) == before
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_an_unreadable_input_is_that_files_error_and_the_others_go_on(confedit_exe, tmp_path):
+    """As root, permissions apply only without the capabilities that override them."""
+    unreadable = copy_sample(tmp_path)
+    unreadable.chmod(0)
+    readable = tmp_path / "cas02.applicationHost.config"
+    shutil.copyfile(SAMPLE, readable)
+    drop = "-dac_override,-dac_read_search,-fowner"
+    as_user = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", confedit_exe]
+    proc = subprocess.run(
+        [*as_user, "offload", unreadable.name, readable.name, "--check"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 4, proc.stderr
+    assert b"applicationHost.config: permission denied" in proc.stderr
+    assert b"2 files: 1 need work, 0 unchanged, 0 refused, 1 invalid" in proc.stderr

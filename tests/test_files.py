@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,27 @@ def test_a_change_anywhere_is_found_on_re_reading(tmp_path: Path, size: int) -> 
         os.utime(path, ns=(snapshot.mtime_ns, snapshot.mtime_ns))
         with pytest.raises(InputChanged):
             files.check_unchanged(snapshot)
+
+
+def test_an_input_replaced_by_a_rename_after_the_check_is_caught_before_any_rename(
+    tmp_path: Path,
+) -> None:
+    """The last check, just before the outputs are renamed into place, compares the inode too:
+    a file replaced by a rename (as editors and git do) with the same size and mtime is another
+    file. Nothing is written and no temporary file stays."""
+    path = tmp_path / "applicationHost.config"
+    path.write_bytes(ORIGINAL)
+    snapshot = files.read_input(path)
+    files.check_unchanged(snapshot)
+    replacement = tmp_path / "new"
+    replacement.write_bytes(ORIGINAL.replace(b" ", b"\t", 1))
+    os.utime(replacement, ns=(snapshot.mtime_ns, snapshot.mtime_ns))
+    replacement.replace(path)
+    with (
+        pytest.raises(InputChanged),
+        files.Outputs(partial(files.check_same_stat, snapshot)) as out,
+    ):
+        out.add(path, b"patched")
+        out.add(tmp_path / "offload.diff", b"diff")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config"]
+    assert path.read_bytes() == ORIGINAL.replace(b" ", b"\t", 1)

@@ -225,13 +225,13 @@ def test_an_interrupted_write_leaves_no_trace(monkeypatch, tmp_path):
 def test_backup_is_written_before_the_input_is_replaced(monkeypatch, tmp_path):
     config = write(tmp_path, "applicationHost.config", SAMPLE.read_bytes())
     order: list[str] = []
-    real_write = files.write_file
+    real_commit = files._Staged.commit
 
-    def recording(path, data, **kwargs):
-        order.append(Path(path).name)
-        real_write(path, data, **kwargs)
+    def recording(self):
+        order.append(self.target.name)
+        real_commit(self)
 
-    monkeypatch.setattr("confedit.commands.write_file", recording)
+    monkeypatch.setattr(files._Staged, "commit", recording)
     result = CliRunner().invoke(
         cli.main, ["offload", str(config), "--in-place", "--backup", ".orig"]
     )
