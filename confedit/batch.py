@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -154,7 +155,7 @@ def run_all(
             return results
     # lxml trees cannot cross processes: workers get paths and return plain data. Files go in
     # chunks, so that the cost of a task (pickling, a pipe, a future) is paid once per chunk.
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)))
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)), initializer=_worker_started)
     try:
         size = max(1, min(CHUNK, len(items) // (jobs * 4)))
         chunks = [items[start : start + size] for start in range(0, len(items), size)]
@@ -173,9 +174,44 @@ def run_all(
                         in_order.append(result)
                         report(result)
         return in_order
+    except BaseException:  # Ctrl-C or SIGTERM (see cli._guarded), or a bug here
+        _stop_workers(pool)
+        raise
     finally:
-        # On Ctrl-C, files not started yet are dropped instead of waited for.
+        # Files not started yet are dropped instead of waited for.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Stopped(BaseException):
+    """Raised in a worker by SIGTERM: unwinds the file it is working on (its temporary files are
+    removed), then the worker exits. Not an Exception, so that no `except Exception` takes it
+    for the file's error."""
+
+
+def _worker_started() -> None:
+    # Ctrl-C reaches every process of the terminal's group: the workers leave it to the parent,
+    # which stops them (SIGTERM) whatever the signal it got, so that they stop one way only.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_worker)
+
+
+_busy = False  # whether this worker is working on a chunk (set in the worker process only)
+
+
+def _stop_worker(signum: int, frame: object) -> None:
+    del frame
+    signal.signal(signum, signal.SIG_IGN)  # once: a second signal must not cut the cleanup short
+    if _busy:
+        raise _Stopped
+    os._exit(128 + signum)  # waiting for work: nothing to clean up
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM to every worker process (the executor has no public call for this)."""
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(OSError, ValueError):
+            process.terminate()
 
 
 def _call(work: Callable[[T], R], item: T, crashed: Callable[[T, BaseException], R]) -> R:
@@ -188,7 +224,14 @@ def _call(work: Callable[[T], R], item: T, crashed: Callable[[T, BaseException],
 def _call_each(
     work: Callable[[T], R], chunk: Sequence[T], crashed: Callable[[T, BaseException], R]
 ) -> list[R]:
-    return [_call(work, item, crashed) for item in chunk]
+    global _busy  # noqa: PLW0603 - the signal handler's view of this worker
+    _busy = True
+    try:
+        return [_call(work, item, crashed) for item in chunk]
+    except _Stopped:  # the file's `finally` blocks have run: exit now, not at the next chunk
+        os._exit(128 + int(signal.SIGTERM))
+    finally:
+        _busy = False
 
 
 def _results(

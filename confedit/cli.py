@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 
@@ -74,19 +77,64 @@ class _Run:
         return int(ExitCode.REFUSED)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a CI runner's timeout), raised like Ctrl-C so that the same cleanup
+    runs: temporary files removed, worker processes stopped."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    del signum, frame
+    raise _Terminated
+
+
 def _guarded(run: _Run, action: Callable[[], int]) -> None:
     """Run a command body; map every error to its message and exit code."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = action()
+        sys.stdout.flush()  # a closed or full stdout is found here, not at the interpreter's exit
     except ConfeditError as error:
         if run.debug:
             traceback.print_exc()
         code = run.fail(error)
-    except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+    except KeyboardInterrupt as interrupt:
+        code = _interrupted(interrupt)
+    except BrokenPipeError:
+        code = _stdout_closed()
+    except (click.exceptions.Exit, click.ClickException):
         raise
+    except OSError as error:
+        if error.filename is not None or error.errno not in _STREAM_ERRORS:
+            code = run.crash(error)
+        else:  # confedit's own files fail as WriteFailed: this is stdout or stderr
+            click.echo(f"cannot write to stdout: {error.strerror}", err=True)
+            code = int(ExitCode.REFUSED)
     except Exception as error:
         code = run.crash(error)
     sys.exit(code)
+
+
+# Errors of a write to a stream: a full disk or quota, a file too large, an I/O error.
+_STREAM_ERRORS: Final = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def _interrupted(interrupt: KeyboardInterrupt) -> int:
+    """Ctrl-C or SIGTERM: every file is as it was or completely written, no temporary file is
+    left; the exit code is the shell's for the signal (130, 143)."""
+    sig = signal.SIGTERM if isinstance(interrupt, _Terminated) else signal.SIGINT
+    click.echo(
+        "interrupted: files not yet written were left as they were; no temporary file remains",
+        err=True,
+    )
+    return 128 + int(sig)
+
+
+def _stdout_closed() -> int:
+    """stdout was closed early (`confedit audit ... | head`): stop quietly, as Unix tools do;
+    141 is the shell's code for a process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+    return 128 + int(signal.SIGPIPE)
 
 
 def _print_json(data: Any) -> None:
@@ -141,8 +189,9 @@ def main() -> None:
     """Offline, byte-exact SSL-offloading edits of IIS applicationHost.config for Exchange.
 
     Exit codes: 0 done or nothing to do, 1 --check found work, 2 usage error,
-    3 refused for safety (nothing written), 4 invalid input (nothing written).
-    Over several files, the most severe of the files' codes: 3, then 4, 2, 1, 0.
+    3 refused for safety (nothing written), 4 invalid input (nothing written),
+    130/143 interrupted (Ctrl-C/SIGTERM). Over several files, the most severe
+    of the files' codes: 3, then 4, 2, 1, 0.
     """
 
 

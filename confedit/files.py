@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -133,8 +134,9 @@ class Outputs:
             if kind is None:
                 if self._before_commit is not None:
                     self._before_commit()
-                for staged in self._staged:
-                    staged.commit()
+                with _uninterrupted():
+                    for staged in self._staged:
+                        staged.commit()
         finally:
             for staged in self._staged:
                 staged.discard()
@@ -156,6 +158,21 @@ class Outputs:
             staged.write_temporary(_mode_for(info, mode_from))
 
 
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done: the renames (a few milliseconds), so
+    that a file and its backup are put in place together, or the creation of a temporary file,
+    so that its name is known to the cleanup."""
+    if not hasattr(signal, "pthread_sigmask"):  # not on Windows
+        yield
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 class _Staged:
     """One output: a temporary file beside a regular file, or the data for anything else."""
 
@@ -167,9 +184,10 @@ class _Staged:
     def write_temporary(self, mode: int) -> None:
         self.direct = False
         try:
-            descriptor, self.temporary = tempfile.mkstemp(
-                dir=self.target.parent, prefix=f".{self.target.name}.", suffix=".confedit-tmp"
-            )
+            with _uninterrupted():  # else an interrupt between creating and naming it loses it
+                descriptor, self.temporary = tempfile.mkstemp(
+                    dir=self.target.parent, prefix=f".{self.target.name}.", suffix=".confedit-tmp"
+                )
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(self.data)
                 handle.flush()

@@ -187,7 +187,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
     code = most_severe(r.exit_code for r in reports)
     diff = b"".join(r.diff for r in reports)
     if opts.diff_to:
-        emit_diff(opts.diff_to, diff, color=opts.color_stdout)
+        _write_combined_diff(opts.diff_to, opts, diff, reports)
     if _previews(opts):
         emit_diff(STDIO, diff, color=opts.color_stdout)
     counts = report.summary_counts([r.status for r in reports], OFFLOAD_GROUPS)
@@ -199,6 +199,23 @@ def run_offload_many(opts: OffloadOptions) -> int:
             _print_file_report(opts, color, file)
     _print_offload_summary(opts, counts, color)
     return code
+
+
+def _write_combined_diff(
+    destination: str, opts: OffloadOptions, diff: bytes, reports: list[FileReport]
+) -> None:
+    """The combined diff comes last, when every file is done: if it cannot be written, the
+    files written before it stay written, and the error says so."""
+    try:
+        emit_diff(destination, diff, color=opts.color_stdout)
+    except WriteFailed as error:
+        written = (opts.in_place or opts.output_dir is not None) and any(
+            not r.failed for r in reports
+        )
+        if written:
+            reason = error.message.removesuffix("; nothing was changed")
+            error.message = f"{reason}; the files were written, the diff was not"
+        raise
 
 
 def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:

@@ -321,3 +321,36 @@ def test_an_unreadable_input_is_that_files_error_and_the_others_go_on(confedit_e
     assert proc.returncode == 4, proc.stderr
     assert b"applicationHost.config: permission denied" in proc.stderr
     assert b"2 files: 1 need work, 0 unchanged, 0 refused, 1 invalid" in proc.stderr
+
+
+def test_a_closed_stdout_ends_quietly_and_a_full_one_is_a_write_failure(confedit_exe, tmp_path):
+    """`confedit audit ... | head` is ordinary use: no "internal error"; /dev/full is an
+    output that cannot be written (exit 3), as a file would be."""
+    fleet = tmp_path / "fleet"
+    for index in range(40):
+        (fleet / f"cas{index:02d}").mkdir(parents=True)
+        shutil.copyfile(SAMPLE, fleet / f"cas{index:02d}" / "applicationHost.config")
+    proc = subprocess.Popen(
+        [confedit_exe, "audit", "fleet", "-q"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == b""
+    full_device = Path("/dev/full")
+    if not full_device.exists():
+        return
+    with full_device.open("wb") as full:
+        done = subprocess.run(
+            [confedit_exe, "offload", str(SAMPLE), "-o", "-", "-q"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert done.returncode == 3
+    assert done.stderr == b"cannot write to stdout: No space left on device\n"

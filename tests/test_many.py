@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,8 @@ DEFAULT_TARGETS = {
     "mapi",
 }
 # sorted folder order: what the reports and the patch follow
+SAMPLE = SAMPLES / "exchange2013-cas.applicationHost.config"
+PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
 ORDER = ["cas-2016", "cas-2019", "cas-broken", "cas-done", "cas-ep", "web"]
 
 
@@ -501,3 +505,55 @@ def test_since_refuses_only_the_file_whose_back_end_changed(confedit_exe, tmp_pa
         in text
     )
     assert text.splitlines()[-1] == "3 files: 1 need work, 1 unchanged, 1 refused, 0 invalid"
+
+
+def test_a_combined_diff_that_cannot_be_written_says_the_files_were(confedit_exe, tmp_path, fleet):
+    """The combined diff is written when every file is done: if it then fails, the error must
+    not say that nothing was changed."""
+    (tmp_path / "blocked").write_bytes(b"a file, not a folder\n")
+    args = ("offload", "fleet", "--output-dir", "out", "--diff", "blocked/x.diff", "-q")
+    proc = run(confedit_exe, *args, cwd=tmp_path)
+    assert proc.returncode == 3
+    assert b"cannot write: Not a directory; the files were written, the diff was not" in proc.stderr
+    assert (tmp_path / "out").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("to_group", "sig", "code"),
+    [(True, signal.SIGINT, 130), (False, signal.SIGTERM, 143)],
+    ids=["ctrl-c", "kill-pid"],
+)
+def test_an_interrupted_run_stops_its_workers_and_leaves_every_file_whole(
+    confedit_exe, tmp_path, to_group, sig, code
+):
+    """Ctrl-C reaches the whole process group; `kill PID` (or a CI runner's timeout) only
+    confedit itself, whose workers must stop with it instead of writing on, orphaned. Either
+    way each file is its original or its patched version, with its backup, and no temporary
+    file stays."""
+    original, patched = SAMPLE.read_bytes(), PATCHED.read_bytes()
+    for index in range(300):
+        folder = tmp_path / "fleet" / f"cas{index:03d}"
+        folder.mkdir(parents=True)
+        (folder / "applicationHost.config").write_bytes(original)
+    args = [confedit_exe, "offload", "fleet", "--in-place", "--backup", ".bak", "-q", "-j", "2"]
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob("fleet/*/*.bak")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if to_group:
+        os.killpg(proc.pid, sig)
+    else:
+        os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=30)  # EOF only once every worker has let go of the pipes
+    assert proc.returncode == code, err
+    assert b"interrupted" in err and b"Traceback" not in err
+    configs = sorted(tmp_path.glob("fleet/*/applicationHost.config"))
+    done = [path for path in configs if path.read_bytes() == patched]
+    assert all(path.read_bytes() in (original, patched) for path in configs)
+    assert 0 < len(done) < len(configs)
+    assert sorted(tmp_path.glob("fleet/*/*.bak")) == [Path(f"{path}.bak") for path in done]
+    assert not list(tmp_path.glob("fleet/*/.*confedit-tmp"))
+    leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, check=False)
+    assert leftover.stdout == b""
