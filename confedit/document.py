@@ -203,7 +203,8 @@ class Document:
 
 # --- loading ---------------------------------------------------------------------------------
 
-_DECLARED_ENCODING = re.compile(rb"""\A<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]*)["']""")
+# Used with match() at the text's start (after a UTF-8 BOM): \A would not match there.
+_DECLARED_ENCODING = re.compile(rb"""<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]*)["']""")
 _PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.S)
 _ROOT_TAG = re.compile(rb"""\s*<configuration(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*>""")
 _UTF8_NAMES: Final = {"utf-8", "utf8"}
@@ -284,7 +285,8 @@ def _check_text(data: bytes, encoding: Encoding, name: str) -> None:
         raise InvalidInput(f"NUL byte at {where}: binary or mis-encoded file", source=name)
     if encoding.is_utf8:
         _check_utf8(data, name)
-    declared = _DECLARED_ENCODING.match(data, len(encoding.bom))
+    # A UTF-16 file's working bytes are its UTF-8 transcoding, without the BOM.
+    declared = _DECLARED_ENCODING.match(data, len(encoding.bom) if encoding.is_utf8 else 0)
     if declared:
         label = declared.group(1).decode("ascii").lower()
         family = _UTF8_NAMES if encoding.is_utf8 else _UTF16_NAMES

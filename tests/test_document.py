@@ -88,6 +88,14 @@ MINIMAL = (
         (b"<other/>", "not an applicationHost.config: the root element is <other>"),
         (b"<configuration/>", "not an applicationHost.config: it has no"),
         (MINIMAL.replace(b'encoding="UTF-8"', b'encoding="UTF-16"'), 'says encoding="UTF-16"'),
+        (  # after a byte-order mark the declaration is checked too
+            codecs.BOM_UTF8 + MINIMAL.replace(b'encoding="UTF-8"', b'encoding="UTF-16"'),
+            'says encoding="UTF-16" but the bytes are UTF-8 with BOM',
+        ),
+        (
+            codecs.BOM_UTF16_LE + MINIMAL.decode().encode("utf-16-le"),
+            'says encoding="UTF-8" but the bytes are UTF-16-LE with BOM',
+        ),
         (
             b'<?xml version="1.0"?>\n<!DOCTYPE configuration [<!ENTITY x "y">]>\n<configuration/>',
             "DOCTYPE is not allowed in applicationHost.config",
