@@ -10,7 +10,7 @@ import difflib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from confedit.edits import Edit, ordered
 
@@ -61,10 +61,39 @@ def unified_diff(
     changes = _changes(old, new, ordered(edits))
     if not changes:
         return b""
-    out = [b"--- a/" + label.encode() + b"\n", b"+++ b/" + label.encode() + b"\n"]
+    out = [b"--- " + header_name("a/", label), b"+++ " + header_name("b/", label)]
     for hunk in _hunks(changes, context):
         out += _hunk(old, hunk, context)
     return b"".join(out)
+
+
+_C_ESCAPES: Final = {
+    ord("\a"): b"\\a",
+    ord("\b"): b"\\b",
+    ord("\t"): b"\\t",
+    ord("\n"): b"\\n",
+    ord("\v"): b"\\v",
+    ord("\f"): b"\\f",
+    ord("\r"): b"\\r",
+    ord('"'): b'\\"',
+    ord("\\"): b"\\\\",
+}
+
+
+def header_name(prefix: str, label: str) -> bytes:
+    """A `---`/`+++` line's name, as git writes it, so that git apply and patch -p1 both read it:
+    C-quoted when it holds a control character, a quote or a backslash (a newline in a folder
+    name would otherwise end the line), else followed by a TAB when it holds a space (patch
+    would otherwise end the name there). Non-ASCII names stay UTF-8, as with git's
+    core.quotePath=false."""
+    raw = (prefix + label).encode("utf-8", "surrogateescape")
+    if not any(byte < 0x20 or byte == 0x7F or byte in b'"\\' for byte in raw):
+        return raw + (b"\t\n" if b" " in raw else b"\n")
+    quoted = b"".join(
+        _C_ESCAPES.get(byte) or (b"\\%03o" % byte if byte < 0x20 or byte == 0x7F else bytes([byte]))
+        for byte in raw
+    )
+    return b'"' + quoted + b'"\n'
 
 
 class Change(NamedTuple):

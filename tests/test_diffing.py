@@ -5,10 +5,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from confedit.diffing import diff_label, unified_diff
+from confedit.diffing import diff_label, header_name, unified_diff
 from confedit.edits import Edit, splice
 from tests.helpers import run_patch
 
@@ -143,3 +144,21 @@ def test_the_diff_of_confedits_edits_shows_only_the_lines_they_write(case):
     if old != new:
         with tempfile.TemporaryDirectory() as tmp:
             assert run_patch(Path(tmp), "f", old, diff) == new
+
+
+@pytest.mark.parametrize(
+    ("label", "line"),
+    [
+        ("ex/cas01/applicationHost.config", b"a/ex/cas01/applicationHost.config\n"),
+        ("ex/srv 01/a.config", b"a/ex/srv 01/a.config\t\n"),
+        ("ex/t\tab/a.config", b'"a/ex/t\\tab/a.config"\n'),
+        ("ex/new\nline/a.config", b'"a/ex/new\\nline/a.config"\n'),
+        ('ex/q"x/a.config', b'"a/ex/q\\"x/a.config"\n'),
+        ("ex/b\\s/a.config", b'"a/ex/b\\\\s/a.config"\n'),
+        ("ex/bell\a/a.config", b'"a/ex/bell\\a/a.config"\n'),
+        ("ex/esc\x1b/a.config", b'"a/ex/esc\\033/a.config"\n'),
+        ("ex/sérveur/a.config", "a/ex/sérveur/a.config\n".encode()),
+    ],
+)
+def test_header_names_are_written_as_git_writes_them(label, line):
+    assert header_name("a/", label) == line

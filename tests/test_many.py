@@ -557,3 +557,28 @@ def test_an_interrupted_run_stops_its_workers_and_leaves_every_file_whole(
     assert not list(tmp_path.glob("fleet/*/.*confedit-tmp"))
     leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, check=False)
     assert leftover.stdout == b""
+
+
+ODD_NAMES = ["srv 01", "tab\there", "new\nline", 'quote"d', "back\\slash", "sérveur"]
+
+
+@pytest.mark.parametrize("tool", ["git", "patch"])
+def test_the_combined_diff_applies_with_odd_folder_names(confedit_exe, tmp_path, tool):
+    """Names are written as git writes them (quoted, or a TAB after a name with a space), so
+    both tools apply the diff; a newline in a folder name cannot add lines to it."""
+    for name in ODD_NAMES:
+        (tmp_path / "ex" / name).mkdir(parents=True)
+        shutil.copyfile(SAMPLE, tmp_path / "ex" / name / "applicationHost.config")
+    proc = run(confedit_exe, "offload", "ex", "--diff", "all.diff", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    if tool == "git":
+        subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+        args = ["git", "apply", "all.diff"]
+    else:
+        args = ["patch", "-p1", "--batch", "--quiet", "-i", "all.diff"]
+    applied = subprocess.run(args, cwd=tmp_path, capture_output=True, check=False)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    for name in ODD_NAMES:
+        assert (
+            tmp_path / "ex" / name / "applicationHost.config"
+        ).read_bytes() == PATCHED.read_bytes()
