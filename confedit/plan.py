@@ -207,15 +207,23 @@ def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
     """Paths below a target that would still require SSL after the change (rule 4)."""
     config = draft.config
     keys = {t.key for t in targets}
-    still: dict[str, Target] = {}
+    offloaded = set(keys)  # the targets and the descendants found so far
+    found: set[str] = set()
     for target in targets:
-        for key in config.below(target.key):
-            if key not in keys and key not in still and _requires_ssl_after(config, key, keys):
-                still[key] = Target(config.spelling(key) or key, key, "descendant", False)
+        # Shallowest first: a path below a descendant found here inherits the None written
+        # there, so it needs no edit (nor a place in the warning) of its own.
+        for key in sorted(config.below(target.key), key=_depth):
+            if key not in offloaded and _requires_ssl_after(config, key, offloaded):
+                found.add(key)
+                offloaded.add(key)
+    still = {  # in file order
+        key: Target(config.spelling(key) or key, key, "descendant", False)
+        for key in config.keys
+        if key in found
+    }
     # An application or directory with no <location> of its own inherits: it keeps SSL only
     # where no None written above reaches it, i.e. past inheritInChildApplications="false".
     # Those below a location listed above are left out: offloading that location covers them.
-    offloaded = keys | set(still)
     for target in targets:
         for key in config.paths_below(target.key):
             if key in offloaded or key in still or config.locations_at(key):
@@ -229,6 +237,10 @@ def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
                 draft, target, [t.path for k, t in still.items() if is_below(k, target.key)]
             )
     return list(still.values()) if draft.request.include_descendants else []
+
+
+def _depth(key: str) -> int:
+    return key.count("/")
 
 
 # A warning names at most this many paths: a hosting site can have thousands below a target,

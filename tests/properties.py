@@ -112,13 +112,16 @@ def expected_targets(root: etree._Element, request: Request) -> set[str]:
     targets = {model.key(path) for path in named}
     if request.include_descendants:
         requested = set(targets)
-        pinned = pinned_tree(root, requested)
-        targets |= {
+        below = {
             key
             for key in model.location_keys(root)
             if any(is_below(key, target) for target in requested)
-            and model.requires_ssl(model.effective(pinned, key)[0])
         }
+        # Shallowest first, each judged with the ones found before it offloaded: a location
+        # below one that is offloaded inherits its None and needs no edit.
+        for key in sorted(below, key=lambda k: (k.count("/"), k)):
+            if model.requires_ssl(model.effective(pinned_tree(root, targets), key)[0]):
+                targets.add(key)
         # Then applications and directories without a location that, with all those offloaded,
         # still require SSL (past inheritInChildApplications="false").
         pinned = pinned_tree(root, targets)

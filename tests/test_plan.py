@@ -403,6 +403,24 @@ def test_paths_below_a_listed_location_are_not_listed_again():
     assert warning.message.split(": ", 1)[1].startswith("Default Web Site/owa/Integrated;")
 
 
+def test_a_location_below_a_listed_one_is_neither_listed_nor_edited():
+    """owa/Integrated/sub has a <location> (without <access>) and inherits owa/Integrated's Ssl;
+    offloading owa/Integrated reaches it, so it needs no edit of its own. It comes before
+    owa/Integrated in the file: the order of the file must not matter."""
+    apps = (*EXCHANGE_FRONT_END.applications, App("/owa/Integrated/sub"))
+    sites = [Site("Default Web Site", apps), EXCHANGE_BACK_END]
+    raw = config(
+        Loc("Default Web Site/owa/Integrated/sub", shape="webserver"),
+        Loc("Default Web Site/owa/Integrated", "Ssl"),
+        sites=sites,
+    )
+    (warning,) = [f for f in owa_only(raw).findings if f.code == "descendants-require-ssl"]
+    assert warning.message.split(": ", 1)[1].startswith("Default Web Site/owa/Integrated;")
+    result = owa_only(raw, include_descendants=True)
+    edited = [o.target.path for o in result.outcomes if o.edit is not None]
+    assert edited == ["Default Web Site/owa", "Default Web Site/owa/Integrated"]
+
+
 def test_extended_protection_past_inherit_in_child_applications_false_does_not_count():
     """owa/Integrated does not inherit owa's new None (the location stops at child
     applications), so its Extended Protection is not broken by offloading owa."""
