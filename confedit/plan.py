@@ -119,6 +119,7 @@ def plan(config: Config, request: Request) -> Plan:
         raise Refused(draft.refusals, source=config.document.name)
     planner = EditWriter(config.document, config.locations)
     outcomes = [_outcome(config, planner, target) for target in targets]
+    _advise_mrsproxy(draft, targets)
     for outcome in outcomes:
         _advise(draft, outcome)
     return Plan(tuple(outcomes), tuple(planner.edits), tuple(draft.findings))
@@ -213,6 +214,8 @@ def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
         # Shallowest first: a path below a descendant found here inherits the None written
         # there, so it needs no edit (nor a place in the warning) of its own.
         for key in sorted(config.below(target.key), key=_depth):
+            if _is_mrsproxy(draft, key):
+                continue  # keeping its own SSL is what MRSProxy needs: nothing to offer
             if key not in offloaded and _requires_ssl_after(config, key, offloaded):
                 found.add(key)
                 offloaded.add(key)
@@ -237,6 +240,11 @@ def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
                 draft, target, [t.path for k, t in still.items() if is_below(k, target.key)]
             )
     return list(still.values()) if draft.request.include_descendants else []
+
+
+def _is_mrsproxy(draft: _Draft, key: str) -> bool:
+    mrsproxy = _mrsproxy_key(draft)
+    return key == mrsproxy or is_below(key, mrsproxy)
 
 
 def _depth(key: str) -> int:
@@ -310,8 +318,7 @@ def _check(draft: _Draft, target: Target) -> None:
             "(choose another front-end site with --site)"
         )
         return
-    mrsproxy = f"{front}/{exchange.MRSPROXY_DIRECTORY}"
-    if target.key == mrsproxy or is_below(target.key, mrsproxy):
+    if _is_mrsproxy(draft, target.key):
         draft.refusals.append(f"'{target.path}': {exchange.MRSPROXY_REASON}")
         return
     if target.service != "descendant" and config.sites_spelling(target.key) is None:
@@ -406,11 +413,25 @@ def _judge_extended_protection(draft: _Draft) -> None:
         draft.refusals.append(f"{message} What to do: {exchange.EXTENDED_PROTECTION_ADVICE}")
 
 
+def _mrsproxy_key(draft: _Draft) -> str:
+    return path_key(f"{draft.request.site}/{exchange.MRSPROXY_DIRECTORY}")
+
+
+def _advise_mrsproxy(draft: _Draft, targets: list[Target]) -> None:
+    """Rule 5's warning: MRSProxy has no <location> in real files and inherits from EWS, so
+    offloading EWS, or anything above it, offloads MRSProxy too, unless a location of its own
+    keeps it on SSL."""
+    mrsproxy = _mrsproxy_key(draft)
+    above = [target for target in targets if is_below(mrsproxy, target.key)]
+    keys = {target.key for target in targets}
+    if above and not _requires_ssl_after(draft.config, mrsproxy, keys):
+        nearest = max(above, key=lambda target: _depth(target.key))
+        draft.findings.append(Finding("mrsproxy", exchange.MRSPROXY_WARNING, nearest.path))
+
+
 def _advise(draft: _Draft, outcome: Outcome) -> None:
     """Warnings that do not stop the change (rules 3, 5 and 6's delegation)."""
     config, target = draft.config, outcome.target
-    if target.key == path_key(f"{draft.request.site}/EWS"):
-        draft.findings.append(Finding("mrsproxy", exchange.MRSPROXY_WARNING, target.path))
     dropped = SslFlags.parse(outcome.before.value).client_certificate_flags
     if dropped and outcome.changed:
         draft.findings.append(

@@ -265,6 +265,25 @@ def test_mrsproxy_is_refused_and_ews_warns_about_it():
     assert [f.code for f in result.findings] == ["mrsproxy"]
 
 
+def test_offloading_the_site_above_ews_warns_about_mrsproxy_too():
+    raw = real("e2013-cas.applicationHost.config")
+    result = offload(raw, Request(paths=("Default Web Site",)), name="t")
+    assert [(f.code, f.path) for f in result.findings if f.code == "mrsproxy"] == [
+        ("mrsproxy", "Default Web Site")
+    ]
+
+
+@pytest.mark.parametrize("include_descendants", [False, True])
+def test_mrsproxy_that_keeps_its_own_ssl_is_neither_warned_about_nor_offered(include_descendants):
+    """With a <location> of its own that requires SSL, MRSProxy stays on SSL after EWS is
+    offloaded: what it needs. It is not a descendant to offload (that would be refused)."""
+    raw = config(Loc("Default Web Site/EWS/mrsproxy.svc", "Ssl, Ssl128"))
+    request = Request(services=("ews",), include_descendants=include_descendants)
+    result = offload(raw, request, name="t")
+    assert [f.code for f in result.findings] == []
+    assert [o.target.path for o in result.outcomes] == ["Default Web Site/EWS"]
+
+
 def test_a_file_without_front_end_directories_is_refused():
     raw = next(p for p in corpus_files() if "reverse-proxy" in p.name).read_bytes()
     with pytest.raises(
