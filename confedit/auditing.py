@@ -268,6 +268,13 @@ def _render_offloaded(report: AuditReport, color: bool) -> str:
         )
     if report.all_offloaded:
         verdict = paint("all default targets are offloaded", "good", color)
+    elif not any(row.in_sites for row in report.targets()):
+        verdict = paint(
+            f"NOT offloaded: no Exchange front-end virtual directory in '{report.front_end}' "
+            "(is this a Client Access server?)",
+            "bad",
+            color,
+        )
     else:
         verdict = paint("NOT offloaded: run confedit offload", "bad", color)
     table = aligned(rows, paint_cell=_offloaded_role if color else None)

@@ -48,6 +48,21 @@ def _services(
     return tuple(name.lower() for name in value)
 
 
+def _site(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A site's name; one trailing slash is tolerated, as in location paths."""
+    del ctx, param
+    return value.removesuffix("/")
+
+
+_SITE = click.option(
+    "--site",
+    default=exchange.FRONT_END_SITE,
+    show_default=True,
+    callback=_site,
+    help="The front-end site.",
+)
+
+
 @dataclass
 class _Run:
     """How to report, shared by the commands."""
@@ -242,9 +257,7 @@ def main() -> None:
     metavar="SITE/VDIR",
     help="A location path to offload (repeatable).",
 )
-@click.option(
-    "--site", default=exchange.FRONT_END_SITE, show_default=True, help="The front-end site."
-)
+@_SITE
 @click.option(
     "--include-descendants",
     is_flag=True,
@@ -287,9 +300,7 @@ def offload(**options: Any) -> None:
     is_flag=True,
     help="One matrix of all files (servers x targets); exit 1 if the servers disagree.",
 )
-@click.option(
-    "--site", default=exchange.FRONT_END_SITE, show_default=True, help="The front-end site."
-)
+@_SITE
 @_FORMAT
 @_COLOR
 @_JOBS

@@ -60,6 +60,7 @@ class Encoding:
         return self.name.upper() + (" with BOM" if self.bom else "")
 
 
+_UTF32_BOMS: Final = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")  # checked before UTF-16's
 _BOMS: Final = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
@@ -257,6 +258,12 @@ def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None
 
 
 def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
+    if raw.startswith(_UTF32_BOMS):
+        raise InvalidInput(
+            "the file is UTF-32 (its byte-order mark says so): confedit reads UTF-8 and UTF-16, "
+            "as IIS writes them; convert it first",
+            source=name,
+        )
     for bom, codec in _BOMS:
         if raw.startswith(bom):
             if codec == "utf-8":
@@ -283,20 +290,26 @@ def _check_text(data: bytes, encoding: Encoding, name: str) -> None:
         line = data.count(b"\n", 0, nul) + 1
         where = f"byte offset {nul}" if encoding.is_utf8 else f"line {line}"
         raise InvalidInput(f"NUL byte at {where}: binary or mis-encoded file", source=name)
-    if encoding.is_utf8:
-        _check_utf8(data, name)
     # A UTF-16 file's working bytes are its UTF-8 transcoding, without the BOM.
     declared = _DECLARED_ENCODING.match(data, len(encoding.bom) if encoding.is_utf8 else 0)
     if declared:
-        label = declared.group(1).decode("ascii").lower()
-        family = _UTF8_NAMES if encoding.is_utf8 else _UTF16_NAMES
-        if label not in family:
+        spelled = declared.group(1).decode("ascii")
+        label = spelled.lower()
+        if label not in _UTF8_NAMES | _UTF16_NAMES:
             raise InvalidInput(
-                f'the XML declaration says encoding="{declared.group(1).decode("ascii")}" '
-                f"but the bytes are {encoding.label}",
+                f'the XML declaration says encoding="{spelled}": confedit reads UTF-8 and '
+                "UTF-16, as IIS writes them; convert the file first",
                 source=name,
                 line=1,
             )
+        if label not in (_UTF8_NAMES if encoding.is_utf8 else _UTF16_NAMES):
+            raise InvalidInput(
+                f'the XML declaration says encoding="{spelled}" but the bytes are {encoding.label}',
+                source=name,
+                line=1,
+            )
+    if encoding.is_utf8:
+        _check_utf8(data, name)
 
 
 def _check_utf8(data: bytes, name: str, chunk: int = 1 << 20) -> None:
@@ -328,6 +341,8 @@ def _refuse_doctype(data: bytes, name: str) -> None:
 
 
 _LIBXML_WHERE = re.compile(r", line \d+, column \d+$")
+# libxml2 suggests an option of its own for its limits; confedit keeps the limits on purpose.
+_LIBXML_HINT = re.compile(r",? (?:use|try) XML_PARSE_HUGE(?: option)?")
 
 
 def _parse(
@@ -343,7 +358,8 @@ def _parse(
             _check_top_level(element, name)
     except etree.XMLSyntaxError as exc:
         line, column = exc.position if exc.position else (None, None)
-        message = _LIBXML_WHERE.sub("", (exc.msg or str(exc)).strip())
+        message = _LIBXML_HINT.sub("", _LIBXML_WHERE.sub("", (exc.msg or str(exc)).strip()))
+        message = " ".join(message.split())  # one line
         raise InvalidInput(message, source=name, line=line, column=column) from None
     if root.getroottree().docinfo.internalDTD is not None:
         raise InvalidInput("DOCTYPE is not allowed in applicationHost.config", source=name)

@@ -52,7 +52,8 @@ def read_input(path: Path, max_size: int = DEFAULT_MAX_SIZE) -> Snapshot:
             if len(data) > info.st_size:  # it grew after stat(): read on, up to the limit
                 data += handle.read(max_size + 1 - len(data))
     except FileNotFoundError:
-        raise InvalidInput("no such file", source=name) from None
+        hint = " (confedit reads files, not stdin: name the file)" if name == "-" else ""
+        raise InvalidInput(f"no such file{hint}", source=name) from None
     except PermissionError:
         raise InvalidInput("permission denied", source=name) from None
     except OSError as exc:

@@ -259,7 +259,9 @@ class Definition(NamedTuple):
     @property
     def where(self) -> str:
         """The level as a reader knows it: the path as the file spells it, or the server level."""
-        return self.location.path if self.location and self.location.path else SERVER_LEVEL
+        if self.location is None or not path_key(self.location.path):  # "", "." or "/"
+            return SERVER_LEVEL
+        return self.location.path
 
 
 @dataclass(frozen=True)

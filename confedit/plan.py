@@ -14,7 +14,6 @@ from confedit.edits import Edit
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.iis import (
     NONE,
-    SERVER_LEVEL,
     SSL_FLAGS,
     TOKEN_CHECKING,
     Config,
@@ -152,7 +151,7 @@ def _check_defined_once(config: Config) -> None:
         if first is not definition:
             raise InvalidInput(
                 f"the access section is defined twice for path "
-                f"'{definition.path or SERVER_LEVEL}' (lines {lines(first.element)} and "
+                f"'{definition.where}' (lines {lines(first.element)} and "
                 f"{lines(definition.element)}); IIS would not load this file",
                 source=config.document.name,
                 line=lines(definition.element),
@@ -313,10 +312,7 @@ def _check(draft: _Draft, target: Target) -> None:
         )
         return
     if site != front or not target.key:
-        draft.refusals.append(
-            f"'{target.path}' is outside the front-end site '{request.site}' "
-            "(choose another front-end site with --site)"
-        )
+        draft.refusals.append(_outside(target, request.site))
         return
     if _is_mrsproxy(draft, target.key):
         draft.refusals.append(f"'{target.path}': {exchange.MRSPROXY_REASON}")
@@ -326,6 +322,20 @@ def _check(draft: _Draft, target: Target) -> None:
         return
     _check_locks(draft, target)
     _check_extended_protection(draft, target)
+
+
+def _outside(target: Target, front: str) -> str:
+    """Why a target is outside the front-end site, with the spelling meant if it is clear."""
+    meant = target.path.replace("\\", "/").lstrip("/")
+    if meant != target.path and site_of(path_key(meant)) == path_key(front):
+        return (
+            f"'{target.path}' is not a location path: they start with the site's name and use "
+            f"'/' between names; did you mean '{meant}'?"
+        )
+    return (
+        f"'{target.path}' is outside the front-end site '{front}' "
+        "(choose another front-end site with --site)"
+    )
 
 
 def _not_in_sites(config: Config, target: Target) -> str:

@@ -16,12 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from confedit import cli, commands
-from tests.conftest import EXCHANGE, REPO, SAMPLES
+from tests.conftest import CORPUS, EXCHANGE, REPO, SAMPLES
 
 SAMPLE = SAMPLES / "exchange2013-cas.applicationHost.config"
 PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
 EXPECTED_DIFF = SAMPLES / "exchange2013-cas.offload.diff"
 MALFORMED = EXCHANGE / "e2019-malformed.applicationHost.config"
+REVERSE_PROXY = "reverse-proxy.applicationHost.config"
 
 
 def run(exe: str, *args: str, cwd: Path = REPO, **kwargs) -> subprocess.CompletedProcess[bytes]:
@@ -183,6 +184,9 @@ def test_a_full_disk_leaves_everything_as_it_was(confedit_exe, tmp_path):
 def test_a_missing_folder_or_file_is_reported_in_one_line(confedit_exe, tmp_path):
     proc = run(confedit_exe, "offload", str(tmp_path / "nope.config"))
     assert proc.returncode == 4 and proc.stderr.count(b"\n") == 1 and b"no such file" in proc.stderr
+    proc = run(confedit_exe, "offload", "-", cwd=tmp_path)
+    assert proc.returncode == 4
+    assert proc.stderr == b"-: no such file (confedit reads files, not stdin: name the file)\n"
     proc = run(confedit_exe, "offload", str(tmp_path))
     assert proc.returncode == 4 and b"is a directory" in proc.stderr
     proc = run(confedit_exe, "offload", str(SAMPLE), "-o", str(tmp_path / "no" / "dir" / "x"))
@@ -225,8 +229,14 @@ def test_audit_table_and_drift_gate(confedit_exe):
     text = proc.stdout.decode()
     assert "Default Web Site (front-end)" in text and "Exchange Back End (back-end)" in text
     assert max(len(line) for line in text.splitlines()) <= 120
-    assert run(confedit_exe, "audit", "--offloaded", str(SAMPLE)).returncode == 1
+    gate = run(confedit_exe, "audit", "--offloaded", str(SAMPLE))
+    assert gate.returncode == 1 and b"NOT offloaded: run confedit offload" in gate.stdout
     assert run(confedit_exe, "audit", "--offloaded", str(PATCHED)).returncode == 0
+    # A server without front-end directories: offload would refuse it, so it is not advised.
+    plain = run(confedit_exe, "audit", "--offloaded", str(CORPUS / "iis" / REVERSE_PROXY))
+    assert plain.returncode == 1
+    assert b"no Exchange front-end virtual directory" in plain.stdout
+    assert b"run confedit offload" not in plain.stdout
     report = json.loads(run(confedit_exe, "audit", "--format", "json", str(PATCHED)).stdout)
     assert report["all_offloaded"] is True
     assert {row["service"] for row in report["offloaded"]} == {
@@ -354,3 +364,10 @@ def test_a_closed_stdout_ends_quietly_and_a_full_one_is_a_write_failure(confedit
         )
     assert done.returncode == 3
     assert done.stderr == b"cannot write to stdout: No space left on device\n"
+
+
+def test_the_site_takes_one_trailing_slash_as_paths_do(confedit_exe):
+    proc = run(confedit_exe, "offload", str(SAMPLE), "--site", "Default Web Site/", "--check")
+    assert proc.returncode == 1, proc.stderr
+    audit = run(confedit_exe, "audit", str(SAMPLE), "--site", "Default Web Site/")
+    assert audit.returncode == 0 and b"Default Web Site (front-end)" in audit.stdout

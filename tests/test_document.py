@@ -101,6 +101,12 @@ MINIMAL = (
             "DOCTYPE is not allowed in applicationHost.config",
         ),
         (b"<configuration><sites></configuration>", "Opening and ending tag mismatch"),
+        (codecs.BOM_UTF32_LE + MINIMAL.decode().encode("utf-32-le"), "the file is UTF-32"),
+        (
+            MINIMAL.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"'),
+            'says encoding="ISO-8859-1": confedit reads UTF-8 and UTF-16',
+        ),
+        (b"<configuration>" + b"<a>" * 300 + b"</a>" * 300, "Excessive depth in document: 256"),
     ],
 )
 def test_bad_input_is_one_clear_line(raw, message):
@@ -108,6 +114,7 @@ def test_bad_input_is_one_clear_line(raw, message):
         load(raw, "bad.config")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+    assert "XML_PARSE_HUGE" not in str(info.value)  # libxml2's own option, not confedit's
 
 
 def test_invalid_utf8_offset_is_exact_across_chunks():

@@ -284,6 +284,22 @@ def test_mrsproxy_that_keeps_its_own_ssl_is_neither_warned_about_nor_offered(inc
     assert [o.target.path for o in result.outcomes] == ["Default Web Site/EWS"]
 
 
+@pytest.mark.parametrize("path", ["/Default Web Site/owa", "Default Web Site\\owa"])
+def test_a_path_with_a_leading_slash_or_backslashes_gets_the_spelling_meant(path):
+    with pytest.raises(Refused, match="did you mean 'Default Web Site/owa'"):
+        offload(config(), Request(paths=(path,)), name="t")
+
+
+def test_the_server_level_is_named_so_whatever_its_path_spelling():
+    owa = Loc("Default Web Site/owa", shape="security")
+    raw = render(SITES, [Loc(".", "Ssl"), *BACK, owa], LF, server_ssl_flags=None)
+    (outcome,) = owa_only(raw).outcomes
+    assert outcome.before.where == "(server level)"
+    twice = render(SITES, [Loc(".", "Ssl"), *BACK, owa], LF)  # and outside any <location>
+    with pytest.raises(InvalidInput, match=r"defined twice for path '\(server level\)'"):
+        owa_only(twice)
+
+
 def test_a_file_without_front_end_directories_is_refused():
     raw = next(p for p in corpus_files() if "reverse-proxy" in p.name).read_bytes()
     with pytest.raises(
