@@ -20,6 +20,7 @@ from confedit.iis import (
     site_of,
 )
 from confedit.plan import validate
+from confedit.spans import fold
 from confedit.style import paint
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/audit-report-1.json"
@@ -103,7 +104,7 @@ def audit(raw: bytes, name: str = "<input>", site: str = exchange.FRONT_END_SITE
 
 
 def audit_config(config: Config, site: str = exchange.FRONT_END_SITE) -> AuditReport:
-    front_site = config.sites.get(site.casefold())
+    front_site = config.sites.get(fold(site))
     front = front_site.name if front_site else site
     roles = {path_key(front): "front-end", path_key(exchange.BACK_END_SITE): "back-end"}
     services = {path_key(f"{front}/{s.directory}"): s for s in exchange.SERVICES if s.default}

@@ -27,6 +27,7 @@ from confedit.document import Document, load
 from confedit.errors import ConfeditError, InvalidInput, Refused, UsageProblem
 from confedit.iis import Config, path_key, site_of
 from confedit.plan import validate
+from confedit.spans import fold
 
 _BACK_END = path_key(exchange.BACK_END_SITE)
 _SCOPE: Final = (exchange.BACK_END_SITE,)  # what load() keeps in the tree: the rest is not needed
@@ -89,7 +90,7 @@ def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
 
 def _site(document: Document) -> bytes | None:
     for site in document.root.iterfind("system.applicationHost/sites/site"):
-        if (site.get("name") or "").casefold() == exchange.BACK_END_SITE.casefold():
+        if fold(site.get("name") or "") == fold(exchange.BACK_END_SITE):
             return _canonical(site)
     return None
 

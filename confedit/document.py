@@ -21,6 +21,7 @@ from confedit.errors import InvalidInput, VerificationFailed
 from confedit.spans import (
     ElementSpan,
     Reduced,
+    fold,
     locate,
     locate_last,
     pair_spans,
@@ -240,7 +241,7 @@ def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None
     encoding, data = _decode(raw, name)
     _check_text(data, encoding, name)
     _refuse_doctype(data, name)
-    scope = None if sites is None else frozenset(s.casefold() for s in sites) | {""}
+    scope = None if sites is None else frozenset(fold(s) for s in sites) | {""}
     root, reduced = _parse(raw, name, scope)
     if not isinstance(root.tag, str) or root.tag != "configuration":
         raise InvalidInput(
@@ -428,7 +429,7 @@ def _parse_pruned(raw: bytes, scope: frozenset[str]) -> etree._Element:
         if parent is None:
             continue
         if element.tag == "site":
-            if parent.tag == "sites" and element.get("name", "").casefold() not in scope:
+            if parent.tag == "sites" and fold(element.get("name", "")) not in scope:
                 parent.remove(element)
             continue
         if parent.getparent() is not None:

@@ -12,6 +12,7 @@ from confedit.errors import UsageProblem
 from confedit.exchange import BACK_END_SITE
 from confedit.iis import Config
 from confedit.plan import Finding, Outcome, Plan, Request, plan
+from confedit.spans import fold
 from confedit.verify import verify
 
 
@@ -83,7 +84,7 @@ def offload(raw: bytes, request: Request | None = None, name: str = "<input>") -
 
 def offload_document(document: Document, request: Request) -> Result:
     """offload() for a Document loaded with (at least) the request's site and the Back End."""
-    needed = {request.site.casefold(), BACK_END_SITE.casefold()}
+    needed = {fold(request.site), fold(BACK_END_SITE)}
     if document.scope is not None and not needed <= document.scope:
         raise UsageProblem(f"the document was loaded without the sites {sorted(needed)}")
     the_plan = plan(Config(document), request)

@@ -15,6 +15,7 @@ from typing import Final, NamedTuple
 from lxml import etree
 
 from confedit.document import Document, Location
+from confedit.spans import fold
 
 FLAGS_WORDING: Final = (
     "Flags must be some combination of None, Ssl, SslNegotiateCert, SslRequireCert, Ssl128"
@@ -83,7 +84,7 @@ def path_key(path: str) -> str:
     """The comparison key of a location path: case-insensitive, one trailing slash ignored."""
     if path.endswith("/"):
         path = path[:-1]
-    return "" if path == "." else path.casefold()
+    return "" if path == "." else fold(path)
 
 
 def parent_key(key: str) -> str | None:
@@ -191,14 +192,14 @@ def read_sites(root: etree._Element, names: Collection[str] | None = None) -> di
     sites_el = root.find("system.applicationHost/sites")
     if sites_el is None:
         return {}
-    wanted = None if names is None else {name.casefold() for name in names}
+    wanted = None if names is None else {fold(name) for name in names}
     server_pool = _default_pool(sites_el)
     sites: dict[str, Site] = {}
     for site_el in sites_el.iterchildren("site"):
         name = site_el.get("name", "")
-        if wanted is not None and name.casefold() not in wanted:
+        if wanted is not None and fold(name) not in wanted:
             continue
-        sites[name.casefold()] = Site(name, site_el, server_pool)
+        sites[fold(name)] = Site(name, site_el, server_pool)
     return sites
 
 

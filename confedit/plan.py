@@ -25,6 +25,7 @@ from confedit.iis import (
     path_key,
     site_of,
 )
+from confedit.spans import fold
 from confedit.writing import Action, EditWriter
 
 
@@ -163,7 +164,7 @@ def _check_defined_once(config: Config) -> None:
 
 def _targets(draft: _Draft) -> list[Target]:
     request, config = draft.request, draft.config
-    site = config.sites.get(request.site.casefold())
+    site = config.sites.get(fold(request.site))
     site_name = site.name if site else request.site
     explicit = bool(request.services or request.paths)
     targets: list[Target] = []
@@ -342,9 +343,9 @@ def _not_in_sites(config: Config, target: Target) -> str:
     site = config.sites.get(site_of(target.key))
     if site is None:
         return f"'{target.path}': the site '{target.path.partition('/')[0]}' is not in <sites>"
-    last = target.path.rsplit("/", 1)[-1].casefold()
+    last = fold(target.path.rsplit("/", 1)[-1])
     for app in site.applications:
-        if app.pool and app.pool.casefold() == last:
+        if app.pool and fold(app.pool) == last:
             return (
                 f"'{target.path}' is not a path: {app.pool} is an application pool, and it serves "
                 f"'{app.config_path}' — use that path"

@@ -75,7 +75,24 @@ def site_of_path(path: str | None) -> str:
     """The case-folded site name of a location path; '' for the server level."""
     if path in (None, "", "."):
         return ""
-    return path.partition("/")[0].casefold()
+    return fold(path.partition("/")[0])
+
+
+def fold(text: str) -> str:
+    """The key that compares names as Windows does (ordinal, ignoring case): each character
+    taken to its upper case where that is one character, ASCII then lowered. str.casefold()
+    goes further: it makes "Straße" equal "strasse", two different names to IIS."""
+    if text.isascii():
+        return text.lower()
+    return "".join(map(_fold_character, text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold_character(character: str) -> str:
+    upper = character.upper()
+    if len(upper) != 1:  # "ß".upper() is "SS": Windows keeps "ß"
+        upper = character
+    return upper.lower() if upper.isascii() else upper
 
 
 # --- <location> elements ------------------------------------------------------------------------

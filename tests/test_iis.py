@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
+from confedit import offload
 from confedit.document import load
 from confedit.iis import (
     FLAGS_WORDING,
@@ -18,7 +21,16 @@ from confedit.iis import (
     lineage,
     path_key,
 )
-from confedit.testing.build import EXCHANGE_FRONT_END, App, Loc, Site, Style, render
+from confedit.plan import Request
+from confedit.testing.build import (
+    EXCHANGE_BACK_END,
+    EXCHANGE_FRONT_END,
+    App,
+    Loc,
+    Site,
+    Style,
+    render,
+)
 from tests import reference_model
 from tests.conftest import well_formed_exchange
 
@@ -150,3 +162,32 @@ def test_below_lists_what_is_below_segment_wise_in_file_order(paths, asked):
     keys = list(dict.fromkeys(path_key(path) for path in paths))
     for key in {path_key(asked), path_key(asked).rpartition("/")[0], ""}:
         assert config.below(key) == [k for k in keys if is_below(k, key)], key
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("Default Web Site/OWA", "default web site/owa/", True),
+        ("Site/Café", "SITE/CAFÉ", True),
+        ("Site/Straße", "Site/strasse", False),  # casefold() would make them one name
+        ("Site/\u212a", "Site/k", False),  # the Kelvin sign is no k to Windows
+        ("Site/\u0131", "Site/I", True),  # dotless i upper-cases to I, as in Windows
+    ],
+)
+def test_paths_compare_as_windows_compares_names(a, b, same):
+    assert (path_key(a) == path_key(b)) is same
+
+
+def test_a_front_end_site_with_a_non_ascii_name_is_found_in_any_case():
+    front = dataclasses.replace(EXCHANGE_FRONT_END, name="Sité Wéb")
+    locations = [
+        Loc("Sité Wéb", "Ssl"),
+        Loc("Exchange Back End", "Ssl"),
+        Loc("SITÉ WÉB/owa", "Ssl"),
+    ]
+    raw = render([front, EXCHANGE_BACK_END], locations, Style(newline="\n", bom=False))
+    result = offload(raw, Request(site="sité wéb", services=("owa", "ecp")))
+    assert [(o.target.path, o.action) for o in result.outcomes] == [
+        ("SITÉ WÉB/owa", "rewritten"),
+        ("Sité Wéb/ecp", "created"),
+    ]

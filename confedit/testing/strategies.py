@@ -22,6 +22,7 @@ from typing import Final
 
 from hypothesis import strategies as st
 
+from confedit.spans import fold
 from confedit.testing.build import (
     BOMS,
     EXCHANGE_BACK_END,
@@ -234,7 +235,7 @@ class GeneratedConfig(Compact):
 
     def site(self, name: str) -> Site | None:
         """The site of that name (any case), if the file has it."""
-        return next((s for s in self.sites if s.name.casefold() == name.casefold()), None)
+        return next((s for s in self.sites if fold(s.name) == fold(name)), None)
 
     def site_paths(self, name: str = FRONT_END) -> list[str]:
         """Location paths of the site's applications and virtual directories, per <sites>."""
@@ -414,7 +415,7 @@ def _harmless_locks(path: str) -> st.SearchStrategy[tuple[tuple[str, str], ...]]
     outside the front-end site (and not at the server level above it), where nothing below
     them is a target."""
     choices = list(_HARMLESS_LOCKS)
-    if _key(path).partition("/")[0] not in (FRONT_END.casefold(), ""):
+    if _key(path).partition("/")[0] not in (fold(FRONT_END), ""):
         choices.append(("lockAttributes", "sslFlags"))
     return st.just(()) | st.sampled_from(choices).map(lambda lock: (lock,))
 
@@ -422,13 +423,13 @@ def _harmless_locks(path: str) -> st.SearchStrategy[tuple[tuple[str, str], ...]]
 def _checked(path: str) -> bool:
     """Whether confedit checks this path for what IIS would refuse: it looks at the front end,
     the Back End and the server level, not at other sites, whose errors its edit cannot worsen."""
-    return _key(path).partition("/")[0] in (FRONT_END.casefold(), BACK_END.casefold(), "")
+    return _key(path).partition("/")[0] in (fold(FRONT_END), fold(BACK_END), "")
 
 
 def _key(path: str) -> str:
     """How IIS compares location paths: any case, one trailing slash, "." is the server level."""
     key = path[:-1] if path.endswith("/") else path
-    return "" if key == "." else key.casefold()
+    return "" if key == "." else fold(key)
 
 
 def _loadable(locations: list[Loc], *, server_has_access: bool) -> list[Loc]:
@@ -497,7 +498,7 @@ def _break(
 
 def _locked(locations: list[Loc], lock: tuple[str, str]) -> list[Loc]:
     """A lock on the front-end site's <access>, which every front-end path inherits."""
-    site = FRONT_END.casefold()
+    site = fold(FRONT_END)
     for index, loc in enumerate(locations):
         if _key(loc.path) == site and loc.shape == "access":
             kept = tuple(a for a in loc.attributes if a[0] != "inheritInChildApplications")
