@@ -52,18 +52,21 @@ def find_inputs(arguments: Sequence[Path], skip: Path | None = None) -> list[Inp
     """Files named, and every config file (see is_config_name) below the folders named.
 
     Folders are searched in sorted order, without following symlinked folders; `skip` (the
-    output folder) is not searched. A file found twice is kept once, at its first place.
+    output folder) is not searched. A file found twice is kept once, at its first place, and
+    named by its own path rather than by a symlink to it.
     """
     found: list[Input] = []
-    seen: set[str] = set()
     skipped = os.path.realpath(skip) if skip is not None else None
     cwd = logical_cwd()  # found once
+    at: dict[str, int] = {}  # a file's real path -> its place in `found`
     for argument in arguments:
         for item in _expand(argument, skipped, cwd):
             key = os.path.realpath(item.path)
-            if key not in seen:
-                seen.add(key)
+            if key not in at:
+                at[key] = len(found)
                 found.append(item)
+            elif found[at[key]].path.is_symlink() and not item.path.is_symlink():
+                found[at[key]] = item  # found by its own name too: named so, at the first place
     return found
 
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 import click
 
 from confedit import __version__, exchange, style
-from confedit.errors import ConfeditError, ExitCode
+from confedit.errors import ConfeditError, ExitCode, UsageProblem
 from confedit.files import DEFAULT_MAX_SIZE
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -116,6 +116,10 @@ def _guarded(run: _Run, action: Callable[[], int]) -> None:
         code = _interrupted(interrupt)
     except BrokenPipeError:
         code = _stdout_closed()
+    except click.UsageError as error:
+        if run.fmt != "json":
+            raise  # click prints it with the usage line
+        code = run.fail(UsageProblem(error.format_message()))
     except (click.exceptions.Exit, click.ClickException):
         raise
     except OSError as error:
@@ -283,9 +287,13 @@ def offload(**options: Any) -> None:
     from confedit.commands import OffloadOptions, run_offload  # noqa: PLC0415
 
     opts = OffloadOptions(**options)
-    opts.validate()
     run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config))
-    _guarded(run, lambda: run_offload(opts))
+
+    def validated_run() -> int:
+        opts.validate()
+        return run_offload(opts)
+
+    _guarded(run, validated_run)
 
 
 @main.command()

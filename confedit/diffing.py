@@ -30,11 +30,12 @@ def relative_label(
     """The path relative to the current directory, with '/' separators; None when the file
     lies outside it."""
     base = Path(cwd) if cwd is not None else logical_cwd()
-    # Paths as the user typed them (symlinks kept), then as the file system resolves them.
-    for file, folder in (
-        (Path(os.path.normpath(base / path)), base),
-        (Path(os.path.realpath(base / path)), Path(os.path.realpath(base))),
-    ):
+    # Paths as the user typed them (symlinked folders kept), then as the file system resolves
+    # them. A symlink to the file itself is named by the file: git apply and patch refuse to
+    # patch a symlink.
+    typed = (Path(os.path.normpath(base / path)), base)
+    resolved = (Path(os.path.realpath(base / path)), Path(os.path.realpath(base)))
+    for file, folder in (resolved, typed) if (base / path).is_symlink() else (typed, resolved):
         if file.is_relative_to(folder):
             return file.relative_to(folder).as_posix()
     return None

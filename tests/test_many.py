@@ -582,3 +582,22 @@ def test_the_combined_diff_applies_with_odd_folder_names(confedit_exe, tmp_path,
         assert (
             tmp_path / "ex" / name / "applicationHost.config"
         ).read_bytes() == PATCHED.read_bytes()
+
+
+def test_a_file_reached_through_a_symlink_is_named_by_its_own_path(confedit_exe, tmp_path):
+    """git apply and patch refuse to patch a symlink: the diff names the file it points to,
+    found once even when the folder search meets the link first."""
+    (tmp_path / "ex" / "s1").mkdir(parents=True)
+    shutil.copyfile(SAMPLE, tmp_path / "ex" / "s1" / "applicationHost.config")
+    link = tmp_path / "ex" / "a-link.applicationHost.config"  # sorts before s1/
+    link.symlink_to(Path("s1", "applicationHost.config"))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    for args in (["ex"], [str(link.relative_to(tmp_path))]):
+        proc = run(confedit_exe, "offload", *args, "-q", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(b"--- a/ex/s1/applicationHost.config\n")
+        assert proc.stdout.count(b"\n--- a/") == 0  # one file
+        check = subprocess.run(
+            ["git", "apply", "--check", "-"], input=proc.stdout, cwd=tmp_path, check=False
+        )
+        assert check.returncode == 0

@@ -167,3 +167,15 @@ def test_the_schemas_reject_what_confedit_must_not_write(confedit_exe, tmp_path)
     for document in broken:
         with pytest.raises(ValidationError):
             validate(document)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [str(SAMPLE), str(SAMPLE), "-o", "x.config"],  # -o with several files
+        [str(SAMPLE), "--diff", str(SAMPLE)],  # an output over the input
+    ],
+)
+def test_a_usage_error_is_a_json_report_too(confedit_exe, tmp_path, args):
+    document = run_json(confedit_exe, "offload", *args, cwd=tmp_path, code=2)
+    assert document["status"] == "usage" and document["error"]["kind"] == "usage"
