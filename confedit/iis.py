@@ -277,6 +277,23 @@ class Resolved:
         return self.source.where if self.source else SCHEMA_DEFAULT
 
 
+def _registration(
+    root: etree._Element, groups: tuple[str, ...], section: str
+) -> etree._Element | None:
+    """The <section> element that registers `section` in <configSections>, inside `groups`."""
+    parents = list(root.iterchildren("configSections"))
+    for group in groups:
+        parents = [
+            child
+            for parent in parents
+            for child in parent.iterchildren("sectionGroup")
+            if child.get("name") == group
+        ]
+    return next(
+        (s for p in parents for s in p.iterchildren("section") if s.get("name") == section), None
+    )
+
+
 class Config:
     """The IIS view of a Document: locations by path, sites, and inheritance."""
 
@@ -293,6 +310,19 @@ class Config:
         self._elements: dict[Setting, list[Definition]] = {}
         self._by_level: dict[Setting, dict[str, list[Definition]]] = {}
         self._below: dict[str, list[str]] | None = None
+
+    @cached_property
+    def registration_allows(self) -> str | None:
+        """Where <configSections> registers the access section with overrideModeDefault="Allow"
+        (which lets any web.config set sslFlags), as a reader would name it; else None."""
+        element = _registration(self.document.root, ("system.webServer", "security"), "access")
+        default = element.get("overrideModeDefault", "") if element is not None else ""
+        if element is None or default.lower() != "allow":
+            return None
+        line = self.document.line_of(element)
+        return (
+            f'its registration in <configSections>, overrideModeDefault="{default}" (line {line})'
+        )
 
     def locations_at(self, key: str) -> list[Location]:
         return self._by_key.get(key, [])

@@ -481,14 +481,7 @@ def _delegated_at(config: Config, key: str) -> str | None:
                 return None
             line = config.document.line_at(location.span.start)
             return f"{mode.spelling} at {location.path or 'the server level'} (line {line})"
-    registration = config.document.root.find(ACCESS_REGISTRATION)
-    if registration is None:
-        return None
-    default = registration.get("overrideModeDefault", "")
-    if default.lower() != "allow":
-        return None
-    line = config.document.line_of(registration)
-    return f'its registration in <configSections>, overrideModeDefault="{default}" (line {line})'
+    return config.registration_allows
 
 
 class _Override(NamedTuple):
@@ -500,10 +493,6 @@ class _Override(NamedTuple):
 _OVERRIDE_ATTRIBUTES: Final = (
     ("overrideMode", {"allow": "allow", "deny": "deny"}),
     ("allowOverride", {"true": "allow", "false": "deny"}),
-)
-ACCESS_REGISTRATION: Final = (
-    "configSections/sectionGroup[@name='system.webServer']"
-    "/sectionGroup[@name='security']/section[@name='access']"
 )
 
 

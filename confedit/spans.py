@@ -78,6 +78,7 @@ def site_of_path(path: str | None) -> str:
     return fold(path.partition("/")[0])
 
 
+@functools.lru_cache(maxsize=1 << 15)  # the same few site names and paths, asked many times
 def fold(text: str) -> str:
     """The key that compares names as Windows does (ordinal, ignoring case): each character
     taken to its upper case where that is one character, ASCII then lowered. str.casefold()

@@ -254,16 +254,12 @@ def _normalised(element: etree._Element) -> etree._Element:
 def _check_access_defined_once(document: Document, steps: list[Edit]) -> None:
     """An edit that creates <access> does so at a path whose <location> elements have none: a
     second definition of the section for one path is a file IIS refuses to load."""
-    creating = [edit for edit in steps if edit.creates]
+    creating = {path_key(edit.location_path): edit for edit in steps if edit.creates}
     if not creating:
         return
-    defined = {
-        path_key(location.path)
-        for location in document.locations()
-        if location.element.find(ACCESS_XPATH) is not None
-    }
-    for edit in creating:
-        if path_key(edit.location_path) in defined:
+    for location in document.locations():
+        edit = creating.get(path_key(location.path))
+        if edit is not None and location.element.find(ACCESS_XPATH) is not None:
             raise VerificationFailed(
                 f"an edit adds a second <access> for {edit.location_path!r}, which has one"
             )

@@ -125,11 +125,17 @@ def _deepest_existing(location: etree._Element) -> tuple[etree._Element, tuple[s
     names still to create below it. A location may hold <system.webServer> or <security> more
     than once: its <access> is found in any of them (a second one would define the section
     twice), else the first <security>, else the first <system.webServer>."""
-    for depth in range(len(ACCESS_CHAIN), 0, -1):
-        found = location.find("/".join(ACCESS_CHAIN[:depth]))
-        if found is not None:
-            return found, ACCESS_CHAIN[depth:]
-    return location, ACCESS_CHAIN
+    deepest: tuple[etree._Element, tuple[str, ...]] = (location, ACCESS_CHAIN)
+    for web_server in location.iterchildren("system.webServer"):
+        for security in web_server.iterchildren("security"):
+            access = next(security.iterchildren("access"), None)
+            if access is not None:
+                return access, ()
+            if len(deepest[1]) > 1:
+                deepest = (security, ("access",))
+        if len(deepest[1]) > 2:
+            deepest = (web_server, ACCESS_CHAIN[1:])
+    return deepest
 
 
 def _root_end_tag(data: bytes) -> int:
