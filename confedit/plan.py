@@ -87,12 +87,15 @@ class Plan:
     outcomes: tuple[Outcome, ...]
     edits: tuple[Edit, ...]
     findings: tuple[Finding, ...]
+    # Pools of the applications below a changed target whose sslFlags change with it.
+    inherited_pools: tuple[str, ...] = ()
 
     @property
     def pools(self) -> list[str]:
-        """Application pools to recycle after deployment, in target order, once each."""
+        """Application pools to recycle after deployment, in target order, once each: the
+        changed targets' and those of the applications that inherit their change."""
         pools = [o.pool for o in self.outcomes if o.changed and o.pool]
-        return list(dict.fromkeys(pools))
+        return list(dict.fromkeys([*pools, *self.inherited_pools]))
 
 
 @dataclass
@@ -122,7 +125,28 @@ def plan(config: Config, request: Request) -> Plan:
     _advise_mrsproxy(draft, targets)
     for outcome in outcomes:
         _advise(draft, outcome)
-    return Plan(tuple(outcomes), tuple(planner.edits), tuple(draft.findings))
+    inherited = _inherited_pools(config, outcomes)
+    return Plan(tuple(outcomes), tuple(planner.edits), tuple(draft.findings), inherited)
+
+
+def _inherited_pools(config: Config, outcomes: list[Outcome]) -> tuple[str, ...]:
+    """Pools of the applications below a changed target (without a target of their own) that
+    inherit its None where they required something else: their policy changes too, so their
+    pool is recycled with the target's (Microsoft's steps name only the target's pool)."""
+    changed = {o.target.key for o in outcomes if o.changed}
+    targets = {o.target.key for o in outcomes}
+    pools: list[str] = []
+    for site in {site_of(key) for key in changed}:
+        for key in config.paths_below(site):  # one pass over the site, not one per target
+            if key in targets or not any(level in changed for level in lineage(key)[1:]):
+                continue
+            app = config.application(key)
+            if app is None or not app.pool or app.pool in pools:
+                continue
+            before = SslFlags.parse(config.resolve(key, SSL_FLAGS).value)
+            if before != NONE and _source_after(config, key, targets) is None:
+                pools.append(app.pool)
+    return tuple(pools)
 
 
 # --- validation: what IIS itself would refuse to load ----------------------------------------

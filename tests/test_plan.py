@@ -300,6 +300,20 @@ def test_the_server_level_is_named_so_whatever_its_path_spelling():
         owa_only(twice)
 
 
+def test_the_pools_of_applications_that_inherit_the_change_are_recycled_too():
+    """Offloading the site changes every application below it that inherits its Ssl: their
+    pools are recycled with the site's; those that keep a value of their own are not."""
+    raw = real("e2019.applicationHost.config")
+    result = offload(raw, Request(paths=("Default Web Site",)), name="t")
+    assert result.plan.pools == [
+        "MSExchangeOWAAppPool",  # the site's root application
+        "MSExchangeECPAppPool",
+        "MSExchangeServicesAppPool",
+        "MSExchangeAutodiscoverAppPool",
+    ]
+    assert "MSExchangeOABAppPool" not in result.plan.pools  # OAB sets Ssl of its own
+
+
 def test_a_file_without_front_end_directories_is_refused():
     raw = next(p for p in corpus_files() if "reverse-proxy" in p.name).read_bytes()
     with pytest.raises(
