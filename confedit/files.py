@@ -144,19 +144,21 @@ class Outputs:
 
     def add(self, path: Path, data: bytes, *, mode_from: Path | None = None) -> None:
         """Stage `data` for `path` (see write_file)."""
-        target = Path(os.path.realpath(path))  # write through a symlink, keep the link
         try:
-            info = target.stat()
+            info = path.stat()  # through symlinks: /dev/stdout is the pipe or file behind it
         except FileNotFoundError:
             info = None
         except OSError as exc:
             raise WriteFailed(
                 f"cannot write: {exc.strerror}; nothing was changed", source=str(path)
             ) from None
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            self._staged.append(_Staged(path, str(path), data))  # written as it is, at commit
+            return
+        target = Path(os.path.realpath(path))  # write through a symlink, keep the link
         staged = _Staged(target, str(path), data)
         self._staged.append(staged)  # before writing: a temporary file half-written is removed
-        if info is None or stat.S_ISREG(info.st_mode):
-            staged.write_temporary(_mode_for(info, mode_from))
+        staged.write_temporary(_mode_for(info, mode_from))
 
 
 @contextlib.contextmanager

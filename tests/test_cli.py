@@ -371,3 +371,21 @@ def test_the_site_takes_one_trailing_slash_as_paths_do(confedit_exe):
     assert proc.returncode == 1, proc.stderr
     audit = run(confedit_exe, "audit", str(SAMPLE), "--site", "Default Web Site/")
     assert audit.returncode == 0 and b"Default Web Site (front-end)" in audit.stdout
+
+
+def test_output_to_dev_stdout_and_a_fifo_is_written_as_it_is(confedit_exe, tmp_path):
+    """/dev/stdout leads to a pipe here: it is written directly, never replaced by a rename
+    (nor taken for a missing file because its link resolves to 'pipe:[...]')."""
+    proc = run(confedit_exe, "offload", str(SAMPLE), "-o", "/dev/stdout", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == PATCHED.read_bytes()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    proc = run(confedit_exe, "offload", str(SAMPLE), "-o", str(fifo), "-q")
+    reader.join(timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert received == [PATCHED.read_bytes()]
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
