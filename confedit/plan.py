@@ -206,7 +206,7 @@ def _targets(draft: _Draft) -> list[Target]:
 
 def _target(config: Config, path: str, service: str | None, explicit: bool) -> Target:
     key = path_key(path)
-    spelling = config.spelling(key) or config.sites_spelling(key) or path.rstrip("/")
+    spelling = config.spelling(key) or config.sites_spelling(key) or path.removesuffix("/")
     return Target(spelling, key, service, explicit)
 
 
