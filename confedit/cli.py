@@ -153,7 +153,10 @@ def _stdout_closed() -> int:
     141 is the shell's code for a process ended by SIGPIPE."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
-    return 128 + int(signal.SIGPIPE)
+    return _SIGPIPE_EXIT
+
+
+_SIGPIPE_EXIT: Final = 128 + 13  # signal.SIGPIPE, which Windows does not define
 
 
 def _print_json(data: Any) -> None:

@@ -171,9 +171,8 @@ def run_offload(opts: OffloadOptions) -> int:
     writes_input_copy = not opts.check and (opts.output or opts.in_place)
     if writes_input_copy:
         check_unchanged(snapshot)
-    outputs = [(opts.output, result.output), (opts.diff_to, diff)]
-    if opts.runbook:
-        outputs.append((opts.runbook, render_runbook(result, str(opts.config))))
+    runbook = render_runbook(result, str(opts.config)) if opts.runbook else b""
+    outputs = ((opts.output, result.output), (opts.diff_to, diff), (opts.runbook, runbook))
     # All files are written together or not at all (see Outputs); stdout comes after them.
     with Outputs(partial(check_same_stat, snapshot) if writes_input_copy else None) as files:
         if opts.in_place and result.changed:
@@ -181,11 +180,12 @@ def run_offload(opts: OffloadOptions) -> int:
         for destination, data in outputs:
             if destination and destination != STDIO:
                 files.add(Path(destination), data)
-    for destination, data in outputs:
-        if destination == STDIO:
-            emit_diff(STDIO, data, color=opts.color_stdout and data is diff)
-    if opts.previewing and opts.fmt == "text":
+    if opts.output == STDIO:
+        _to_stdout(result.output)
+    if opts.diff_to == STDIO or (opts.previewing and opts.fmt == "text"):
         emit_diff(STDIO, diff, color=opts.color_stdout)
+    if opts.runbook == STDIO:
+        _to_stdout(runbook)
 
     _report(opts, result, diff, code)
     return int(code)
@@ -209,12 +209,15 @@ def stage_in_place(
 
 def emit_diff(destination: str, diff: bytes, *, color: bool) -> None:
     """Write a diff; coloured only when it goes to stdout and colour is on."""
-    data = style.paint_diff(diff) if color and destination == STDIO else diff
     if destination == STDIO:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        _to_stdout(style.paint_diff(diff) if color else diff)
     else:
-        write_file(Path(destination), data)
+        write_file(Path(destination), diff)
+
+
+def _to_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def result_status(result: Result, check: bool) -> tuple[str, ExitCode]:

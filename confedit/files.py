@@ -71,7 +71,6 @@ _CHANGED: Final = (
 def check_unchanged(snapshot: Snapshot) -> None:
     """Refuse to write if the input changed since it was read (size, mtime or content)."""
     name = str(snapshot.path)
-    message = _CHANGED
     try:
         check_same_stat(snapshot)
         data = snapshot.data
@@ -81,9 +80,9 @@ def check_unchanged(snapshot: Snapshot) -> None:
                 chunk = handle.read(expected)  # not _CHUNK: a buffer that size for a small file
                 # startswith compares in place: no copy of the snapshot's bytes
                 if len(chunk) != expected or not data.startswith(chunk, offset):
-                    raise InputChanged(message, source=name)
+                    raise InputChanged(_CHANGED, source=name)
             if handle.read(1):
-                raise InputChanged(message, source=name)
+                raise InputChanged(_CHANGED, source=name)
     except OSError as exc:
         raise InputChanged(
             f"cannot re-read the input: {exc.strerror or exc}", source=name

@@ -465,7 +465,8 @@ def _advise_mrsproxy(draft: _Draft, targets: list[Target]) -> None:
 
 
 def _advise(draft: _Draft, outcome: Outcome) -> None:
-    """Warnings that do not stop the change (rules 3, 5 and 6's delegation)."""
+    """Warnings that do not stop the change: client certificates no longer asked for, and an
+    access section a web.config could override (MRSProxy's: see _advise_mrsproxy)."""
     config, target = draft.config, outcome.target
     dropped = SslFlags.parse(outcome.before.value).client_certificate_flags
     if dropped and outcome.changed:
