@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -104,7 +106,26 @@ def _terminate(signum: int, frame: object) -> None:
 
 def _guarded(run: _Run, action: Callable[[], int]) -> None:
     """Run a command body; map every error to its message and exit code."""
-    signal.signal(signal.SIGTERM, _terminate)
+    with _sigterm_as_interrupt():
+        code = _run_mapped(run, action)
+    sys.exit(code)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises _Terminated while the command runs (in the main thread, the only one
+    that can take signals); the handler before it comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_mapped(run: _Run, action: Callable[[], int]) -> int:
     try:
         code = action()
         sys.stdout.flush()  # a closed or full stdout is found here, not at the interpreter's exit
@@ -130,7 +151,7 @@ def _guarded(run: _Run, action: Callable[[], int]) -> None:
             code = int(ExitCode.REFUSED)
     except Exception as error:
         code = run.crash(error)
-    sys.exit(code)
+    return code
 
 
 # Errors of a write to a stream: a full disk or quota, a file too large, an I/O error.
