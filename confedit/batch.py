@@ -18,6 +18,7 @@ import click
 
 from confedit.diffing import logical_cwd, relative_label
 from confedit.errors import ExitCode
+from confedit.files import HELD, signals_held
 
 CONFIG_NAME: Final = "applicationhost.config"  # matched case-insensitively
 HANDFUL: Final = 5  # more files than this get a progress bar (on a terminal)
@@ -162,9 +163,13 @@ def run_all(
     try:
         size = max(1, min(CHUNK, len(items) // (jobs * 4)))
         chunks = [items[start : start + size] for start in range(0, len(items), size)]
-        futures = {
-            pool.submit(_call_each, work, chunk, crashed): i for i, chunk in enumerate(chunks)
-        }
+        # The workers are started by the first submit. An interrupt meanwhile would reach a
+        # worker before its handlers are set (it dies with a traceback, and every file is
+        # reported as a crash): signals wait until the workers can take them.
+        with signals_held():
+            futures = {
+                pool.submit(_call_each, work, chunk, crashed): i for i, chunk in enumerate(chunks)
+            }
         finished: dict[int, list[R]] = {}  # chunks done before some chunk ahead of them
         in_order: list[R] = []
         with _bar(len(items), progress) as advance:
@@ -196,6 +201,8 @@ def _worker_started() -> None:
     # which stops them (SIGTERM) whatever the signal it got, so that they stop one way only.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_worker)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # held since the parent's fork
 
 
 _busy = False  # whether this worker is working on a chunk (set in the worker process only)

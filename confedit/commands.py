@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -96,12 +97,18 @@ class OffloadOptions:
                 "-o names the input file itself; use --in-place (with --backup) to rewrite it"
             )
         if not self.many:
-            check_destinations(self.destinations(), [self.config])
+            check_destinations(self.destinations(), [self.config], self.backups([self.config]))
 
     def destinations(self) -> list[tuple[str, Path]]:
         """The files named by -o, --diff and --runbook (not stdout), by option."""
         named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
         return [(option, Path(value)) for option, value in named if value and value != STDIO]
+
+    def backups(self, inputs: list[Path]) -> list[tuple[str, Path]]:
+        """The backup files --in-place --backup writes."""
+        if not (self.in_place and self.backup):
+            return []
+        return [("--backup", Path(f"{config}{self.backup}")) for config in inputs]
 
     def _validate_many(self) -> None:
         if self.output:
@@ -131,17 +138,23 @@ class OffloadOptions:
         return style.enabled(self.color, sys.stdout)
 
 
-def check_destinations(destinations: list[tuple[str, Path]], inputs: list[Path]) -> None:
-    """Usage errors: an output file that is one of the inputs, or two outputs in one file."""
+def check_destinations(
+    destinations: list[tuple[str, Path]],
+    inputs: list[Path],
+    produced: Iterable[tuple[str, Path]] = (),
+) -> None:
+    """Usage errors: a file named by an option (`destinations`) that is one of the inputs, or
+    that another output also writes: another option's, a backup, a file below --output-dir
+    (`produced`)."""
     for option, path in destinations:
         for config in inputs:
             if same_file(path, config):
                 raise click.UsageError(f"{option} names the input file {config}; name another file")
-    first: dict[str, str] = {}
+    first = {os.path.realpath(path): option for option, path in produced}
     for option, path in destinations:
         other = first.setdefault(os.path.realpath(path), option)
         if other != option:
-            raise click.UsageError(f"{other} and {option} both name {path}; name two files")
+            raise click.UsageError(f"{other} and {option} both write {path}; name another file")
 
 
 def check_backups(backup: str, inputs: list[Path]) -> None:

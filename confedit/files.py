@@ -117,10 +117,11 @@ def write_file(path: Path, data: bytes, *, mode_from: Path | None = None) -> Non
 
 class Outputs:
     """Files written together: each regular file is first written to a temporary file beside it
-    (and fsynced), and only when all of them are, they are renamed into place, in the order
-    added. So a failure to write any of them (disk full, permission denied, interrupted) changes
-    none of them. Used as a context manager: committed at the end of the block, and on an
-    error the temporary files are removed."""
+    (and fsynced), and only when all of them are, and any stream among the outputs (a pipe, a
+    FIFO, a device) is written, they are renamed into place, in the order added. So a failure
+    to write any of them (disk full, permission denied, interrupted) changes none of the files.
+    Used as a context manager: committed at the end of the block, and on an error the
+    temporary files are removed."""
 
     def __init__(self, before_commit: Callable[[], None] | None = None) -> None:
         self._staged: list[_Staged] = []
@@ -134,9 +135,16 @@ class Outputs:
             if kind is None:
                 if self._before_commit is not None:
                     self._before_commit()
-                with _uninterrupted():
-                    for staged in self._staged:
+                # Streams first (a pipe, a FIFO, a device): they cannot be staged, and one that
+                # fails must leave the files unchanged; a FIFO without a reader must stay
+                # interruptible.
+                for staged in self._staged:
+                    if staged.direct:
                         staged.commit()
+                with signals_held():
+                    for staged in self._staged:
+                        if not staged.direct:
+                            staged.commit()
         finally:
             for staged in self._staged:
                 staged.discard()
@@ -151,6 +159,8 @@ class Outputs:
             raise WriteFailed(
                 f"cannot write: {exc.strerror}; nothing was changed", source=str(path)
             ) from None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            raise WriteFailed("is a directory; nothing was changed", source=str(path))
         if info is not None and not stat.S_ISREG(info.st_mode):
             self._staged.append(_Staged(path, str(path), data))  # written as it is, at commit
             return
@@ -160,19 +170,23 @@ class Outputs:
         staged.write_temporary(_mode_for(info, mode_from))
 
 
+HELD: Final = {signal.SIGINT, signal.SIGTERM}
+
+
 @contextlib.contextmanager
-def _uninterrupted() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block is done: the renames (a few milliseconds), so
-    that a file and its backup are put in place together, or the creation of a temporary file,
-    so that its name is known to the cleanup."""
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done (a child process started in it inherits
+    that). Here: the renames (a few milliseconds), so that a file and its backup are put in
+    place together, and the creation of a temporary file, so that its name is known to the
+    cleanup."""
     if not hasattr(signal, "pthread_sigmask"):  # not on Windows
         yield
         return
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 class _Staged:
@@ -186,7 +200,7 @@ class _Staged:
     def write_temporary(self, mode: int) -> None:
         self.direct = False
         try:
-            with _uninterrupted():  # else an interrupt between creating and naming it loses it
+            with signals_held():  # else an interrupt between creating and naming it loses it
                 descriptor, self.temporary = tempfile.mkstemp(
                     dir=self.target.parent, prefix=f".{self.target.name}.", suffix=".confedit-tmp"
                 )
@@ -219,9 +233,10 @@ class _Staged:
             self.temporary = None
 
     def _failed(self, exc: OSError) -> WriteFailed:
+        # Streams are written before any file is renamed into place, so either way no file
+        # has changed yet.
         reason = "file too large or disk full" if exc.errno == errno.EFBIG else exc.strerror
-        suffix = "" if self.direct else "; nothing was changed"
-        return WriteFailed(f"cannot write: {reason or exc}{suffix}", source=self.name)
+        return WriteFailed(f"cannot write: {reason or exc}; nothing was changed", source=self.name)
 
 
 def _mode_for(info: os.stat_result | None, mode_from: Path | None) -> int:

@@ -232,7 +232,10 @@ def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
                     "or name the folder that holds them instead of the files"
                 )
     paths = [item.path for item in inputs]
-    check_destinations(opts.destinations(), paths)
+    produced = opts.backups(paths)
+    if opts.output_dir is not None:
+        produced += [("--output-dir", opts.output_dir / item.label) for item in inputs]
+    check_destinations(opts.destinations(), paths, produced)
     if opts.backup:
         check_backups(opts.backup, paths)
     if opts.output_dir is not None:

@@ -261,8 +261,11 @@ def snapshot_folder(folder: Path) -> dict[str, bytes]:
         (["--runbook", "./{config}"], b"--runbook names the input file"),
         (["--check", "--diff", "{config}"], b"--diff names the input file"),
         (["--in-place", "--diff", "{config}"], b"--diff names the input file"),
-        (["-o", "x", "--diff", "x"], b"-o and --diff both name x"),
-        (["--diff", "x", "--runbook", "./x"], b"--diff and --runbook both name"),
+        (["-o", "x", "--diff", "x"], b"-o and --diff both write x"),
+        (["--diff", "x", "--runbook", "./x"], b"--diff and --runbook both write"),
+        # the backup is an output too: the original would be lost
+        (["--in-place", "--backup", ".bak", "--diff", "{config}.bak"], b"--backup and --diff"),
+        (["--in-place", "--backup", ".b", "--runbook", "{config}.b"], b"--backup and --runbook"),
     ],
 )
 def test_an_output_over_the_input_or_another_output_is_a_usage_error(
@@ -389,3 +392,21 @@ def test_output_to_dev_stdout_and_a_fifo_is_written_as_it_is(confedit_exe, tmp_p
     assert proc.returncode == 0, proc.stderr
     assert received == [PATCHED.read_bytes()]
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_a_stream_output_that_fails_leaves_every_file_as_it_was(confedit_exe, tmp_path):
+    """Streams (here a folder named as the diff, and /dev/full) are written before any file is
+    renamed into place: when one fails, the config and its backup are as they were."""
+    config = copy_sample(tmp_path)
+    (tmp_path / "diffs").mkdir()
+    before = snapshot_folder(tmp_path)
+    in_place = ("--in-place", "--backup", ".bak")
+    proc = run(confedit_exe, "offload", config.name, *in_place, "--diff", "diffs", cwd=tmp_path)
+    assert proc.returncode == 3
+    assert proc.stderr == b"diffs: is a directory; nothing was changed\n"
+    assert snapshot_folder(tmp_path) == before
+    if Path("/dev/full").exists():
+        args = (config.name, *in_place, "--diff", "/dev/full")
+        proc = run(confedit_exe, "offload", *args, cwd=tmp_path)
+        assert proc.returncode == 3 and b"nothing was changed" in proc.stderr
+        assert snapshot_folder(tmp_path) == before

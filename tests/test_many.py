@@ -613,3 +613,19 @@ def test_a_file_reached_through_a_symlink_is_named_by_its_own_path(confedit_exe,
             ["git", "apply", "--check", "-"], input=proc.stdout, cwd=tmp_path, check=False
         )
         assert check.returncode == 0
+
+
+def test_a_diff_over_a_file_the_run_writes_is_a_usage_error(confedit_exe, tmp_path, fleet):
+    """--diff naming a file of --output-dir, or a backup, would replace it with the diff."""
+    target = f"out/{fleet['cas-2019'].as_posix()}"
+    proc = run(
+        confedit_exe, "offload", "fleet", "--output-dir", "out", "--diff", target, cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert b"--output-dir and --diff both write" in proc.stderr
+    backup = f"{fleet['cas-2019']}.bak"
+    args = ("fleet", "--in-place", "--backup", ".bak", "--diff", backup)
+    proc = run(confedit_exe, "offload", *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert b"--backup and --diff both write" in proc.stderr
+    assert not (tmp_path / backup).exists()
