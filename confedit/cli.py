@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import signal
 import sys
@@ -19,7 +18,7 @@ import click
 
 from confedit import __version__, exchange, style
 from confedit.errors import ConfeditError, ExitCode, UsageProblem
-from confedit.files import DEFAULT_MAX_SIZE
+from confedit.files import DEFAULT_MAX_SIZE, print_json
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -79,7 +78,7 @@ class _Run:
             from confedit import report  # noqa: PLC0415
 
             render = report.audit_error_json if self.command == "audit" else report.error_json
-            _print_json(render(error, self.name, int(error.exit_code)))
+            print_json(render(error, self.name, int(error.exit_code)))
         click.echo(str(error), err=True)
         return int(error.exit_code)
 
@@ -178,10 +177,6 @@ def _stdout_closed() -> int:
 
 
 _SIGPIPE_EXIT: Final = 128 + 13  # signal.SIGPIPE, which Windows does not define
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 _DEBUG = click.option(

@@ -5,14 +5,12 @@ Kept apart from cli.py so that click stays a thin layer and `confedit --help` lo
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -26,8 +24,10 @@ from confedit.files import (
     Snapshot,
     check_same_stat,
     check_unchanged,
+    print_json,
     read_input,
     same_file,
+    to_stdout,
     write_file,
 )
 from confedit.plan import Request
@@ -83,14 +83,14 @@ class OffloadOptions:
                 "--check writes nothing; drop -o/--output-dir/--in-place/--runbook"
             )
         named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
-        to_stdout = [name for name, value in named if value == STDIO]
+        on_stdout = [name for name, value in named if value == STDIO]
         if self.fmt == "json":
-            to_stdout.append("--format json")
+            on_stdout.append("--format json")
         elif self.previewing:
-            to_stdout.append("the preview diff")
-        if len(to_stdout) > 1:
+            on_stdout.append("the preview diff")
+        if len(on_stdout) > 1:
             raise click.UsageError(
-                f"{' and '.join(to_stdout)} would all write to stdout; send one of them to a file"
+                f"{' and '.join(on_stdout)} would all write to stdout; send one of them to a file"
             )
         if self.output and self.output != STDIO and same_file(Path(self.output), self.config):
             raise click.UsageError(
@@ -194,11 +194,11 @@ def run_offload(opts: OffloadOptions) -> int:
             if destination and destination != STDIO:
                 files.add(Path(destination), data)
     if opts.output == STDIO:
-        _to_stdout(result.output)
+        to_stdout(result.output)
     if opts.diff_to == STDIO or (opts.previewing and opts.fmt == "text"):
         emit_diff(STDIO, diff, color=opts.color_stdout)
     if opts.runbook == STDIO:
-        _to_stdout(runbook)
+        to_stdout(runbook)
 
     _report(opts, result, diff, code)
     return int(code)
@@ -223,14 +223,9 @@ def stage_in_place(
 def emit_diff(destination: str, diff: bytes, *, color: bool) -> None:
     """Write a diff; coloured only when it goes to stdout and colour is on."""
     if destination == STDIO:
-        _to_stdout(style.paint_diff(diff) if color else diff)
+        to_stdout(style.paint_diff(diff) if color else diff)
     else:
         write_file(Path(destination), diff)
-
-
-def _to_stdout(data: bytes) -> None:
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
 
 
 def result_status(result: Result, check: bool) -> tuple[str, ExitCode]:
@@ -244,16 +239,12 @@ def _report(opts: OffloadOptions, result: Result, diff: bytes, code: ExitCode) -
     if opts.fmt == "json":
         status, _ = result_status(result, opts.check)
         text = diff.decode("utf-8", "replace")
-        _print_json(report.result_json(result, diff=text, status=status, exit_code=int(code)))
+        print_json(report.result_json(result, diff=text, status=status, exit_code=int(code)))
     if opts.quiet:
         return
     for line in report.target_lines(result) + report.finding_lines(result):
         click.echo(line, err=True)
     click.echo(report.summary_line(result, str(opts.config)), err=True)
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @dataclass
@@ -290,7 +281,7 @@ def run_audit(opts: AuditOptions) -> int:
     snapshot = read_input(opts.config, opts.max_size)
     result = audit(snapshot.data, name=str(opts.config), site=opts.site)
     if opts.fmt == "json":
-        _print_json(result.to_json(offloaded_only=opts.offloaded))
+        print_json(result.to_json(offloaded_only=opts.offloaded))
     else:
         color = style.enabled(opts.color, sys.stdout)
         click.echo(render_table(result, offloaded_only=opts.offloaded, color=color), color=color)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import signal
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from confedit.errors import InputChanged, InvalidInput, WriteFailed
 
@@ -248,6 +250,22 @@ def _mode_for(info: os.stat_result | None, mode_from: Path | None) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def to_stdout(data: bytes) -> None:
+    """All of `data` on stdout. Into a pipe whose reader has gone, a write can return a short
+    count instead of failing: writing on turns that into the BrokenPipeError the command line
+    answers (exit 141), instead of output silently cut short."""
+    sys.stdout.flush()  # text written before (click.echo) comes first
+    stream, view = sys.stdout.buffer, memoryview(data)
+    while view:
+        view = view[stream.write(view) :]
+    stream.flush()
+
+
+def print_json(document: Any) -> None:
+    """A JSON document on stdout, as confedit prints every report."""
+    to_stdout((json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def _fsync_folder(folder: Path) -> None:

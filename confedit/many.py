@@ -7,7 +7,6 @@ others. Workers run in other processes, so they take paths and return plain data
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from confedit.files import (
     Snapshot,
     check_same_stat,
     check_unchanged,
+    print_json,
     read_input,
     same_file,
 )
@@ -193,7 +193,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
     counts = report.summary_counts([r.status for r in reports], OFFLOAD_GROUPS)
     if opts.fmt == "json":
         files = [r.document for r in reports if r.document is not None]
-        _print_json(report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code))
+        print_json(report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code))
     if not streams:
         for file in reports:
             _print_file_report(opts, color, file)
@@ -363,7 +363,7 @@ def run_audit_many(opts: AuditOptions) -> int:
             file.report.to_json(offloaded_only=opts.offloaded) if file.report else file.error_json
             for file in files
         ]
-        _print_json(report.batch_json(report.AUDIT_BATCH_SCHEMA_ID, documents, counts, code))
+        print_json(report.batch_json(report.AUDIT_BATCH_SCHEMA_ID, documents, counts, code))
     if not opts.quiet:
         _echo_err(_paint_summary(report.summary_text(counts), counts, color_err), color_err)
     return code
@@ -411,7 +411,7 @@ def _fleet(opts: AuditOptions, files: list[AuditedFile], color: bool) -> int:
     code = most_severe(codes)
     if opts.fmt == "json":
         errors = [file.error_json for file in files if file.report is None]
-        _print_json({**fleet.to_json(), "exit_code": code, "errors": errors})
+        print_json({**fleet.to_json(), "exit_code": code, "errors": errors})
     else:
         click.echo(render_fleet(fleet, color=color), color=color)
         if opts.offloaded and not fleet.all_offloaded:
@@ -434,7 +434,3 @@ def _streams() -> bool:
 
 def _echo_err(text: str, color: bool) -> None:
     click.echo(text, err=True, color=color)
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
