@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 from confedit.errors import InputChanged, InvalidInput, WriteFailed
 
@@ -218,13 +218,15 @@ class _Staged:
         try:
             if self.direct:
                 with self.target.open("wb") as handle:
-                    handle.write(self.data)
+                    _write_all(handle, self.data)
                 return
             if self.temporary is None:  # committed already
                 return
             Path(self.temporary).replace(self.target)
             self.temporary = None
             _fsync_folder(self.target.parent)
+        except BrokenPipeError:
+            raise  # a pipe's reader has gone (`-o /dev/stdout | head`): not a write failure
         except OSError as exc:
             raise self._failed(exc) from None
 
@@ -257,10 +259,15 @@ def to_stdout(data: bytes) -> None:
     count instead of failing: writing on turns that into the BrokenPipeError the command line
     answers (exit 141), instead of output silently cut short."""
     sys.stdout.flush()  # text written before (click.echo) comes first
-    stream, view = sys.stdout.buffer, memoryview(data)
+    _write_all(sys.stdout.buffer, data)
+    sys.stdout.buffer.flush()
+
+
+def _write_all(stream: BinaryIO, data: bytes) -> None:
+    """Write on after a short count: see to_stdout."""
+    view = memoryview(data)
     while view:
         view = view[stream.write(view) :]
-    stream.flush()
 
 
 def print_json(document: Any) -> None:

@@ -359,16 +359,18 @@ def test_a_closed_stdout_ends_quietly_and_a_full_one_is_a_write_failure(confedit
     # A reader that goes away while the output is being written: a write into the pipe then
     # returns short without failing, which must still end as a closed stdout, not exit 0.
     large = EXCHANGE / "e2019.applicationHost.config"  # more than a pipe holds
-    proc = subprocess.Popen(
-        [confedit_exe, "offload", str(large), "-o", "-", "-q"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    assert len(proc.stdout.read(10)) == 10
-    time.sleep(0.3)  # confedit now waits on the full pipe
-    proc.stdout.close()
-    assert proc.wait(timeout=60) == 141, proc.stderr.read()
+    for output in ("-", "/dev/stdout"):  # the stream itself, and a path that leads to it
+        proc = subprocess.Popen(
+            [confedit_exe, "offload", str(large), "-o", output, "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert len(proc.stdout.read(10)) == 10
+        time.sleep(0.3)  # confedit now waits on the full pipe
+        proc.stdout.close()
+        assert proc.wait(timeout=60) == 141, proc.stderr.read()
+        assert proc.stderr.read() == b""
     full_device = Path("/dev/full")
     if not full_device.exists():
         return
