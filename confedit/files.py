@@ -164,10 +164,10 @@ class Outputs:
         if info is not None and stat.S_ISDIR(info.st_mode):
             raise WriteFailed("is a directory; nothing was changed", source=str(path))
         if info is not None and not stat.S_ISREG(info.st_mode):
-            self._staged.append(_Staged(path, str(path), data))  # written as it is, at commit
+            self._staged.append(_Staged(path, str(path), data, direct=True))
             return
         target = Path(os.path.realpath(path))  # write through a symlink, keep the link
-        staged = _Staged(target, str(path), data)
+        staged = _Staged(target, str(path), data, direct=False)
         self._staged.append(staged)  # before writing: a temporary file half-written is removed
         staged.write_temporary(_mode_for(info, mode_from))
 
@@ -194,13 +194,12 @@ def signals_held() -> Iterator[None]:
 class _Staged:
     """One output: a temporary file beside a regular file, or the data for anything else."""
 
-    def __init__(self, target: Path, name: str, data: bytes) -> None:
+    def __init__(self, target: Path, name: str, data: bytes, *, direct: bool) -> None:
         self.target, self.name, self.data = target, name, data
+        self.direct = direct  # a stream: written at commit, in place
         self.temporary: str | None = None
-        self.direct = True  # written at commit, in place (not a regular file)
 
     def write_temporary(self, mode: int) -> None:
-        self.direct = False
         try:
             with signals_held():  # else an interrupt between creating and naming it loses it
                 descriptor, self.temporary = tempfile.mkstemp(
@@ -237,8 +236,8 @@ class _Staged:
             self.temporary = None
 
     def _failed(self, exc: OSError) -> WriteFailed:
-        # Streams are written before any file is renamed into place, so either way no file
-        # has changed yet.
+        # Streams are written, and temporary files made, before any file is renamed into place:
+        # only a failing rename (after others succeeded) could make this untrue.
         reason = "file too large or disk full" if exc.errno == errno.EFBIG else exc.strerror
         return WriteFailed(f"cannot write: {reason or exc}; nothing was changed", source=self.name)
 
