@@ -216,7 +216,7 @@ def stage_in_place(
                 "remove the link or choose another --backup suffix",
                 source=str(copy),
             )
-        outputs.add(copy, snapshot.data, mode_from=snapshot.path)
+        outputs.add(copy, snapshot.data, mode_from=snapshot.path, owner_from=snapshot.path)
     outputs.add(snapshot.path, result.output)
 
 

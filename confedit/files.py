@@ -111,7 +111,8 @@ def write_file(path: Path, data: bytes, *, mode_from: Path | None = None) -> Non
 
     A rename over a device node or a FIFO would replace it (as root, for the whole machine), so
     those are written in place. Regular files get a temporary file in the same folder, fsync and
-    rename; the file mode of the file replaced (or of `mode_from`) is kept.
+    rename; the file mode of the file replaced (or of `mode_from`) is kept, and so are its owner
+    and group where this process may set them (as `sed -i` does).
     """
     with Outputs() as outputs:
         outputs.add(path, data, mode_from=mode_from)
@@ -151,8 +152,16 @@ class Outputs:
             for staged in self._staged:
                 staged.discard()
 
-    def add(self, path: Path, data: bytes, *, mode_from: Path | None = None) -> None:
-        """Stage `data` for `path` (see write_file)."""
+    def add(
+        self,
+        path: Path,
+        data: bytes,
+        *,
+        mode_from: Path | None = None,
+        owner_from: Path | None = None,
+    ) -> None:
+        """Stage `data` for `path` (see write_file). A new file gets the mode of `mode_from`,
+        and the owner and group of `owner_from` (a backup: those of the file it keeps)."""
         try:
             info = path.stat()  # through symlinks: /dev/stdout is the pipe or file behind it
         except FileNotFoundError:
@@ -169,7 +178,7 @@ class Outputs:
         target = Path(os.path.realpath(path))  # write through a symlink, keep the link
         staged = _Staged(target, str(path), data, direct=False)
         self._staged.append(staged)  # before writing: a temporary file half-written is removed
-        staged.write_temporary(_mode_for(info, mode_from))
+        staged.write_temporary(_mode_for(info, mode_from), _owner_for(info, owner_from))
 
 
 HELD: Final = {signal.SIGINT, signal.SIGTERM}
@@ -199,7 +208,7 @@ class _Staged:
         self.direct = direct  # a stream: written at commit, in place
         self.temporary: str | None = None
 
-    def write_temporary(self, mode: int) -> None:
+    def write_temporary(self, mode: int, owner: tuple[int, int] | None) -> None:
         try:
             with signals_held():  # else an interrupt between creating and naming it loses it
                 descriptor, self.temporary = tempfile.mkstemp(
@@ -208,8 +217,10 @@ class _Staged:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(self.data)
                 handle.flush()
+                if owner is not None:
+                    _give_to(handle.fileno(), *owner)
+                os.fchmod(handle.fileno(), mode)  # after the owner: fchown clears set-id bits
                 os.fsync(handle.fileno())
-            os.chmod(self.temporary, mode)  # noqa: PTH101 - a str path from mkstemp
         except OSError as exc:
             raise self._failed(exc) from None
 
@@ -251,6 +262,31 @@ def _mode_for(info: os.stat_result | None, mode_from: Path | None) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def _owner_for(info: os.stat_result | None, owner_from: Path | None) -> tuple[int, int] | None:
+    """The owner and group of the file replaced, or of `owner_from` (see _mode_for)."""
+    if info is not None:
+        return info.st_uid, info.st_gid
+    if owner_from is not None:
+        with contextlib.suppress(OSError):
+            found = owner_from.stat()
+            return found.st_uid, found.st_gid
+    return None
+
+
+def _give_to(descriptor: int, uid: int, gid: int) -> None:
+    """The file's owner and group as given, or as much of them as allowed: root may give a file
+    away (`sudo confedit --in-place` must not leave a root-owned file in a user's checkout), a
+    user only to a group of theirs. Best effort, as in `sed -i`: the content matters more."""
+    now = os.fstat(descriptor)
+    if (now.st_uid, now.st_gid) == (uid, gid):
+        return
+    try:
+        os.fchown(descriptor, uid, gid)
+    except PermissionError:
+        with contextlib.suppress(OSError):
+            os.fchown(descriptor, -1, gid)
 
 
 def to_stdout(data: bytes) -> None:

@@ -92,6 +92,22 @@ def test_in_place_with_backup_keeps_mode_and_symlink(confedit_exe, tmp_path):
     ]
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_in_place_as_root_keeps_the_owner_of_the_file_and_gives_it_the_backup(
+    confedit_exe, tmp_path
+):
+    # `sudo confedit --in-place` in a user's checkout must not leave root-owned files there.
+    config = copy_sample(tmp_path)
+    os.chown(config, 4321, 4322)
+    proc = run(confedit_exe, "offload", str(config), "--in-place", "--backup", ".bak")
+    assert proc.returncode == 0, proc.stderr
+    backup = tmp_path / f"{config.name}.bak"
+    assert config.read_bytes() == PATCHED.read_bytes()
+    assert backup.read_bytes() == SAMPLE.read_bytes()
+    for path in (config, backup):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4322)
+
+
 def test_output_naming_the_input_is_a_usage_error(confedit_exe, tmp_path):
     config = copy_sample(tmp_path)
     proc = run(confedit_exe, "offload", str(config), "-o", str(config))
