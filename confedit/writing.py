@@ -68,6 +68,9 @@ class EditWriter:
     ) -> None:
         """Append the chain `creates` as the last child of `parent`."""
         doc, data, span = self.document, self.document.data, spans[parent]
+        if _written_inline(data, span):
+            self._append_inline(parent, span, creates, path)
+            return
         newline = doc.newline_at(span.start)
         parent_indent = doc.indent_of(span.start)
         child_indent = self._child_indent(parent, spans, parent_indent)
@@ -84,6 +87,21 @@ class EditWriter:
         if b"\n" not in data[insert_at : span.end_tag_start]:
             text += newline + parent_indent  # the end tag was on the same line: give it its own
         self.edits.append(Edit(insert_at, insert_at, text, parent, span, creates, path))
+
+    def _append_inline(
+        self, parent: etree._Element, span: ElementSpan, creates: tuple[str, ...], path: str
+    ) -> None:
+        """Like _append_child, for a parent written inline (see _written_inline): the chain
+        goes in on the same line, without whitespace, as the file writes that element."""
+        data, block = self.document.data, _nested(creates, b"", b"", b"")
+        if span.self_closing:
+            open_tag = _TAG_CLOSE.sub(b">", data[span.start : span.end])
+            text = open_tag + block + b"</" + parent.tag.encode() + b">"
+            self.edits.append(Edit(span.start, span.end, text, parent, span, creates, path))
+            return
+        content = data[span.start_tag_end : span.end_tag_start]
+        insert_at = span.start_tag_end + len(content.rstrip())
+        self.edits.append(Edit(insert_at, insert_at, block, parent, span, creates, path))
 
     def _child_indent(
         self,
@@ -136,6 +154,15 @@ def _deepest_existing(location: etree._Element) -> tuple[etree._Element, tuple[s
         if len(deepest[1]) > 2:
             deepest = (web_server, ACCESS_CHAIN[1:])
     return deepest
+
+
+def _written_inline(data: bytes, span: ElementSpan) -> bool:
+    """Whether an element is written inside a line: after other markup on its line, with no
+    line break inside it (`<system.webServer><security><authentication /></security>...`).
+    What is added to it stays on that line, rather than breaking the line at column 0."""
+    line_start = data.rfind(b"\n", 0, span.start) + 1
+    after_markup = bool(data[line_start : span.start].strip())
+    return after_markup and b"\n" not in data[span.start : span.end]
 
 
 def _root_end_tag(data: bytes) -> int:

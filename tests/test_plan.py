@@ -100,6 +100,24 @@ def test_self_closed_location_becomes_an_open_close_pair():
     )
 
 
+ACCESS_NONE = b'<access sslFlags="None" />'
+
+
+@pytest.mark.parametrize(
+    ("shape", "end_tag", "inserted"),
+    [
+        ("security", b"</security>", ACCESS_NONE),
+        ("webserver", b"</system.webServer>", b"<security>" + ACCESS_NONE + b"</security>"),
+    ],
+)
+def test_a_location_written_on_one_line_stays_on_one_line(shape, end_tag, inserted):
+    raw = config(Loc("Default Web Site/owa", shape=shape, one_line=True))
+    out = owa_only(raw).output
+    (before,) = [line for line in raw.splitlines() if b"Default Web Site/owa" in line]
+    assert before.count(end_tag) == 1
+    assert out == raw.replace(before, before.replace(end_tag, inserted + end_tag))
+
+
 def test_missing_location_is_appended_after_the_last_one():
     raw = config(Loc("Default Web Site/ecp", shape="security"))
     result = owa_only(raw)
