@@ -4,10 +4,13 @@ confedit itself never edits the Back End (verify.py proves it for every result),
 repository can be changed by hand or by another tool. What counts as the Back End here:
 
 - every `<location>` of the Exchange Back End site, compared as canonical XML (attribute order,
-  whitespace between elements and comments do not count; any setting does);
-- the site's definition in `<sites>` (bindings, applications, pools);
-- the effective SSL policy of each Back End path (catches a change made above the site, e.g. at
-  the server level, that the site inherits).
+  whitespace between elements, comments and the spelling of its path do not count; any setting
+  does);
+- the site's definition in `<sites>` (bindings, applications, pools), and the pool of each of
+  its applications wherever it is set (on the application, or by an `<applicationDefaults>`);
+- the effective SSL policy (sslFlags and Extended Protection) of each Back End path, with or
+  without a `<location>` of its own: this catches a change made above the site, e.g. at the
+  server level, that the site inherits.
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ from typing import Final
 from lxml import etree
 
 from confedit import exchange
-from confedit.auditing import Row, audit_config
 from confedit.document import Document, load
 from confedit.errors import ConfeditError, InvalidInput, Refused, UsageProblem
-from confedit.iis import Config, path_key, site_of
+from confedit.iis import SSL_FLAGS, TOKEN_CHECKING, Config, SslFlags, path_key, site_of
 from confedit.plan import validate
 from confedit.spans import fold
 
@@ -39,7 +41,7 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
     A file that is not in that revision (new), or a repository without any commit yet, has
     nothing to compare with and passes.
     """
-    old = revision_bytes(path, revision)
+    old = revision_bytes(Path(os.path.realpath(path)), revision)  # git keeps a link's text
     if old is None:
         return
     try:
@@ -73,6 +75,7 @@ def back_end_changes(before: Document, after: Document) -> list[str]:
             changes.append(f"<location path={spelling!r}> was changed")
     if _site(before) != _site(after):
         changes.append(f"the site definition of {exchange.BACK_END_SITE!r} in <sites> was changed")
+    changes += _pool_changes(before, after)
     if not changes:
         changes += _policy_changes(before, after)
     return changes
@@ -95,10 +98,30 @@ def _site(document: Document) -> bytes | None:
     return None
 
 
+def _pool_changes(before: Document, after: Document) -> list[str]:
+    """The Back End applications whose pool changed, wherever it is set: on the application,
+    or by an <applicationDefaults> of the site or of <sites> (which serves every site)."""
+    old, new = _pools(before), _pools(after)
+    return [
+        f"the application pool of {path!r} is now {pool!r} (was {old[key][1]!r})"
+        for key, (path, pool) in sorted(new.items())
+        if key in old and old[key][1] != pool
+    ]
+
+
+def _pools(document: Document) -> dict[str, tuple[str, str | None]]:
+    site = Config(document).sites.get(_BACK_END)
+    apps = site.applications if site else ()
+    return {path_key(app.config_path): (app.config_path, app.pool) for app in apps}
+
+
 def _canonical(element: etree._Element) -> bytes:
-    """Canonical XML without comments and without whitespace-only text between elements."""
+    """Canonical XML without comments and without whitespace-only text between elements; a
+    <location>'s path left out (its key, compared already, is what IIS reads)."""
     clone = copy.deepcopy(element)
     clone.tail = None
+    if clone.tag == "location" and "path" in clone.attrib:
+        del clone.attrib["path"]
     for node in clone.iter():
         if node.text is not None and not node.text.strip():
             node.text = None
@@ -109,30 +132,36 @@ def _canonical(element: etree._Element) -> bytes:
 
 def _policy_changes(before: Document, after: Document) -> list[str]:
     try:
-        old = _back_end_rows(before)
-        new = _back_end_rows(after)
+        old = _back_end_policy(before)
+        new = _back_end_policy(after)
     except ConfeditError:
         return []  # one version is not a loadable config: offload reports that on its own
     changes = []
     for key in sorted(old.keys() & new.keys()):
-        a, b = old[key], new[key]
-        if (a.effective_ssl_flags, a.extended_protection) != (
-            b.effective_ssl_flags,
-            b.extended_protection,
-        ):
+        (_, ssl_a, _, token_a), (path, ssl_b, source, token_b) = old[key], new[key]
+        if (ssl_a, token_a.lower()) != (ssl_b, token_b.lower()):
             changes.append(
-                f"the effective policy of {b.path!r} is now sslFlags={b.effective_ssl_flags!r} "
-                f"(from {b.ssl_flags_from}), Extended Protection {b.extended_protection} "
-                f"(was {a.effective_ssl_flags!r}, {a.extended_protection})"
+                f"the effective policy of {path!r} is now sslFlags={ssl_b!r} (from {source}), "
+                f"Extended Protection {token_b} (was {ssl_a!r}, {token_a})"
             )
     return changes
 
 
-def _back_end_rows(document: Document) -> dict[str, Row]:
+def _back_end_policy(document: Document) -> dict[str, tuple[str, str, str, str]]:
+    """Each Back End path (its locations, applications and virtual directories) -> its
+    spelling, effective sslFlags (as IIS writes it), where that is set, and tokenChecking."""
     config = Config(document)
     validate(config)
-    report = audit_config(config)
-    return {path_key(row.path): row for row in report.rows if row.role == "back-end"}
+    site = config.sites.get(_BACK_END)
+    paths = {key: config.spelling(key) or key for key in config.keys if site_of(key) == _BACK_END}
+    for key, spelling in (site.paths if site else {}).items():
+        paths.setdefault(key, spelling)
+    policy = {}
+    for key, path in paths.items():
+        ssl = config.resolve(path, SSL_FLAGS)
+        token = config.resolve(path, TOKEN_CHECKING)
+        policy[key] = (path, str(SslFlags.parse(ssl.value)), ssl.where, token.value)
+    return policy
 
 
 # --- git -------------------------------------------------------------------------------------

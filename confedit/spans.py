@@ -72,8 +72,9 @@ _TAGS: Final = re.compile(
 
 
 def site_of_path(path: str | None) -> str:
-    """The case-folded site name of a location path; '' for the server level."""
-    if path in (None, "", "."):
+    """The case-folded site name of a location path; '' for the server level (as path_key in
+    iis.py reads it: "", ".", "/" or "./")."""
+    if path in (None, "", ".", "./"):
         return ""
     return fold(path.partition("/")[0])
 
@@ -306,7 +307,8 @@ def _droppable(scope: frozenset[str]) -> _Droppable:
     (whitespace between them) make one match: a file with a hundred thousand other sites
     costs a handful of matches, not a hundred thousand."""
     names = b"|".join(re.escape(site.encode()) for site in sorted(scope) if site)
-    in_scope_path = rb"(?i:" + names + rb")(?:/|[\"'])|\.?[\"']" if names else rb"\.?[\"']"
+    server = rb"\.?/?[\"']"  # "", ".", "/" and "./": the server level (see iis.path_key)
+    in_scope_path = rb"(?i:" + names + rb")(?:/|[\"'])|" + server if names else server
     in_scope_name = rb"(?i:" + names + rb")[\"']" if names else rb"(?!)"
     location = _element(b"location", b"path", in_scope_path)
     site = _element(b"site", b"name", in_scope_name)

@@ -94,6 +94,53 @@ def test_a_server_level_change_that_the_back_end_inherits_counts(original):
     assert any("'Exchange Back End/PowerShell'" in change for change in found)
 
 
+def test_the_spelling_of_a_back_end_location_path_does_not_count(original):
+    for spelling in (b"exchange back end/powershell", b"Exchange Back End/PowerShell/"):
+        respelled = replace_once(original, POWERSHELL, b'<location path="' + spelling + b'">')
+        assert changes(original, respelled) == []
+
+
+def test_a_pool_set_by_the_application_defaults_counts(original):
+    changed = replace_once(
+        original,
+        b'<applicationDefaults applicationPool="DefaultAppPool" />',
+        b'<applicationDefaults applicationPool="MSExchangeOWAAppPool" />',
+    )
+    assert "the application pool of 'Exchange Back End' is now 'MSExchangeOWAAppPool' (was " in (
+        "\n".join(changes(original, changed))
+    )
+
+
+def test_the_spelling_of_a_server_level_extended_protection_value_does_not_count(original):
+    def server_level(value: bytes) -> bytes:
+        token = b'<extendedProtection tokenChecking="' + value + b'" />'
+        return replace_once(original, SERVER_WINDOWS_AUTH, SERVER_WINDOWS_AUTH + token)
+
+    assert changes(server_level(b"None"), server_level(b"none")) == []
+    assert changes(server_level(b"Allow"), server_level(b"ALLOW")) == []
+
+
+def test_a_back_end_application_without_a_location_of_its_own_counts(original):
+    # /foo is its own application, and the site's location stops at it (inheritInChildApplications
+    # ="false"): it takes sslFlags from the server level, which changes.
+    base = replace_once(
+        original,
+        b'<location path="Exchange Back End">',
+        b'<location path="Exchange Back End" inheritInChildApplications="false">',
+    )
+    base = replace_once(
+        base,
+        b'<site name="Exchange Back End" id="2" serverAutoStart="true">',
+        b'<site name="Exchange Back End" id="2" serverAutoStart="true">\n'
+        b'<application path="/foo"><virtualDirectory path="/" physicalPath="C:\\foo" /></application>',
+    )
+    changed = base.replace(b'<access sslFlags="None" />', b'<access sslFlags="Ssl" />', 1)
+    assert any(
+        change.startswith("the effective policy of 'Exchange Back End/foo' is now sslFlags='Ssl'")
+        for change in changes(base, changed)
+    )
+
+
 # --- git -------------------------------------------------------------------------------------
 
 
@@ -123,6 +170,18 @@ def test_a_back_end_change_since_head_is_refused(repo, original):
     )
     assert "git diff HEAD -- servers/cas1/applicationHost.config" in caught.value.reasons[-1]
     check_back_end_since(config, offload(original).output, "HEAD", "x")  # front end only: fine
+
+
+def test_a_config_reached_through_a_symlink_is_compared_with_its_own_history(repo, original):
+    # git keeps a tracked symlink as the text of the link: the file it leads to is what counts
+    link = repo / "servers" / "cas2" / "applicationHost.config"
+    link.parent.mkdir()
+    link.symlink_to("../cas1/applicationHost.config")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "a second name")
+    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    with pytest.raises(Refused):
+        check_back_end_since(link, changed, "HEAD", "servers/cas2/applicationHost.config")
 
 
 def test_the_committed_version_is_read_from_the_files_own_folder(repo, original, monkeypatch):

@@ -7,6 +7,7 @@ import pytest
 from confedit import offload
 from confedit.document import load
 from confedit.errors import InvalidInput
+from confedit.iis import SSL_FLAGS, Config
 from confedit.plan import Request
 from confedit.spans import ElementSpan
 from confedit.testing.build import (
@@ -186,6 +187,16 @@ def test_every_way_of_loading_gives_the_same_result(loader, order):
         raw, {p.casefold() for p in patched}
     )
     assert back_end_blocks(result.output) == back_end_blocks(raw)
+
+
+@pytest.mark.parametrize("server_level", ["", ".", "/", "./"])
+def test_every_way_of_loading_keeps_the_server_level_in_any_spelling(loader, server_level):
+    owa = Loc("Default Web Site/owa", shape="security")
+    raw = with_filler(30, Loc(server_level, "Ssl"), owa, Loc("Filler/app", "Ssl"))
+    document = load(raw, sites=SCOPE)
+    assert server_level in [location.path for location in document.locations()]
+    definitions = Config(document).definitions("", SSL_FLAGS)
+    assert [d.location.path for d in definitions if d.location] == [server_level]
 
 
 PLAIN = [Loc("Default Web Site/owa", shape="security"), Loc("Filler/app", "Ssl")] * 3
