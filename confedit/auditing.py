@@ -18,8 +18,9 @@ from confedit.iis import (
     SslFlags,
     path_key,
     site_of,
+    token_checking_name,
 )
-from confedit.plan import validate
+from confedit.plan import delegated_at, validate
 from confedit.spans import fold
 from confedit.style import paint
 
@@ -44,6 +45,7 @@ class Row:
     windows_authentication: bool
     application_pool: str | None
     line: int | None  # line of the <location> element
+    unlocked_by: str | None  # what lets a web.config below override sslFlags here, if anything
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class AuditReport:
                     "offloaded": _offloaded(row) if row.in_sites else None,
                     "effective_ssl_flags": row.effective_ssl_flags,
                     "ssl_flags_from": row.ssl_flags_from,
+                    "unlocked_by": row.unlocked_by,
                 }
                 for row in self.targets()
             ],
@@ -142,11 +145,12 @@ def _row(config: Config, key: str, path: str, role: str, service: exchange.Servi
         effective_ssl_flags=str(flags),
         ssl_flags_from="here" if explicit is not None else ssl.where,
         requires_ssl=flags.requires_ssl,
-        extended_protection=token.value,
+        extended_protection=token_checking_name(token.value),
         extended_protection_from=token.where,
         windows_authentication=windows.value.lower() == "true",
         application_pool=app.pool if app else None,
         line=config.document.line_at(locations[0].span.start) if locations else None,
+        unlocked_by=delegated_at(config, key),
     )
 
 
@@ -167,14 +171,31 @@ def render_table(report: AuditReport, *, offloaded_only: bool = False, color: bo
         labels = _tree_labels(rows, site)
         body = [_cells(row, label, site) for row, label in zip(rows, labels, strict=True)]
         out += aligned([header, *body], paint_cell=_table_role if color else None)
+    warnings = [paint(line, "warn", color) for line in unlocked_warnings(report)]
+    out += ["", *warnings] if warnings else []
     out += ["", paint(_legend(), "dim", color)]
     return "\n".join(out)
+
+
+def unlocked_warnings(report: AuditReport) -> list[str]:
+    """One line per thing that unlocks the access section for default targets: a web.config
+    there could override sslFlags, so the file alone cannot show the effective policy."""
+    by_source: dict[str, list[str]] = {}
+    for row in report.targets():
+        if row.in_sites and row.unlocked_by:
+            by_source.setdefault(row.unlocked_by, []).append(row.service or row.path)
+    return [
+        f"warning: the access section is unlocked for {', '.join(services)} by {source}: a "
+        "web.config below could override sslFlags, which an offline tool cannot see; check "
+        "the web.config files on the server"
+        for source, services in by_source.items()
+    ]
 
 
 def _table_role(row: int, column: int, text: str) -> str | None:
     if row == 0:
         return "header"
-    if column == 4 and text != "None":
+    if column == 4 and text.lower() != "none":
         return "warn"  # Extended Protection is on: it does not work with SSL offloading
     return None
 
@@ -279,7 +300,8 @@ def _render_offloaded(report: AuditReport, color: bool) -> str:
     else:
         verdict = paint("NOT offloaded: run confedit offload", "bad", color)
     table = aligned(rows, paint_cell=_offloaded_role if color else None)
-    return "\n".join([paint(report.name, "header", color), *table, verdict])
+    warnings = [paint(line, "warn", color) for line in unlocked_warnings(report)]
+    return "\n".join([paint(report.name, "header", color), *table, verdict, *warnings])
 
 
 def _offloaded_role(row: int, column: int, text: str) -> str | None:

@@ -52,7 +52,14 @@ def _services(
 def _site(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A site's name; one trailing slash is tolerated, as in location paths."""
     del ctx, param
-    return value.removesuffix("/")
+    name = value.removesuffix("/")
+    if "/" in name:  # IIS forbids it in a site name: a path was meant
+        site = name.partition("/")[0]
+        raise click.BadParameter(
+            f"{value!r} is a path: --site takes a site name, which has no '/' (here {site!r}); "
+            "`confedit offload --path` takes paths"
+        )
+    return name
 
 
 _SITE = click.option(

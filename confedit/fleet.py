@@ -39,7 +39,7 @@ class Cell:
         flags = self.ssl_flags.replace(", ", ",")
         return (
             flags
-            if self.extended_protection == "None"
+            if self.extended_protection.lower() == "none"
             else f"{flags}/EP={self.extended_protection}"
         )
 

@@ -242,6 +242,15 @@ TOKEN_CHECKING: Final = Setting((*_WINDOWS_AUTH, "extendedProtection"), "tokenCh
 
 SETTINGS: Final = (SSL_FLAGS, WINDOWS_AUTH_ENABLED, TOKEN_CHECKING)  # indexed together
 
+_TOKEN_CHECKING_NAMES: Final = {name.lower(): name for name in ("None", "Allow", "Require")}
+
+
+def token_checking_name(value: str) -> str:
+    """An Extended Protection tokenChecking value as IIS names it ("none" is "None"), so that
+    spellings compare and show alike; a value outside the three, as written."""
+    return _TOKEN_CHECKING_NAMES.get(value.lower(), value)
+
+
 SERVER_LEVEL: Final = "(server level)"
 SCHEMA_DEFAULT: Final = "(schema default)"
 

@@ -479,7 +479,7 @@ def _advise(draft: _Draft, outcome: Outcome) -> None:
                 target.path,
             )
         )
-    delegated = _delegated_at(config, target.key)
+    delegated = delegated_at(config, target.key)
     if delegated:
         draft.findings.append(
             Finding(
@@ -492,7 +492,7 @@ def _advise(draft: _Draft, outcome: Outcome) -> None:
         )
 
 
-def _delegated_at(config: Config, key: str) -> str | None:
+def delegated_at(config: Config, key: str) -> str | None:
     """What unlocks the access section for `key`, if anything: overrideMode="Allow" (or the
     older allowOverride="true") on a location that holds it, else its registration in
     <configSections> with overrideModeDefault="Allow"."""

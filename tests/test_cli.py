@@ -240,6 +240,14 @@ def test_input_changed_between_read_and_write_is_refused(monkeypatch, tmp_path):
     assert config.read_bytes() == SAMPLE.read_bytes() + b"\n"
 
 
+@pytest.mark.parametrize("command", ["audit", "offload"])
+def test_a_path_given_as_the_site_is_a_usage_error(confedit_exe, command):
+    proc = run(confedit_exe, command, "--site", "Default Web Site/owa", str(SAMPLE))
+    assert proc.returncode == 2
+    assert b"--site takes a site name, which has no '/' (here 'Default Web Site')" in proc.stderr
+    assert b"Traceback" not in proc.stderr
+
+
 def test_audit_table_and_drift_gate(confedit_exe):
     proc = run(confedit_exe, "audit", str(SAMPLE))
     assert proc.returncode == 0

@@ -1,0 +1,67 @@
+"""auditing.py: the effective policy table, and what it says beside the table."""
+
+from __future__ import annotations
+
+import pytest
+
+from confedit.auditing import audit, render_table
+from confedit.fleet import fleet_of
+from tests.conftest import EXCHANGE, SAMPLES
+
+PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
+CAS = EXCHANGE / "e2013-cas.applicationHost.config"
+REGISTRATION = b'<section name="access" overrideModeDefault="Deny" />'
+SERVER_WINDOWS_AUTH = (
+    b'<windowsAuthentication enabled="false" authPersistNonNTLM="true" useKernelMode="false">'
+)
+
+
+def replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert data.count(old) == 1, old
+    return data.replace(old, new)
+
+
+@pytest.mark.parametrize("offloaded_only", [True, False])
+def test_an_unlocked_access_section_is_said_beside_the_verdict(offloaded_only):
+    raw = PATCHED.read_bytes()
+    unlocked = replace_once(raw, REGISTRATION, REGISTRATION.replace(b"Deny", b"Allow"))
+    report = audit(unlocked, "x")
+    assert report.all_offloaded  # the file's own verdict stands: a web.config may not agree
+    text = render_table(report, offloaded_only=offloaded_only)
+    (warning,) = [line for line in text.splitlines() if line.startswith("warning:")]
+    assert "unlocked for autodiscover, ecp, ews, mapi, eas, oab, owa by" in warning  # table order
+    assert 'overrideModeDefault="Allow"' in warning
+    target = report.to_json(offloaded_only=offloaded_only)["offloaded"][0]
+    assert "overrideModeDefault" in target["unlocked_by"]
+    locked = audit(raw, "x")
+    assert "warning:" not in render_table(locked, offloaded_only=offloaded_only)
+    assert {t["unlocked_by"] for t in locked.to_json()["offloaded"]} == {None}
+
+
+def test_a_location_that_unlocks_one_target_is_named_for_it_alone():
+    raw = PATCHED.read_bytes()
+    owa = b'<location path="Default Web Site/owa"'
+    unlocked = replace_once(raw, owa + b">", owa + b' overrideMode="Allow">')
+    (warning,) = [
+        line for line in render_table(audit(unlocked, "x")).splitlines() if "warning" in line
+    ]
+    assert warning.startswith(
+        'warning: the access section is unlocked for owa by overrideMode="Allow"'
+    )
+
+
+def test_extended_protection_is_named_as_iis_names_it_whatever_its_spelling():
+    raw = CAS.read_bytes()
+    spelled = {
+        value: replace_once(
+            raw,
+            SERVER_WINDOWS_AUTH,
+            SERVER_WINDOWS_AUTH + b'<extendedProtection tokenChecking="' + value + b'" />',
+        )
+        for value in (b"None", b"none", b"NONE")
+    }
+    reports = [audit(data, f"fleet/{value.decode()}/x") for value, data in spelled.items()]
+    assert "(server level)" in {row.extended_protection_from for row in reports[1].rows}
+    assert {row.extended_protection for report in reports for row in report.rows} == {"None"}
+    assert fleet_of(reports).consistent
+    assert all("EP=" not in cell.text() for cell in fleet_of(reports).servers[1].cells.values())
