@@ -149,7 +149,9 @@ def render_fleet(fleet: Fleet, *, color: bool = False) -> str:
         service = SERVICES[column - 1]
         return "bad" if service in differing and server.cells[service] != usual[service] else None
 
-    lines = aligned([header, *body, marks], paint_cell=role if color else None)
+    compared = len(fleet.compared) >= 2  # the marks row says nothing about one server, or none
+    rows = [header, *body, marks] if compared else [header, *body]
+    lines = aligned(rows, paint_cell=role if color else None)
     return "\n".join([*lines, "", *_verdict(fleet, differing, color)])
 
 
@@ -183,6 +185,8 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
     compared = len(fleet.compared)
     if not compared:
         lines.append(paint("no Client Access server among the files", "bad", color))
+    elif compared == 1:
+        lines.append(paint("one Client Access server: nothing to compare it with", "dim", color))
     elif differing:
         names = ", ".join(service for service in SERVICES if service in differing)
         lines.append(paint(f"the {compared} servers disagree on: {names}", "bad", color))

@@ -87,6 +87,12 @@ def test_without_any_client_access_server_nothing_agrees_or_is_offloaded(reports
     assert render_fleet(fleet).splitlines()[-1] == "no Client Access server among the files"
 
 
+def test_one_client_access_server_is_not_said_to_agree(reports):
+    lines = render_fleet(fleet_of([reports["cas1"], reports["web"]])).splitlines()
+    assert lines[-1] == "one Client Access server: nothing to compare it with"
+    assert not any("same" in line.split() for line in lines)  # no row of marks
+
+
 def test_servers_are_named_by_their_folder_or_file_name_prefix(reports):
     flat = audited(CAS, "exports/CAS03.applicationHost.config")
     other = audited(CAS, "applicationHost.config")
