@@ -112,6 +112,11 @@ class _Draft:
 def plan(config: Config, request: Request) -> Plan:
     """Decide the edits for `request`, or raise Refused / InvalidInput / UsageProblem."""
     validate(config)
+    if path_key(request.site) == path_key(exchange.BACK_END_SITE):  # one reason, not one a target
+        raise Refused(
+            [f"the site '{request.site}' is the Exchange Back End: {exchange.BACK_END_REASON}"],
+            source=config.document.name,
+        )
     draft = _Draft(config, request)
     targets = _targets(draft)
     targets += _descendants(draft, targets)

@@ -240,6 +240,14 @@ def test_back_end_is_refused_in_any_spelling(path):
     assert "Exchange Back End site must keep requiring SSL" in message
 
 
+@pytest.mark.parametrize("services", [(), ("owa", "ecp")])
+def test_the_back_end_as_the_site_is_one_refusal(services):
+    with pytest.raises(Refused) as info:
+        offload(config(), Request(site="exchange BACK end", services=services), name="t")
+    (reason,) = info.value.reasons
+    assert reason.startswith("the site 'exchange BACK end' is the Exchange Back End: ")
+
+
 def test_other_sites_are_refused():
     with pytest.raises(Refused, match="outside the front-end site"):
         offload(config(), Request(paths=("Other Site/owa",)), name="t")
