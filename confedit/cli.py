@@ -258,10 +258,11 @@ class _Main(click.Group):
 def main() -> None:
     """Offline, byte-exact SSL-offloading edits of IIS applicationHost.config for Exchange.
 
-    Exit codes: 0 done or nothing to do, 1 --check found work, 2 usage error,
-    3 refused for safety (nothing written), 4 invalid input (nothing written),
-    130/143 interrupted (Ctrl-C/SIGTERM). Over several files, the most severe
-    of the files' codes: 3, then 4, 2, 1, 0.
+    Exit codes: 0 done or nothing to do, 1 --check found work (audit: a target
+    not offloaded, servers that disagree), 2 usage error, 3 refused for safety
+    (nothing written), 4 invalid input (nothing written), 130/143 interrupted
+    (Ctrl-C/SIGTERM), 141 stdout closed early. Over several files, the most
+    severe of the files' codes: 3, then 4, 2, 1, 0.
     """
 
 

@@ -200,7 +200,7 @@ def run_offload(opts: OffloadOptions) -> int:
     if opts.runbook == STDIO:
         to_stdout(runbook)
 
-    _report(opts, result, diff, code)
+    _report(opts, result, diff, code, written=bool(writes_input_copy))
     return int(code)
 
 
@@ -235,7 +235,9 @@ def result_status(result: Result, check: bool) -> tuple[str, ExitCode]:
     return ("changed" if result.changed else "unchanged"), ExitCode.OK
 
 
-def _report(opts: OffloadOptions, result: Result, diff: bytes, code: ExitCode) -> None:
+def _report(
+    opts: OffloadOptions, result: Result, diff: bytes, code: ExitCode, *, written: bool
+) -> None:
     if opts.fmt == "json":
         status, _ = result_status(result, opts.check)
         text = diff.decode("utf-8", "replace")
@@ -244,7 +246,7 @@ def _report(opts: OffloadOptions, result: Result, diff: bytes, code: ExitCode) -
         return
     for line in report.target_lines(result) + report.finding_lines(result):
         click.echo(line, err=True)
-    click.echo(report.summary_line(result, str(opts.config)), err=True)
+    click.echo(report.summary_line(result, str(opts.config), written=written), err=True)
 
 
 @dataclass

@@ -49,7 +49,7 @@ MRSPROXY_REASON: Final = (
     "MRSProxy does not support SSL offloading (Microsoft's procedure: use SSL bridging for it)"
 )
 MRSPROXY_WARNING: Final = (
-    "MRSProxy (EWS/mrsproxy.svc) lives under EWS and becomes offloaded with it, which Microsoft "
+    "MRSProxy (EWS/mrsproxy.svc) lives under EWS and is offloaded with it, which Microsoft "
     "does not support: if you move mailboxes through MRSProxy, use SSL bridging for it"
 )
 NOT_A_CAS: Final = (

@@ -93,7 +93,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
             check_back_end_since(item.path, snapshot.data, settings.since, name)
         result = offload(snapshot.data, settings.request, name=name)
         status, code = result_status(result, settings.check)
-        if settings.in_place or settings.output_dir is not None:
+        if _writes(settings):
             check_unchanged(snapshot)
             with Outputs(partial(check_same_stat, snapshot)) as outputs:
                 if settings.in_place and result.changed:
@@ -113,11 +113,15 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         path=name,
         status=status,
         exit_code=int(code),
-        headline=report.summary_line(result, name),
+        headline=report.summary_line(result, name, written=_writes(settings)),
         notes=tuple(report.finding_lines(result)),
         diff=diff,
         document=document,
     )
+
+
+def _writes(settings: FileSettings) -> bool:
+    return settings.in_place or settings.output_dir is not None
 
 
 def _read(item: Input, max_size: int) -> Snapshot:

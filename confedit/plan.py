@@ -93,8 +93,9 @@ class Plan:
     @property
     def pools(self) -> list[str]:
         """Application pools to recycle after deployment, in target order, once each: the
-        changed targets' and those of the applications that inherit their change."""
-        pools = [o.pool for o in self.outcomes if o.changed and o.pool]
+        changed targets' and those of the applications that inherit their change. A target
+        only pinned (None written where None was inherited) keeps its policy: no recycle."""
+        pools = [o.pool for o in self.outcomes if o.changed and not o.pinned and o.pool]
         return list(dict.fromkeys([*pools, *self.inherited_pools]))
 
 
@@ -297,7 +298,7 @@ def _warn_descendants(draft: _Draft, target: Target, below: list[str]) -> None:
     draft.findings.append(
         Finding(
             "descendants-require-ssl",
-            f"below {target.path}, these paths will still require SSL after the change: "
+            f"below {target.path}, these paths still require SSL with it offloaded: "
             f"{named}; offload them too with --include-descendants, or keep them on SSL "
             "bridging",
             target.path,

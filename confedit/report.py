@@ -45,7 +45,8 @@ def target_lines(result: Result) -> list[str]:
     return [f"{s:<{width_service}}  {p:<{width_path}}  {d}" for s, p, d in rows]
 
 
-def summary_line(result: Result, name: str) -> str:
+def summary_line(result: Result, name: str, *, written: bool = False) -> str:
+    """One line: what is (or, once `written`, was) changed, and the pools to recycle."""
     changed = [o for o in result.outcomes if o.changed]
     if not changed:
         return f"{name}: already offloaded, nothing to do"
@@ -55,7 +56,8 @@ def summary_line(result: Result, name: str) -> str:
     parts = ", ".join(f"{n} {action}" for action, n in counts.items())
     pools = ", ".join(result.plan.pools)
     recycle = f"; recycle: {pools}" if pools else ""
-    return f"{name}: {len(changed)} of {len(result.outcomes)} targets to change ({parts}){recycle}"
+    verb = "changed" if written else "to change"
+    return f"{name}: {len(changed)} of {len(result.outcomes)} targets {verb} ({parts}){recycle}"
 
 
 def finding_lines(result: Result) -> list[str]:

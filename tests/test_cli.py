@@ -108,6 +108,16 @@ def test_in_place_as_root_keeps_the_owner_of_the_file_and_gives_it_the_backup(
         assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4322)
 
 
+def test_the_summary_says_changed_once_written_and_to_change_before(confedit_exe, tmp_path):
+    config = copy_sample(tmp_path)
+    preview = run(confedit_exe, "offload", str(config), "--diff", str(tmp_path / "d"))
+    assert b" targets to change (" in preview.stderr
+    written = run(confedit_exe, "offload", str(config), "-o", str(tmp_path / "out.config"))
+    assert b" targets changed (" in written.stderr
+    folder = run(confedit_exe, "offload", str(tmp_path), "--output-dir", str(tmp_path / "o"))
+    assert b" targets changed (" in folder.stderr
+
+
 def test_output_naming_the_input_is_a_usage_error(confedit_exe, tmp_path):
     config = copy_sample(tmp_path)
     proc = run(confedit_exe, "offload", str(config), "-o", str(config))

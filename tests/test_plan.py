@@ -340,6 +340,15 @@ def test_the_pools_of_applications_that_inherit_the_change_are_recycled_too():
     assert "MSExchangeOABAppPool" not in result.plan.pools  # OAB sets Ssl of its own
 
 
+def test_a_target_only_pinned_keeps_its_policy_and_its_pool_is_not_recycled():
+    owa = Loc("Default Web Site/owa", shape="security")
+    inherited_none = render(SITES, [Loc("Default Web Site", "None"), *BACK, owa], LF)
+    pinned = owa_only(inherited_none)
+    assert [(o.action, o.pinned) for o in pinned.outcomes] == [("inserted", True)]
+    assert pinned.plan.pools == []
+    assert owa_only(config(owa)).plan.pools == ["MSExchangeOWAAppPool"]  # Ssl inherited: changed
+
+
 def test_a_file_without_front_end_directories_is_refused():
     raw = next(p for p in corpus_files() if "reverse-proxy" in p.name).read_bytes()
     with pytest.raises(
@@ -453,7 +462,7 @@ def test_a_child_application_without_a_location_past_the_boundary_keeps_ssl():
     assert "Default Web Site/owa/Integrated" not in access_values(raw)
     (warning,) = [f for f in owa_only(raw).findings if f.code == "descendants-require-ssl"]
     assert warning.message.startswith(
-        "below Default Web Site/owa, these paths will still require SSL after the change: "
+        "below Default Web Site/owa, these paths still require SSL with it offloaded: "
         "Default Web Site/owa/Integrated;"
     )
     result = owa_only(raw, include_descendants=True)
@@ -696,7 +705,7 @@ def test_a_warning_names_ten_paths_and_counts_the_rest():
     (warning,) = [f for f in owa_only(raw).findings if f.code == "descendants-require-ssl"]
     named = ", ".join(f"Default Web Site/owa/app{index:02d}" for index in range(10))
     assert warning.message == (
-        f"below Default Web Site/owa, these paths will still require SSL after the change: "
+        f"below Default Web Site/owa, these paths still require SSL with it offloaded: "
         f"{named} and 2 more (a preview with --include-descendants lists them all); offload "
         "them too with --include-descendants, or keep them on SSL bridging"
     )
