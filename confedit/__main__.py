@@ -1,5 +1,5 @@
 """`python -m confedit` runs the command line."""
 
-from confedit.cli import main
+from confedit.console import main
 
 main()
