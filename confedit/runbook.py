@@ -6,18 +6,30 @@ The Outlook Anywhere steps and iisreset stay commented: they are decisions, not 
 
 from __future__ import annotations
 
+import codecs
+import unicodedata
 from typing import Final
 
 from confedit import __version__
 from confedit.engine import Result
+from confedit.errors import Refused
 from confedit.plan import Outcome
 
 APPCMD: Final = r"& $env:windir\system32\inetsrv\appcmd.exe"
 
+# PowerShell takes each of these for the quote that opens and closes a single-quoted string.
+_SINGLE_QUOTES: Final = "'\u2018\u2019\u201a\u201b"
+# Characters that would end a line (a comment) in the script, or hide what it does.
+_UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Zl", "Zp"})
+
 
 def render_runbook(result: Result, name: str) -> bytes:
-    """The runbook for a verified result, with Windows line endings."""
+    """The runbook for a verified result: UTF-8 with a byte-order mark (Windows PowerShell 5.1
+    reads a script without one in the ANSI code page, garbling non-ASCII names), Windows line
+    endings. Refused when a name it must write holds a control character: no quoting keeps a
+    line break inside a comment, and a script run as administrator must do only what it says."""
     changed = [o for o in result.outcomes if o.changed]
+    _check_names([name, *result.plan.pools, *(o.target.path for o in changed)], name)
     lines = [
         f"# SSL offloading runbook for {name}, written by confedit {__version__}.",
         "# Deploy the patched applicationHost.config first (staged, one Client Access server at a",
@@ -29,7 +41,9 @@ def render_runbook(result: Result, name: str) -> bytes:
         ")",
         "$ErrorActionPreference = 'Stop'",
         "",
+        *_nothing_changed(changed),
         "# 1. Recycle the application pools of the changed directories.",
+        *_pools_not_named(changed),
         "$pools = @(",
         *[f"    '{_ps(pool)}'" for pool in result.plan.pools],  # one element per line
         ")",
@@ -57,16 +71,45 @@ def render_runbook(result: Result, name: str) -> bytes:
         *[f"# {_inverse(o)}" for o in changed],
         "#    then recycle the same application pools.",
     ]
-    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    return codecs.BOM_UTF8 + ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def _check_names(names: list[str], source: str) -> None:
+    for text in names:
+        if any(unicodedata.category(char) in _UNSAFE_CATEGORIES for char in text):
+            raise Refused(
+                [
+                    f"cannot write a safe runbook: {text!r} holds a control character, which "
+                    "a PowerShell script cannot quote in a comment; leave out --runbook, or "
+                    "rename it"
+                ],
+                source=source,
+            )
+
+
+def _nothing_changed(changed: list[Outcome]) -> list[str]:
+    if changed:
+        return []
+    return ["# Nothing changed in this file: there is nothing to deploy, recycle or roll back.", ""]
+
+
+def _pools_not_named(changed: list[Outcome]) -> list[str]:
+    """Changed targets whose pool the file does not name (no applicationPool, no defaults)."""
+    return [
+        f"#    The pool of {o.target.path} is not named in the file: recycle it by hand."
+        for o in changed
+        if not o.pool
+    ]
 
 
 def _ps(text: str) -> str:
-    """Quote for a single-quoted PowerShell string."""
-    return text.replace("'", "''")
+    """Quote for a single-quoted PowerShell string: each quote doubled, `$` and `` ` `` literal."""
+    return "".join(char * 2 if char in _SINGLE_QUOTES else char for char in text)
 
 
 def _appcmd_set(path: str, value: str) -> str:
-    return f'{APPCMD} set config "{path}" /section:access /sslFlags:"{value}" /commit:APPHOST'
+    flags = f"'/sslFlags:{_ps(value)}'"
+    return f"{APPCMD} set config '{_ps(path)}' /section:access {flags} /commit:APPHOST"
 
 
 def _inverse(outcome: Outcome) -> str:
@@ -74,4 +117,4 @@ def _inverse(outcome: Outcome) -> str:
     if not outcome.inherited:
         return _appcmd_set(outcome.target.path, outcome.before.value)
     # It was inherited: clearing the setting at this path lets it inherit again.
-    return f'{APPCMD} clear config "{outcome.target.path}" /section:access /commit:APPHOST'
+    return f"{APPCMD} clear config '{_ps(outcome.target.path)}' /section:access /commit:APPHOST"

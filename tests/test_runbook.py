@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 
+import pytest
+
 from confedit import offload
+from confedit.errors import Refused
 from confedit.plan import Request
 from confedit.runbook import render_runbook
 from tests.conftest import EXCHANGE, SAMPLES
 
 SAMPLE = (SAMPLES / "exchange2013-cas.applicationHost.config").read_bytes()
+PATCHED = (SAMPLES / "exchange2013-cas.applicationHost.patched.config").read_bytes()
 
 
 def test_runbook_recycles_the_pools_of_changed_directories_from_the_file():
@@ -35,11 +40,11 @@ def test_nothing_runs_without_apply_and_outlook_anywhere_stays_commented():
 def test_rollback_restores_explicit_values_and_clears_inserted_ones():
     text = render_runbook(offload(SAMPLE, name="x"), "x").decode()
     assert (
-        '# & $env:windir\\system32\\inetsrv\\appcmd.exe set config "Default Web Site/OAB" /section:access /sslFlags:"Ssl, Ssl128" /commit:APPHOST'
+        "# & $env:windir\\system32\\inetsrv\\appcmd.exe set config 'Default Web Site/OAB' /section:access '/sslFlags:Ssl, Ssl128' /commit:APPHOST"
         in text
     )
     assert (
-        '# & $env:windir\\system32\\inetsrv\\appcmd.exe clear config "Default Web Site/owa" /section:access /commit:APPHOST'
+        "# & $env:windir\\system32\\inetsrv\\appcmd.exe clear config 'Default Web Site/owa' /section:access /commit:APPHOST"
         in text
     )
 
@@ -52,3 +57,69 @@ def test_pools_come_from_the_files_own_sites():
         b'applicationPool="MSExchangeMapiFrontEndAppPool"', b'applicationPool="CustomPool"'
     )
     assert offload(raw, Request(services=("mapi",)), name="x").plan.pools == ["CustomPool"]
+
+
+def renamed_oab(pool: str, directory: str) -> bytes:
+    """The sample with OAB's pool and directory named as given (in <sites> and its location)."""
+    raw = SAMPLE.replace(b'"MSExchangeOABAppPool"', _attr(pool))
+    raw = raw.replace(b'path="/OAB"', b'path="/' + _attr(directory)[1:])
+    return raw.replace(b'"Default Web Site/OAB"', b'"Default Web Site/' + _attr(directory)[1:])
+
+
+def _attr(text: str) -> bytes:
+    return ('"' + text.replace("&", "&amp;").replace("\n", "&#10;") + '"').encode()
+
+
+def runbook_lines(raw: bytes, path: str, name: str = "x") -> list[str]:
+    result = offload(raw, Request(paths=(f"Default Web Site/{path}",)), name="x")
+    return render_runbook(result, name).decode("utf-8-sig").split("\r\n")
+
+
+def test_every_powershell_quote_in_a_name_is_doubled_and_dollars_stay_literal():
+    # PowerShell closes a single-quoted string at any of ' \u2018 \u2019 \u201a \u201b: a pool
+    # named "OAB\u2019; Write-Host X; \u2019" would otherwise run Write-Host as administrator.
+    lines = runbook_lines(
+        renamed_oab("OAB\u2019; Write-Host X; \u2018'\u201a\u201b", "O$A`B"), "O$A`B"
+    )
+    assert "    'OAB\u2019\u2019; Write-Host X; \u2018\u2018''\u201a\u201a\u201b\u201b'" in lines
+    commands = [line.split("appcmd.exe ", 1)[1] for line in lines if "appcmd.exe" in line]
+    assert commands == [
+        "set config 'Default Web Site/O$A`B' /section:access '/sslFlags:None' /commit:APPHOST",
+        "set config 'Default Web Site/O$A`B' /section:access '/sslFlags:Ssl, Ssl128' /commit:APPHOST",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pool", "directory", "file_name"),
+    [
+        ("OAB\nWrite-Host X", "OAB", "x"),
+        ("MSExchangeOABAppPool", "OAB\nWrite-Host X #", "x"),
+        ("MSExchangeOABAppPool", "OAB", "srv\nStop-Computer #.applicationHost.config"),
+    ],
+    ids=["pool", "path", "file-name"],
+)
+def test_a_line_break_in_a_name_refuses_the_runbook(pool, directory, file_name):
+    with pytest.raises(Refused, match=r"cannot write a safe runbook: .* holds a control character"):
+        runbook_lines(renamed_oab(pool, directory), directory, file_name)
+
+
+def test_the_runbook_has_a_bom_for_windows_powershell():
+    data = render_runbook(offload(renamed_oab("Stra\u00dfen", "OAB"), name="x"), "x")
+    assert data.startswith(codecs.BOM_UTF8)
+    assert "    'Stra\u00dfen'" in data.decode("utf-8-sig").split("\r\n")
+
+
+def test_a_runbook_for_an_unchanged_file_says_so():
+    text = render_runbook(offload(PATCHED, name="x"), "x").decode("utf-8-sig")
+    assert "# Nothing changed in this file" in text
+    assert "$pools = @(\r\n)" in text
+
+
+def test_a_changed_directory_whose_pool_the_file_does_not_name_is_left_to_the_operator():
+    raw = SAMPLE.replace(b' applicationPool="MSExchangeOABAppPool"', b"")
+    raw = raw.replace(b'<applicationDefaults applicationPool="DefaultAppPool" />', b"")
+    lines = runbook_lines(raw, "OAB")
+    assert (
+        "#    The pool of Default Web Site/OAB is not named in the file: recycle it by hand."
+        in lines
+    )
