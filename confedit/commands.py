@@ -83,7 +83,7 @@ class OffloadOptions:
                 "--check writes nothing; drop -o/--output-dir/--in-place/--runbook"
             )
         named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
-        on_stdout = [name for name, value in named if value == STDIO]
+        on_stdout = [name for name, value in named if value and _is_stdout(value)]
         if self.fmt == "json":
             on_stdout.append("--format json")
         elif self.previewing:
@@ -202,6 +202,16 @@ def run_offload(opts: OffloadOptions) -> int:
 
     _report(opts, result, diff, code, written=bool(writes_input_copy))
     return int(code)
+
+
+def _is_stdout(destination: str) -> bool:
+    """`-`, or stdout under another name: /dev/stdout, /dev/fd/1, the file it is redirected to."""
+    if destination == STDIO:
+        return True
+    try:
+        return os.path.samestat(Path(destination).stat(), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):  # not there yet, or no real stdout (e.g. captured)
+        return False
 
 
 def stage_in_place(

@@ -258,6 +258,21 @@ def test_a_path_given_as_the_site_is_a_usage_error(confedit_exe, command):
     assert b"Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("option", ["-o", "--diff", "--runbook"])
+def test_stdout_under_another_name_is_stdout_for_the_json_report(confedit_exe, tmp_path, option):
+    """A machine reading --format json needs exactly one JSON document on stdout."""
+    piped = run(confedit_exe, "offload", str(SAMPLE), "--format", "json", option, "/dev/stdout")
+    assert piped.returncode == 2
+    assert json.loads(piped.stdout)["status"] == "usage"
+    assert b"would all write to stdout" in piped.stderr
+    report = tmp_path / "report.json"
+    with report.open("wb") as stdout:  # `> report.json`, and the same file named as an output
+        args = ("offload", str(SAMPLE), "--format", "json", option, str(report))
+        redirected = subprocess.run([confedit_exe, *args], stdout=stdout, check=False)
+    assert redirected.returncode == 2
+    assert json.loads(report.read_bytes())["status"] == "usage"
+
+
 def test_audit_table_and_drift_gate(confedit_exe):
     proc = run(confedit_exe, "audit", str(SAMPLE))
     assert proc.returncode == 0
