@@ -21,11 +21,37 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = ("tests/test_properties.py", "tests/test_stateful.py")
+TESTS = ("tests/test_properties.py", "tests/test_stateful.py", "tests/test_readme.py")
 
 # name -> [(file, text in the engine, text replacing it)]
 MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
     "back-end-guard": [
+        (
+            "confedit/plan.py",
+            "    if site == path_key(exchange.BACK_END_SITE):\n",
+            "    if False:\n",
+        ),
+        (
+            "confedit/plan.py",
+            "    if site != front or not target.key:\n",
+            "    if site not in (front, path_key(exchange.BACK_END_SITE)) or not target.key:\n",
+        ),
+        (
+            "confedit/verify.py",
+            "    back_end = path_key(BACK_END_SITE)\n",
+            "    return\n    back_end = path_key(BACK_END_SITE)\n",
+        ),
+    ],
+    # The default targets' Back End counterparts offloaded too, the guards off: what the
+    # README's example property (tests/test_readme.py) and the Back End properties must catch.
+    "back-end-counterparts": [
+        (
+            "confedit/plan.py",
+            "        unique = _present_defaults(draft, unique, site_name)\n",
+            "        unique = _present_defaults(draft, unique, site_name)\n"
+            "        twins = [exchange.BACK_END_SITE + t.path[len(site_name) :] for t in unique]\n"
+            "        unique += [_target(config, p, None, False) for p in twins if config.spelling(path_key(p))]\n",
+        ),
         (
             "confedit/plan.py",
             "    if site == path_key(exchange.BACK_END_SITE):\n",

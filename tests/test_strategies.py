@@ -79,8 +79,27 @@ def _minimal(strategy, condition=lambda _: True):
     return find(strategy, condition, settings=settings(database=None, max_examples=2000))
 
 
+@given(st_iis.generated_configs(back_end=True, look_alikes=False))
+def test_the_back_end_is_the_real_one_and_requires_ssl(config):
+    """A property about the Back End needs one to protect: its directories are the front end's
+    counterparts (and more), and it requires SSL, as on a real server."""
+    back_end = config.site(st_iis.BACK_END)
+    assert back_end is not None
+    paths = {st_iis.BACK_END + app.path for app in back_end.applications}
+    for app in st_iis.DEFAULT_SERVICE_APPS:  # mapi's are below /mapi, as on a real server
+        assert any(
+            path in paths for path in (st_iis.BACK_END + app, st_iis.BACK_END + app + "/emsmdb")
+        )
+    assert config.locations[0] == build.Loc(st_iis.BACK_END, "Ssl, Ssl128")
+
+
+def test_back_end_directories_get_locations_of_their_own_without_look_alikes():
+    strategy = st_iis.generated_configs(back_end=True, look_alikes=False)
+    _minimal(strategy, lambda c: {loc.path for loc in c.locations} & set(st_iis.BACK_END_PATHS))
+
+
 def test_files_shrink_to_small_readable_examples():
-    config = _minimal(st_iis.generated_configs(), lambda c: len(c.locations) >= 1)
+    config = _minimal(st_iis.generated_configs(back_end=False), lambda c: len(c.locations) >= 1)
     assert config == st_iis.GeneratedConfig(
         (build.Site("Default Web Site", build.EXCHANGE_FRONT_END.applications[:2]),),
         (build.Loc("Default Web Site", "Ssl"),),

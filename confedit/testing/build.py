@@ -287,11 +287,17 @@ EXCHANGE_FRONT_END = Site(
         App("/Rpc", "MSExchangeRpcProxyFrontEndAppPool"),
     ),
 )
-EXCHANGE_BACK_END = Site(
+EXCHANGE_BACK_END = Site(  # as Exchange 2013-2019 Mailbox servers define it
     "Exchange Back End",
     (
         App("/"),
-        App("/owa", "MSExchangeOWAAppPool"),
         App("/PowerShell", "MSExchangePowerShellAppPool"),
+        App("/mapi/emsmdb", "MSExchangeMapiMailboxAppPool"),
+        App("/owa", "MSExchangeOWAAppPool"),
+        App("/OAB", "MSExchangeOABAppPool"),
+        App("/ecp", "MSExchangeECPAppPool"),
+        App("/Autodiscover", "MSExchangeAutodiscoverAppPool"),
+        App("/Microsoft-Server-ActiveSync", "MSExchangeSyncAppPool"),
+        App("/EWS", "MSExchangeServicesAppPool"),
     ),
 )

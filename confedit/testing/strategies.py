@@ -68,6 +68,10 @@ LOOK_ALIKE_PATHS: Final = (
     "Other Site",
     "",  # the server level
 )
+# The Back End's counterparts of the front end's directories: what an offload must not touch.
+BACK_END_PATHS: Final = tuple(
+    BACK_END + app.path for app in EXCHANGE_BACK_END.applications if app.path != "/"
+)
 INVALID_KINDS: Final = ("duplicate-section", "bad-flags", "forbidding-lock")
 
 _FLAG_NAMES: Final = ("Ssl", "SslNegotiateCert", "SslRequireCert", "Ssl128")
@@ -262,7 +266,10 @@ def generated_configs(
 ) -> st.SearchStrategy[GeneratedConfig]:
     """Whole applicationHost.config files of an Exchange Client Access server, described.
 
-    - `back_end`: with the Exchange Back End site and some of its locations (None: either);
+    - `back_end`: with the Exchange Back End site as Exchange defines it (the same directories
+      as the front end, and more), its `<location path="Exchange Back End">` requiring
+      `Ssl, Ssl128` as on a real server, and up to three locations of its directories, drawn
+      like the others (None: either);
     - `other_sites`: also `Default Web Site2` and `Other Site`;
     - `look_alikes`: locations whose paths only look like the targets, and the server level;
     - `max_locations`: at most this many drawn `<location>` elements, in any order, some with
@@ -352,13 +359,18 @@ def _configs(
 ) -> GeneratedConfig:
     style = draw(styles)
     sites = [draw(_front_end_site(look_alikes))]
-    if back_end or (back_end is None and draw(st.booleans())):
+    with_back_end = back_end or (back_end is None and draw(st.booleans()))
+    if with_back_end:
         sites.append(EXCHANGE_BACK_END)
     if other_sites and draw(st.booleans()):
         sites += [Site(f"{FRONT_END}2", (App("/"), App("/owa"))), Site("Other Site")]
     paths = location_paths(look_alikes=look_alikes)
     drawn = st.lists(_locations(paths, extended_protection, locks), max_size=max_locations)
     locations = draw(drawn)
+    if with_back_end:
+        back_end_paths = st.sampled_from(BACK_END_PATHS)
+        own = st.lists(_locations(back_end_paths, extended_protection, locks), max_size=3)
+        locations = [Loc(BACK_END, "Ssl, Ssl128"), *draw(own), *locations]
     server = draw(st.just("None") | ssl_flags() | (st.none() if not invalid else st.nothing()))
     locations = _loadable(locations, server_has_access=server is not None)
     config = GeneratedConfig(tuple(sites), tuple(locations), style, server)
