@@ -217,10 +217,10 @@ class _Staged:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(self.data)
                 handle.flush()
-                if owner is not None:
+                if owner is not None and hasattr(os, "fchown"):  # not on Windows
                     _give_to(handle.fileno(), *owner)
-                os.fchmod(handle.fileno(), mode)  # after the owner: fchown clears set-id bits
                 os.fsync(handle.fileno())
+            os.chmod(self.temporary, mode)  # noqa: PTH101 - after fchown, which clears set-id bits
         except OSError as exc:
             raise self._failed(exc) from None
 
