@@ -53,6 +53,8 @@ def _site(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A site's name; one trailing slash is tolerated, as in location paths."""
     del ctx, param
     name = value.removesuffix("/")
+    if not name.strip():
+        raise click.BadParameter("a site name cannot be empty (the default is 'Default Web Site')")
     if "/" in name:  # IIS forbids it in a site name: a path was meant
         site = name.partition("/")[0]
         raise click.BadParameter(
@@ -161,7 +163,7 @@ def _run_mapped(run: _Run, action: Callable[[], int]) -> int:
 
 
 # Errors of a write to a stream: a full disk or quota, a file too large, an I/O error.
-_STREAM_ERRORS: Final = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+_STREAM_ERRORS: Final = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF}
 
 
 def _interrupted(interrupt: KeyboardInterrupt) -> int:

@@ -6,6 +6,7 @@ Kept apart from cli.py so that click stays a thin layer and `confedit --help` lo
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -205,12 +206,17 @@ def run_offload(opts: OffloadOptions) -> int:
 
 
 def _is_stdout(destination: str) -> bool:
-    """`-`, or stdout under another name: /dev/stdout, /dev/fd/1, the file it is redirected to."""
+    """`-`, or stdout under another name: /dev/stdout, /dev/fd/1, the file it is redirected to.
+    Only a stdout that keeps what is written counts (a file or a pipe): two writers into
+    /dev/null or a terminal spoil nothing a program reads."""
     if destination == STDIO:
         return True
     try:
-        return os.path.samestat(Path(destination).stat(), os.fstat(sys.stdout.fileno()))
-    except (OSError, ValueError):  # not there yet, or no real stdout (e.g. captured)
+        out = os.fstat(sys.stdout.fileno())
+        if not (stat.S_ISREG(out.st_mode) or stat.S_ISFIFO(out.st_mode)):
+            return False
+        return os.path.samestat(Path(destination).stat(), out)
+    except (OSError, ValueError, AttributeError):  # not there yet; stdout closed or captured
         return False
 
 
@@ -226,7 +232,7 @@ def stage_in_place(
                 "remove the link or choose another --backup suffix",
                 source=str(copy),
             )
-        outputs.add(copy, snapshot.data, mode_from=snapshot.path, owner_from=snapshot.path)
+        outputs.add(copy, snapshot.data, copy_of=snapshot.path)
     outputs.add(snapshot.path, result.output)
 
 

@@ -3,7 +3,9 @@
 Loading click and confedit takes a few tens of milliseconds. A Ctrl-C meanwhile would end in a
 traceback of whatever was being imported (or, caught by an import, be lost and let the run go
 on). Nothing has been read or written yet, so it ends the process at once, with the shell's
-code for an interrupt (130), until the command line's own handling takes over.
+code for an interrupt (130), until the command line's own handling takes over. (Python's own
+start-up, before this module runs, is Python's: an interrupt there ends as Python ends it.)
+A process started with Ctrl-C ignored (`cmd &` in a script) keeps ignoring it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ def _interrupted_while_loading(signum: int, frame: types.FrameType | None) -> No
 
 
 def main() -> None:
-    previous = signal.signal(signal.SIGINT, _interrupted_while_loading)
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    previous = None if ignored else signal.signal(signal.SIGINT, _interrupted_while_loading)
     from confedit.cli import main as command_line  # noqa: PLC0415 - the point of this module
 
-    signal.signal(signal.SIGINT, previous)
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
     command_line()

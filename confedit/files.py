@@ -158,10 +158,12 @@ class Outputs:
         data: bytes,
         *,
         mode_from: Path | None = None,
-        owner_from: Path | None = None,
+        copy_of: Path | None = None,
     ) -> None:
-        """Stage `data` for `path` (see write_file). A new file gets the mode of `mode_from`,
-        and the owner and group of `owner_from` (a backup: those of the file it keeps)."""
+        """Stage `data` for `path` (see write_file). A new file gets the mode of `mode_from`.
+        A copy of another file (a backup) gets that file's mode, owner and group, whatever the
+        file it replaces had: a backup left by an earlier run, or put there by someone else,
+        must not hand the copy to its owner or leave it readable by more people."""
         try:
             info = path.stat()  # through symlinks: /dev/stdout is the pipe or file behind it
         except FileNotFoundError:
@@ -178,7 +180,8 @@ class Outputs:
         target = Path(os.path.realpath(path))  # write through a symlink, keep the link
         staged = _Staged(target, str(path), data, direct=False)
         self._staged.append(staged)  # before writing: a temporary file half-written is removed
-        staged.write_temporary(_mode_for(info, mode_from), _owner_for(info, owner_from))
+        like = _stat(copy_of) if copy_of is not None else info
+        staged.write_temporary(_mode_for(like, mode_from), _owner_of(like))
 
 
 HELD: Final = {signal.SIGINT, signal.SIGTERM}
@@ -219,8 +222,13 @@ class _Staged:
                 handle.flush()
                 if owner is not None and hasattr(os, "fchown"):  # not on Windows
                     _give_to(handle.fileno(), *owner)
+                # After fchown, which clears set-id bits; by descriptor where possible, so that
+                # a folder writable by others cannot swap the name for a link meanwhile.
+                if hasattr(os, "fchmod"):
+                    os.fchmod(handle.fileno(), mode)
+                else:
+                    os.chmod(self.temporary, mode)  # noqa: PTH101 - a str path from mkstemp
                 os.fsync(handle.fileno())
-            os.chmod(self.temporary, mode)  # noqa: PTH101 - after fchown, which clears set-id bits
         except OSError as exc:
             raise self._failed(exc) from None
 
@@ -264,15 +272,15 @@ def _mode_for(info: os.stat_result | None, mode_from: Path | None) -> int:
     return 0o666 & ~umask
 
 
-def _owner_for(info: os.stat_result | None, owner_from: Path | None) -> tuple[int, int] | None:
-    """The owner and group of the file replaced, or of `owner_from` (see _mode_for)."""
-    if info is not None:
-        return info.st_uid, info.st_gid
-    if owner_from is not None:
-        with contextlib.suppress(OSError):
-            found = owner_from.stat()
-            return found.st_uid, found.st_gid
-    return None
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _owner_of(info: os.stat_result | None) -> tuple[int, int] | None:
+    return (info.st_uid, info.st_gid) if info is not None else None
 
 
 def _give_to(descriptor: int, uid: int, gid: int) -> None:
@@ -284,7 +292,7 @@ def _give_to(descriptor: int, uid: int, gid: int) -> None:
         return
     try:
         os.fchown(descriptor, uid, gid)
-    except PermissionError:
+    except OSError:  # not allowed, or an owner unknown here (a user namespace: EINVAL)
         with contextlib.suppress(OSError):
             os.fchown(descriptor, -1, gid)
 
@@ -293,6 +301,8 @@ def to_stdout(data: bytes) -> None:
     """All of `data` on stdout. Into a pipe whose reader has gone, a write can return a short
     count instead of failing: writing on turns that into the BrokenPipeError the command line
     answers (exit 141), instead of output silently cut short."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise OSError(errno.EBADF, "it is closed")
     sys.stdout.flush()  # text written before (click.echo) comes first
     _write_all(sys.stdout.buffer, data)
     sys.stdout.buffer.flush()

@@ -19,8 +19,9 @@ APPCMD: Final = r"& $env:windir\system32\inetsrv\appcmd.exe"
 
 # PowerShell takes each of these for the quote that opens and closes a single-quoted string.
 _SINGLE_QUOTES: Final = "'\u2018\u2019\u201a\u201b"
-# Characters that would end a line (a comment) in the script, or hide what it does.
-_UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Zl", "Zp"})
+# Characters that would end a line (a comment) in the script, or hide what it does (bidi
+# overrides, zero-width characters): controls but the tab, line and paragraph separators, format.
+_UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Zl", "Zp", "Cf"})
 
 
 def render_runbook(result: Result, name: str) -> bytes:
@@ -76,15 +77,19 @@ def render_runbook(result: Result, name: str) -> bytes:
 
 def _check_names(names: list[str], source: str) -> None:
     for text in names:
-        if any(unicodedata.category(char) in _UNSAFE_CATEGORIES for char in text):
+        if any(_unsafe(char) for char in text):
             raise Refused(
                 [
-                    f"cannot write a safe runbook: {text!r} holds a control character, which "
-                    "a PowerShell script cannot quote in a comment; leave out --runbook, or "
-                    "rename it"
+                    f"cannot write a safe runbook: {text!r} holds a control or formatting "
+                    "character, which could end a comment or hide what the script does; leave "
+                    "out --runbook, or rename it"
                 ],
                 source=source,
             )
+
+
+def _unsafe(char: str) -> bool:
+    return char != "\t" and unicodedata.category(char) in _UNSAFE_CATEGORIES
 
 
 def _nothing_changed(changed: list[Outcome]) -> list[str]:
@@ -94,11 +99,12 @@ def _nothing_changed(changed: list[Outcome]) -> list[str]:
 
 
 def _pools_not_named(changed: list[Outcome]) -> list[str]:
-    """Changed targets whose pool the file does not name (no applicationPool, no defaults)."""
+    """Changed targets whose pool the file does not name (no applicationPool, no defaults);
+    one only pinned keeps its policy, and needs no recycle (see Plan.pools)."""
     return [
         f"#    The pool of {o.target.path} is not named in the file: recycle it by hand."
         for o in changed
-        if not o.pool
+        if not o.pool and not o.pinned
     ]
 
 

@@ -256,6 +256,9 @@ def test_a_path_given_as_the_site_is_a_usage_error(confedit_exe, command):
     assert proc.returncode == 2
     assert b"--site takes a site name, which has no '/' (here 'Default Web Site')" in proc.stderr
     assert b"Traceback" not in proc.stderr
+    empty = run(confedit_exe, command, "--site", "/", str(SAMPLE))
+    assert empty.returncode == 2
+    assert b"a site name cannot be empty" in empty.stderr
 
 
 @pytest.mark.parametrize("option", ["-o", "--diff", "--runbook"])
@@ -271,6 +274,25 @@ def test_stdout_under_another_name_is_stdout_for_the_json_report(confedit_exe, t
         redirected = subprocess.run([confedit_exe, *args], stdout=stdout, check=False)
     assert redirected.returncode == 2
     assert json.loads(report.read_bytes())["status"] == "usage"
+
+
+def test_outputs_into_dev_null_beside_a_json_report_into_it_are_fine(confedit_exe, tmp_path):
+    # cron and systemd run jobs with stdout on /dev/null: nothing there is read
+    args = ["offload", str(SAMPLE), "--format", "json", "--diff", os.devnull, "-o", "out"]
+    with Path(os.devnull).open("wb") as null:
+        proc = subprocess.run([confedit_exe, *args], cwd=tmp_path, stdout=null, check=False)
+    assert proc.returncode == 0
+
+
+def close_stdout() -> None:
+    os.close(1)
+
+
+def test_a_closed_stdout_is_a_write_failure_not_a_crash(confedit_exe, tmp_path):
+    args = ["offload", str(SAMPLE), "--format", "json", "-o", "out"]
+    proc = run(confedit_exe, *args, cwd=tmp_path, preexec_fn=close_stdout)
+    assert proc.returncode == 3
+    assert proc.stderr.endswith(b"cannot write to stdout: it is closed\n")
 
 
 def test_audit_table_and_drift_gate(confedit_exe):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -35,3 +36,16 @@ def test_ctrl_c_while_loading_exits_130_without_a_traceback():
 def test_the_installed_command_starts_here():
     (script,) = entry_points(group="console_scripts", name="confedit")
     assert script.value == "confedit.console:main"
+
+
+def test_ctrl_c_ignored_by_the_parent_stays_ignored():
+    """`confedit ... &` in a script starts it with SIGINT ignored: the terminal's Ctrl-C is
+    not for it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_WHILE_LOADING, "--version"],
+        capture_output=True,
+        check=False,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"confedit, version 0.1.0\n"

@@ -100,3 +100,37 @@ def test_an_input_replaced_by_a_rename_after_the_check_is_caught_before_any_rena
         out.add(tmp_path / "offload.diff", b"diff")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config"]
     assert path.read_bytes() == ORIGINAL.replace(b" ", b"\t", 1)
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+AS_ROOT = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+
+
+@AS_ROOT
+def test_a_copy_takes_the_mode_and_owner_of_its_original_not_of_the_file_it_replaces(tmp_path):
+    original, backup = tmp_path / "a.config", tmp_path / "a.config.bak"
+    original.write_bytes(ORIGINAL)
+    original.chmod(0o600)
+    backup.write_bytes(b"an earlier backup")  # someone else's, readable by all
+    os.chown(backup, 4321, 4321)
+    backup.chmod(0o644)
+    with files.Outputs() as outputs:
+        outputs.add(backup, ORIGINAL, copy_of=original)
+    info = backup.stat()
+    assert backup.read_bytes() == ORIGINAL
+    assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, 0, 0o600)
+
+
+def test_an_owner_that_cannot_be_kept_does_not_stop_the_write(tmp_path, monkeypatch):
+    """In a user namespace an owner unknown there makes fchown fail with EINVAL, not EPERM."""
+    target = tmp_path / "a.config"
+    target.write_bytes(ORIGINAL)
+
+    def refuse(descriptor: int, uid: int, gid: int) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "fchown", refuse)
+    monkeypatch.setattr(files, "_owner_of", lambda info: (12345, 12345))
+    files.write_file(target, b"new")
+    assert target.read_bytes() == b"new"

@@ -110,12 +110,15 @@ ACCESS_NONE = b'<access sslFlags="None" />'
         ("webserver", b"</system.webServer>", b"<security>" + ACCESS_NONE + b"</security>"),
     ],
 )
-def test_a_location_written_on_one_line_stays_on_one_line(shape, end_tag, inserted):
-    raw = config(Loc("Default Web Site/owa", shape=shape, one_line=True))
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_location_written_on_one_line_stays_on_one_line(shape, end_tag, inserted, newline):
+    style = Style(newline=newline, bom=False)
+    raw = config(Loc("Default Web Site/owa", shape=shape, one_line=True), style=style)
     out = owa_only(raw).output
     (before,) = [line for line in raw.splitlines() if b"Default Web Site/owa" in line]
     assert before.count(end_tag) == 1
     assert out == raw.replace(before, before.replace(end_tag, inserted + end_tag))
+    assert out.count(newline.encode()) == raw.count(newline.encode())
 
 
 def test_missing_location_is_appended_after_the_last_one():

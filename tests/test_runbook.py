@@ -11,6 +11,7 @@ from confedit import offload
 from confedit.errors import Refused
 from confedit.plan import Request
 from confedit.runbook import render_runbook
+from confedit.testing.build import App, Loc, Site, Style, render
 from tests.conftest import EXCHANGE, SAMPLES
 
 SAMPLE = (SAMPLES / "exchange2013-cas.applicationHost.config").read_bytes()
@@ -67,7 +68,8 @@ def renamed_oab(pool: str, directory: str) -> bytes:
 
 
 def _attr(text: str) -> bytes:
-    return ('"' + text.replace("&", "&amp;").replace("\n", "&#10;") + '"').encode()
+    escaped = text.replace("&", "&amp;").replace("\n", "&#10;").replace("\t", "&#9;")
+    return ('"' + escaped + '"').encode()
 
 
 def runbook_lines(raw: bytes, path: str, name: str = "x") -> list[str]:
@@ -95,11 +97,14 @@ def test_every_powershell_quote_in_a_name_is_doubled_and_dollars_stay_literal():
         ("OAB\nWrite-Host X", "OAB", "x"),
         ("MSExchangeOABAppPool", "OAB\nWrite-Host X #", "x"),
         ("MSExchangeOABAppPool", "OAB", "srv\nStop-Computer #.applicationHost.config"),
+        ("OAB\u202e", "OAB", "x"),  # a right-to-left override: what is shown is not what runs
     ],
-    ids=["pool", "path", "file-name"],
+    ids=["pool", "path", "file-name", "bidi-override"],
 )
 def test_a_line_break_in_a_name_refuses_the_runbook(pool, directory, file_name):
-    with pytest.raises(Refused, match=r"cannot write a safe runbook: .* holds a control character"):
+    with pytest.raises(
+        Refused, match=r"cannot write a safe runbook: .* holds a control or formatting character"
+    ):
         runbook_lines(renamed_oab(pool, directory), directory, file_name)
 
 
@@ -123,3 +128,17 @@ def test_a_changed_directory_whose_pool_the_file_does_not_name_is_left_to_the_op
         "#    The pool of Default Web Site/OAB is not named in the file: recycle it by hand."
         in lines
     )
+
+
+def test_a_tab_in_a_pool_name_is_harmless_inside_its_quotes():
+    assert "    'OAB\tPool'" in runbook_lines(renamed_oab("OAB\tPool", "OAB"), "OAB")
+
+
+def test_a_target_only_pinned_needs_no_pool_named():
+    site = Site("Default Web Site", (App("/", "MSExchangeOWAAppPool"), App("/owa")))
+    locations = [Loc("Default Web Site", "None"), Loc("Default Web Site/owa", shape="security")]
+    raw = render([site], locations, Style(newline="\n", bom=False))
+    raw = raw.replace(b'<applicationDefaults applicationPool="DefaultAppPool" />', b"")
+    result = offload(raw, Request(services=("owa",)), name="x")
+    assert [(o.changed, o.pinned, o.pool) for o in result.outcomes] == [(True, True, None)]
+    assert "is not named in the file" not in render_runbook(result, "x").decode("utf-8-sig")
