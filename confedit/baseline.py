@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import posixpath
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,7 +42,7 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
     A file that is not in that revision (new), or a repository without any commit yet, has
     nothing to compare with and passes.
     """
-    old = revision_bytes(Path(os.path.realpath(path)), revision)  # git keeps a link's text
+    old = revision_bytes(path, revision)
     if old is None:
         return
     try:
@@ -168,9 +169,10 @@ def _back_end_policy(document: Document) -> dict[str, tuple[str, str, str, str]]
 
 
 def revision_bytes(path: Path, revision: str) -> bytes | None:
-    """The file's content at `revision` of its git repository; None if it is not in it, or the
-    repository has no commit yet. UsageProblem if there is no git, no repository, or no such
-    revision."""
+    """The file's content at `revision` of its git repository, symlinks followed as they were
+    then (git keeps a link as the text of its target); None if it is not in it (or a link there
+    leads out of the repository), or the repository has no commit yet. UsageProblem if there is
+    no git, no repository, or no such revision."""
     git = shutil.which("git")
     if git is None:
         raise UsageProblem("--since needs git, and git is not installed", source=str(path))
@@ -182,9 +184,30 @@ def revision_bytes(path: Path, revision: str) -> bytes | None:
         if _git(git, folder, "rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
             return None  # no commit yet: nothing to compare with
         raise UsageProblem(f"--since: unknown git revision {revision!r}", source=str(path))
-    sha = commit.stdout.decode().strip()
-    blob = _git(git, folder, "cat-file", "blob", f"{sha}:./{path.name}")
-    return blob.stdout if blob.returncode == 0 else None
+    return _content_at(git, folder, commit.stdout.decode().strip(), f"./{path.name}")
+
+
+_LINKS_FOLLOWED: Final = 40  # as Linux does, against a loop of links
+_SYMLINK_MODE: Final = b"120000"
+
+
+def _content_at(git: str, folder: Path, commit: str, path: str) -> bytes | None:
+    """The blob at `path` (relative to `folder`) in `commit`, through the links there."""
+    for _ in range(_LINKS_FOLLOWED):
+        listed = _git(git, folder, "ls-tree", "-z", commit, "--", path)
+        if listed.returncode != 0 or not listed.stdout:
+            return None  # not in that commit, or outside the repository
+        mode, _kind, rest = listed.stdout.split(b" ", 2)
+        blob = _git(git, folder, "cat-file", "blob", rest.split(b"\t", 1)[0].decode())
+        if blob.returncode != 0:
+            return None  # a folder there
+        if mode != _SYMLINK_MODE:
+            return blob.stdout
+        target = os.fsdecode(blob.stdout)
+        if posixpath.isabs(target):
+            return None  # a link out of the repository: no history of it here
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    return None
 
 
 # Git exports these to its hooks (pre-commit runs as one); they would point every look-up at

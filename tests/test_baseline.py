@@ -184,6 +184,34 @@ def test_a_config_reached_through_a_symlink_is_compared_with_its_own_history(rep
         check_back_end_since(link, changed, "HEAD", "servers/cas2/applicationHost.config")
 
 
+def test_a_link_retargeted_since_the_revision_is_followed_as_it_was_then(repo, original):
+    servers = repo / "servers"
+    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    (servers / "cas2").mkdir()
+    (servers / "cas2" / "applicationHost.config").write_bytes(changed)
+    (servers / "current").mkdir()
+    link = servers / "current" / "applicationHost.config"
+    link.symlink_to("../cas1/applicationHost.config")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "current is cas1")
+    link.unlink()
+    link.symlink_to("../cas2/applicationHost.config")  # a Back End that differs
+    git(repo, "commit", "-qam", "current is cas2")
+    assert revision_bytes(link, "HEAD~1") == original
+    with pytest.raises(Refused):
+        check_back_end_since(link, link.read_bytes(), "HEAD~1", "servers/current/x")
+
+
+def test_a_link_out_of_the_repository_has_no_history_here(repo, original, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere") / "applicationHost.config"
+    outside.write_bytes(original)
+    link = repo / "servers" / "linked.applicationHost.config"
+    link.symlink_to(outside)
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "a link out")
+    assert revision_bytes(link, "HEAD") is None
+
+
 def test_the_committed_version_is_read_from_the_files_own_folder(repo, original, monkeypatch):
     monkeypatch.chdir(repo.parent)  # outside the repository
     config = repo / "servers" / "cas1" / "applicationHost.config"
