@@ -23,25 +23,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TESTS = ("tests/test_properties.py", "tests/test_stateful.py", "tests/test_readme.py")
 
+# The Back End guards off: the plan's refusal, and the verification that would catch an edit.
+BACK_END_GUARDS_OFF: list[tuple[str, str, str]] = [
+    (
+        "confedit/plan.py",
+        "    if site == path_key(exchange.BACK_END_SITE):\n",
+        "    if False:\n",
+    ),
+    (
+        "confedit/plan.py",
+        "    if site != front or not target.key:\n",
+        "    if site not in (front, path_key(exchange.BACK_END_SITE)) or not target.key:\n",
+    ),
+    (
+        "confedit/verify.py",
+        "    back_end = path_key(BACK_END_SITE)\n",
+        "    return\n    back_end = path_key(BACK_END_SITE)\n",
+    ),
+]
+
 # name -> [(file, text in the engine, text replacing it)]
 MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
-    "back-end-guard": [
-        (
-            "confedit/plan.py",
-            "    if site == path_key(exchange.BACK_END_SITE):\n",
-            "    if False:\n",
-        ),
-        (
-            "confedit/plan.py",
-            "    if site != front or not target.key:\n",
-            "    if site not in (front, path_key(exchange.BACK_END_SITE)) or not target.key:\n",
-        ),
-        (
-            "confedit/verify.py",
-            "    back_end = path_key(BACK_END_SITE)\n",
-            "    return\n    back_end = path_key(BACK_END_SITE)\n",
-        ),
-    ],
+    "back-end-guard": BACK_END_GUARDS_OFF,
     # The default targets' Back End counterparts offloaded too, the guards off: what the
     # README's example property (tests/test_readme.py) and the Back End properties must catch.
     "back-end-counterparts": [
@@ -52,21 +55,7 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
             "        twins = [exchange.BACK_END_SITE + t.path[len(site_name) :] for t in unique]\n"
             "        unique += [_target(config, p, None, False) for p in twins if config.spelling(path_key(p))]\n",
         ),
-        (
-            "confedit/plan.py",
-            "    if site == path_key(exchange.BACK_END_SITE):\n",
-            "    if False:\n",
-        ),
-        (
-            "confedit/plan.py",
-            "    if site != front or not target.key:\n",
-            "    if site not in (front, path_key(exchange.BACK_END_SITE)) or not target.key:\n",
-        ),
-        (
-            "confedit/verify.py",
-            "    back_end = path_key(BACK_END_SITE)\n",
-            "    return\n    back_end = path_key(BACK_END_SITE)\n",
-        ),
+        *BACK_END_GUARDS_OFF,
     ],
     "insertion-indentation": [
         (
