@@ -27,8 +27,9 @@ _UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Zl", "Zp", "Cf"})
 def render_runbook(result: Result, name: str) -> bytes:
     """The runbook for a verified result: UTF-8 with a byte-order mark (Windows PowerShell 5.1
     reads a script without one in the ANSI code page, garbling non-ASCII names), Windows line
-    endings. Refused when a name it must write holds a control character: no quoting keeps a
-    line break inside a comment, and a script run as administrator must do only what it says."""
+    endings. Refused when a name it must write holds a control or formatting character: no
+    quoting keeps a line break inside a comment, and a script run as administrator must do only
+    what it shows."""
     changed = [o for o in result.outcomes if o.changed]
     _check_names([name, *result.plan.pools, *(o.target.path for o in changed)], name)
     lines = [
