@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from confedit import exchange
 from confedit.document import load
+from confedit.errors import ExitCode
 from confedit.iis import (
     SCHEMA_DEFAULT,
     SERVER_LEVEL,
@@ -66,9 +67,14 @@ class AuditReport:
         return bool(present) and all(_offloaded(row) for row in present)
 
     def to_json(self, *, offloaded_only: bool = False) -> dict[str, Any]:
+        """The JSON report (schema: schemas/audit-report.schema.json); `offloaded_only` is
+        `--offloaded`: only the targets, and exit code 1 when one is not offloaded."""
+        gate_fails = offloaded_only and not self.all_offloaded
         data: dict[str, Any] = {
             "$schema": SCHEMA_ID,
             "file": self.name,
+            "status": "offloaded" if self.all_offloaded else "not-offloaded",
+            "exit_code": int(ExitCode.WORK_FOUND if gate_fails else ExitCode.OK),
             "front_end_site": self.front_end,
             "back_end_site": self.back_end,
             "all_offloaded": self.all_offloaded,

@@ -295,6 +295,15 @@ def test_a_closed_stdout_is_a_write_failure_not_a_crash(confedit_exe, tmp_path):
     assert proc.stderr.endswith(b"cannot write to stdout: it is closed\n")
 
 
+@pytest.mark.parametrize("gate", [[], ["--offloaded"]])
+@pytest.mark.parametrize("config", [SAMPLE, PATCHED], ids=["not-offloaded", "offloaded"])
+def test_an_audit_report_carries_its_status_and_the_exit_code(confedit_exe, gate, config):
+    proc = run(confedit_exe, "audit", "--format", "json", *gate, str(config))
+    report = json.loads(proc.stdout)
+    assert report["exit_code"] == proc.returncode == (1 if gate and config == SAMPLE else 0)
+    assert report["status"] == ("offloaded" if config == PATCHED else "not-offloaded")
+
+
 def test_audit_table_and_drift_gate(confedit_exe):
     proc = run(confedit_exe, "audit", str(SAMPLE))
     assert proc.returncode == 0
