@@ -66,15 +66,17 @@ class EditWriter:
         creates: tuple[str, ...],
         path: str,
     ) -> None:
-        """Append the chain `creates` as the last child of `parent`."""
+        """Append the chain `creates` as the last child of `parent`: on lines of its own,
+        indented like siblings; in a parent written inside a line (see _written_inline), on
+        that line, without line breaks or indentation, as the file writes that element."""
         doc, data, span = self.document, self.document.data, spans[parent]
         if _written_inline(data, span):
-            self._append_inline(parent, span, creates, path)
-            return
-        newline = doc.newline_at(span.start)
-        parent_indent = doc.indent_of(span.start)
-        child_indent = self._child_indent(parent, spans, parent_indent)
-        block = _nested(creates, child_indent, self._unit, newline)
+            newline = parent_indent = child_indent = unit = b""
+        else:
+            newline, unit = doc.newline_at(span.start), self._unit
+            parent_indent = doc.indent_of(span.start)
+            child_indent = self._child_indent(parent, spans, parent_indent)
+        block = _nested(creates, child_indent, unit, newline)
         if span.self_closing:
             open_tag = _TAG_CLOSE.sub(b">", data[span.start : span.end])
             close_tag = b"</" + parent.tag.encode() + b">"
@@ -87,21 +89,6 @@ class EditWriter:
         if b"\n" not in data[insert_at : span.end_tag_start]:
             text += newline + parent_indent  # the end tag was on the same line: give it its own
         self.edits.append(Edit(insert_at, insert_at, text, parent, span, creates, path))
-
-    def _append_inline(
-        self, parent: etree._Element, span: ElementSpan, creates: tuple[str, ...], path: str
-    ) -> None:
-        """Like _append_child, for a parent written inline (see _written_inline): the chain
-        goes in on the same line, without whitespace, as the file writes that element."""
-        data, block = self.document.data, _nested(creates, b"", b"", b"")
-        if span.self_closing:
-            open_tag = _TAG_CLOSE.sub(b">", data[span.start : span.end])
-            text = open_tag + block + b"</" + parent.tag.encode() + b">"
-            self.edits.append(Edit(span.start, span.end, text, parent, span, creates, path))
-            return
-        content = data[span.start_tag_end : span.end_tag_start]
-        insert_at = span.start_tag_end + len(content.rstrip())
-        self.edits.append(Edit(insert_at, insert_at, block, parent, span, creates, path))
 
     def _child_indent(
         self,

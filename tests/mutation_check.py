@@ -60,8 +60,8 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
     "insertion-indentation": [
         (
             "confedit/writing.py",
-            "        block = _nested(creates, child_indent, self._unit, newline)\n",
-            "        block = _nested(creates, parent_indent, self._unit, newline)\n",
+            "        block = _nested(creates, child_indent, unit, newline)\n",
+            "        block = _nested(creates, parent_indent, unit, newline)\n",
         ),
     ],
     # Two more, for the properties about meaning: an edit in the wrong one of two <location>
