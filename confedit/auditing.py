@@ -66,15 +66,24 @@ class AuditReport:
         present = [row for row in self.targets() if row.in_sites]
         return bool(present) and all(_offloaded(row) for row in present)
 
-    def to_json(self, *, offloaded_only: bool = False) -> dict[str, Any]:
-        """The JSON report (schema: schemas/audit-report.schema.json); `offloaded_only` is
-        `--offloaded`: only the targets, and exit code 1 when one is not offloaded."""
+    @property
+    def status(self) -> str:
+        return "offloaded" if self.all_offloaded else "not-offloaded"
+
+    def exit_code(self, *, offloaded_only: bool = False) -> int:
+        """The file's exit code: with `--offloaded` (`offloaded_only`), 1 when a default target
+        is not offloaded; else 0."""
         gate_fails = offloaded_only and not self.all_offloaded
+        return int(ExitCode.WORK_FOUND if gate_fails else ExitCode.OK)
+
+    def to_json(self, *, offloaded_only: bool = False) -> dict[str, Any]:
+        """The JSON report (schema: schemas/audit-report.schema.json); with `offloaded_only`
+        (`--offloaded`), only the targets."""
         data: dict[str, Any] = {
             "$schema": SCHEMA_ID,
             "file": self.name,
-            "status": "offloaded" if self.all_offloaded else "not-offloaded",
-            "exit_code": int(ExitCode.WORK_FOUND if gate_fails else ExitCode.OK),
+            "status": self.status,
+            "exit_code": self.exit_code(offloaded_only=offloaded_only),
             "front_end_site": self.front_end,
             "back_end_site": self.back_end,
             "all_offloaded": self.all_offloaded,

@@ -303,6 +303,4 @@ def run_audit(opts: AuditOptions) -> int:
     else:
         color = style.enabled(opts.color, sys.stdout)
         click.echo(render_table(result, offloaded_only=opts.offloaded, color=color), color=color)
-    if opts.offloaded and not result.all_offloaded:
-        return int(ExitCode.WORK_FOUND)
-    return int(ExitCode.OK)
+    return result.exit_code(offloaded_only=opts.offloaded)

@@ -398,13 +398,13 @@ class _AuditShown:
 def _audit_code(file: AuditedFile, offloaded: bool) -> int:
     if file.report is None:
         return file.exit_code
-    return int(ExitCode.WORK_FOUND if offloaded and not file.report.all_offloaded else ExitCode.OK)
+    return file.report.exit_code(offloaded_only=offloaded)
 
 
 def _audit_status(file: AuditedFile) -> str:
     if file.report is None:
         return file.status
-    return "offloaded" if file.report.all_offloaded else "not-offloaded"
+    return file.report.status
 
 
 def _fleet(opts: AuditOptions, files: list[AuditedFile], color: bool) -> int:
