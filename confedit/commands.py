@@ -83,8 +83,7 @@ class OffloadOptions:
             raise click.UsageError(
                 "--check writes nothing; drop -o/--output-dir/--in-place/--runbook"
             )
-        named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
-        on_stdout = [name for name, value in named if value and _is_stdout(value)]
+        on_stdout = [name for name, value in self._named_outputs() if _is_stdout(value)]
         if self.fmt == "json":
             on_stdout.append("--format json")
         elif self.previewing:
@@ -102,8 +101,11 @@ class OffloadOptions:
 
     def destinations(self) -> list[tuple[str, Path]]:
         """The files named by -o, --diff and --runbook (not stdout), by option."""
+        return [(option, Path(value)) for option, value in self._named_outputs() if value != STDIO]
+
+    def _named_outputs(self) -> list[tuple[str, str]]:
         named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
-        return [(option, Path(value)) for option, value in named if value and value != STDIO]
+        return [(option, value) for option, value in named if value]
 
     def backups(self, inputs: list[Path]) -> list[tuple[str, Path]]:
         """The backup files --in-place --backup writes."""
