@@ -28,9 +28,8 @@ from lxml import etree
 from confedit import exchange
 from confedit.document import Document, load
 from confedit.errors import ConfeditError, InvalidInput, Refused, UsageProblem
-from confedit.iis import SSL_FLAGS, TOKEN_CHECKING, Config, SslFlags, path_key, site_of
+from confedit.iis import SSL_FLAGS, TOKEN_CHECKING, Config, Site, SslFlags, path_key, site_of
 from confedit.plan import validate
-from confedit.spans import fold
 
 _BACK_END = path_key(exchange.BACK_END_SITE)
 _SCOPE: Final = (exchange.BACK_END_SITE,)  # what load() keeps in the tree: the rest is not needed
@@ -74,11 +73,13 @@ def back_end_changes(before: Document, after: Document) -> list[str]:
             changes.append(f"<location path={spelling!r}> was added")
         elif old[key][1] != new[key][1]:
             changes.append(f"<location path={spelling!r}> was changed")
-    if _site(before) != _site(after):
+    old_config, new_config = Config(before), Config(after)
+    old_site, new_site = _site(old_config), _site(new_config)
+    if (old_site and _canonical(old_site.element)) != (new_site and _canonical(new_site.element)):
         changes.append(f"the site definition of {exchange.BACK_END_SITE!r} in <sites> was changed")
-    changes += _pool_changes(before, after)
+    changes += _pool_changes(old_site, new_site)
     if not changes:
-        changes += _policy_changes(before, after)
+        changes += _policy_changes(old_config, new_config)
     return changes
 
 
@@ -92,14 +93,11 @@ def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
     return found
 
 
-def _site(document: Document) -> bytes | None:
-    for site in document.root.iterfind("system.applicationHost/sites/site"):
-        if fold(site.get("name") or "") == fold(exchange.BACK_END_SITE):
-            return _canonical(site)
-    return None
+def _site(config: Config) -> Site | None:
+    return config.sites.get(_BACK_END)
 
 
-def _pool_changes(before: Document, after: Document) -> list[str]:
+def _pool_changes(before: Site | None, after: Site | None) -> list[str]:
     """The Back End applications whose pool changed, wherever it is set: on the application,
     or by an <applicationDefaults> of the site or of <sites> (which serves every site)."""
     old, new = _pools(before), _pools(after)
@@ -110,8 +108,7 @@ def _pool_changes(before: Document, after: Document) -> list[str]:
     ]
 
 
-def _pools(document: Document) -> dict[str, tuple[str, str | None]]:
-    site = Config(document).sites.get(_BACK_END)
+def _pools(site: Site | None) -> dict[str, tuple[str, str | None]]:
     apps = site.applications if site else ()
     return {path_key(app.config_path): (app.config_path, app.pool) for app in apps}
 
@@ -131,7 +128,7 @@ def _canonical(element: etree._Element) -> bytes:
     return etree.tostring(clone, method="c14n", with_comments=False)
 
 
-def _policy_changes(before: Document, after: Document) -> list[str]:
+def _policy_changes(before: Config, after: Config) -> list[str]:
     try:
         old = _back_end_policy(before)
         new = _back_end_policy(after)
@@ -148,12 +145,11 @@ def _policy_changes(before: Document, after: Document) -> list[str]:
     return changes
 
 
-def _back_end_policy(document: Document) -> dict[str, tuple[str, str, str, str]]:
+def _back_end_policy(config: Config) -> dict[str, tuple[str, str, str, str]]:
     """Each Back End path (its locations, applications and virtual directories) -> its
     spelling, effective sslFlags (as IIS writes it), where that is set, and tokenChecking."""
-    config = Config(document)
     validate(config)
-    site = config.sites.get(_BACK_END)
+    site = _site(config)
     paths = {key: config.spelling(key) or key for key in config.keys if site_of(key) == _BACK_END}
     for key, spelling in (site.paths if site else {}).items():
         paths.setdefault(key, spelling)
