@@ -40,6 +40,7 @@ from confedit.files import (
     print_json,
     read_input,
     same_file,
+    sync_filesystems,
 )
 from confedit.fleet import fleet_of, render_fleet
 from confedit.plan import Request
@@ -95,7 +96,10 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         status, code = result_status(result, settings.check)
         if _writes(settings):
             check_unchanged(snapshot)
-            with Outputs(partial(check_same_stat, snapshot)) as outputs:
+            # New files in an output folder are synced to disk once, at the end of the run
+            # (run_offload_many); an input replaced in place, and its backup, file by file.
+            durable = settings.output_dir is None
+            with Outputs(partial(check_same_stat, snapshot), durable=durable) as outputs:
                 if settings.in_place and result.changed:
                     stage_in_place(outputs, snapshot, result, settings.backup)
                 if settings.output_dir is not None:
@@ -188,6 +192,8 @@ def run_offload_many(opts: OffloadOptions) -> int:
         progress=progress,
         on_result=partial(_print_file_report, opts, color) if streams else None,
     )
+    if opts.output_dir is not None:
+        _sync_output_dir(opts.output_dir, inputs, reports)
     code = most_severe(r.exit_code for r in reports)
     diff = b"".join(r.diff for r in reports)
     if opts.diff_to:
@@ -203,6 +209,22 @@ def run_offload_many(opts: OffloadOptions) -> int:
             _print_file_report(opts, color, file)
     _print_offload_summary(opts, counts, color)
     return code
+
+
+def _sync_output_dir(output_dir: Path, inputs: list[Input], reports: list[FileReport]) -> None:
+    """Make the files written to the output folder durable, before the run reports success."""
+    written = zip(inputs, reports, strict=True)
+    folders = {(output_dir / item.label).parent for item, file in written if not file.failed}
+    if not folders:
+        return
+    try:
+        sync_filesystems(folders)
+    except OSError as exc:
+        raise WriteFailed(
+            f"the files were written, but flushing them to disk failed: {exc.strerror or exc}; "
+            "run again",
+            source=str(output_dir),
+        ) from None
 
 
 def _write_combined_diff(

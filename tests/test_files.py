@@ -134,3 +134,43 @@ def test_an_owner_that_cannot_be_kept_does_not_stop_the_write(tmp_path, monkeypa
     monkeypatch.setattr(files, "_owner_of", lambda info: (12345, 12345))
     files.write_file(target, b"new")
     assert target.read_bytes() == b"new"
+
+
+# --- durability --------------------------------------------------------------------------------
+
+
+def test_outputs_fsync_each_file_and_its_folder_unless_told_the_caller_syncs(tmp_path, monkeypatch):
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    with files.Outputs() as outputs:
+        outputs.add(tmp_path / "a.config", b"a")
+    assert len(synced) == 2  # the temporary file, then the folder after the rename
+    synced.clear()
+    with files.Outputs(durable=False) as outputs:
+        outputs.add(tmp_path / "b.config", b"b")
+    assert synced == []
+    assert (tmp_path / "b.config").read_bytes() == b"b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.config", "b.config"]
+
+
+def test_folders_on_one_filesystem_are_synced_once(tmp_path, monkeypatch):
+    synced: list[int] = []
+
+    def recorder() -> object:
+        return lambda descriptor: synced.append(os.fstat(descriptor).st_dev)
+
+    monkeypatch.setattr(files, "_syncfs_function", recorder)
+    folders = [tmp_path / name for name in ("a", "b", "c")]
+    for folder in folders:
+        folder.mkdir()
+    shm = Path("/dev/shm")  # noqa: S108 - a tmpfs, another filesystem, where there is one
+    other = [shm] if shm.is_dir() and shm.stat().st_dev != tmp_path.stat().st_dev else []
+    files.sync_filesystems([*folders, *other])
+    assert synced == [tmp_path.stat().st_dev, *(folder.stat().st_dev for folder in other)]
+
+
+def test_syncfs_really_runs_here(tmp_path):
+    """The libc function is found and accepted on this system (Linux: syncfs; else sync)."""
+    (tmp_path / "a").write_bytes(b"a")
+    files.sync_filesystems([tmp_path])

@@ -4,6 +4,7 @@ real configs (see helpers.make_fleet), from the folder that holds it."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -629,3 +630,58 @@ def test_a_diff_over_a_file_the_run_writes_is_a_usage_error(confedit_exe, tmp_pa
     assert proc.returncode == 2
     assert b"--backup and --diff both write" in proc.stderr
     assert not (tmp_path / backup).exists()
+
+
+STRACE = shutil.which("strace")
+_SYNC_CALL = re.compile(r"\b(fsync|fdatasync|syncfs|sync)\(")
+
+
+def sync_calls(exe: str, *args: str, cwd: Path) -> list[str]:
+    """The fsync-like system calls the installed command makes (strace, workers included)."""
+    assert STRACE is not None
+    log = cwd / "syscalls.log"
+    traced = ("-f", "-qq", "-e", "trace=fsync,fdatasync,syncfs,sync", "-o", str(log))
+    proc = run(STRACE, *traced, exe, *args, cwd=cwd)
+    assert proc.returncode in (0, 1, 3, 4), proc.stderr
+    return [m.group(1) for line in log.read_text().splitlines() if (m := _SYNC_CALL.search(line))]
+
+
+@pytest.mark.skipif(STRACE is None, reason="needs strace (.ci/run installs it)")
+def test_an_output_dir_is_synced_once_and_inputs_in_place_file_by_file(
+    confedit_exe, tmp_path, fleet
+):
+    """New files in an output folder are made durable by one syncfs at the end of the run;
+    a file replaced in place, and its backup, each by their own fsyncs before the rename."""
+    calls = sync_calls(confedit_exe, "offload", "fleet", "--output-dir", "out", "-q", cwd=tmp_path)
+    assert calls == ["syncfs"]
+    written = [server for server in ORDER if (tmp_path / "out" / fleet[server]).is_file()]
+    assert written == ["cas-2016", "cas-2019", "cas-done"]  # not the refused, nor the malformed
+
+    args = ("offload", "fleet", "--in-place", "--backup", ".bak", "-q")
+    calls = sync_calls(confedit_exe, *args, cwd=tmp_path)
+    # two changed files, each with its backup: a file and its folder per output
+    assert calls == ["fsync"] * 8
+    assert (tmp_path / fleet["cas-2016"]).with_name("applicationHost.config.bak").is_file()
+
+
+def test_a_failed_flush_of_the_output_dir_is_a_write_failure(confedit_exe, tmp_path, fleet):
+    """The kernel may report at the end that written data could not reach the disk (EIO): the
+    run must not exit 0. Injected through sitecustomize, which the installed command imports."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import errno\n"
+        "from confedit import files\n"
+        "def _failing():\n"
+        "    def syncfs(descriptor):\n"
+        "        raise OSError(errno.EIO, 'Input/output error')\n"
+        "    return syncfs\n"
+        "files._syncfs_function = _failing\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(hooks)}
+    proc = run(confedit_exe, "offload", "fleet", "--output-dir", "out", "-q", cwd=tmp_path, env=env)
+    assert proc.returncode == 3
+    assert proc.stderr.decode().splitlines()[-1] == (
+        "out: the files were written, but flushing them to disk failed: "
+        "Input/output error; run again"
+    )
