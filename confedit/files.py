@@ -342,6 +342,11 @@ def _fsync_folder(folder: Path) -> None:
             os.close(descriptor)
 
 
+# Whether files may be written without fsync and made durable later by sync_filesystems():
+# POSIX systems have sync(2); Windows has no call that flushes a whole volume's files.
+CAN_SYNC_LATER: Final = hasattr(os, "sync")
+
+
 def sync_filesystems(folders: Iterable[Path]) -> None:
     """Flush to disk everything written to the filesystems that hold `folders`: one syncfs(2)
     per filesystem (sync(2) where there is no syncfs). A batch that writes many new files

@@ -33,6 +33,7 @@ from confedit.commands import (
 from confedit.engine import offload
 from confedit.errors import ConfeditError, ExitCode, InternalError, InvalidInput, WriteFailed
 from confedit.files import (
+    CAN_SYNC_LATER,
     Outputs,
     Snapshot,
     check_same_stat,
@@ -98,7 +99,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
             check_unchanged(snapshot)
             # New files in an output folder are synced to disk once, at the end of the run
             # (run_offload_many); an input replaced in place, and its backup, file by file.
-            durable = settings.output_dir is None
+            durable = settings.output_dir is None or not CAN_SYNC_LATER
             with Outputs(partial(check_same_stat, snapshot), durable=durable) as outputs:
                 if settings.in_place and result.changed:
                     stage_in_place(outputs, snapshot, result, settings.backup)
@@ -192,7 +193,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
         progress=progress,
         on_result=partial(_print_file_report, opts, color) if streams else None,
     )
-    if opts.output_dir is not None:
+    if opts.output_dir is not None and CAN_SYNC_LATER:
         _sync_output_dir(opts.output_dir, inputs, reports)
     code = most_severe(r.exit_code for r in reports)
     diff = b"".join(r.diff for r in reports)

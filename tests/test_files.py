@@ -164,7 +164,7 @@ def test_folders_on_one_filesystem_are_synced_once(tmp_path, monkeypatch):
     folders = [tmp_path / name for name in ("a", "b", "c")]
     for folder in folders:
         folder.mkdir()
-    shm = Path("/dev/shm")  # noqa: S108 - a tmpfs, another filesystem, where there is one
+    shm = Path("/dev/shm")  # a tmpfs, another filesystem, where there is one
     other = [shm] if shm.is_dir() and shm.stat().st_dev != tmp_path.stat().st_dev else []
     files.sync_filesystems([*folders, *other])
     assert synced == [tmp_path.stat().st_dev, *(folder.stat().st_dev for folder in other)]

@@ -4,8 +4,8 @@ real configs (see helpers.make_fleet), from the folder that holds it."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
