@@ -332,11 +332,30 @@ def _element(tag: bytes, attribute: bytes, kept: bytes) -> bytes:
     """A whole element `tag` (without its '<') whose `attribute` does not match `kept`."""
     other = rb"\s+(?!" + attribute + rb"\s*=)[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*')"
     value = rb"(?:\"(?![^\"]*&)|'(?![^']*&))(?!" + kept + rb")[^\"']*[\"']"
-    # "Unrolled": text, then each '<' that does not end the element with the text after it;
-    # the same language as (?:[^<]++|<(?!/tag\s*>))*+, a fifth faster on a 100 MB file.
-    body = rb"[^<]*+(?:<(?!/" + tag + rb"\s*>)[^<]*+)*+"
+    # "Unrolled": text, then each '<' that does not end the element with the text after it,
+    # a comment, CDATA section or processing instruction taken whole (a "</location>" in a
+    # comment does not end the element); the same language as
+    # (?:[^<]++|<(?:SKIPPED|(?!/tag\s*>)))*+, a fifth faster on a 100 MB file.
+    body = rb"[^<]*+(?:<(?:" + _SKIPPED + rb"|(?!/" + tag + rb"\s*>))[^<]*+)*+"
     head = tag + rb"(?:" + other + rb")*\s+" + attribute + rb"\s*=\s*" + value + _ATTRS
     return head + rb"(?:/>|>" + body + rb"</" + tag + rb"\s*>)"
+
+
+# --- the end of the document -------------------------------------------------------------------
+
+# Comments, CDATA and processing instructions (skipped whole), or the root's end tag (group 1).
+_ROOT_END_TOKENS: Final = re.compile(rb"<(?:" + _SKIPPED + rb"|(/configuration\s*>))", re.S)
+
+
+def root_end_tag(data: bytes, start: int) -> int:
+    """Offset of the </configuration> end tag, found by a scan from `start` (an offset outside
+    any comment, CDATA section or processing instruction) that skips those whole: after the
+    root, a comment or instruction may hold "</configuration>" text. len(data) if none."""
+    found = len(data)
+    for token in _ROOT_END_TOKENS.finditer(data, start):
+        if token.group(1):
+            found = token.start()
+    return found
 
 
 # --- elements inside a location -----------------------------------------------------------------

@@ -12,6 +12,7 @@ from lxml import etree
 from confedit.document import Document, ElementSpan, Location
 from confedit.edits import Edit
 from confedit.iis import NONE, SslFlags
+from confedit.spans import root_end_tag
 
 Action = Literal["rewritten", "inserted", "created", "unchanged"]
 ACCESS: Final = b'<access sslFlags="None" />'
@@ -107,8 +108,11 @@ class EditWriter:
     def _new_location(self, path: str) -> tuple[Action, int]:
         doc, data = self.document, self.document.data
         creates = ("location", *ACCESS_CHAIN)
-        close = _root_end_tag(data)
         last_location = doc.last_location()
+        # The scan for </configuration> starts where no comment or instruction can be open.
+        close = root_end_tag(
+            data, last_location.span.end if last_location else doc.root_content_start()
+        )
         if last_location:
             last = last_location.span
             insert_at, indent = last.end, doc.indent_of(last.start)
@@ -150,16 +154,6 @@ def _written_inline(data: bytes, span: ElementSpan) -> bool:
     line_start = data.rfind(b"\n", 0, span.start) + 1
     after_markup = bool(data[line_start : span.start].strip())
     return after_markup and b"\n" not in data[span.start : span.end]
-
-
-def _root_end_tag(data: bytes) -> int:
-    """Offset of </configuration>: the last one that is not inside a trailing comment."""
-    position = len(data)
-    while (position := data.rfind(b"</configuration", 0, position)) != -1:
-        comment = data.rfind(b"<!--", 0, position)
-        if comment == -1 or data.find(b"-->", comment, position) != -1:
-            return position
-    return len(data)
 
 
 def _nested(

@@ -8,10 +8,12 @@ semantic change, the real `patch` program for the diff.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import subprocess
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from hypothesis import example, given, settings
@@ -20,7 +22,7 @@ from lxml import etree
 from xmldiff import actions as xd_actions
 from xmldiff import main as xd_main
 
-from confedit import offload
+from confedit import document, offload
 from confedit.document import load
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.iis import SSL_FLAGS, TOKEN_CHECKING, Config
@@ -73,6 +75,41 @@ def test_back_end_bytes_never_change_or_the_request_is_refused(case):
     assert not back_end_named, "a Back End path was accepted"
     before = back_end_blocks(working(config.raw))
     assert back_end_blocks(working(result.output)) == before
+
+
+# Every way of loading agrees ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def loaded_as(loader: str) -> Iterator[None]:
+    """load() as for a file of over 8 MB: from a copy without the other sites ("reduced"), or
+    by a parse that drops them ("pruned", when the copy cannot be made with certainty)."""
+    saved = document.PRUNE_ABOVE, document.reduced_copy
+    document.PRUNE_ABOVE = 0
+    if loader == "pruned":
+        document.reduced_copy = lambda raw, scope: None
+    try:
+        yield
+    finally:
+        document.PRUNE_ABOVE, document.reduced_copy = saved
+
+
+def outcome(raw: bytes, request: Request) -> tuple[str, bytes]:
+    try:
+        return "written", offload(raw, request).output
+    except (Refused, InvalidInput, UsageProblem) as error:
+        return type(error).__name__, b""
+
+
+@given(
+    ANY_CONFIGS.flatmap(lambda c: st.tuples(st.just(c), any_requests(c))),
+    st.sampled_from(["reduced", "pruned"]),
+)
+def test_the_large_file_loaders_give_what_the_plain_parse_gives(case, loader):
+    config, request = case
+    expected = outcome(config.raw, request)
+    with loaded_as(loader):
+        assert outcome(config.raw, request) == expected
 
 
 # Only the intended change ------------------------------------------------------------------------

@@ -164,6 +164,12 @@ TRICKY = [
         "Ssl",
         comment="a comment with </location> and <location path='Default Web Site/owa'> in it",
     ),
+    Loc(  # a comment with end tags that balance: no parse error would reveal a wrong scan
+        "Filler/other",
+        "Ssl",
+        comment='</security></system.webServer></location><location path="Default Web Site/OAB">'
+        "<system.webServer><security>",
+    ),
     Loc("Default Web Site/owa", shape="security"),
     Loc("Filler/app&amp;more", "Ssl"),
     Loc("Default Web Site/ecp", "Ssl"),
@@ -202,17 +208,26 @@ def test_every_way_of_loading_keeps_the_server_level_in_any_spelling(loader, ser
 PLAIN = [Loc("Default Web Site/owa", shape="security"), Loc("Filler/app", "Ssl")] * 3
 
 
+LAST = Loc("Filler/app", "Ssl")
+LAST_WITH_COMMENT = Loc("Filler/app", "Ssl", comment="a <location path='Filler/x'> in the last")
+
+
 @pytest.mark.parametrize(
     ("order", "copied"),
-    [(PLAIN, True), (TRICKY, False), (TRICKY[::-1], False)],
-    ids=["plain", "tricky", "tricky-reversed"],
+    [
+        ([*PLAIN, LAST], True),
+        ([*TRICKY, LAST], True),
+        ([*TRICKY[::-1], LAST], True),
+        ([*PLAIN, LAST_WITH_COMMENT], False),
+    ],
+    ids=["plain", "tricky", "tricky-reversed", "comment-in-the-last"],
 )
 def test_spans_found_in_the_reduced_copy_are_the_file_s_own(monkeypatch, order, copied):
     """A large file's <location> elements are found in the reduced copy; mapped back, their
     spans (and the last location's) are those a scan of the whole file finds. (A comment
-    holding '</location>' in an other site's location makes the copy uncertain: the tree is
-    then parsed while pruning, and the whole file is scanned.)"""
-    raw = with_filler(30, *order, Loc("Filler/app", "Ssl"))
+    holding '<location' in the file's last <location>, which the copy keeps, makes the copy
+    uncertain: the tree is then parsed while pruning, and the whole file is scanned.)"""
+    raw = with_filler(30, *order)
 
     def spans(prune_above: int) -> tuple[list[tuple[str, ElementSpan]], ElementSpan]:
         monkeypatch.setattr("confedit.document.PRUNE_ABOVE", prune_above)

@@ -106,6 +106,9 @@ class Style(Compact):
     # Comments between the locations: a commented-out <location>, and one naming <location>.
     comments: bool = False
     final_newline: bool = True
+    # After </configuration>, a comment and a processing instruction whose text holds
+    # "</configuration>", as a tool that stamps its exports might write them.
+    trailer: bool = False
     encoding: str = "utf-8"  # or "utf-16-le", "utf-16-be" (declared as UTF-16)
 
 
@@ -149,6 +152,9 @@ def render(
             _comments(lines, index, location, style)
         _location(lines, location, style)
     lines.add(0, "</configuration>")
+    if style.trailer:
+        lines.add(0, "<!-- exported: the file above ends at </configuration> -->")
+        lines.add(0, "<?exported-by tool </configuration> ?>")
     text = lines.text()
     if style.encoding == "utf-8":
         data = text.encode("utf-8")

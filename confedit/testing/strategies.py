@@ -100,7 +100,13 @@ _FORBIDDING_LOCKS: Final = (
     ("lockAllAttributesExcept", "foo"),
     ("lockItem", "true"),
 )
-_COMMENTS: Final = ('a <location path="Default Web Site/owa"> that is no configuration', "kept")
+_COMMENTS: Final = (
+    'a <location path="Default Web Site/owa"> that is no configuration',
+    "kept",
+    # End tags too, balanced: what a scanner that does not skip comments takes for elements
+    '</security></system.webServer></location><location path="Default Web Site/ecp">'
+    "<system.webServer><security> nor this",
+)
 
 
 # --- small building blocks -------------------------------------------------------------------
@@ -171,7 +177,8 @@ def formatting_styles(
 ) -> st.SearchStrategy[Style]:
     """How a file is written: LF, CRLF or mixed line endings, indentation (spaces of any width,
     tabs), BOM, attribute quoting and spacing, comments that contain `<location>` text
-    (commented-out locations among them), blank lines, a final newline, and the `encodings`
+    (commented-out locations among them), blank lines, a final newline, a comment and a
+    processing instruction after the root that hold "</configuration>", and the `encodings`
     asked for ("utf-8", "utf-16-le", "utf-16-be").
 
     >>> from hypothesis import given
@@ -200,6 +207,7 @@ def formatting_styles(
         comments=st.booleans(),
         final_newline=st.booleans().map(lambda missing: not missing),
         encoding=st.sampled_from(tuple(encodings)),
+        trailer=st.booleans(),
     )
 
 

@@ -1,0 +1,56 @@
+"""Where new elements go in the bytes (confedit/writing.py), beyond what the corpus shows."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+
+from confedit import offload
+from confedit.plan import Request
+from confedit.spans import root_end_tag
+
+NO_LOCATION = b"""<?xml version="1.0" encoding="UTF-8"?>
+<configuration>
+    <system.applicationHost>
+        <sites>
+            <site name="Default Web Site" id="1">
+                <application path="/owa" applicationPool="MSExchangeOWAAppPool">
+                    <virtualDirectory path="/" physicalPath="C:\\owa" />
+                </application>
+            </site>
+        </sites>
+    </system.applicationHost>
+    <system.webServer>
+        <security>
+            <access sslFlags="Ssl, Ssl128" />
+        </security>
+    </system.webServer>
+</configuration>
+"""
+
+AFTER_THE_ROOT = [
+    b"<?generated-by tool </configuration> ?>\n",
+    b"<!-- </configuration> -->\n",
+    b"<?a </configuration><?b ?>\n",  # a PI may hold "<?": what follows looks like one
+    b"<!-- one --><?two </configuration>?>\n<!-- </configuration> -->\n",
+]
+
+
+@pytest.mark.parametrize("tail", AFTER_THE_ROOT)
+def test_a_new_location_goes_inside_the_root_whatever_follows_it(tail):
+    """After </configuration> only comments and processing instructions may come, and their
+    text may hold "</configuration>": the new <location> must still go inside the root."""
+    raw = NO_LOCATION + tail
+    output = offload(raw, Request(services=("owa",))).output
+    root = etree.fromstring(output)
+    (location,) = root.iterchildren("location")
+    assert location.get("path") == "Default Web Site/owa"
+    assert location.find("system.webServer/security/access").get("sslFlags") == "None"
+    assert output.endswith(b"</location>\n</configuration>\n" + tail)
+
+
+@pytest.mark.parametrize("tail", AFTER_THE_ROOT)
+def test_the_root_end_tag_is_found_past_comments_and_instructions(tail):
+    data = NO_LOCATION + tail
+    assert root_end_tag(data, 0) == NO_LOCATION.rindex(b"</configuration>")
+    assert root_end_tag(b"<configuration>", 0) == len(b"<configuration>")  # none: the end
