@@ -7,6 +7,8 @@ others. Workers run in other processes, so they take paths and return plain data
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -40,7 +42,6 @@ from confedit.files import (
     check_unchanged,
     print_json,
     read_input,
-    same_file,
     sync_filesystems,
 )
 from confedit.fleet import fleet_of, render_fleet
@@ -170,6 +171,8 @@ def run_offload_many(opts: OffloadOptions) -> int:
     """`confedit offload` over several files; returns the run's exit code."""
     inputs = find_inputs(opts.configs, skip=opts.output_dir)
     _check_destinations(opts, inputs)
+    if opts.output_dir is not None:
+        _warn_unsearched(opts, opts.output_dir, inputs)
     settings = FileSettings(
         request=opts.request(),
         check=opts.check,
@@ -228,6 +231,26 @@ def _sync_output_dir(output_dir: Path, inputs: list[Input], reports: list[FileRe
         ) from None
 
 
+def _warn_unsearched(opts: OffloadOptions, output_dir: Path, inputs: list[Input]) -> None:
+    """A warning for each config file in the output folder, which the search of a folder that
+    holds it skipped, that is not where this run writes its outputs: a server's own config,
+    most likely, that would otherwise go unmentioned."""
+    real = Path(os.path.realpath(output_dir))
+    searched = [Path(os.path.realpath(config)) for config in opts.configs if config.is_dir()]
+    if not real.is_dir() or not any(real.is_relative_to(folder) for folder in searched):
+        return
+    written = {os.path.realpath(output_dir / item.label) for item in inputs}
+    for found in find_inputs([output_dir]):
+        if found.problem is None and os.path.realpath(found.path) not in written:
+            color = style.enabled(opts.color, sys.stderr)
+            warning = style.paint("warning:", "warn", color)
+            _echo_err(
+                f"{warning} {found.path} is not offloaded: it is inside --output-dir "
+                f"{output_dir}, which is not searched",
+                color,
+            )
+
+
 def _write_combined_diff(
     destination: str, opts: OffloadOptions, diff: bytes, reports: list[FileReport]
 ) -> None:
@@ -266,11 +289,48 @@ def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
     if opts.backup:
         check_backups(opts.backup, paths)
     if opts.output_dir is not None:
-        for item in inputs:
-            if same_file(opts.output_dir / item.label, item.path):
-                raise click.UsageError(
-                    f"--output-dir would overwrite the input {item.path}; use --in-place"
-                )
+        _check_output_dir(opts.output_dir, inputs)
+
+
+def _check_output_dir(output_dir: Path, inputs: list[Input]) -> None:
+    """Usage errors: an output that is an input, or leads to one through a symlink. Most often
+    an input inside the output folder: an earlier run's output, named again by a glob such as
+    `*/` (its own output lands a folder deeper, another file's output over it)."""
+    identities: dict[tuple[int, int], Path] = {}
+    for item in inputs:
+        with contextlib.suppress(OSError):
+            info = item.path.stat()
+            identities[(info.st_dev, info.st_ino)] = item.path
+    overwritten = {item.path: _input_at(output_dir / item.label, identities) for item in inputs}
+    for item in inputs:  # the plainest mistake first
+        if overwritten[item.path] == item.path:
+            raise click.UsageError(
+                f"--output-dir would overwrite the input {item.path}; use --in-place"
+            )
+    folder = os.path.realpath(output_dir) + os.sep
+    for item in inputs:
+        if (other := overwritten[item.path]) is None:
+            continue
+        destination = output_dir / item.label
+        if os.path.realpath(other).startswith(folder):
+            raise click.UsageError(
+                f"the input {other} is inside --output-dir {output_dir} (an earlier run's "
+                f"output?) and would be overwritten by the output of {item.path}; name the "
+                "configs to offload without that folder"
+            )
+        raise click.UsageError(
+            f"--output-dir would write {destination} over the input {other}; "
+            "choose another output folder"
+        )
+
+
+def _input_at(destination: Path, identities: dict[tuple[int, int], Path]) -> Path | None:
+    """The input that `destination` is (or leads to through a symlink), if any."""
+    try:
+        info = destination.stat()
+    except OSError:
+        return None  # not there yet (or not reachable: writing it will say so)
+    return identities.get((info.st_dev, info.st_ino))
 
 
 def _previews(opts: OffloadOptions) -> bool:

@@ -685,3 +685,51 @@ def test_a_failed_flush_of_the_output_dir_is_a_write_failure(confedit_exe, tmp_p
         "out: the files were written, but flushing them to disk failed: "
         "Input/output error; run again"
     )
+
+
+def test_an_output_that_leads_to_another_input_is_a_usage_error(confedit_exe, tmp_path, fleet):
+    """An output folder holding a symlink, from an earlier run or a mistake, to another input:
+    writing through it would replace that input (exit 0, its original lost)."""
+    destination = tmp_path / "out" / fleet["cas-2016"]
+    destination.parent.mkdir(parents=True)
+    destination.symlink_to(tmp_path / fleet["cas-2019"])
+    before = snapshot(tmp_path)
+    proc = run(confedit_exe, "offload", "fleet", "--output-dir", "out", "-q", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert (
+        f"--output-dir would write out/{fleet['cas-2016']} over the input {fleet['cas-2019']}"
+    ).encode() in proc.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_earlier_outputs_named_as_inputs_are_a_usage_error(confedit_exe, tmp_path, fleet):
+    """`confedit offload */ --output-dir patched`, run twice: the second run's `*/` names the
+    first run's outputs, whose outputs would go a folder deeper, and others' over them."""
+    servers = ["cas-2016", "cas-2019"]
+    folders = [str(fleet[server].parent) + "/" for server in servers]
+    first = run(confedit_exe, "offload", *folders, "--output-dir", "patched", "-q", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(tmp_path)
+    again = [*folders, "patched/"]  # what */ expands to now
+    proc = run(confedit_exe, "offload", *again, "--output-dir", "patched", "-q", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert (
+        f"the input patched/{fleet['cas-2016']} is inside --output-dir patched (an earlier "
+        f"run's output?) and would be overwritten by the output of {fleet['cas-2016']}"
+    ).encode() in proc.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_a_config_hidden_by_the_unsearched_output_dir_is_named(confedit_exe, tmp_path, fleet):
+    """An output folder inside the folder searched is skipped (it holds earlier outputs); a
+    config there that is no output of this run is a server's own: say it is not offloaded."""
+    output_dir = fleet["cas-2016"].parent  # fleet/cas-2016 holds a config of its own
+    args = ("offload", "fleet", "--output-dir", str(output_dir), "-q")
+    for _ in range(2):  # the second run finds its own outputs there too: no warning for them
+        proc = run(confedit_exe, *args, cwd=tmp_path)
+        warnings = [line for line in proc.stderr.decode().splitlines() if "warning:" in line]
+        assert warnings == [
+            f"warning: {fleet['cas-2016']} is not offloaded: it is inside --output-dir "
+            f"{output_dir}, which is not searched"
+        ]
+    assert (tmp_path / output_dir / fleet["cas-2019"]).is_file()
