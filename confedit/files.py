@@ -19,6 +19,7 @@ from confedit.errors import InputChanged, InvalidInput, WriteFailed
 
 DEFAULT_MAX_SIZE = 512 * 1024 * 1024
 _CHUNK = 1 << 20
+NOTHING_CHANGED: Final = "; nothing was changed"
 
 
 @dataclass(frozen=True)
@@ -149,13 +150,11 @@ class Outputs:
                 # Streams first (a pipe, a FIFO, a device): they cannot be staged, and one that
                 # fails must leave the files unchanged; a FIFO without a reader must stay
                 # interruptible.
-                for staged in self._staged:
-                    if staged.direct:
-                        staged.commit()
+                streams = [staged for staged in self._staged if staged.direct]
+                files = [staged for staged in self._staged if not staged.direct]
+                _commit_in_order(streams)
                 with signals_held():
-                    for staged in self._staged:
-                        if not staged.direct:
-                            staged.commit()
+                    _commit_in_order(files, written=[staged.name for staged in streams])
         finally:
             for staged in self._staged:
                 staged.discard()
@@ -190,6 +189,22 @@ class Outputs:
         self._staged.append(staged)  # before writing: a temporary file half-written is removed
         like = _stat(copy_of) if copy_of is not None else info
         staged.write_temporary(_mode_for(like, mode_from), _owner_of(like))
+
+
+def _commit_in_order(outputs: list[_Staged], written: list[str] | None = None) -> None:
+    """Commit each output in turn. A failure after others were written says which were: the
+    renames are the only step that can fail after another succeeded (a backup renamed into
+    place, then the rename over an immutable or busy input refused)."""
+    done = list(written or [])
+    for staged in outputs:
+        try:
+            staged.commit()
+        except WriteFailed as error:
+            if done:
+                reason = error.message.removesuffix(NOTHING_CHANGED)
+                error.message = f"{reason}; written before it: {', '.join(done)}"
+            raise
+        done.append(staged.name)
 
 
 HELD: Final = {signal.SIGINT, signal.SIGTERM}
@@ -271,7 +286,7 @@ class _Staged:
         # Streams are written, and temporary files made, before any file is renamed into place:
         # only a failing rename (after others succeeded) could make this untrue.
         reason = "file too large or disk full" if exc.errno == errno.EFBIG else exc.strerror
-        return WriteFailed(f"cannot write: {reason or exc}; nothing was changed", source=self.name)
+        return WriteFailed(f"cannot write: {reason or exc}{NOTHING_CHANGED}", source=self.name)
 
 
 def _mode_for(info: os.stat_result | None, mode_from: Path | None) -> int:

@@ -36,6 +36,7 @@ from confedit.engine import offload
 from confedit.errors import ConfeditError, ExitCode, InternalError, InvalidInput, WriteFailed
 from confedit.files import (
     CAN_SYNC_LATER,
+    NOTHING_CHANGED,
     Outputs,
     Snapshot,
     check_same_stat,
@@ -263,7 +264,7 @@ def _write_combined_diff(
             not r.failed for r in reports
         )
         if written:
-            reason = error.message.removesuffix("; nothing was changed")
+            reason = error.message.removesuffix(NOTHING_CHANGED)
             error.message = f"{reason}; the files were written, the diff was not"
         raise
 

@@ -92,6 +92,31 @@ def test_in_place_with_backup_keeps_mode_and_symlink(confedit_exe, tmp_path):
     ]
 
 
+def immutable(path: Path) -> bool:
+    """Make `path` immutable (chattr +i: root, and a filesystem that has the flag)."""
+    chattr = shutil.which("chattr")
+    return chattr is not None and subprocess.run([chattr, "+i", path], check=False).returncode == 0
+
+
+def test_an_input_that_cannot_be_replaced_after_its_backup_is_reported_so(confedit_exe, tmp_path):
+    """The backup is renamed into place first; an immutable input then refuses its rename. The
+    message must say the backup was written, not that nothing was changed."""
+    config = copy_sample(tmp_path)
+    backup = tmp_path / "applicationHost.config.bak"
+    backup.write_bytes(b"an earlier backup\n")
+    if not immutable(config):
+        pytest.skip("chattr +i is not possible here")
+    try:
+        proc = run(confedit_exe, "offload", str(config), "--in-place", "--backup", ".bak")
+    finally:
+        subprocess.run(["chattr", "-i", config], check=True)
+    assert proc.returncode == 3
+    assert proc.stderr.decode().strip() == (
+        f"{config}: cannot write: Operation not permitted; written before it: {backup}"
+    )
+    assert config.read_bytes() == SAMPLE.read_bytes() == backup.read_bytes()
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
 def test_in_place_as_root_keeps_the_owner_of_the_file_and_gives_it_the_backup(
     confedit_exe, tmp_path

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from confedit import files
-from confedit.errors import InputChanged, InvalidInput
+from confedit.errors import InputChanged, InvalidInput, WriteFailed
 
 ORIGINAL = b"<configuration>" + b" " * 5000 + b"</configuration>\n"
 
@@ -174,3 +174,27 @@ def test_syncfs_really_runs_here(tmp_path):
     """The libc function is found and accepted on this system (Linux: syncfs; else sync)."""
     (tmp_path / "a").write_bytes(b"a")
     files.sync_filesystems([tmp_path])
+
+
+def test_a_rename_refused_after_another_says_what_was_written(tmp_path, monkeypatch):
+    """A backup is renamed into place before the input; if the input's rename is then refused
+    (an immutable or busy file), the error must not say that nothing was changed."""
+    config, backup = tmp_path / "a.config", tmp_path / "a.config.bak"
+    config.write_bytes(ORIGINAL)
+    backup.write_bytes(b"an earlier backup")
+    real_replace = Path.replace
+
+    def refuse_the_input(self: Path, target: Path) -> Path:
+        if Path(target) == config:
+            raise PermissionError(1, "Operation not permitted")
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", refuse_the_input)
+    with pytest.raises(WriteFailed) as caught, files.Outputs() as outputs:
+        outputs.add(backup, ORIGINAL, copy_of=config)
+        outputs.add(config, b"patched")
+    assert caught.value.message == (
+        f"cannot write: Operation not permitted; written before it: {backup}"
+    )
+    assert config.read_bytes() == ORIGINAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.config", "a.config.bak"]
