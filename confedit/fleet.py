@@ -132,8 +132,10 @@ def render_fleet(fleet: Fleet, *, color: bool = False) -> str:
     """The matrix, a line marking the columns where servers differ, and the verdict."""
     differing = set(fleet.disagreeing())
     header = ("SERVER", *SERVICES)
+    names = _server_names([server.file for server in fleet.servers])
     body = [
-        (_server_name(s.file), *(_shown(s, service) for service in SERVICES)) for s in fleet.servers
+        (name, *(_shown(server, service) for service in SERVICES))
+        for name, server in zip(names, fleet.servers, strict=True)
     ]
     marks = ("", *("DIFFERS" if service in differing else "same" for service in SERVICES))
     usual = {service: _most_common(fleet, service) for service in SERVICES}
@@ -157,6 +159,14 @@ def render_fleet(fleet: Fleet, *, color: bool = False) -> str:
 
 def _shown(server: Server, service: str) -> str:
     return server.cells[service].text() if server.compared else "-"
+
+
+def _server_names(files: list[str]) -> list[str]:
+    """Each file's server name (see _server_name), or its whole path where two files would get
+    one name (`cas1/applicationHost.config` and `cas1.applicationHost.config`)."""
+    names = [_server_name(file) for file in files]
+    counts = Counter(names)
+    return [name if counts[name] == 1 else file for name, file in zip(names, files, strict=True)]
 
 
 def _server_name(file: str) -> str:

@@ -101,3 +101,17 @@ def test_servers_are_named_by_their_folder_or_file_name_prefix(reports):
         for line in render_fleet(fleet_of([reports["done"], flat, other])).splitlines()[1:4]
     ]
     assert names == ["fleet/done", "exports/CAS03", "applicationHost.config"]
+
+
+def test_two_files_one_server_name_would_give_are_named_by_their_paths(reports):
+    """`cas1/applicationHost.config` and `cas1.applicationHost.config` in one folder: two
+    servers' rows must not both read `fl/cas1`."""
+    folder = audited(CAS, "fl/cas1/applicationHost.config")
+    flat = audited(EXTENDED_PROTECTION, "fl/cas1.applicationHost.config")
+    lines = render_fleet(fleet_of([folder, flat, reports["cas2"]])).splitlines()
+    names = [line.split()[0] for line in lines[1:4]]
+    assert names == [
+        "fl/cas1/applicationHost.config",
+        "fl/cas1.applicationHost.config",
+        "fleet/cas2",
+    ]
