@@ -12,7 +12,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, TextIO, TypeVar
 
 import click
 
@@ -255,7 +255,13 @@ def _results(
 
 def show_progress(count: int, quiet: bool) -> bool:
     """A bar only for more than a handful of files, on a terminal, and not with --quiet."""
-    return count > HANDFUL and not quiet and sys.stderr.isatty()
+    return count > HANDFUL and not quiet and on_terminal(sys.stderr)
+
+
+def on_terminal(stream: TextIO | None) -> bool:
+    """Whether `stream` is a terminal. None is a closed one: Python's sys.stderr when the
+    process was started with descriptor 2 closed (`2>&-`)."""
+    return stream is not None and stream.isatty()
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
+import io
 import signal
 import sys
 import threading
@@ -12,13 +12,13 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import click
 
 from confedit import __version__, exchange, style
-from confedit.errors import ConfeditError, ExitCode, UsageProblem
-from confedit.files import DEFAULT_MAX_SIZE, print_json
+from confedit.errors import ConfeditError, ExitCode, StdoutFailed, UsageProblem
+from confedit.files import DEFAULT_MAX_SIZE, print_json, silence_stdout, stdout_open, to_null
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -83,13 +83,19 @@ class _Run:
     command: str = "offload"
 
     def fail(self, error: ConfeditError) -> int:
-        if self.fmt == "json":
-            from confedit import report  # noqa: PLC0415
-
-            render = report.audit_error_json if self.command == "audit" else report.error_json
-            print_json(render(error, self.name, int(error.exit_code)))
+        if self.fmt == "json" and not isinstance(error, StdoutFailed):
+            self._json_report(error)
         click.echo(str(error), err=True)
         return int(error.exit_code)
+
+    def _json_report(self, error: ConfeditError) -> None:
+        from confedit import report  # noqa: PLC0415
+
+        render = report.audit_error_json if self.command == "audit" else report.error_json
+        try:
+            print_json(render(error, self.name, int(error.exit_code)))
+        except (BrokenPipeError, StdoutFailed):  # the error, on stderr, stays the run's answer
+            silence_stdout()
 
     def crash(self, error: BaseException) -> int:
         click.echo(
@@ -136,7 +142,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def _run_mapped(run: _Run, action: Callable[[], int]) -> int:
     try:
         code = action()
-        sys.stdout.flush()  # a closed or full stdout is found here, not at the interpreter's exit
+        if stdout_open():  # a run that needs stdout has refused to start without it
+            sys.stdout.flush()  # a full stdout is found here, not at the interpreter's exit
     except ConfeditError as error:
         if run.debug:
             traceback.print_exc()
@@ -154,9 +161,9 @@ def _run_mapped(run: _Run, action: Callable[[], int]) -> int:
     except OSError as error:
         if error.filename is not None or error.errno not in _STREAM_ERRORS:
             code = run.crash(error)
-        else:  # confedit's own files fail as WriteFailed: this is stdout or stderr
-            click.echo(f"cannot write to stdout: {error.strerror}", err=True)
-            code = int(ExitCode.REFUSED)
+        else:  # confedit's own files fail as WriteFailed, stderr never fails (_Commentary)
+            silence_stdout()
+            code = run.fail(StdoutFailed(error.strerror or str(error)))
     except Exception as error:
         code = run.crash(error)
     return code
@@ -180,8 +187,7 @@ def _interrupted(interrupt: KeyboardInterrupt) -> int:
 def _stdout_closed() -> int:
     """stdout was closed early (`confedit audit ... | head`): stop quietly, as Unix tools do;
     141 is the shell's code for a process ended by SIGPIPE."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+    silence_stdout()
     return _SIGPIPE_EXIT
 
 
@@ -245,14 +251,70 @@ class _Main(click.Group):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.Abort:
-            code = _interrupted(KeyboardInterrupt())
-        except click.ClickException as error:
-            error.show()
-            code = error.exit_code
-        sys.exit(code if isinstance(code, int) else 0)
+        with _standard_streams():
+            try:
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except click.exceptions.Abort:
+                code = _interrupted(KeyboardInterrupt())
+            except click.ClickException as error:
+                error.show()
+                code = error.exit_code
+            sys.exit(code if isinstance(code, int) else 0)
+
+
+@contextlib.contextmanager
+def _standard_streams() -> Iterator[None]:
+    """The streams as a command uses them: stderr cannot fail (see _Commentary)."""
+    stderr = sys.stderr
+    sys.stderr = _Commentary(stderr)
+    try:
+        yield
+    finally:
+        sys.stderr = stderr
+
+
+class _Commentary:
+    """sys.stderr while a command runs. What confedit writes there explains the run (progress,
+    each file's line, warnings, errors); the exit code says how the run ended, and so do the
+    files written. A stderr that is closed (`2>&-`, where Python's sys.stderr is None), full
+    (`2>/dev/full`) or gone (a pipe's reader exited) costs only the words: writing to it never
+    fails, and the run ends with the exit code of its work, as with stderr intact. Any other
+    code would lie: 1 means work found, 3 nothing written."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+        # What click reads to decide whether it may write text here as it is.
+        self.encoding = getattr(stream, "encoding", None) or "utf-8"
+        self.errors = getattr(stream, "errors", None) or "backslashreplace"
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # a text stream: click probes with bytes to tell
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if self._stream is not None:
+            try:
+                self._stream.write(text)
+            except OSError:
+                self._lost()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.flush()
+            except OSError:
+                self._lost()
+
+    def isatty(self) -> bool:
+        return self._stream is not None and self._stream.isatty()
+
+    def fileno(self) -> int:
+        if self._stream is None:
+            raise io.UnsupportedOperation("stderr is closed")
+        return self._stream.fileno()
+
+    def _lost(self) -> None:
+        to_null(self._stream)
+        self._stream = None
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})

@@ -5,10 +5,11 @@ Kept apart from cli.py so that click stays a thin layer and `confedit --help` lo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,8 +20,9 @@ from confedit import report, style
 from confedit.baseline import check_back_end_since
 from confedit.diffing import diff_label
 from confedit.engine import Result, offload
-from confedit.errors import ExitCode, WriteFailed
+from confedit.errors import ExitCode, StdoutFailed, WriteFailed
 from confedit.files import (
+    STDOUT_CLOSED,
     Outputs,
     Snapshot,
     check_same_stat,
@@ -28,6 +30,7 @@ from confedit.files import (
     print_json,
     read_input,
     same_file,
+    stdout_open,
     to_stdout,
     write_file,
 )
@@ -83,11 +86,7 @@ class OffloadOptions:
             raise click.UsageError(
                 "--check writes nothing; drop -o/--output-dir/--in-place/--runbook"
             )
-        on_stdout = [name for name, value in self._named_outputs() if _is_stdout(value)]
-        if self.fmt == "json":
-            on_stdout.append("--format json")
-        elif self.previewing:
-            on_stdout.append("the preview diff")
+        on_stdout = self._on_stdout()
         if len(on_stdout) > 1:
             raise click.UsageError(
                 f"{' and '.join(on_stdout)} would all write to stdout; send one of them to a file"
@@ -98,6 +97,19 @@ class OffloadOptions:
             )
         if not self.many:
             check_destinations(self.destinations(), [self.config], self.backups([self.config]))
+
+    def _on_stdout(self) -> list[str]:
+        """What this run writes to stdout, by option."""
+        on_stdout = [name for name, value in self._named_outputs() if _is_stdout(value)]
+        if self.fmt == "json":
+            on_stdout.append("--format json")
+        elif self.previewing:
+            on_stdout.append("the preview diff")
+        return on_stdout
+
+    @property
+    def uses_stdout(self) -> bool:
+        return bool(self._on_stdout())
 
     def destinations(self) -> list[tuple[str, Path]]:
         """The files named by -o, --diff and --runbook (not stdout), by option."""
@@ -171,8 +183,29 @@ def check_backups(backup: str, inputs: list[Path]) -> None:
             )
 
 
+def require_stdout(needed: bool) -> None:
+    """Refuse a run whose output or report goes to stdout when there is none (`>&-`), before
+    anything is read or written: a run cut short at the end would leave files written behind
+    an error. (A run that does not use stdout goes on without it.)"""
+    if needed and not stdout_open():
+        raise StdoutFailed(STDOUT_CLOSED)
+
+
+@contextlib.contextmanager
+def written_before(written: bool) -> Iterator[None]:
+    """Around what goes to stdout once files are written: if stdout fails then, the error says
+    that the files were written, instead of letting exit 3 pass for 'nothing written'."""
+    try:
+        yield
+    except StdoutFailed as error:
+        if written:
+            error.message += "; the files were written"
+        raise
+
+
 def run_offload(opts: OffloadOptions) -> int:
     """The offload command; returns the exit code."""
+    require_stdout(opts.uses_stdout)
     if opts.many:
         from confedit.many import run_offload_many  # noqa: PLC0415
 
@@ -196,14 +229,15 @@ def run_offload(opts: OffloadOptions) -> int:
         for destination, data in outputs:
             if destination and destination != STDIO:
                 files.add(Path(destination), data)
-    if opts.output == STDIO:
-        to_stdout(result.output)
-    if opts.diff_to == STDIO or (opts.previewing and opts.fmt == "text"):
-        emit_diff(STDIO, diff, color=opts.color_stdout)
-    if opts.runbook == STDIO:
-        to_stdout(runbook)
-
-    _report(opts, result, diff, code, written=bool(writes_input_copy))
+    wrote_files = bool(opts.destinations()) or bool(opts.in_place and result.changed)
+    with written_before(wrote_files):
+        if opts.output == STDIO:
+            to_stdout(result.output)
+        if opts.diff_to == STDIO or (opts.previewing and opts.fmt == "text"):
+            emit_diff(STDIO, diff, color=opts.color_stdout)
+        if opts.runbook == STDIO:
+            to_stdout(runbook)
+        _report(opts, result, diff, code, written=bool(writes_input_copy))
     return int(code)
 
 
@@ -292,6 +326,7 @@ class AuditOptions:
 
 def run_audit(opts: AuditOptions) -> int:
     """The audit command; returns the exit code."""
+    require_stdout(True)  # the tables, the matrix or the JSON report: the audit's product
     if opts.many:
         from confedit.many import run_audit_many  # noqa: PLC0415
 

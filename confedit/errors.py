@@ -107,6 +107,14 @@ class WriteFailed(ConfeditError):
     kind = "write-failed"
 
 
+class StdoutFailed(WriteFailed):
+    """stdout, where an output or the report was to go, is closed or cannot be written (exit 3).
+    Said on stderr only: no JSON report can reach stdout any more."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot write to stdout: {reason}")
+
+
 class InternalError(ConfeditError):
     """An unexpected error while working on one of several files: a bug in confedit (exit 3)."""
 

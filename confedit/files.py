@@ -13,9 +13,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, TextIO
 
-from confedit.errors import InputChanged, InvalidInput, WriteFailed
+from confedit.errors import InputChanged, InvalidInput, StdoutFailed, WriteFailed
 
 DEFAULT_MAX_SIZE = 512 * 1024 * 1024
 _CHUNK = 1 << 20
@@ -325,15 +325,49 @@ def _give_to(descriptor: int, uid: int, gid: int) -> None:
             os.fchown(descriptor, -1, gid)
 
 
+STDOUT_CLOSED: Final = "it is closed"
+
+
 def to_stdout(data: bytes) -> None:
     """All of `data` on stdout. Into a pipe whose reader has gone, a write can return a short
     count instead of failing: writing on turns that into the BrokenPipeError the command line
-    answers (exit 141), instead of output silently cut short."""
+    answers (exit 141), instead of output silently cut short. Any other failure (closed, full,
+    I/O error) is StdoutFailed."""
     if sys.stdout is None:  # started with stdout closed (`>&-`)
-        raise OSError(errno.EBADF, "it is closed")
-    sys.stdout.flush()  # text written before (click.echo) comes first
-    _write_all(sys.stdout.buffer, data)
-    sys.stdout.buffer.flush()
+        raise StdoutFailed(STDOUT_CLOSED)
+    try:
+        sys.stdout.flush()  # text written before (click.echo) comes first
+        _write_all(sys.stdout.buffer, data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        silence_stdout()
+        raise StdoutFailed(exc.strerror or str(exc)) from None
+
+
+def stdout_open() -> bool:
+    """Whether the process has a stdout: Python sets sys.stdout to None when it starts with
+    descriptor 1 closed (`>&-`)."""
+    return sys.stdout is not None
+
+
+def silence_stdout() -> None:
+    """Once stdout has failed: see to_null."""
+    to_null(sys.stdout)
+
+
+def to_null(stream: TextIO | None) -> None:
+    """Send what a failed `stream` still holds, and anything written to it later, to the null
+    device: the interpreter's last flush must not fail again (Python would then exit 120)."""
+    if stream is None:  # closed from the start: nothing is held
+        return
+    with contextlib.suppress(OSError, ValueError):  # a stream without a descriptor (tests)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
 
 
 def _write_all(stream: BinaryIO, data: bytes) -> None:

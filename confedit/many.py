@@ -21,7 +21,15 @@ import click
 from confedit import report, style
 from confedit.auditing import AuditReport, audit, render_table
 from confedit.baseline import check_back_end_since
-from confedit.batch import Input, default_jobs, find_inputs, most_severe, run_all, show_progress
+from confedit.batch import (
+    Input,
+    default_jobs,
+    find_inputs,
+    most_severe,
+    on_terminal,
+    run_all,
+    show_progress,
+)
 from confedit.commands import (
     STDIO,
     AuditOptions,
@@ -31,6 +39,7 @@ from confedit.commands import (
     emit_diff,
     result_status,
     stage_in_place,
+    written_before,
 )
 from confedit.engine import offload
 from confedit.errors import ConfeditError, ExitCode, InternalError, InvalidInput, WriteFailed
@@ -208,7 +217,8 @@ def run_offload_many(opts: OffloadOptions) -> int:
     counts = report.summary_counts([r.status for r in reports], OFFLOAD_GROUPS)
     if opts.fmt == "json":
         files = [r.document for r in reports if r.document is not None]
-        print_json(report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code))
+        with written_before(_wrote_files(opts, reports)):
+            print_json(report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code))
     if not streams:
         for file in reports:
             _print_file_report(opts, color, file)
@@ -260,13 +270,14 @@ def _write_combined_diff(
     try:
         emit_diff(destination, diff, color=opts.color_stdout)
     except WriteFailed as error:
-        written = (opts.in_place or opts.output_dir is not None) and any(
-            not r.failed for r in reports
-        )
-        if written:
+        if _wrote_files(opts, reports):
             reason = error.message.removesuffix(NOTHING_CHANGED)
             error.message = f"{reason}; the files were written, the diff was not"
         raise
+
+
+def _wrote_files(opts: OffloadOptions, reports: list[FileReport]) -> bool:
+    return (opts.in_place or opts.output_dir is not None) and any(not r.failed for r in reports)
 
 
 def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
@@ -517,7 +528,7 @@ def _streams() -> bool:
     """Whether each file is shown as soon as it and the files before it are done: off a
     terminal (a pipeline's log, say), where a long run would otherwise be silent to the end.
     On a terminal the files are shown together at the end, after the progress bar if any."""
-    return not sys.stderr.isatty()
+    return not on_terminal(sys.stderr)
 
 
 def _echo_err(text: str, color: bool) -> None:

@@ -208,3 +208,8 @@ def test_files_found_outside_the_current_directory_keep_their_path_from_the_fold
         "srv/exports/cas01/applicationHost.config",
         "srv/exports/cas02/applicationHost.config",
     ]
+
+
+def test_no_progress_bar_without_a_stderr(monkeypatch):
+    monkeypatch.setattr("sys.stderr", None)  # as Python sets it when started with `2>&-`
+    assert not show_progress(100, quiet=False)

@@ -320,6 +320,105 @@ def test_a_closed_stdout_is_a_write_failure_not_a_crash(confedit_exe, tmp_path):
     assert proc.stderr.endswith(b"cannot write to stdout: it is closed\n")
 
 
+def close_stderr() -> None:
+    os.close(2)
+
+
+def test_a_run_without_a_stdout_it_does_not_need_exits_with_its_own_code(confedit_exe, tmp_path):
+    config = copy_sample(tmp_path)
+    proc = run(confedit_exe, "offload", "--check", str(config), preexec_fn=close_stdout)
+    assert proc.returncode == 1, proc.stderr
+    assert b"internal error" not in proc.stderr
+    written = run(confedit_exe, "offload", str(config), "--in-place", "-q", preexec_fn=close_stdout)
+    assert written.returncode == 0, written.stderr
+    assert written.stderr == b""
+    assert config.read_bytes() == PATCHED.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["offload", "--in-place", "--format", "json"],  # the report
+        ["offload", "--in-place", "--diff", "-"],  # an output
+        ["audit"],  # the table
+    ],
+)
+def test_a_closed_stdout_the_run_needs_stops_it_before_anything_is_written(
+    confedit_exe, tmp_path, args
+):
+    config = copy_sample(tmp_path)
+    proc = run(confedit_exe, args[0], str(config), *args[1:], preexec_fn=close_stdout)
+    assert proc.returncode == 3
+    assert proc.stderr == b"cannot write to stdout: it is closed\n"
+    assert config.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_an_error_in_json_without_a_stdout_is_said_on_stderr(confedit_exe, tmp_path):
+    closed = run(
+        confedit_exe,
+        *("offload", str(SAMPLE), "--in-place", "-o", "x", "--format", "json"),
+        preexec_fn=close_stdout,
+    )
+    assert closed.returncode == 2
+    assert closed.stderr == b"use either -o/--output or --in-place, not both\n"
+    if not Path("/dev/full").exists():
+        return
+    with Path("/dev/full").open("wb") as full:
+        args = ["offload", str(tmp_path / "nope.config"), "--format", "json"]
+        missing = subprocess.run(
+            [confedit_exe, *args], stdout=full, stderr=subprocess.PIPE, check=False
+        )
+    assert missing.returncode == 4
+    assert missing.stderr == f"{tmp_path / 'nope.config'}: no such file\n".encode()
+
+
+@pytest.mark.parametrize("stderr", ["closed", "full"])
+def test_a_stderr_that_cannot_be_written_leaves_the_run_its_exit_code(tmp_path, stderr):
+    """What goes to stderr explains the run; the exit code is the work's (1 is 'work found',
+    3 'nothing written': neither may stand for a lost report)."""
+    if stderr == "full" and not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    config = copy_sample(tmp_path)
+
+    def confedit(*args: str) -> subprocess.CompletedProcess[bytes]:
+        with Path("/dev/full" if stderr == "full" else os.devnull).open("wb") as sink:
+            return subprocess.run(
+                [sys.executable, "-m", "confedit", *args],  # no launcher in front of it
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=sink,
+                preexec_fn=close_stderr if stderr == "closed" else None,
+                check=False,
+            )
+
+    assert confedit("offload", "--check", config.name).returncode == 1
+    assert confedit("offload", config.name, "--in-place", "--debug").returncode == 0
+    assert config.read_bytes() == PATCHED.read_bytes()
+    assert confedit("offload", "--check", config.name).returncode == 0
+    assert confedit("audit", config.name).returncode == 0
+    missing = confedit("offload", "missing.config", "--debug")
+    assert (missing.returncode, missing.stdout) == (4, b"")  # no traceback on stdout either
+    assert confedit("offload", "--service", "nope", config.name).returncode == 2  # click's
+
+
+def test_a_full_stdout_after_the_files_were_written_says_that_they_were(confedit_exe, tmp_path):
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    config = copy_sample(tmp_path)
+    with Path("/dev/full").open("wb") as full:
+        proc = subprocess.run(
+            [confedit_exe, "offload", str(config), "--in-place", "--format", "json", "-q"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert proc.returncode == 3
+    assert proc.stderr == (
+        b"cannot write to stdout: No space left on device; the files were written\n"
+    )
+    assert config.read_bytes() == PATCHED.read_bytes()
+
+
 @pytest.mark.parametrize("gate", [[], ["--offloaded"]])
 @pytest.mark.parametrize("config", [SAMPLE, PATCHED], ids=["not-offloaded", "offloaded"])
 def test_an_audit_report_carries_its_status_and_the_exit_code(confedit_exe, gate, config):

@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -733,3 +734,87 @@ def test_a_config_hidden_by_the_unsearched_output_dir_is_named(confedit_exe, tmp
             f"{output_dir}, which is not searched"
         ]
     assert (tmp_path / output_dir / fleet["cas-2019"]).is_file()
+
+
+def two_servers(root: Path, *names: str) -> None:
+    for name in names or ("cas01", "cas02"):
+        folder = Path(os.fsdecode(bytes(root) + b"/" + os.fsencode(name)))
+        folder.mkdir(parents=True)
+        shutil.copyfile(SAMPLE, folder / "applicationHost.config")
+
+
+def close_stdout() -> None:
+    os.close(1)
+
+
+def test_several_files_without_a_stdout_they_do_not_need(confedit_exe, tmp_path):
+    two_servers(tmp_path)
+    check = subprocess.run(
+        [confedit_exe, "offload", ".", "--check"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        preexec_fn=close_stdout,
+        check=False,
+    )
+    assert check.returncode == 1, check.stderr
+    assert b"2 files: 2 need work" in check.stderr
+    written = subprocess.run(
+        [confedit_exe, "offload", ".", "--in-place", "-q"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        preexec_fn=close_stdout,
+        check=False,
+    )
+    assert (written.returncode, written.stderr) == (0, b"")
+    assert {path.read_bytes() for path in tmp_path.rglob("*.config")} == {PATCHED.read_bytes()}
+    # an audit's tables are what it was asked for, as the preview diff is an offload's
+    audit = subprocess.run(
+        [confedit_exe, "audit", "."],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        preexec_fn=close_stdout,
+        check=False,
+    )
+    assert (audit.returncode, audit.stderr) == (3, b"cannot write to stdout: it is closed\n")
+
+
+@pytest.mark.parametrize("stderr", ["closed", "full"])
+def test_several_files_with_a_stderr_that_cannot_be_written(tmp_path, stderr):
+    if stderr == "full" and not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    two_servers(tmp_path)
+
+    def confedit(*args: str) -> int:
+        with Path("/dev/full" if stderr == "full" else os.devnull).open("wb") as sink:
+            return subprocess.run(
+                [sys.executable, "-m", "confedit", *args],  # no launcher in front of it
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+                preexec_fn=(lambda: os.close(2)) if stderr == "closed" else None,
+                check=False,
+            ).returncode
+
+    assert confedit("offload", ".", "--check") == 1
+    assert confedit("offload", ".", "--in-place") == 0
+    assert {path.read_bytes() for path in tmp_path.rglob("*.config")} == {PATCHED.read_bytes()}
+    assert confedit("audit", ".", "--offloaded") == 0
+
+
+def test_a_full_stdout_after_several_files_were_written_says_that_they_were(confedit_exe, tmp_path):
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    two_servers(tmp_path)
+    with Path("/dev/full").open("wb") as full:
+        proc = subprocess.run(
+            [confedit_exe, "offload", ".", "--in-place", "--format", "json", "-q"],
+            cwd=tmp_path,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert proc.returncode == 3
+    assert proc.stderr == (
+        b"cannot write to stdout: No space left on device; the files were written\n"
+    )
+    assert {path.read_bytes() for path in tmp_path.rglob("*.config")} == {PATCHED.read_bytes()}
