@@ -17,7 +17,7 @@ from typing import Any, Final, TextIO
 import click
 
 from confedit import __version__, exchange, style
-from confedit.errors import ConfeditError, ExitCode, StdoutFailed, UsageProblem
+from confedit.errors import ConfeditError, InternalError, StdoutFailed, UsageProblem
 from confedit.files import DEFAULT_MAX_SIZE, print_json, silence_stdout, stdout_open, to_null
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -98,14 +98,13 @@ class _Run:
             silence_stdout()
 
     def crash(self, error: BaseException) -> int:
-        click.echo(
-            f"internal error, please report: {type(error).__name__}: {error}"
-            + ("" if self.debug else " (run with --debug for the traceback)"),
-            err=True,
-        )
+        """A bug: reported like any error (a JSON report too), with its exit code."""
+        message = f"internal error, please report: {type(error).__name__}: {error}"
+        message += "" if self.debug else " (run with --debug for the traceback)"
+        code = self.fail(InternalError(message))
         if self.debug:
             traceback.print_exc()
-        return int(ExitCode.REFUSED)
+        return code
 
 
 class _Terminated(KeyboardInterrupt):
@@ -264,7 +263,12 @@ class _Main(click.Group):
 
 @contextlib.contextmanager
 def _standard_streams() -> Iterator[None]:
-    """The streams as a command uses them: stderr cannot fail (see _Commentary)."""
+    """The streams as a command uses them: stderr cannot fail (see _Commentary), and stdout
+    writes a file name's bytes as they are, whatever the locale. (Python does so only in the C
+    and C.UTF-8 locales: in en_US.UTF-8 a table naming a file whose name is not UTF-8 would
+    stop the run.) stderr keeps its `\\udcff` escapes for such bytes, as in the JSON report."""
+    if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
     stderr = sys.stderr
     sys.stderr = _Commentary(stderr)
     try:

@@ -292,7 +292,7 @@ def _report(
 ) -> None:
     if opts.fmt == "json":
         status, _ = result_status(result, opts.check)
-        text = diff.decode("utf-8", "replace")
+        text = diff.decode("utf-8", "surrogateescape")  # a name's bytes kept (see json_bytes)
         print_json(report.result_json(result, diff=text, status=status, exit_code=int(code)))
     if opts.quiet:
         return

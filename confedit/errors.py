@@ -116,6 +116,6 @@ class StdoutFailed(WriteFailed):
 
 
 class InternalError(ConfeditError):
-    """An unexpected error while working on one of several files: a bug in confedit (exit 3)."""
+    """An unexpected error: a bug in confedit (exit 3)."""
 
     kind = "internal"

@@ -378,8 +378,26 @@ def _write_all(stream: BinaryIO, data: bytes) -> None:
 
 
 def print_json(document: Any) -> None:
-    """A JSON document on stdout, as confedit prints every report."""
-    to_stdout((json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    """A JSON document on stdout, as confedit prints every report: UTF-8, with any text that
+    UTF-8 cannot hold written as a JSON escape (see json_bytes)."""
+    to_stdout(json_bytes(document))
+
+
+def json_bytes(document: Any) -> bytes:
+    """`document` as JSON in valid UTF-8.
+
+    A file name need not be UTF-8 on Linux: Python decodes its other bytes to lone surrogates
+    (os.fsdecode: 0xFF becomes U+DCFF), which UTF-8 cannot encode. Such a character is written
+    as its JSON escape, `\\udcff`, which keeps the name exact: json.loads gives back the same
+    string and os.fsencode the original bytes (any other reader: an escape from \\udc80 to
+    \\udcff stands for the byte 0x80 to 0xFF). Replacing the byte (U+FFFD) would name no file,
+    and escaping all non-ASCII text (ensure_ascii) would hide every other name, e.g. `Straße`,
+    from a person reading the report. backslashreplace writes exactly that escape: a lone
+    surrogate is the only text UTF-8 cannot encode, and Python writes it as `\\u` and four hex
+    digits, as JSON does.
+    """
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return text.encode("utf-8", "backslashreplace")
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -123,7 +123,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         return _crashed(settings, item, error)
     document = None
     if settings.want_json:
-        text = diff.decode("utf-8", "replace")
+        text = diff.decode("utf-8", "surrogateescape")  # a name's bytes kept (see json_bytes)
         document = report.result_json(result, diff=text, status=status, exit_code=int(code))
     return FileReport(
         path=name,

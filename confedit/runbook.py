@@ -73,7 +73,9 @@ def render_runbook(result: Result, name: str) -> bytes:
         *[f"# {_inverse(o)}" for o in changed],
         "#    then recycle the same application pools.",
     ]
-    return codecs.BOM_UTF8 + ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    # backslashreplace: a file name that is not UTF-8 (written only in the first comment) keeps
+    # its other bytes as \udcff escapes, as in the JSON report, and the script stays UTF-8.
+    return codecs.BOM_UTF8 + ("\r\n".join(lines) + "\r\n").encode("utf-8", "backslashreplace")
 
 
 def _check_names(names: list[str], source: str) -> None:

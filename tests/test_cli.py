@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from confedit import cli, commands
 from tests.conftest import CORPUS, EXCHANGE, REPO, SAMPLES
+from tests.test_schemas import validate
 
 SAMPLE = SAMPLES / "exchange2013-cas.applicationHost.config"
 PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
@@ -417,6 +418,65 @@ def test_a_full_stdout_after_the_files_were_written_says_that_they_were(confedit
         b"cannot write to stdout: No space left on device; the files were written\n"
     )
     assert config.read_bytes() == PATCHED.read_bytes()
+
+
+@pytest.mark.parametrize("command", ["offload", "audit"])
+def test_an_internal_error_is_a_json_report_too(monkeypatch, command):
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(commands, "offload", boom)
+    monkeypatch.setattr("confedit.auditing.audit", boom)
+    result = CliRunner().invoke(cli.main, [command, str(SAMPLE), "--format", "json"])
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    validate(document)
+    assert (document["status"], document["exit_code"]) == ("internal", 3)
+    assert document["file"] == str(SAMPLE)
+    assert document["error"]["message"].startswith("internal error, please report: RuntimeError")
+    assert "internal error, please report: RuntimeError: kaboom" in result.stderr
+
+
+def non_utf8_config(tmp_path: Path) -> Path:
+    """A config in a folder whose name is not UTF-8 (Linux allows any bytes but / and NUL)."""
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/cas\xff"))
+    folder.mkdir()
+    config = folder / "applicationHost.config"
+    shutil.copyfile(SAMPLE, config)
+    return config
+
+
+@pytest.mark.parametrize("command", ["offload", "audit"])
+def test_a_file_name_that_is_not_utf8_is_named_exactly_in_the_json_report(
+    confedit_exe, tmp_path, command
+):
+    config = non_utf8_config(tmp_path)
+    name = os.path.relpath(config, tmp_path)
+    extra = ["-o", "out.config"] if command == "offload" else []
+    proc = run(confedit_exe, command, name, *extra, "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout.decode("utf-8"))  # strict: valid UTF-8
+    validate(document)
+    assert b"\\udcff" in proc.stdout  # the byte 0xFF as a JSON escape
+    assert os.fsencode(document["file"]) == b"cas\xff/applicationHost.config"
+    if command == "offload":
+        assert "a/cas\udcff/applicationHost.config" in document["diff"]
+
+
+def test_a_file_name_that_is_not_utf8_in_text(confedit_exe, tmp_path):
+    """stdout (a table, the diff) gets the name's bytes, in any locale; stderr the escape that
+    the JSON report uses too."""
+    name = os.path.relpath(non_utf8_config(tmp_path), tmp_path)
+    strict = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # as in en_US.UTF-8
+    table = run(confedit_exe, "audit", name, cwd=tmp_path, env=strict)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.startswith(b"cas\xff/applicationHost.config\n")
+    preview = run(confedit_exe, "offload", name, cwd=tmp_path, env=strict)
+    assert preview.returncode == 0, preview.stderr
+    assert preview.stdout.startswith(b"--- a/cas\xff/applicationHost.config\n")
+    assert b"\ncas\\udcff/applicationHost.config: 7 of 7 targets to change" in preview.stderr
+    runbook = run(confedit_exe, "offload", name, "-o", "o", "--runbook", "r.ps1", cwd=tmp_path)
+    assert runbook.returncode == 0, runbook.stderr
 
 
 @pytest.mark.parametrize("gate", [[], ["--offloaded"]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import partial
 from pathlib import Path
@@ -198,3 +199,11 @@ def test_a_rename_refused_after_another_says_what_was_written(tmp_path, monkeypa
     )
     assert config.read_bytes() == ORIGINAL
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.config", "a.config.bak"]
+
+
+def test_json_names_a_file_that_is_not_utf8_by_an_escape_that_maps_back_to_its_bytes():
+    name = os.fsdecode(b"cas\xff/Stra\xc3\x9fe/applicationHost.config")
+    data = files.json_bytes({"file": name})
+    text = data.decode("utf-8")  # valid UTF-8
+    assert '"cas\\udcff/Straße/applicationHost.config"' in text  # other text stays readable
+    assert os.fsencode(json.loads(data)["file"]) == b"cas\xff/Stra\xc3\x9fe/applicationHost.config"

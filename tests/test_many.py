@@ -24,6 +24,7 @@ from tests.helpers import (
     run_in_pty,
     strip_ansi,
 )
+from tests.test_schemas import validate
 
 DEFAULT_TARGETS = {
     "owa",
@@ -818,3 +819,27 @@ def test_a_full_stdout_after_several_files_were_written_says_that_they_were(conf
         b"cannot write to stdout: No space left on device; the files were written\n"
     )
     assert {path.read_bytes() for path in tmp_path.rglob("*.config")} == {PATCHED.read_bytes()}
+
+
+def test_file_names_that_are_not_utf8_in_the_reports_of_several_files(confedit_exe, tmp_path):
+    fleet = tmp_path / "fleet"
+    two_servers(fleet, "cas01", "cas\udcff")  # the byte 0xFF, as os.fsdecode gives it
+    name = b"cas\xff/applicationHost.config"
+    proc = run(
+        confedit_exe, "offload", ".", "--output-dir", "../out", "--format", "json", cwd=fleet
+    )
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout.decode("utf-8"))  # strict: valid UTF-8
+    validate(document)
+    assert os.fsencode(document["files"][1]["file"]) == name
+    assert (tmp_path / "out" / os.fsdecode(name)).read_bytes() == PATCHED.read_bytes()
+    for args in (["audit", "."], ["audit", "--fleet", "."]):
+        audit = run(confedit_exe, *args, "--format", "json", cwd=fleet)
+        assert audit.returncode == 0, audit.stderr
+        report = json.loads(audit.stdout.decode("utf-8"))
+        validate(report)
+        files = report["files"] if "files" in report else report["servers"]
+        assert os.fsencode(files[1]["file"]) == name
+    text = run(confedit_exe, "offload", ".", "--check", cwd=fleet)
+    assert text.returncode == 1
+    assert b"\ncas\\udcff/applicationHost.config: 7 of 7 targets to change" in text.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import os
 import re
 
 import pytest
@@ -142,3 +143,9 @@ def test_a_target_only_pinned_needs_no_pool_named():
     result = offload(raw, Request(services=("owa",)), name="x")
     assert [(o.changed, o.pinned, o.pool) for o in result.outcomes] == [(True, True, None)]
     assert "is not named in the file" not in render_runbook(result, "x").decode("utf-8-sig")
+
+
+def test_a_file_name_that_is_not_utf8_is_escaped_and_the_script_stays_utf8():
+    name = os.fsdecode(b"cas\xff/applicationHost.config")
+    text = render_runbook(offload(SAMPLE, name=name), name).decode("utf-8-sig")
+    assert "# SSL offloading runbook for cas\\udcff/applicationHost.config," in text
