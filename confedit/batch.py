@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from multiprocessing import Pipe, get_context
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Final, TextIO, TypeVar
+from typing import Final, Generic, TextIO, TypeVar
 
 import click
 
@@ -143,10 +147,11 @@ def run_all(
     """`work` over `items`, in up to `jobs` processes; results in the order of `items`.
 
     `work` must be picklable (a module-level function or a partial of one) and should return
-    its errors as results; `crashed` turns a worker that died (e.g. killed for memory) into one.
-    With `progress` (a label), a bar on stderr advances as files finish. `on_result` gets each
-    result in the order of `items` as soon as it and all those before it are done, so that a
-    long run reports as it goes.
+    its errors as results; `crashed` turns an error it raised into one, and a worker process
+    that died (e.g. killed for memory) into one for the item it was working on (a WorkerDied):
+    the other items are still worked on. With `progress` (a label), a bar on stderr advances as
+    files finish. `on_result` gets each result in the order of `items` as soon as it and all
+    those before it are done, so that a long run reports as it goes.
     """
     report = on_result or (lambda _result: None)
     if jobs <= 1 or len(items) <= 1:
@@ -158,42 +163,161 @@ def run_all(
                 advance(1)
             return results
     # lxml trees cannot cross processes: workers get paths and return plain data. Files go in
-    # chunks, so that the cost of a task (pickling, a pipe, a future) is paid once per chunk.
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)), initializer=_worker_started)
-    try:
-        size = max(1, min(CHUNK, len(items) // (jobs * 4)))
-        chunks = [items[start : start + size] for start in range(0, len(items), size)]
-        # The workers are started by the first submit. An interrupt meanwhile would reach a
-        # worker before its handlers are set (it dies with a traceback, and every file is
-        # reported as a crash): signals wait until the workers can take them.
-        with signals_held():
-            futures = {
-                pool.submit(_call_each, work, chunk, crashed): i for i, chunk in enumerate(chunks)
-            }
-        finished: dict[int, list[R]] = {}  # chunks done before some chunk ahead of them
-        in_order: list[R] = []
-        with _bar(len(items), progress) as advance:
-            for future in as_completed(futures):
-                index = futures[future]
-                finished[index] = _results(future, chunks[index], crashed)
-                advance(len(chunks[index]))
-                while (next_chunk := len(in_order) // size) in finished:
-                    for result in finished.pop(next_chunk):
-                        in_order.append(result)
-                        report(result)
-        return in_order
-    except BaseException:  # Ctrl-C or SIGTERM (see cli._guarded), or a bug here
-        _stop_workers(pool)
-        raise
-    finally:
-        # Files not started yet are dropped instead of waited for.
-        pool.shutdown(wait=True, cancel_futures=True)
+    # chunks, so that a round trip to a worker is paid once per chunk.
+    size = max(1, min(CHUNK, len(items) // (jobs * 4)))
+    finished: dict[int, R] = {}  # results that came before some result ahead of them
+    in_order: list[R] = []
+    workers = _Workers(work, crashed, min(jobs, len(items)))
+    with _bar(len(items), progress) as advance, workers:
+        for index, result in workers.run(items, size):
+            finished[index] = result
+            advance(1)
+            while len(in_order) in finished:
+                in_order.append(finished.pop(len(in_order)))
+                report(in_order[-1])
+    return in_order
+
+
+class WorkerDied(Exception):
+    """Handed to run_all's `crashed` for the item a worker process was working on when it died:
+    whatever that item's work had done (a file written or not) is unknown."""
 
 
 class _Stopped(BaseException):
     """Raised in a worker by SIGTERM: unwinds the file it is working on (its temporary files are
     removed), then the worker exits. Not an Exception, so that no `except Exception` takes it
     for the file's error."""
+
+
+@dataclass
+class _Worker:
+    """A worker process, and the items sent to it whose results have not come back, in order:
+    the first is the one it is working on (or, between two items, about to start)."""
+
+    process: BaseProcess
+    connection: Connection  # the parent's end of the worker's own pipe
+    sent: deque[int] = field(default_factory=deque)
+
+
+class _Workers(Generic[T, R]):
+    """Worker processes for run_all, each with a pipe of its own: it is sent a chunk of items
+    at a time and sends back each item's result as soon as it is done. So a worker that dies
+    costs only the item it was working on: the results it sent are kept, the items it had not
+    started go to another worker, and the other workers never notice (a ProcessPoolExecutor
+    breaks as a whole: it stops every worker and fails every pending item). Used as a context
+    manager: on leaving, the workers are told to stop, or, on an error (Ctrl-C, SIGTERM),
+    stopped by SIGTERM; either way waited for."""
+
+    def __init__(
+        self, work: Callable[[T], R], crashed: Callable[[T, BaseException], R], count: int
+    ) -> None:
+        self._work = work
+        self._crashed = crashed
+        self._count = count
+        self._live: list[_Worker] = []
+
+    def __enter__(self) -> _Workers[T, R]:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        for worker in self._live:
+            with contextlib.suppress(OSError, ValueError):  # OSError: it has died meanwhile
+                if kind is None:
+                    worker.connection.send_bytes(pickle.dumps(None))
+                else:  # Ctrl-C or SIGTERM (see cli._guarded), or a bug here
+                    worker.process.terminate()
+        for worker in self._live:
+            worker.process.join()
+            worker.connection.close()
+
+    def run(self, items: Sequence[T], size: int) -> Iterator[tuple[int, R]]:
+        """Each item's index and result, in the order they are done."""
+        waiting = deque(range(len(items)))
+        while True:
+            self._top_up(items, waiting, size)
+            busy = [worker for worker in self._live if worker.sent]
+            if not busy:
+                return
+            ready = wait([worker.connection for worker in busy])
+            for worker in [worker for worker in busy if worker.connection in ready]:
+                received = self._receive(worker)
+                if received is None:
+                    yield from self._bury(worker, items, waiting)
+                else:
+                    yield received
+
+    def _top_up(self, items: Sequence[T], waiting: deque[int], size: int) -> None:
+        """A chunk for each idle worker, as long as items wait; a dead worker is replaced."""
+        while waiting and len(self._live) < self._count:
+            self._start()
+        for worker in self._live:
+            if waiting and not worker.sent:
+                chunk = [waiting.popleft() for _ in range(min(size, len(waiting)))]
+                worker.sent.extend(chunk)
+                # A worker dead already is found by the end of its pipe, as one dying later.
+                with contextlib.suppress(OSError):
+                    worker.connection.send_bytes(pickle.dumps([(i, items[i]) for i in chunk]))
+
+    def _start(self) -> None:
+        parent_end, child_end = Pipe()
+        process = get_context().Process(
+            target=_serve, args=(child_end, self._work, self._crashed), daemon=True
+        )
+        # An interrupt before the worker has set its handlers would kill it with a traceback:
+        # signals wait until it can take them (see _worker_started), and until it is known to
+        # __exit__, which stops it.
+        with signals_held():
+            process.start()
+            child_end.close()  # so that the worker's death is the end of its pipe
+            self._live.append(_Worker(process, parent_end))
+
+    @staticmethod
+    def _receive(worker: _Worker) -> tuple[int, R] | None:
+        """The next result the worker has sent, or None if it has died (its pipe ended)."""
+        try:
+            index, result = pickle.loads(worker.connection.recv_bytes())
+        except (EOFError, OSError):  # OSError: it died in the middle of sending a result
+            return None
+        worker.sent.remove(index)
+        return index, result
+
+    def _bury(
+        self, worker: _Worker, items: Sequence[T], waiting: deque[int]
+    ) -> Iterator[tuple[int, R]]:
+        """A dead worker's item in progress fails; those it had not started wait for another."""
+        worker.process.join()
+        worker.connection.close()
+        self._live.remove(worker)
+        if worker.sent:
+            lost = worker.sent.popleft()
+            reason = WorkerDied(_how_it_ended(worker.process.exitcode))
+            yield lost, self._crashed(items[lost], reason)
+            waiting.extendleft(reversed(worker.sent))
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        cause = ", e.g. for lack of memory" if -exitcode == _SIGKILL else ""
+        return f"killed by signal {-exitcode}{cause}"
+    if exitcode == 128 + signal.SIGTERM:  # how _stop_worker ends a worker
+        return f"stopped by signal {int(signal.SIGTERM)}"
+    return f"exit status {exitcode}"
+
+
+_SIGKILL: Final = 9  # signal.SIGKILL, which Windows does not define
+
+
+def _serve(
+    connection: Connection, work: Callable[[T], R], crashed: Callable[[T, BaseException], R]
+) -> None:
+    """A worker process: works on the chunks it is sent until it is sent None."""
+    _worker_started()
+    with contextlib.suppress(EOFError, OSError):  # the parent is gone, and so is the work
+        while (chunk := pickle.loads(connection.recv_bytes())) is not None:
+            _work_on(connection, work, chunk, crashed)
+    # Not a return: multiprocessing would then flush stdout and stderr, whose buffers a forked
+    # worker shares with the parent at the fork; what is in them is the parent's to write.
+    os._exit(0)
 
 
 def _worker_started() -> None:
@@ -216,14 +340,6 @@ def _stop_worker(signum: int, frame: object) -> None:
     os._exit(128 + signum)  # waiting for work: nothing to clean up
 
 
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """SIGTERM to every worker process (the executor has no public call for this)."""
-    processes = getattr(pool, "_processes", None) or {}
-    for process in list(processes.values()):
-        with contextlib.suppress(OSError, ValueError):
-            process.terminate()
-
-
 def _call(work: Callable[[T], R], item: T, crashed: Callable[[T, BaseException], R]) -> R:
     try:
         return work(item)
@@ -231,26 +347,30 @@ def _call(work: Callable[[T], R], item: T, crashed: Callable[[T, BaseException],
         return crashed(item, error)
 
 
-def _call_each(
-    work: Callable[[T], R], chunk: Sequence[T], crashed: Callable[[T, BaseException], R]
-) -> list[R]:
+def _work_on(
+    connection: Connection,
+    work: Callable[[T], R],
+    chunk: list[tuple[int, T]],
+    crashed: Callable[[T, BaseException], R],
+) -> None:
+    """Each result is sent as soon as it is done: if this worker dies, the parent keeps them."""
     global _busy  # noqa: PLW0603 - the signal handler's view of this worker
     _busy = True
     try:
-        return [_call(work, item, crashed) for item in chunk]
+        for index, item in chunk:
+            connection.send_bytes(_message(index, item, _call(work, item, crashed), crashed))
     except _Stopped:  # the file's `finally` blocks have run: exit now, not at the next chunk
         os._exit(128 + int(signal.SIGTERM))
     finally:
         _busy = False
 
 
-def _results(
-    future: Future[list[R]], chunk: Sequence[T], crashed: Callable[[T, BaseException], R]
-) -> list[R]:
+def _message(index: int, item: T, result: R, crashed: Callable[[T, BaseException], R]) -> bytes:
+    """An item's result, pickled for the parent. One that cannot be is a bug: the item's crash."""
     try:
-        return future.result()
-    except Exception as error:  # BrokenProcessPool, or an error the worker did not catch
-        return [crashed(item, error) for item in chunk]
+        return pickle.dumps((index, result))
+    except Exception as error:
+        return pickle.dumps((index, crashed(item, error)))
 
 
 def show_progress(count: int, quiet: bool) -> bool:

@@ -119,3 +119,10 @@ class InternalError(ConfeditError):
     """An unexpected error: a bug in confedit (exit 3)."""
 
     kind = "internal"
+
+
+class WorkerLost(ConfeditError):
+    """The worker process working on one of several files died (killed for memory, say): what
+    became of the file is unknown, and running again settles it (exit 3). Not a bug."""
+
+    kind = "worker-died"

@@ -23,6 +23,7 @@ from confedit.auditing import AuditReport, audit, render_table
 from confedit.baseline import check_back_end_since
 from confedit.batch import (
     Input,
+    WorkerDied,
     default_jobs,
     find_inputs,
     most_severe,
@@ -42,7 +43,14 @@ from confedit.commands import (
     written_before,
 )
 from confedit.engine import offload
-from confedit.errors import ConfeditError, ExitCode, InternalError, InvalidInput, WriteFailed
+from confedit.errors import (
+    ConfeditError,
+    ExitCode,
+    InternalError,
+    InvalidInput,
+    WorkerLost,
+    WriteFailed,
+)
 from confedit.files import (
     CAN_SYNC_LATER,
     NOTHING_CHANGED,
@@ -164,8 +172,19 @@ def _failed(settings: FileSettings, name: str, error: ConfeditError) -> FileRepo
 
 
 def _crashed(settings: FileSettings, item: Input, error: BaseException) -> FileReport:
-    failure = _internal(item, error, settings.debug)
+    failure = _crash(item, error, settings.debug, writes=_writes(settings))
     return _failed(settings, str(item.path), failure)
+
+
+def _crash(item: Input, error: BaseException, debug: bool, *, writes: bool) -> ConfeditError:
+    """A file's unexpected error (a bug), or the death of the worker process working on it."""
+    if not isinstance(error, WorkerDied):
+        return _internal(item, error, debug)
+    # Killed in the middle of the file: it may have been renamed into place already.
+    fate = "it may or may not have been written: run again" if writes else "run again"
+    return WorkerLost(
+        f"the worker process working on this file died ({error}); {fate}", source=str(item.path)
+    )
 
 
 def _internal(item: Input, error: BaseException, debug: bool) -> InternalError:
@@ -426,7 +445,7 @@ def _audit_failed(name: str, error: ConfeditError) -> AuditedFile:
 
 
 def _audit_crashed(settings: AuditSettings, item: Input, error: BaseException) -> AuditedFile:
-    return _audit_failed(str(item.path), _internal(item, error, settings.debug))
+    return _audit_failed(str(item.path), _crash(item, error, settings.debug, writes=False))
 
 
 def run_audit_many(opts: AuditOptions) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from functools import partial
 from pathlib import Path
@@ -108,7 +109,9 @@ def square_or_fail(offset: int, value: int) -> int:
     if value < 0:
         raise ValueError(f"negative: {value}")
     if value == 99:
-        os._exit(1)  # the worker dies, as when it is killed for memory
+        os.kill(os.getpid(), signal.SIGKILL)  # the worker dies, as when it is killed for memory
+    if value == 98:
+        os._exit(1)
     return value * value + offset
 
 
@@ -123,10 +126,30 @@ def test_run_all_returns_results_in_input_order_and_errors_as_results(jobs):
     assert results == [26, 2, -997, 17, 5]
 
 
-def test_a_worker_that_dies_becomes_a_result_not_a_crash():
-    results = run_all(partial(square_or_fail, 0), [2, 99], jobs=2, crashed=failed)
-    assert results[1] == -2000
-    assert results[0] in (4, -2000)  # a dead worker breaks the pool for the files still queued
+def died(item: int, error: BaseException) -> str:
+    return f"{item}: {type(error).__name__}: {error}"
+
+
+def test_a_worker_that_dies_costs_only_the_item_it_was_working_on():
+    """The item the worker was working on fails; the rest of its chunk (here 2, sent with 99),
+    and every item the other worker had or would have, are done as if nothing had happened."""
+    items = [99, *range(2, 17)]
+    results = run_all(partial(square_or_fail, 0), items, jobs=2, crashed=died)
+    assert results == [
+        "99: WorkerDied: killed by signal 9, e.g. for lack of memory",
+        *[n * n for n in range(2, 17)],
+    ]
+
+
+def test_workers_that_die_again_and_again_are_replaced():
+    """More deaths than workers: each costs its item only, and the run still ends."""
+    items = [99, 2, 98, 3, 99, 4, 99, 99, 5, 6, 99, 7, 98, 8, 9, 10, 99]
+    results = run_all(partial(square_or_fail, 0), items, jobs=2, crashed=died)
+    deaths = {
+        99: "99: WorkerDied: killed by signal 9, e.g. for lack of memory",
+        98: "98: WorkerDied: exit status 1",
+    }
+    assert results == [deaths.get(n, n * n) for n in items]
 
 
 def wait_for(folder: Path, item: int) -> str:

@@ -843,3 +843,126 @@ def test_file_names_that_are_not_utf8_in_the_reports_of_several_files(confedit_e
     text = run(confedit_exe, "offload", ".", "--check", cwd=fleet)
     assert text.returncode == 1
     assert b"\ncas\\udcff/applicationHost.config: 7 of 7 targets to change" in text.stderr
+
+
+# Where a worker kills itself: as it reads the file, or once the file is renamed into place.
+DEATHS = {
+    "reading": (
+        "_read_input = files.read_input\n"
+        "def read_input(path, *args):\n"
+        "    if path.parent.name == 'die':\n"
+        "        die()\n"
+        "    return _read_input(path, *args)\n"
+        "files.read_input = read_input\n"
+    ),
+    "written": (
+        "_commit = files._Staged.commit\n"
+        "def commit(self):\n"
+        "    _commit(self)\n"
+        "    if self.target.parent.name == 'die' and self.target.suffix == '.config':\n"
+        "        die()\n"
+        "files._Staged.commit = commit\n"
+    ),
+}
+
+
+def dying_worker_env(tmp_path: Path, when: str = "reading") -> dict[str, str]:
+    """The installed command, whose worker processes kill themselves (SIGKILL, as the kernel
+    does for memory) on a file in a folder named `die` (see DEATHS). Injected through
+    sitecustomize, which every process imports; the parent itself never dies."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import multiprocessing, os, signal\n"
+        "from confedit import files\n"
+        "def die():\n"
+        "    if multiprocessing.parent_process():\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n" + DEATHS[when]
+    )
+    return {**os.environ, "PYTHONPATH": str(hooks)}
+
+
+DIED = "the worker process working on this file died (killed by signal 9, e.g. for lack of memory)"
+
+
+@pytest.fixture
+def servers_and_die(tmp_path: Path) -> list[str]:
+    """20 copies of the sample; `die` first, so that its chunk holds another file (s01)."""
+    names = ["die", *(f"s{number:02d}" for number in range(1, 20))]
+    for name in names:
+        (tmp_path / "ex" / name).mkdir(parents=True)
+        shutil.copyfile(SAMPLE, tmp_path / "ex" / name / "applicationHost.config")
+    return [f"ex/{name}/applicationHost.config" for name in names]
+
+
+@pytest.mark.parametrize("when", DEATHS)
+def test_a_worker_that_dies_costs_only_its_file(confedit_exe, tmp_path, servers_and_die, when):
+    """The file the dead worker was working on is reported lost, with an honest reason; every
+    other file, its own chunk's and the other worker's, is written, reported and in the diff.
+    Running again does the lost file, or finds it done, and never backs up a patched file."""
+    from tests.test_schemas import validate
+
+    args = ("offload", "ex", "--in-place", "--backup", ".bak", "--diff", "all.diff", "-j", "2")
+    env = dying_worker_env(tmp_path, when)
+    proc = run(confedit_exe, *args, "--format", "json", "-q", cwd=tmp_path, env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.decode().splitlines() == [
+        f"ex/die/applicationHost.config: {DIED}; it may or may not have been written: run again"
+    ]
+    document = json.loads(proc.stdout)
+    validate(document)
+    assert [(f["file"], f["status"], f["exit_code"]) for f in document["files"]] == [
+        (servers_and_die[0], "worker-died", 3),
+        *[(name, "changed", 0) for name in servers_and_die[1:]],
+    ]
+    assert document["summary"] == {
+        "files": 20,
+        "changed": 19,
+        "unchanged": 0,
+        "refused": 0,
+        "invalid": 0,
+        "failed": 1,
+    }
+    diff = (tmp_path / "all.diff").read_bytes()
+    assert re.findall(rb"^\+\+\+ b/(.*)$", diff, re.M) == [
+        name.encode() for name in servers_and_die[1:]
+    ]
+    for name in servers_and_die[1:]:
+        assert (tmp_path / name).read_bytes() == PATCHED.read_bytes(), name
+        assert (tmp_path / f"{name}.bak").read_bytes() == SAMPLE.read_bytes(), name
+    die = tmp_path / servers_and_die[0]
+    backup = tmp_path / f"{servers_and_die[0]}.bak"
+    if when == "written":
+        assert die.read_bytes() == PATCHED.read_bytes()
+        assert backup.read_bytes() == SAMPLE.read_bytes()
+    else:
+        assert die.read_bytes() == SAMPLE.read_bytes()
+        assert not backup.exists()
+
+    again = run(confedit_exe, *args, "--format", "json", "-q", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    statuses = [f["status"] for f in json.loads(again.stdout)["files"]]
+    assert statuses == ["unchanged" if when == "written" else "changed"] + ["unchanged"] * 19
+    for name in servers_and_die:
+        assert (tmp_path / name).read_bytes() == PATCHED.read_bytes(), name
+        assert (tmp_path / f"{name}.bak").read_bytes() == SAMPLE.read_bytes(), name
+
+
+@pytest.mark.parametrize(
+    ("command", "summary"),
+    [
+        ("offload", "20 files: 19 need work, 0 unchanged, 0 refused, 0 invalid, 1 failed"),
+        ("audit", "20 files: 0 offloaded, 19 not offloaded, 0 invalid, 1 failed"),
+    ],
+    ids=["offload", "audit"],
+)
+def test_a_worker_that_dies_where_nothing_is_written(
+    confedit_exe, tmp_path, servers_and_die, command, summary
+):
+    args = ["--check"] if command == "offload" else []
+    env = dying_worker_env(tmp_path)
+    proc = run(confedit_exe, command, "ex", *args, "-j", "2", cwd=tmp_path, env=env)
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stderr.decode().splitlines()
+    assert lines[0] == f"ex/die/applicationHost.config: {DIED}; run again"
+    assert lines[-1] == summary
