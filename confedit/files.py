@@ -284,7 +284,8 @@ class _Staged:
 
     def _failed(self, exc: OSError) -> WriteFailed:
         # Streams are written, and temporary files made, before any file is renamed into place:
-        # only a failing rename (after others succeeded) could make this untrue.
+        # only a failing rename after others succeeded makes this untrue (_commit_in_order
+        # then names what was written).
         reason = "file too large or disk full" if exc.errno == errno.EFBIG else exc.strerror
         return WriteFailed(f"cannot write: {reason or exc}{NOTHING_CHANGED}", source=self.name)
 
