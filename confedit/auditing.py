@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from confedit import exchange
 from confedit.document import load
-from confedit.errors import ExitCode
+from confedit.errors import ExitCode, shown
 from confedit.iis import (
     SCHEMA_DEFAULT,
     SERVER_LEVEL,
@@ -176,7 +176,7 @@ def render_table(report: AuditReport, *, offloaded_only: bool = False, color: bo
     """An aligned table per site, paths relative to the site (fits 80-120 columns)."""
     if offloaded_only:
         return _render_offloaded(report, color)
-    out: list[str] = [paint(report.name, "header", color)]
+    out: list[str] = [paint(shown(report.name), "header", color)]
     for role, site in (("front-end", report.front_end), ("back-end", report.back_end)):
         rows = [row for row in report.rows if row.role == role]
         if not rows:
@@ -316,7 +316,7 @@ def _render_offloaded(report: AuditReport, color: bool) -> str:
         verdict = paint("NOT offloaded: run confedit offload", "bad", color)
     table = aligned(rows, paint_cell=_offloaded_role if color else None)
     warnings = [paint(line, "warn", color) for line in unlocked_warnings(report)]
-    return "\n".join([paint(report.name, "header", color), *table, verdict, *warnings])
+    return "\n".join([paint(shown(report.name), "header", color), *table, verdict, *warnings])
 
 
 def _offloaded_role(row: int, column: int, text: str) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
+from typing import Final
 
 
 class ExitCode(IntEnum):
@@ -13,6 +15,18 @@ class ExitCode(IntEnum):
     USAGE = 2
     REFUSED = 3  # refused for safety, or an internal error; nothing written
     INVALID_INPUT = 4  # the input is not a loadable applicationHost.config; nothing written
+
+
+# C0 and C1 control characters, DEL among them.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(name: str) -> str:
+    """A file name as confedit's messages and tables show it: a control character (a line
+    break, a tab, an escape sequence that would drive the terminal) written as its Python
+    escape (\\n, \\t, \\x1b), so that a message stays on its line and shows what the name
+    holds. The JSON reports keep the name as it is."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], name)
 
 
 class ConfeditError(Exception):
@@ -29,7 +43,7 @@ class ConfeditError(Exception):
     @property
     def prefix(self) -> str:
         """'SOURCE: ' when the error concerns a file, else nothing."""
-        return f"{self.source}: " if self.source else ""
+        return f"{shown(self.source)}: " if self.source else ""
 
     def __str__(self) -> str:
         return self.prefix + self.message
@@ -54,7 +68,8 @@ class InvalidInput(ConfeditError):
         self.column = column
 
     def __str__(self) -> str:
-        where = [p for p in (self.source, self.line, self.column) if p is not None]
+        source = shown(self.source) if self.source is not None else None
+        where = [p for p in (source, self.line, self.column) if p is not None]
         prefix = ":".join(str(p) for p in where)
         return f"{prefix}: {self.message}" if prefix else self.message
 

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from confedit import exchange
 from confedit.auditing import AuditReport, Row, aligned, is_offloaded
+from confedit.errors import shown
 from confedit.style import paint
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/fleet-report-1.json"
@@ -164,9 +165,11 @@ def _shown(server: Server, service: str) -> str:
 def _server_names(files: list[str]) -> list[str]:
     """Each file's server name (see _server_name), or its whole path where two files would get
     one name (`cas1/applicationHost.config` and `cas1.applicationHost.config`)."""
-    names = [_server_name(file) for file in files]
+    names = [_server_name(shown(file)) for file in files]
     counts = Counter(names)
-    return [name if counts[name] == 1 else file for name, file in zip(names, files, strict=True)]
+    return [
+        name if counts[name] == 1 else shown(file) for name, file in zip(names, files, strict=True)
+    ]
 
 
 def _server_name(file: str) -> str:

@@ -50,6 +50,7 @@ from confedit.errors import (
     InvalidInput,
     WorkerLost,
     WriteFailed,
+    shown,
 )
 from confedit.files import (
     CAN_SYNC_LATER,
@@ -275,8 +276,8 @@ def _warn_unsearched(opts: OffloadOptions, output_dir: Path, inputs: list[Input]
             color = style.enabled(opts.color, sys.stderr)
             warning = style.paint("warning:", "warn", color)
             _echo_err(
-                f"{warning} {found.path} is not offloaded: it is inside --output-dir "
-                f"{output_dir}, which is not searched",
+                f"{warning} {shown(str(found.path))} is not offloaded: it is inside "
+                f"--output-dir {shown(str(output_dir))}, which is not searched",
                 color,
             )
 

@@ -6,7 +6,7 @@ from typing import Any, Final
 
 from confedit.auditing import SCHEMA_ID as AUDIT_SCHEMA_ID
 from confedit.engine import Result
-from confedit.errors import ConfeditError, InvalidInput, Refused
+from confedit.errors import ConfeditError, InvalidInput, Refused, shown
 from confedit.plan import Outcome
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/offload-report-1.json"
@@ -48,6 +48,7 @@ def target_lines(result: Result) -> list[str]:
 def summary_line(result: Result, name: str, *, written: bool = False) -> str:
     """One line: what is (or, once `written`, was) changed, and the pools to recycle."""
     changed = [o for o in result.outcomes if o.changed]
+    name = shown(name)
     if not changed:
         return f"{name}: already offloaded, nothing to do"
     counts: dict[str, int] = {}

@@ -966,3 +966,26 @@ def test_a_worker_that_dies_where_nothing_is_written(
     lines = proc.stderr.decode().splitlines()
     assert lines[0] == f"ex/die/applicationHost.config: {DIED}; run again"
     assert lines[-1] == summary
+
+
+def test_control_characters_in_names_are_shown_escaped_on_one_line(confedit_exe, tmp_path):
+    """A line break in a folder name must not split a file's line on stderr, and an escape
+    sequence in one must not reach the terminal (it could clear it, or recolour what follows)."""
+    broken = tmp_path / "fleet" / "new\nline" / "applicationHost.config"
+    coloured = tmp_path / "fleet" / "esc\x1b[2J" / "applicationHost.config"
+    for path, source in ((broken, "e2019-malformed"), (coloured, "e2016")):
+        path.parent.mkdir(parents=True)
+        shutil.copyfile(EXCHANGE / f"{source}.applicationHost.config", path)
+    proc = run(confedit_exe, "offload", "fleet", "--check", cwd=tmp_path)
+    text = proc.stderr.decode()
+    assert "\x1b" not in text
+    assert "fleet/esc\\x1b[2J/applicationHost.config: 7 of 7 targets need work" in text or (
+        "fleet/esc\\x1b[2J/applicationHost.config: 7 of 7 targets to change" in text
+    )
+    assert "\nfleet/new\\nline/applicationHost.config:128:22: Opening and ending tag" in text
+    json_proc = run(confedit_exe, "offload", "fleet", "--check", "--format", "json", cwd=tmp_path)
+    names = [file["file"] for file in json.loads(json_proc.stdout)["files"]]
+    assert names == [
+        "fleet/esc\x1b[2J/applicationHost.config",
+        "fleet/new\nline/applicationHost.config",
+    ]
