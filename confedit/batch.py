@@ -261,7 +261,7 @@ class _Workers(Generic[T, R]):
     def _start(self) -> None:
         parent_end, child_end = Pipe()
         process = get_context().Process(
-            target=_serve, args=(child_end, self._work, self._crashed), daemon=True
+            target=_serve, args=(child_end, parent_end, self._work, self._crashed), daemon=True
         )
         # An interrupt before the worker has set its handlers would kill it with a traceback:
         # signals wait until it can take them (see _worker_started), and until it is known to
@@ -308,9 +308,16 @@ _SIGKILL: Final = 9  # signal.SIGKILL, which Windows does not define
 
 
 def _serve(
-    connection: Connection, work: Callable[[T], R], crashed: Callable[[T, BaseException], R]
+    connection: Connection,
+    parents_end: Connection,
+    work: Callable[[T], R],
+    crashed: Callable[[T, BaseException], R],
 ) -> None:
-    """A worker process: works on the chunks it is sent until it is sent None."""
+    """A worker process: works on the chunks it is sent until it is sent None, or until the
+    parent is gone (its pipe ends)."""
+    # The copy of the parent's end that came with the fork would keep the pipe open forever:
+    # a parent killed outright (kill -9) would leave this worker waiting for work.
+    parents_end.close()
     _worker_started()
     with contextlib.suppress(EOFError, OSError):  # the parent is gone, and so is the work
         while (chunk := pickle.loads(connection.recv_bytes())) is not None:

@@ -3,6 +3,7 @@ real configs (see helpers.make_fleet), from the folder that holds it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -559,6 +560,30 @@ def test_an_interrupted_run_stops_its_workers_and_leaves_every_file_whole(
     assert sorted(tmp_path.glob("fleet/*/*.bak")) == [Path(f"{path}.bak") for path in done]
     assert not list(tmp_path.glob("fleet/*/.*confedit-tmp"))
     assert processes_in_session(proc.pid) == []
+
+
+def test_workers_do_not_outlive_a_parent_killed_outright(confedit_exe, tmp_path):
+    """`kill -9` of confedit (a CI runner's hard timeout) leaves no worker waiting for work
+    forever: each sees its pipe end and exits."""
+    for index in range(300):
+        folder = tmp_path / "fleet" / f"cas{index:03d}"
+        folder.mkdir(parents=True)
+        shutil.copyfile(SAMPLE, folder / "applicationHost.config")
+    args = [confedit_exe, "offload", "fleet", "--output-dir", "out", "-q", "-j", "2"]
+    proc = subprocess.Popen(args, cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("out/fleet/*/*.config")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while processes_in_session(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_in_session(proc.pid) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def processes_in_session(session: int) -> list[int]:
