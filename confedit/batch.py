@@ -197,6 +197,7 @@ class _Worker:
     process: BaseProcess
     connection: Connection  # the parent's end of the worker's own pipe
     sent: deque[int] = field(default_factory=deque)
+    answered: int = 0  # results received from it
 
 
 class _Workers(Generic[T, R]):
@@ -249,14 +250,37 @@ class _Workers(Generic[T, R]):
     def _top_up(self, items: Sequence[T], waiting: deque[int], size: int) -> None:
         """A chunk for each idle worker, as long as items wait; a dead worker is replaced."""
         while waiting and len(self._live) < self._count:
-            self._start()
-        for worker in self._live:
+            if not self._started():
+                break
+        for worker in list(self._live):
             if waiting and not worker.sent:
                 chunk = [waiting.popleft() for _ in range(min(size, len(waiting)))]
                 worker.sent.extend(chunk)
-                # A worker dead already is found by the end of its pipe, as one dying later.
-                with contextlib.suppress(OSError):
+                try:
                     worker.connection.send_bytes(pickle.dumps([(i, items[i]) for i in chunk]))
+                except OSError:  # it died while idle: the chunk never reached it
+                    self._requeue_unsent(worker, waiting)
+
+    def _requeue_unsent(self, worker: _Worker, waiting: deque[int]) -> None:
+        """A worker that has done work and died between two chunks costs nothing: its chunk
+        goes back. One that never answered is left to be found by the end of its pipe, so that
+        its first item pays: workers that die as they start cannot be restarted forever."""
+        if worker.answered:
+            waiting.extendleft(reversed(worker.sent))
+            worker.sent.clear()
+            self._retire(worker)
+
+    def _started(self) -> bool:
+        """Whether another worker could be started. If not (no memory for a process, say, as
+        when workers are being killed for memory), the run goes on with those it has."""
+        try:
+            self._start()
+        except OSError:
+            if not self._live:
+                raise  # no worker at all: the run cannot go on
+            self._count = len(self._live)
+            return False
+        return True
 
     def _start(self) -> None:
         parent_end, child_end = Pipe()
@@ -267,8 +291,13 @@ class _Workers(Generic[T, R]):
         # signals wait until it can take them (see _worker_started), and until it is known to
         # __exit__, which stops it.
         with signals_held():
-            process.start()
-            child_end.close()  # so that the worker's death is the end of its pipe
+            try:
+                process.start()
+            except OSError:
+                parent_end.close()
+                raise
+            finally:
+                child_end.close()  # so that the worker's death is the end of its pipe
             self._live.append(_Worker(process, parent_end))
 
     @staticmethod
@@ -279,15 +308,19 @@ class _Workers(Generic[T, R]):
         except (EOFError, OSError):  # OSError: it died in the middle of sending a result
             return None
         worker.sent.remove(index)
+        worker.answered += 1
         return index, result
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.process.join()
+        worker.connection.close()
+        self._live.remove(worker)
 
     def _bury(
         self, worker: _Worker, items: Sequence[T], waiting: deque[int]
     ) -> Iterator[tuple[int, R]]:
         """A dead worker's item in progress fails; those it had not started wait for another."""
-        worker.process.join()
-        worker.connection.close()
-        self._live.remove(worker)
+        self._retire(worker)
         if worker.sent:
             lost = worker.sent.popleft()
             reason = WorkerDied(_how_it_ended(worker.process.exitcode))

@@ -17,8 +17,9 @@ class ExitCode(IntEnum):
     INVALID_INPUT = 4  # the input is not a loadable applicationHost.config; nothing written
 
 
-# C0 and C1 control characters, DEL among them.
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 control characters, DEL among them, and the bytes 0x80-0x9F of a name that is not
+# UTF-8 (Python reads them as U+DC80-U+DC9F): written out as bytes, they are C1 controls too.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\udc80-\udc9f]")
 
 
 def shown(name: str) -> str:

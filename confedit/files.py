@@ -415,25 +415,38 @@ def _fsync_folder(folder: Path) -> None:
 CAN_SYNC_LATER: Final = hasattr(os, "sync")
 
 
-def sync_filesystems(folders: Iterable[Path]) -> None:
-    """Flush to disk everything written to the filesystems that hold `folders`: one syncfs(2)
-    per filesystem (sync(2) where there is no syncfs). A batch that writes many new files
-    makes them durable this way, once, instead of with two fsyncs per file that each wait for
-    the disk (the approach of git's core.fsyncMethod=batch). Raises OSError if the kernel
-    reports that data could not be written back."""
+def sync_filesystems(paths: Iterable[Path]) -> None:
+    """Flush to disk everything written to the filesystems that hold `paths` (files or
+    folders, followed through symlinks): one syncfs(2) per filesystem, called on the first of
+    its paths that this process can open (a drop-box folder may be write-only), or sync(2)
+    where there is no syncfs or none of them opens. A batch that writes many new files makes
+    them durable this way, once, instead of with two fsyncs per file that each wait for the
+    disk. Raises OSError if the kernel reports that data could not be written back."""
     syncfs = _syncfs_function()
     if syncfs is None:
         os.sync()
         return
-    one_per_filesystem: dict[int, Path] = {}
-    for folder in folders:
-        one_per_filesystem.setdefault(folder.stat().st_dev, folder)
-    for folder in one_per_filesystem.values():
-        descriptor = os.open(folder, os.O_RDONLY)
+    by_filesystem: dict[int, list[Path]] = {}
+    for path in paths:
+        with contextlib.suppress(OSError):  # gone meanwhile: nothing of it left to flush
+            by_filesystem.setdefault(path.stat().st_dev, []).append(path)
+    for candidates in by_filesystem.values():
+        descriptor = _open_any(candidates)
+        if descriptor is None:
+            os.sync()
+            continue
         try:
             syncfs(descriptor)
         finally:
             os.close(descriptor)
+
+
+def _open_any(paths: list[Path]) -> int | None:
+    """A read-only descriptor of the first of `paths` that opens, or None."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            return os.open(path, os.O_RDONLY)
+    return None
 
 
 def _syncfs_function() -> Callable[[int], None] | None:

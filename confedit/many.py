@@ -218,17 +218,21 @@ def run_offload_many(opts: OffloadOptions) -> int:
     progress = "offloading" if show_progress(len(inputs), opts.quiet) else None
     color = style.enabled(opts.color, sys.stderr)
     streams = _streams()
-    reports = run_all(
-        partial(offload_file, settings),
-        inputs,
-        jobs=opts.jobs or default_jobs(),
-        crashed=partial(_crashed, settings),
-        progress=progress,
-        on_result=partial(_print_file_report, opts, color) if streams else None,
-    )
-    if opts.output_dir is not None and CAN_SYNC_LATER:
-        _sync_output_dir(opts.output_dir, inputs, reports)
-    code = most_severe(r.exit_code for r in reports)
+    try:
+        reports = run_all(
+            partial(offload_file, settings),
+            inputs,
+            jobs=opts.jobs or default_jobs(),
+            crashed=partial(_crashed, settings),
+            progress=progress,
+            on_result=partial(_print_file_report, opts, color) if streams else None,
+        )
+    except BaseException:  # Ctrl-C or SIGTERM: the files written so far are flushed all the same
+        _sync_interrupted(opts)
+        raise
+    unsynced = _sync_output_dir(opts, inputs, reports)
+    codes = [file.exit_code for file in reports] + ([unsynced.exit_code] if unsynced else [])
+    code = most_severe(codes)
     diff = b"".join(r.diff for r in reports)
     if opts.diff_to:
         _write_combined_diff(opts.diff_to, opts, diff, reports)
@@ -243,23 +247,37 @@ def run_offload_many(opts: OffloadOptions) -> int:
         for file in reports:
             _print_file_report(opts, color, file)
     _print_offload_summary(opts, counts, color)
+    if unsynced:  # last, under the report it qualifies
+        _echo_err(style.paint(str(unsynced), "bad", color), color)
     return code
 
 
-def _sync_output_dir(output_dir: Path, inputs: list[Input], reports: list[FileReport]) -> None:
-    """Make the files written to the output folder durable, before the run reports success."""
+def _sync_interrupted(opts: OffloadOptions) -> None:
+    """An interrupted run's outputs, flushed as a finished run's are (best effort: the run is
+    ending with its interruption either way)."""
+    if opts.output_dir is not None and CAN_SYNC_LATER:
+        with contextlib.suppress(OSError):
+            sync_filesystems([opts.output_dir])
+
+
+def _sync_output_dir(
+    opts: OffloadOptions, inputs: list[Input], reports: list[FileReport]
+) -> WriteFailed | None:
+    """Make the files written to the output folder durable before the run reports success
+    (see Outputs' durable=False); the error if the kernel says that failed."""
+    if opts.output_dir is None or not CAN_SYNC_LATER:
+        return None
     written = zip(inputs, reports, strict=True)
-    folders = {(output_dir / item.label).parent for item, file in written if not file.failed}
-    if not folders:
-        return
+    outputs = [opts.output_dir / item.label for item, file in written if not file.failed]
     try:
-        sync_filesystems(folders)
+        sync_filesystems(outputs)
     except OSError as exc:
-        raise WriteFailed(
+        return WriteFailed(
             f"the files were written, but flushing them to disk failed: {exc.strerror or exc}; "
             "run again",
-            source=str(output_dir),
-        ) from None
+            source=str(opts.output_dir),
+        )
+    return None
 
 
 def _warn_unsearched(opts: OffloadOptions, output_dir: Path, inputs: list[Input]) -> None:
@@ -270,9 +288,10 @@ def _warn_unsearched(opts: OffloadOptions, output_dir: Path, inputs: list[Input]
     searched = [Path(os.path.realpath(config)) for config in opts.configs if config.is_dir()]
     if not real.is_dir() or not any(real.is_relative_to(folder) for folder in searched):
         return
-    written = {os.path.realpath(output_dir / item.label) for item in inputs}
+    known = {os.path.realpath(output_dir / item.label) for item in inputs}  # written here
+    known |= {os.path.realpath(item.path) for item in inputs}  # DIR was searched after all
     for found in find_inputs([output_dir]):
-        if found.problem is None and os.path.realpath(found.path) not in written:
+        if found.problem is None and os.path.realpath(found.path) not in known:
             color = style.enabled(opts.color, sys.stderr)
             warning = style.paint("warning:", "warn", color)
             _echo_err(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -236,3 +237,24 @@ def test_files_found_outside_the_current_directory_keep_their_path_from_the_fold
 def test_no_progress_bar_without_a_stderr(monkeypatch):
     monkeypatch.setattr("sys.stderr", None)  # as Python sets it when started with `2>&-`
     assert not show_progress(100, quiet=False)
+
+
+def square_then_die_idle(value: int) -> int:
+    """Item 1's worker dies a moment after answering, while it waits for its next chunk."""
+    if value == 1:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGKILL)).start()
+    return value * value
+
+
+def test_a_worker_that_dies_between_chunks_costs_nothing():
+    """The parent is slow to send the next chunk (its report of item 1 takes a second), and
+    the worker that did item 1 dies meanwhile, idle: the chunk it never received goes to a
+    new worker, and no item is reported lost."""
+
+    def slow_report(result: int) -> None:
+        if result == 1:
+            time.sleep(1)
+
+    items = [1, 2, 3, 4, 5, 6, 7, 8]
+    results = run_all(square_then_die_idle, items, jobs=2, crashed=died, on_result=slow_report)
+    assert results == [n * n for n in items]

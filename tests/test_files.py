@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from functools import partial
 from pathlib import Path
 
@@ -207,3 +208,47 @@ def test_json_names_a_file_that_is_not_utf8_by_an_escape_that_maps_back_to_its_b
     text = data.decode("utf-8")  # valid UTF-8
     assert '"cas\\udcff/Straße/applicationHost.config"' in text  # other text stays readable
     assert os.fsencode(json.loads(data)["file"]) == b"cas\xff/Stra\xc3\x9fe/applicationHost.config"
+
+
+def test_a_filesystem_is_synced_through_a_path_that_opens_or_else_wholly(tmp_path, monkeypatch):
+    """A drop-box folder may be write-only: the flush goes through a file written in it, and
+    where nothing opens, through sync(2), rather than failing a batch whose files are written."""
+    synced: list[int] = []
+    whole: list[bool] = []
+    monkeypatch.setattr(files, "_syncfs_function", lambda: synced.append)
+    monkeypatch.setattr(os, "sync", lambda: whole.append(True))
+    folder = tmp_path / "drop-box"
+    folder.mkdir()
+    written = folder / "applicationHost.config"
+    written.write_bytes(b"x")
+    real_open = os.open
+    refused: set[Path] = {folder}
+
+    def open_unless_refused(path: Path, flags: int, *args: int) -> int:
+        if Path(path) in refused:
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", open_unless_refused)
+    files.sync_filesystems([folder, written])
+    assert len(synced) == 1 and whole == []
+    refused.add(written)
+    files.sync_filesystems([folder, written])
+    assert len(synced) == 1 and whole == [True]
+
+
+def test_a_file_written_through_a_symlink_is_synced_where_it_lives(tmp_path, monkeypatch):
+    shm = Path("/dev/shm")  # a tmpfs, another filesystem, where there is one
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second filesystem")
+    synced: list[int] = []
+    monkeypatch.setattr(
+        files, "_syncfs_function", lambda: lambda fd: synced.append(os.fstat(fd).st_dev)
+    )
+    with tempfile.TemporaryDirectory(dir=shm) as elsewhere:
+        target = Path(elsewhere, "applicationHost.config")
+        target.write_bytes(b"x")
+        link = tmp_path / "applicationHost.config"
+        link.symlink_to(target)
+        files.sync_filesystems([link])
+    assert synced == [shm.stat().st_dev]

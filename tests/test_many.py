@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -706,12 +707,19 @@ def test_a_failed_flush_of_the_output_dir_is_a_write_failure(confedit_exe, tmp_p
         "files._syncfs_function = _failing\n"
     )
     env = {**os.environ, "PYTHONPATH": str(hooks)}
-    proc = run(confedit_exe, "offload", "fleet", "--output-dir", "out", "-q", cwd=tmp_path, env=env)
+    args = ("offload", "fleet", "--output-dir", "out", "--diff", "all.diff", "--format", "json")
+    proc = run(confedit_exe, *args, cwd=tmp_path, env=env)
     assert proc.returncode == 3
-    assert proc.stderr.decode().splitlines()[-1] == (
+    lines = proc.stderr.decode().splitlines()
+    assert lines[-2] == "6 files: 2 changed, 1 unchanged, 2 refused, 1 invalid"  # the report stays
+    assert lines[-1] == (
         "out: the files were written, but flushing them to disk failed: "
         "Input/output error; run again"
     )
+    document = json.loads(proc.stdout)
+    assert document["exit_code"] == 3
+    assert len(document["files"]) == 6
+    assert (tmp_path / "all.diff").read_bytes().count(b"+++ b/") == 2
 
 
 def test_an_output_that_leads_to_another_input_is_a_usage_error(confedit_exe, tmp_path, fleet):
@@ -1014,3 +1022,28 @@ def test_control_characters_in_names_are_shown_escaped_on_one_line(confedit_exe,
         "fleet/esc\x1b[2J/applicationHost.config",
         "fleet/new\nline/applicationHost.config",
     ]
+
+
+@pytest.mark.skipif(STRACE is None, reason="needs strace (.ci/run installs it)")
+def test_an_output_written_through_a_symlink_is_synced_on_its_own_filesystem(
+    confedit_exe, tmp_path, fleet
+):
+    shm = Path("/dev/shm")  # a tmpfs, another filesystem, where there is one
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second filesystem")
+    with tempfile.TemporaryDirectory(dir=shm) as elsewhere:
+        link = tmp_path / "out" / fleet["cas-2016"]
+        link.parent.mkdir(parents=True)
+        link.symlink_to(Path(elsewhere, "applicationHost.config"))
+        calls = sync_calls(confedit_exe, "offload", "fleet", "--output-dir", "out", cwd=tmp_path)
+        assert Path(elsewhere, "applicationHost.config").is_file()
+    assert calls == ["syncfs", "syncfs"]  # this folder's filesystem, and the tmpfs
+
+
+def test_an_output_dir_that_is_the_folder_searched_warns_of_nothing(confedit_exe, tmp_path, fleet):
+    """`--output-dir fleet` over `fleet`: the folder given is searched (only folders found in
+    it are skipped), so its configs are inputs, not configs hidden from the run."""
+    proc = run(confedit_exe, "offload", "fleet", "--output-dir", "fleet", cwd=tmp_path)
+    lines = proc.stderr.decode().splitlines()
+    assert [line for line in lines if line.startswith("warning:")] == []  # files' are indented
+    assert (tmp_path / "fleet" / fleet["cas-2016"]).is_file()
