@@ -237,6 +237,8 @@ class _Workers(Generic[T, R]):
         while True:
             self._top_up(items, waiting, size)
             busy = [worker for worker in self._live if worker.sent]
+            if not busy and waiting:  # the workers given them died idle: start others
+                continue
             if not busy:
                 return
             ready = wait([worker.connection for worker in busy])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from confedit import batch
 from confedit.batch import Input, find_inputs, most_severe, run_all, show_progress
 from confedit.errors import ExitCode
 
@@ -258,3 +259,22 @@ def test_a_worker_that_dies_between_chunks_costs_nothing():
     items = [1, 2, 3, 4, 5, 6, 7, 8]
     results = run_all(square_then_die_idle, items, jobs=2, crashed=died, on_result=slow_report)
     assert results == [n * n for n in items]
+
+
+def square(value: int) -> int:
+    return value * value
+
+
+def test_when_every_worker_has_died_idle_new_ones_take_the_files():
+    """Every worker dies while idle, each after doing some work, before the next chunks are
+    sent: none is busy, files still wait; new workers must take them (not end the run)."""
+    workers = batch._Workers(square, died, 2)
+    with workers:
+        for _ in range(2):
+            workers._start()
+        for worker in workers._live:
+            worker.answered = 1  # each has done work before
+            os.kill(worker.process.pid, signal.SIGKILL)
+            worker.process.join()
+        results = dict(workers.run([1, 2, 3, 4, 5, 6], 1))
+    assert results == {index: (index + 1) ** 2 for index in range(6)}
