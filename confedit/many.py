@@ -269,6 +269,8 @@ def _sync_output_dir(
         return None
     written = zip(inputs, reports, strict=True)
     outputs = [opts.output_dir / item.label for item, file in written if not file.failed]
+    if not outputs:
+        return None
     try:
         sync_filesystems(outputs)
     except OSError as exc:
@@ -290,10 +292,10 @@ def _warn_unsearched(opts: OffloadOptions, output_dir: Path, inputs: list[Input]
         return
     known = {os.path.realpath(output_dir / item.label) for item in inputs}  # written here
     known |= {os.path.realpath(item.path) for item in inputs}  # DIR was searched after all
+    color = style.enabled(opts.color, sys.stderr)
+    warning = style.paint("warning:", "warn", color)
     for found in find_inputs([output_dir]):
         if found.problem is None and os.path.realpath(found.path) not in known:
-            color = style.enabled(opts.color, sys.stderr)
-            warning = style.paint("warning:", "warn", color)
             _echo_err(
                 f"{warning} {shown(str(found.path))} is not offloaded: it is inside "
                 f"--output-dir {shown(str(output_dir))}, which is not searched",
