@@ -143,16 +143,30 @@ def run_cli(path: Path, extra: Sequence[str]) -> None:
                 raise
 
 
-BATCH_STEPS = ("read", "library call", "freeing the result", "re-read", "write", "report")
+BATCH_STEPS = (
+    "read",
+    "library call",
+    "freeing the result",
+    "re-read",
+    "write",
+    "report",
+    "sync at the end",
+)
 
 
 def show_batch_steps(folder: Path, request: Request) -> None:
     """Mean wall and CPU time per file of each step confedit.many.offload_file takes with
-    --output-dir, over the config files below `folder`, in this one process."""
+    --output-dir (no fsync per file; the run's one sync at the end shared out), over the
+    config files below `folder`, in this one process."""
     from confedit import report  # noqa: PLC0415
     from confedit.batch import find_inputs  # noqa: PLC0415
     from confedit.engine import offload  # noqa: PLC0415
-    from confedit.files import check_unchanged, read_input, write_file  # noqa: PLC0415
+    from confedit.files import (  # noqa: PLC0415
+        Outputs,
+        check_unchanged,
+        read_input,
+        sync_filesystems,
+    )
 
     inputs = find_inputs([folder])
     spent = {step: [0.0, 0.0] for step in BATCH_STEPS}
@@ -175,13 +189,16 @@ def show_batch_steps(folder: Path, request: Request) -> None:
             done("re-read")
             destination = Path(output, item.label)
             destination.parent.mkdir(parents=True, exist_ok=True)
-            write_file(destination, data, mode_from=item.path)
+            with Outputs(durable=False) as outputs:  # as --output-dir writes (see many.py)
+                outputs.add(destination, data, mode_from=item.path)
             done("write")
             report.summary_line(result, str(item.path))
             list(report.finding_lines(result))
             done("report")
             del result, snapshot, data
             done("freeing the result")
+        sync_filesystems([Path(output)])
+        done("sync at the end")
     print(f"{len(inputs)} files; per file:")
     print(f"{'step':<22}{'wall':>10}{'CPU':>10}")
     for step, (wall, cpu) in spent.items():
