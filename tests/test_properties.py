@@ -193,6 +193,21 @@ def _described(action: object) -> tuple[str, str, str]:
 
 
 @given(CASES)
+@example(  # two <location> elements for one path, neither with access: the first takes it
+    (
+        GeneratedConfig(
+            (EXCHANGE_FRONT_END,),
+            (
+                Loc("Default Web Site/owa", shape="security"),
+                Loc("Default Web Site/OAB", "Ssl"),
+                Loc("default web site/owa/", shape="webserver"),
+            ),
+            LF,
+            "Ssl",
+        ),
+        Request(services=("owa",)),
+    )
+)
 def test_xmldiff_finds_exactly_one_change_per_target_that_needed_one(case):
     config, request = case
     result = offload(config.raw, request)
