@@ -10,7 +10,9 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
+from typing import Final
 
+import pytest
 from lxml import etree
 
 # A <location> element (they never nest) in text whose comments are blanked out.
@@ -135,6 +137,17 @@ def git_env(**extra: str) -> dict[str, str]:
 
 
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
+
+
+FULL: Final = Path("/dev/full")  # a device where every write fails: disk full
+
+
+def run_into_full_stdout(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """Run a command whose stdout is a full disk (pytest.skip where there is no /dev/full)."""
+    if not FULL.exists():
+        pytest.skip("needs /dev/full")
+    with FULL.open("wb") as full:
+        return subprocess.run(args, cwd=cwd, stdout=full, stderr=subprocess.PIPE, check=False)
 
 
 def strip_ansi(data: bytes) -> bytes:

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from confedit import cli, commands
 from tests.conftest import CORPUS, EXCHANGE, REPO, SAMPLES
+from tests.helpers import run_into_full_stdout
 from tests.test_schemas import validate
 
 SAMPLE = SAMPLES / "exchange2013-cas.applicationHost.config"
@@ -403,16 +404,9 @@ def test_a_stderr_that_cannot_be_written_leaves_the_run_its_exit_code(tmp_path, 
 
 
 def test_a_full_stdout_after_the_files_were_written_says_that_they_were(confedit_exe, tmp_path):
-    if not Path("/dev/full").exists():
-        pytest.skip("needs /dev/full")
     config = copy_sample(tmp_path)
-    with Path("/dev/full").open("wb") as full:
-        proc = subprocess.run(
-            [confedit_exe, "offload", str(config), "--in-place", "--format", "json", "-q"],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            check=False,
-        )
+    args = [confedit_exe, "offload", str(config), "--in-place", "--format", "json", "-q"]
+    proc = run_into_full_stdout(args, tmp_path)
     assert proc.returncode == 3
     assert proc.stderr == (
         b"cannot write to stdout: No space left on device; the files were written\n"

@@ -24,6 +24,7 @@ from tests.helpers import (
     git_env,
     make_fleet,
     run_in_pty,
+    run_into_full_stdout,
     strip_ansi,
 )
 from tests.test_schemas import validate
@@ -836,17 +837,9 @@ def test_several_files_with_a_stderr_that_cannot_be_written(tmp_path, stderr):
 
 
 def test_a_full_stdout_after_several_files_were_written_says_that_they_were(confedit_exe, tmp_path):
-    if not Path("/dev/full").exists():
-        pytest.skip("needs /dev/full")
     two_servers(tmp_path)
-    with Path("/dev/full").open("wb") as full:
-        proc = subprocess.run(
-            [confedit_exe, "offload", ".", "--in-place", "--format", "json", "-q"],
-            cwd=tmp_path,
-            stdout=full,
-            stderr=subprocess.PIPE,
-            check=False,
-        )
+    args = [confedit_exe, "offload", ".", "--in-place", "--format", "json", "-q"]
+    proc = run_into_full_stdout(args, tmp_path)
     assert proc.returncode == 3
     assert proc.stderr == (
         b"cannot write to stdout: No space left on device; the files were written\n"
