@@ -260,13 +260,15 @@ class _Workers(Generic[T, R]):
                 worker.sent.extend(chunk)
                 try:
                     worker.connection.send_bytes(pickle.dumps([(i, items[i]) for i in chunk]))
-                except OSError:  # it died while idle: the chunk never reached it
+                except OSError:  # it died while idle, or the pipe failed (no buffer memory)
+                    worker.process.kill()  # either way it gets no more work, nor keeps any
                     self._requeue_unsent(worker, waiting)
 
     def _requeue_unsent(self, worker: _Worker, waiting: deque[int]) -> None:
-        """A worker that has done work and died between two chunks costs nothing: its chunk
-        goes back. One that never answered is left to be found by the end of its pipe, so that
-        its first item pays: workers that die as they start cannot be restarted forever."""
+        """A worker that has done work and could not be sent its next chunk costs nothing: the
+        chunk goes back. One that never answered is left to be found by the end of its pipe,
+        so that its first item pays: workers that die as they start cannot be restarted
+        forever."""
         if worker.answered:
             waiting.extendleft(reversed(worker.sent))
             worker.sent.clear()
@@ -286,8 +288,11 @@ class _Workers(Generic[T, R]):
 
     def _start(self) -> None:
         parent_end, child_end = Pipe()
+        # The worker closes every parent's end it inherits (its own and the other workers'):
+        # a copy left open would keep a pipe alive after the parent is killed outright.
+        parents_ends = [parent_end, *(worker.connection for worker in self._live)]
         process = get_context().Process(
-            target=_serve, args=(child_end, parent_end, self._work, self._crashed), daemon=True
+            target=_serve, args=(child_end, parents_ends, self._work, self._crashed), daemon=True
         )
         # An interrupt before the worker has set its handlers would kill it with a traceback:
         # signals wait until it can take them (see _worker_started), and until it is known to
@@ -344,15 +349,17 @@ _SIGKILL: Final = 9  # signal.SIGKILL, which Windows does not define
 
 def _serve(
     connection: Connection,
-    parents_end: Connection,
+    parents_ends: list[Connection],
     work: Callable[[T], R],
     crashed: Callable[[T, BaseException], R],
 ) -> None:
     """A worker process: works on the chunks it is sent until it is sent None, or until the
-    parent is gone (its pipe ends)."""
-    # The copy of the parent's end that came with the fork would keep the pipe open forever:
-    # a parent killed outright (kill -9) would leave this worker waiting for work.
-    parents_end.close()
+    parent is gone (its pipe ends: the next result it sends fails)."""
+    # Copies of the parent's ends that came with the fork would keep pipes open: after a
+    # parent killed outright (kill -9), this worker would wait for work forever, and the
+    # workers started before it would go on through their chunks, sending into the copies.
+    for end in parents_ends:
+        end.close()
     _worker_started()
     with contextlib.suppress(EOFError, OSError):  # the parent is gone, and so is the work
         while (chunk := pickle.loads(connection.recv_bytes())) is not None:

@@ -429,7 +429,11 @@ def sync_filesystems(paths: Iterable[Path]) -> None:
     by_filesystem: dict[int, list[Path]] = {}
     for path in paths:
         with contextlib.suppress(OSError):  # gone meanwhile: nothing of it left to flush
-            by_filesystem.setdefault(path.stat().st_dev, []).append(path)
+            info = path.stat()
+            # A FIFO or a device is written directly, not through the page cache of a
+            # filesystem; opening one could block or have effects of its own.
+            if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):
+                by_filesystem.setdefault(info.st_dev, []).append(path)
     for candidates in by_filesystem.values():
         descriptor = _open_any(candidates)
         if descriptor is None:

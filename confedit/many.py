@@ -218,6 +218,13 @@ def run_offload_many(opts: OffloadOptions) -> int:
     progress = "offloading" if show_progress(len(inputs), opts.quiet) else None
     color = style.enabled(opts.color, sys.stderr)
     streams = _streams()
+    done: list[FileReport] = []  # as reported, in input order
+
+    def reported(file: FileReport) -> None:
+        done.append(file)
+        if streams:
+            _print_file_report(opts, color, file)
+
     try:
         reports = run_all(
             partial(offload_file, settings),
@@ -225,14 +232,28 @@ def run_offload_many(opts: OffloadOptions) -> int:
             jobs=opts.jobs or default_jobs(),
             crashed=partial(_crashed, settings),
             progress=progress,
-            on_result=partial(_print_file_report, opts, color) if streams else None,
+            on_result=reported,
         )
-    except BaseException:  # Ctrl-C or SIGTERM: the files written so far are flushed all the same
-        _sync_interrupted(opts)
+    except BaseException:  # Ctrl-C or SIGTERM: what was written is flushed all the same
+        with contextlib.suppress(OSError):  # best effort: the run ends interrupted either way
+            _flush_outputs(opts, inputs[: len(done)])
         raise
-    unsynced = _sync_output_dir(opts, inputs, reports)
+    unsynced = _sync_output_dir(opts, inputs)
     codes = [file.exit_code for file in reports] + ([unsynced.exit_code] if unsynced else [])
     code = most_severe(codes)
+    try:
+        _report_offloads(opts, reports, code, color, streams)
+    finally:  # last, under the report it qualifies, even if writing the report failed
+        if unsynced:
+            _echo_err(style.paint(str(unsynced), "bad", color), color)
+    return code
+
+
+def _report_offloads(
+    opts: OffloadOptions, reports: list[FileReport], code: int, color: bool, streams: bool
+) -> None:
+    """The combined diff, the JSON report, each file's lines (if not shown as they came) and
+    the summary."""
     diff = b"".join(r.diff for r in reports)
     if opts.diff_to:
         _write_combined_diff(opts.diff_to, opts, diff, reports)
@@ -247,32 +268,21 @@ def run_offload_many(opts: OffloadOptions) -> int:
         for file in reports:
             _print_file_report(opts, color, file)
     _print_offload_summary(opts, counts, color)
-    if unsynced:  # last, under the report it qualifies
-        _echo_err(style.paint(str(unsynced), "bad", color), color)
-    return code
 
 
-def _sync_interrupted(opts: OffloadOptions) -> None:
-    """An interrupted run's outputs, flushed as a finished run's are (best effort: the run is
-    ending with its interruption either way)."""
+def _flush_outputs(opts: OffloadOptions, items: list[Input]) -> None:
+    """Flush the outputs of `items` to disk (see Outputs' durable=False), and the output
+    folder's filesystem. A failed file has none, or an earlier run's: syncing it costs nothing
+    more, and a file whose worker died may have been written. Raises OSError."""
     if opts.output_dir is not None and CAN_SYNC_LATER:
-        with contextlib.suppress(OSError):
-            sync_filesystems([opts.output_dir])
+        sync_filesystems([opts.output_dir, *(opts.output_dir / item.label for item in items)])
 
 
-def _sync_output_dir(
-    opts: OffloadOptions, inputs: list[Input], reports: list[FileReport]
-) -> WriteFailed | None:
-    """Make the files written to the output folder durable before the run reports success
-    (see Outputs' durable=False); the error if the kernel says that failed."""
-    if opts.output_dir is None or not CAN_SYNC_LATER:
-        return None
-    written = zip(inputs, reports, strict=True)
-    outputs = [opts.output_dir / item.label for item, file in written if not file.failed]
-    if not outputs:
-        return None
+def _sync_output_dir(opts: OffloadOptions, inputs: list[Input]) -> WriteFailed | None:
+    """Make the files written to the output folder durable before the run reports success;
+    the error if the kernel says that failed."""
     try:
-        sync_filesystems(outputs)
+        _flush_outputs(opts, inputs)
     except OSError as exc:
         return WriteFailed(
             f"the files were written, but flushing them to disk failed: {exc.strerror or exc}; "

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from confedit import batch
 from confedit.batch import Input, find_inputs, most_severe, run_all, show_progress
 from confedit.errors import ExitCode
+
+T = TypeVar("T")
 
 
 def touch(path: Path, data: bytes = b"<configuration />") -> Path:
@@ -278,3 +284,49 @@ def test_when_every_worker_has_died_idle_new_ones_take_the_files():
             worker.process.join()
         results = dict(workers.run([1, 2, 3, 4, 5, 6], 1))
     assert results == {index: (index + 1) ** 2 for index in range(6)}
+
+
+class Hung(Exception):
+    """Not an OSError (as TimeoutError is), which the code under test may catch."""
+
+
+def within(seconds: int, call: Callable[[], T]) -> T:
+    """`call()`, or Hung after `seconds`: a hang fails the test, not the whole run."""
+
+    def too_long(signum: int, frame: object) -> None:
+        raise Hung(f"still running after {seconds} s")
+
+    before = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(seconds)
+    try:
+        return call()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+
+
+def double(value: int) -> int:
+    return value * 2
+
+
+@pytest.mark.parametrize(("failing", "lost"), [(1, [0]), (3, [])])
+def test_a_send_that_fails_for_want_of_memory_neither_hangs_nor_loses_a_file(
+    monkeypatch, failing, lost
+):
+    """A pipe can fail for other reasons than a dead worker (ENOBUFS, under the very memory
+    pressure that kills workers): the worker is stopped, and its chunk goes back unless it
+    never answered (then its first item pays, as for a worker that dies at start)."""
+    parent, calls = os.getpid(), [0]
+    real_send = Connection.send_bytes
+
+    def send_bytes(self: Connection, data: bytes) -> None:
+        if os.getpid() == parent:
+            calls[0] += 1
+            if calls[0] == failing:
+                raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))
+        real_send(self, data)
+
+    monkeypatch.setattr(Connection, "send_bytes", send_bytes)
+    results = within(60, lambda: run_all(double, list(range(40)), jobs=2, crashed=died))
+    assert [index for index, result in enumerate(results) if isinstance(result, str)] == lost
+    assert all(result == 2 * index for index, result in enumerate(results) if index not in lost)

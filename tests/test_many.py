@@ -693,20 +693,23 @@ def test_an_output_dir_is_synced_once_and_inputs_in_place_file_by_file(
     assert (tmp_path / fleet["cas-2016"]).with_name("applicationHost.config.bak").is_file()
 
 
+# Imported by the installed command from PYTHONPATH: syncfs fails as on a failing disk.
+FAILING_SYNCFS = """import errno
+from confedit import files
+def _failing():
+    def syncfs(descriptor):
+        raise OSError(errno.EIO, "Input/output error")
+    return syncfs
+files._syncfs_function = _failing
+"""
+
+
 def test_a_failed_flush_of_the_output_dir_is_a_write_failure(confedit_exe, tmp_path, fleet):
     """The kernel may report at the end that written data could not reach the disk (EIO): the
     run must not exit 0. Injected through sitecustomize, which the installed command imports."""
     hooks = tmp_path / "hooks"
     hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(
-        "import errno\n"
-        "from confedit import files\n"
-        "def _failing():\n"
-        "    def syncfs(descriptor):\n"
-        "        raise OSError(errno.EIO, 'Input/output error')\n"
-        "    return syncfs\n"
-        "files._syncfs_function = _failing\n"
-    )
+    (hooks / "sitecustomize.py").write_text(FAILING_SYNCFS)
     env = {**os.environ, "PYTHONPATH": str(hooks)}
     args = ("offload", "fleet", "--output-dir", "out", "--diff", "all.diff", "--format", "json")
     proc = run(confedit_exe, *args, cwd=tmp_path, env=env)
@@ -1040,3 +1043,35 @@ def test_an_output_dir_that_is_the_folder_searched_warns_of_nothing(confedit_exe
     lines = proc.stderr.decode().splitlines()
     assert [line for line in lines if line.startswith("warning:")] == []  # files' are indented
     assert (tmp_path / "fleet" / fleet["cas-2016"]).is_file()
+
+
+def test_a_fifo_in_the_output_dir_is_written_and_the_run_ends(confedit_exe, tmp_path, fleet):
+    """An output that is a FIFO is written directly; the flush at the end must not open it
+    (an open for reading waits for a writer that never comes)."""
+    fifo = tmp_path / "out" / fleet["cas-2016"]
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    with subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE) as reader:
+        args = [confedit_exe, "offload", "fleet", "--output-dir", "out", "-q"]
+        proc = subprocess.run(args, cwd=tmp_path, capture_output=True, timeout=60, check=False)
+        received, _ = reader.communicate(timeout=60)
+    assert proc.returncode == 3, proc.stderr  # the refused and the invalid files of the fleet
+    assert received.startswith(b"<?xml") and b'sslFlags="None"' in received
+
+
+def test_a_failed_flush_is_said_even_when_the_combined_diff_fails_too(
+    confedit_exe, tmp_path, fleet
+):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(FAILING_SYNCFS)
+    env = {**os.environ, "PYTHONPATH": str(hooks)}
+    args = ("offload", "fleet", "--output-dir", "out", "--diff", "/dev/full", "-q")
+    proc = run(confedit_exe, *args, cwd=tmp_path, env=env)
+    assert proc.returncode == 3
+    assert proc.stderr.decode().splitlines()[-2:] == [
+        "out: the files were written, but flushing them to disk failed: Input/output error; "
+        "run again",
+        "/dev/full: cannot write: No space left on device; the files were written, the diff "
+        "was not",
+    ]
