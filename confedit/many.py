@@ -242,7 +242,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
     codes = [file.exit_code for file in reports] + ([unsynced.exit_code] if unsynced else [])
     code = most_severe(codes)
     try:
-        _report_offloads(opts, reports, code, color, streams)
+        _report_offloads(opts, reports, code, unsynced, color=color, streams=streams)
     finally:  # last, under the report it qualifies, even if writing the report failed
         if unsynced:
             _echo_err(style.paint(str(unsynced), "bad", color), color)
@@ -250,7 +250,13 @@ def run_offload_many(opts: OffloadOptions) -> int:
 
 
 def _report_offloads(
-    opts: OffloadOptions, reports: list[FileReport], code: int, color: bool, streams: bool
+    opts: OffloadOptions,
+    reports: list[FileReport],
+    code: int,
+    unsynced: WriteFailed | None,
+    *,
+    color: bool,
+    streams: bool,
 ) -> None:
     """The combined diff, the JSON report, each file's lines (if not shown as they came) and
     the summary."""
@@ -263,7 +269,8 @@ def _report_offloads(
     if opts.fmt == "json":
         files = [r.document for r in reports if r.document is not None]
         with written_before(_wrote_files(opts, reports)):
-            print_json(report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code))
+            document = report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code, unsynced)
+            print_json(document)
     if not streams:
         for file in reports:
             _print_file_report(opts, color, file)

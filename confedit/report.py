@@ -178,12 +178,20 @@ def summary_text(counts: dict[str, int], names: dict[str, str] | None = None) ->
 
 
 def batch_json(
-    schema: str, files: list[dict[str, Any]], counts: dict[str, int], exit_code: int
+    schema: str,
+    files: list[dict[str, Any]],
+    counts: dict[str, int],
+    exit_code: int,
+    error: ConfeditError | None = None,
 ) -> dict[str, Any]:
-    """The JSON report of a run over several files: each file's own report, in input order."""
-    return {
+    """The JSON report of a run over several files: each file's own report, in input order,
+    and the run's own error if it had one (the files written, their flush to disk failed)."""
+    document = {
         "$schema": schema,
         "exit_code": exit_code,
         "summary": {"files": len(files), **counts},
         "files": files,
     }
+    if error is not None:
+        document["error"] = error_detail(error)
+    return document

@@ -721,7 +721,9 @@ def test_a_failed_flush_of_the_output_dir_is_a_write_failure(confedit_exe, tmp_p
         "Input/output error; run again"
     )
     document = json.loads(proc.stdout)
+    validate(document)
     assert document["exit_code"] == 3
+    assert document["error"] == {"kind": "write-failed", "message": lines[-1]}
     assert len(document["files"]) == 6
     assert (tmp_path / "all.diff").read_bytes().count(b"+++ b/") == 2
 
