@@ -8,6 +8,7 @@ import pty
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Final
@@ -148,6 +149,26 @@ def run_into_full_stdout(args: list[str], cwd: Path) -> subprocess.CompletedProc
         pytest.skip("needs /dev/full")
     with FULL.open("wb") as full:
         return subprocess.run(args, cwd=cwd, stdout=full, stderr=subprocess.PIPE, check=False)
+
+
+def _close_stderr() -> None:
+    os.close(2)
+
+
+def run_with_lost_stderr(stderr: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """`python -m confedit ARGS` (no launcher in front of it) with a stderr that is "closed"
+    (descriptor 2 closed) or "full" (/dev/full; pytest.skip where there is none)."""
+    if stderr == "full" and not FULL.exists():
+        pytest.skip("needs /dev/full")
+    with (FULL if stderr == "full" else Path(os.devnull)).open("wb") as sink:
+        return subprocess.run(
+            [sys.executable, "-m", "confedit", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            preexec_fn=_close_stderr if stderr == "closed" else None,
+            check=False,
+        )
 
 
 def strip_ansi(data: bytes) -> bytes:

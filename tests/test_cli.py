@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from confedit import cli, commands
 from tests.conftest import CORPUS, EXCHANGE, REPO, SAMPLES
-from tests.helpers import run_into_full_stdout
+from tests.helpers import run_into_full_stdout, run_with_lost_stderr
 from tests.test_schemas import validate
 
 SAMPLE = SAMPLES / "exchange2013-cas.applicationHost.config"
@@ -322,10 +322,6 @@ def test_a_closed_stdout_is_a_write_failure_not_a_crash(confedit_exe, tmp_path):
     assert proc.stderr.endswith(b"cannot write to stdout: it is closed\n")
 
 
-def close_stderr() -> None:
-    os.close(2)
-
-
 def test_a_run_without_a_stdout_it_does_not_need_exits_with_its_own_code(confedit_exe, tmp_path):
     config = copy_sample(tmp_path)
     proc = run(confedit_exe, "offload", "--check", str(config), preexec_fn=close_stdout)
@@ -378,20 +374,10 @@ def test_an_error_in_json_without_a_stdout_is_said_on_stderr(confedit_exe, tmp_p
 def test_a_stderr_that_cannot_be_written_leaves_the_run_its_exit_code(tmp_path, stderr):
     """What goes to stderr explains the run; the exit code is the work's (1 is 'work found',
     3 'nothing written': neither may stand for a lost report)."""
-    if stderr == "full" and not Path("/dev/full").exists():
-        pytest.skip("needs /dev/full")
     config = copy_sample(tmp_path)
 
     def confedit(*args: str) -> subprocess.CompletedProcess[bytes]:
-        with Path("/dev/full" if stderr == "full" else os.devnull).open("wb") as sink:
-            return subprocess.run(
-                [sys.executable, "-m", "confedit", *args],  # no launcher in front of it
-                cwd=tmp_path,
-                stdout=subprocess.PIPE,
-                stderr=sink,
-                preexec_fn=close_stderr if stderr == "closed" else None,
-                check=False,
-            )
+        return run_with_lost_stderr(stderr, tmp_path, *args)
 
     assert confedit("offload", "--check", config.name).returncode == 1
     assert confedit("offload", config.name, "--in-place", "--debug").returncode == 0

@@ -10,7 +10,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.helpers import (
     make_fleet,
     run_in_pty,
     run_into_full_stdout,
+    run_with_lost_stderr,
     strip_ansi,
 )
 from tests.test_schemas import validate
@@ -820,20 +820,10 @@ def test_several_files_without_a_stdout_they_do_not_need(confedit_exe, tmp_path)
 
 @pytest.mark.parametrize("stderr", ["closed", "full"])
 def test_several_files_with_a_stderr_that_cannot_be_written(tmp_path, stderr):
-    if stderr == "full" and not Path("/dev/full").exists():
-        pytest.skip("needs /dev/full")
     two_servers(tmp_path)
 
     def confedit(*args: str) -> int:
-        with Path("/dev/full" if stderr == "full" else os.devnull).open("wb") as sink:
-            return subprocess.run(
-                [sys.executable, "-m", "confedit", *args],  # no launcher in front of it
-                cwd=tmp_path,
-                stdout=subprocess.DEVNULL,
-                stderr=sink,
-                preexec_fn=(lambda: os.close(2)) if stderr == "closed" else None,
-                check=False,
-            ).returncode
+        return run_with_lost_stderr(stderr, tmp_path, *args).returncode
 
     assert confedit("offload", ".", "--check") == 1
     assert confedit("offload", ".", "--in-place") == 0
