@@ -33,12 +33,21 @@ def relative_label(
     # Paths as the user typed them (symlinked folders kept), then as the file system resolves
     # them. A symlink to the file itself is named by the file: git apply and patch refuse to
     # patch a symlink.
-    typed = (Path(os.path.normpath(base / path)), base)
-    resolved = (Path(os.path.realpath(base / path)), Path(os.path.realpath(base)))
-    for file, folder in (resolved, typed) if (base / path).is_symlink() else (typed, resolved):
+    full = base / path
+    for spelling in (_resolved, _typed) if full.is_symlink() else (_typed, _resolved):
+        file, folder = spelling(full, base)
         if file.is_relative_to(folder):
             return file.relative_to(folder).as_posix()
     return None
+
+
+def _typed(file: Path, folder: Path) -> tuple[Path, Path]:
+    return Path(os.path.normpath(file)), folder
+
+
+def _resolved(file: Path, folder: Path) -> tuple[Path, Path]:
+    # Only when the typed spelling does not do: realpath costs a system call per folder.
+    return Path(os.path.realpath(file)), Path(os.path.realpath(folder))
 
 
 def logical_cwd() -> Path:
