@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import html
 import itertools
 import re
 from collections.abc import Collection
@@ -160,14 +159,37 @@ def _attribute_path(start_tag: bytes) -> str:
     match = _PATH_ATTRIBUTE.search(start_tag)
     if match is None:
         return ""
-    raw = match.group(1) if match.group(1) is not None else match.group(2)
-    return html.unescape(raw.decode("utf-8"))
+    return attribute_value(match.group(1) if match.group(1) is not None else match.group(2))
 
 
 def _path(match: re.Match[bytes]) -> str:
-    raw = match.group("dq") if match.group("dq") is not None else match.group("sq")
+    quoted = match.group("dq")
+    return attribute_value(quoted if quoted is not None else match.group("sq"))
+
+
+# XML's attribute-value normalization (XML 1.0, 3.3.3): a line end (CRLF, CR or LF, after 2.11's
+# end-of-line handling) or a tab written as such is read as one space; one written as a
+# character reference is kept.
+_WHITESPACE: Final = re.compile(r"\r\n|[\t\n\r]")
+_REFERENCE: Final = re.compile(r"&(?:#([0-9]+)|#x([0-9a-fA-F]+)|(amp|lt|gt|quot|apos));")
+_PREDEFINED: Final = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+
+def attribute_value(raw: bytes) -> str:
+    """An attribute's value, written between its quotes in a file that libxml2 has read (so
+    with no other references than these), as the parser gives it: html.unescape would read
+    &#x80;-&#x9f; as Windows-1252 characters, and keeps literal tabs and line ends."""
     text = raw.decode("utf-8")
-    return html.unescape(text) if "&" in text else text
+    if not text.isprintable():  # most paths are, and need neither step
+        text = _WHITESPACE.sub(" ", text)
+    return _REFERENCE.sub(_referenced, text) if "&" in text else text
+
+
+def _referenced(match: re.Match[str]) -> str:
+    decimal, hexadecimal, name = match.groups()
+    if name is not None:
+        return _PREDEFINED[name]
+    return chr(int(decimal) if decimal is not None else int(hexadecimal, 16))
 
 
 def _quick_locate(

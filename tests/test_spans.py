@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from lxml import etree
 
 from confedit import offload
 from confedit.document import load
 from confedit.errors import InvalidInput
 from confedit.iis import SSL_FLAGS, Config
 from confedit.plan import Request
-from confedit.spans import ElementSpan
+from confedit.spans import ElementSpan, attribute_value
 from confedit.testing.build import (
     EXCHANGE_BACK_END,
     EXCHANGE_FRONT_END,
@@ -80,6 +83,42 @@ def test_a_site_name_written_with_a_character_reference_takes_the_full_scan():
     result = offload(raw, Request(services=("owa",)), name="x")
     assert result.outcomes[0].action == "rewritten"
     assert b'<location path="Default&#32;Web Site/owa">' in result.output
+
+
+# A path's characters as a file may write them: plain, as a character reference (decimal or
+# hexadecimal, C1 controls among them: html.unescape reads &#x80;-&#x9f; as Windows-1252), as a
+# predefined entity, or a literal tab or line end (the parser reads each as a space).
+_PLAIN = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='&<"\ufffe\uffff')
+_REFERENCED = st.sampled_from([0x9, 0xA, 0xD, 0x20, 0x41, 0x7F, 0x80, 0x85, 0x9B, 0x9F, 0x2028])
+_PATH_PIECES = st.one_of(
+    st.text(_PLAIN, max_size=3),
+    st.sampled_from(["&amp;", "&lt;", "&gt;", "&quot;", "&apos;", "\t", "\n", "\r", "\r\n"]),
+    _REFERENCED.flatmap(lambda n: st.sampled_from([f"&#{n};", f"&#x{n:x};", f"&#x{n:X};"])),
+)
+
+
+@given(st.lists(_PATH_PIECES, max_size=8).map("".join))
+def test_an_attribute_value_is_read_as_the_parser_reads_it(written):
+    raw = written.encode("utf-8")
+    parsed = etree.fromstring(b'<location path="' + raw + b'"/>').get("path")
+    assert attribute_value(raw) == parsed
+
+
+@pytest.mark.parametrize("written", [b"&#x9b;31m", b"a&#133;b", b"x\ty", b"x\r\ny", b"&#10;"])
+def test_a_path_with_control_characters_is_found_and_offloaded(written):
+    """A <location> whose path holds C1 controls, tabs or line ends (literal or as references)
+    is paired with its element, not an internal error, and is offloaded with its parent."""
+    raw = with_filler(1, Loc("Default Web Site/owa/sub", "Ssl")).replace(
+        b'path="Default Web Site/owa/sub"', b'path="Default Web Site/owa/s' + written + b'"'
+    )
+    result = offload(raw, Request(services=("owa",), include_descendants=True), name="x")
+    parsed = etree.fromstring(b'<location path="s' + written + b'"/>').get("path")
+    descendant = result.outcomes[1]
+    assert (descendant.target.path, descendant.action) == (
+        f"Default Web Site/owa/{parsed}",
+        "rewritten",
+    )
+    assert b'path="Default Web Site/owa/s' + written + b'"' in result.output
 
 
 def test_location_text_in_comments_cdata_and_instructions_is_skipped():
