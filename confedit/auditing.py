@@ -200,7 +200,8 @@ def unlocked_warnings(report: AuditReport) -> list[str]:
         if row.in_sites and row.unlocked_by:
             by_source.setdefault(row.unlocked_by, []).append(row.service or row.path)
     return [
-        f"warning: the access section is unlocked for {', '.join(services)} by {source}: a "
+        f"warning: the access section is unlocked for {shown(', '.join(services))} by "
+        f"{shown(source)}: a "
         "web.config below could override sslFlags, which an offline tool cannot see; check "
         "the web.config files on the server"
         for source, services in by_source.items()
@@ -270,6 +271,7 @@ PaintCell = Callable[[int, int, str], str | None]
 
 def aligned(rows: Sequence[tuple[str, ...]], paint_cell: PaintCell | None = None) -> list[str]:
     """Rows as left-aligned columns; `paint_cell(row, column, text)` names a colour role."""
+    rows = [tuple(shown(cell) for cell in row) for row in rows]  # paths read from the file
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for r, row in enumerate(rows):

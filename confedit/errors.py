@@ -23,10 +23,10 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\udc80-\udc9f]")
 
 
 def shown(name: str) -> str:
-    """A file name as confedit's messages and tables show it: a control character (a line
-    break, a tab, an escape sequence that would drive the terminal) written as its Python
-    escape (\\n, \\t, \\x1b), so that a message stays on its line and shows what the name
-    holds. The JSON reports keep the name as it is."""
+    """A file name, or a path or message read from a file, as confedit's messages and tables
+    show it: a control character (a line break, a tab, an escape sequence that would drive the
+    terminal) written as its Python escape (\\n, \\t, \\x1b), so that a message stays on its
+    line and shows what the name holds. The JSON reports keep names and paths as they are."""
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], name)
 
 
@@ -47,7 +47,7 @@ class ConfeditError(Exception):
         return f"{shown(self.source)}: " if self.source else ""
 
     def __str__(self) -> str:
-        return self.prefix + self.message
+        return self.prefix + shown(self.message)
 
 
 class InvalidInput(ConfeditError):
@@ -72,7 +72,7 @@ class InvalidInput(ConfeditError):
         source = shown(self.source) if self.source is not None else None
         where = [p for p in (source, self.line, self.column) if p is not None]
         prefix = ":".join(str(p) for p in where)
-        return f"{prefix}: {self.message}" if prefix else self.message
+        return f"{prefix}: {shown(self.message)}" if prefix else shown(self.message)
 
 
 class UsageProblem(ConfeditError):
@@ -92,10 +92,11 @@ class Refused(ConfeditError):
         self.reasons = reasons
 
     def __str__(self) -> str:
-        if len(self.reasons) == 1:
-            return f"{self.prefix}refused: {self.reasons[0]}"
-        lines = [f"{self.prefix}refused for {len(self.reasons)} reasons:"]
-        lines += [f"  - {reason}" for reason in self.reasons]
+        reasons = [shown(reason) for reason in self.reasons]
+        if len(reasons) == 1:
+            return f"{self.prefix}refused: {reasons[0]}"
+        lines = [f"{self.prefix}refused for {len(reasons)} reasons:"]
+        lines += [f"  - {reason}" for reason in reasons]
         return "\n".join(lines)
 
 
@@ -107,7 +108,7 @@ class VerificationFailed(ConfeditError):
     def __str__(self) -> str:
         return (
             f"{self.prefix}internal error: the result failed verification, nothing was written "
-            f"(this is a bug in confedit, please report it): {self.message}"
+            f"(this is a bug in confedit, please report it): {shown(self.message)}"
         )
 
 

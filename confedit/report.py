@@ -37,7 +37,9 @@ def _was(outcome: Outcome) -> str:
 
 def target_lines(result: Result) -> list[str]:
     """One aligned line per target."""
-    rows = [(o.target.service or "path", o.target.path, describe(o)) for o in result.outcomes]
+    rows = [
+        (o.target.service or "path", shown(o.target.path), describe(o)) for o in result.outcomes
+    ]
     if not rows:
         return []
     width_service = max(len(r[0]) for r in rows)
@@ -62,7 +64,7 @@ def summary_line(result: Result, name: str, *, written: bool = False) -> str:
 
 
 def finding_lines(result: Result) -> list[str]:
-    return [f"{f.level}: {f.message}" for f in result.findings]
+    return [f"{f.level}: {shown(f.message)}" for f in result.findings]
 
 
 def result_json(result: Result, *, diff: str, status: str, exit_code: int) -> dict[str, Any]:

@@ -670,3 +670,29 @@ def test_a_stream_output_that_fails_leaves_every_file_as_it_was(confedit_exe, tm
         proc = run(confedit_exe, "offload", *args, cwd=tmp_path)
         assert proc.returncode == 3 and b"nothing was changed" in proc.stderr
         assert snapshot_folder(tmp_path) == before
+
+
+def test_paths_read_from_the_file_are_shown_escaped_on_one_line(confedit_exe, tmp_path):
+    """A location path with a line break or a C1 control (CSI, which some terminals read as
+    ESC [) written as character references must not split a warning or a table row, nor reach
+    the terminal; the JSON report keeps the path as the parser reads it."""
+    config = tmp_path / "applicationHost.config"
+    raw = (EXCHANGE / "e2019.applicationHost.config").read_bytes()
+    odd = (
+        b'<location path="Default Web Site/owa/x&#10;y&#x9b;31m">\r\n<system.webServer>'
+        b'<security><access sslFlags="Ssl" /></security></system.webServer>\r\n</location>\r\n'
+    )
+    end = raw.rindex(b"</configuration>")
+    config.write_bytes(raw[:end] + odd + raw[end:])
+    offload = run(confedit_exe, "offload", "--check", str(config))
+    assert offload.returncode == 1, offload.stderr
+    warning = next(line for line in offload.stderr.decode().splitlines() if "below" in line)
+    assert "Default Web Site/owa/x\\ny\\x9b31m; offload them too" in warning
+    audit = run(confedit_exe, "audit", str(config))
+    assert audit.returncode == 0, audit.stderr
+    assert "  /x\\ny\\x9b31m  " in audit.stdout.decode()
+    for text in (offload.stderr, audit.stdout):
+        assert "\x9b" not in text.decode()
+    report = json.loads(run(confedit_exe, "offload", "--format", "json", str(config)).stdout)
+    messages = [finding["message"] for finding in report["findings"]]
+    assert any("Default Web Site/owa/x\ny\x9b31m;" in message for message in messages)
