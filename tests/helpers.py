@@ -34,9 +34,17 @@ def location_blocks(data: bytes) -> list[tuple[str, bytes]]:
     for match in LOCATION.finditer(blanked):
         start_tag = blanked[match.start() : blanked.index(b">", match.start())]
         found = LOCATION_PATH.search(start_tag)
-        path = b"" if found is None else (found.group(1) or found.group(2) or b"")
-        blocks.append((path.decode(), data[match.start() : match.end()]))
+        blocks.append((_path_value(found), data[match.start() : match.end()]))
     return blocks
+
+
+def _path_value(found: re.Match[bytes] | None) -> str:
+    """The path as lxml reads it (character references and all)."""
+    if found is None:
+        return ""
+    quote = b'"' if found.group(1) is not None else b"'"
+    raw = found.group(1) if found.group(1) is not None else found.group(2)
+    return etree.fromstring(b"<x p=" + quote + raw + quote + b"/>").get("p")
 
 
 def back_end_blocks(data: bytes) -> list[bytes]:

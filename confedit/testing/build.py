@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 Shape = Literal["access", "security", "webserver", "empty", "self-closed"]
 # A mixed file: line i ends with newline[i % len(newline)].
@@ -109,6 +109,9 @@ class Style(Compact):
     # After </configuration>, a comment and a processing instruction whose text holds
     # "</configuration>", as a tool that stamps its exports might write them.
     trailer: bool = False
+    # Attribute values written with character references where a tool might use them: each
+    # space as &#32;, each "e" as &#x65;, and any character outside ASCII as &#xNN;.
+    references: bool = False
     encoding: str = "utf-8"  # or "utf-16-le", "utf-16-be" (declared as UTF-16)
 
 
@@ -184,7 +187,22 @@ class _Writer:
 
 def _q(value: str, style: Style) -> str:
     escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace(style.quote, _entity(style))
+    # A tab or line end written as such is read as a space (attribute-value normalization).
+    escaped = escaped.translate(_WHITESPACE_REFERENCES)
+    if style.references:
+        escaped = "".join(map(_referenced, escaped))
     return f"{style.quote}{escaped}{style.quote}"
+
+
+_WHITESPACE_REFERENCES: Final = {ord(c): f"&#{ord(c)};" for c in "\t\n\r"}
+
+
+def _referenced(character: str) -> str:
+    if character == " ":
+        return "&#32;"
+    if character == "e":
+        return "&#x65;"
+    return character if character.isascii() else f"&#x{ord(character):x};"
 
 
 def _entity(style: Style) -> str:
