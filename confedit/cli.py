@@ -12,13 +12,16 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import click
 
 from confedit import __version__, exchange, style
 from confedit.errors import ConfeditError, InternalError, StdoutFailed, UsageProblem
 from confedit.files import DEFAULT_MAX_SIZE, print_json, silence_stdout, stdout_open, to_null
+
+if TYPE_CHECKING:
+    from click.decorators import FC
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -66,6 +69,7 @@ def _site(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 _SITE = click.option(
     "--site",
+    metavar="NAME",
     default=exchange.FRONT_END_SITE,
     show_default=True,
     callback=_site,
@@ -204,13 +208,19 @@ _FORMAT = click.option(
     show_default=True,
     help="Report format on stdout (json: one report, also on errors).",
 )
-_COLOR = click.option(
-    "--color",
-    type=click.Choice(style.CHOICES),
-    default="auto",
-    show_default=True,
-    help="Colour the diff and tables (auto: on a terminal, unless NO_COLOR is set).",
-)
+
+
+def _color(what: str) -> Callable[[FC], FC]:
+    """--color, saying what the command colours: offload prints a diff, audit tables."""
+    return click.option(
+        "--color",
+        type=click.Choice(style.CHOICES),
+        default="auto",
+        show_default=True,
+        help=f"Colour {what} (auto: on a terminal, unless NO_COLOR is set).",
+    )
+
+
 _JOBS = click.option(
     "-j",
     "--jobs",
@@ -393,7 +403,7 @@ def main() -> None:
     help="Proceed (with a warning) where Extended Protection is on.",
 )
 @_FORMAT
-@_COLOR
+@_color("the diff on stdout")
 @_JOBS
 @_MAX_SIZE
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
@@ -430,7 +440,7 @@ def offload(**options: Any) -> None:
 )
 @_SITE
 @_FORMAT
-@_COLOR
+@_color("the tables")
 @_JOBS
 @_MAX_SIZE
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")

@@ -696,3 +696,16 @@ def test_paths_read_from_the_file_are_shown_escaped_on_one_line(confedit_exe, tm
     report = json.loads(run(confedit_exe, "offload", "--format", "json", str(config)).stdout)
     messages = [finding["message"] for finding in report["findings"]]
     assert any("Default Web Site/owa/x\ny\x9b31m;" in message for message in messages)
+
+
+def test_help_names_the_options_as_the_readme_does(confedit_exe):
+    """The README's table writes `--site NAME` and has `--color` colour what each command prints:
+    the diff for offload, the tables for audit (click's default metavar said TEXT, and both
+    commands' help said "the diff and tables")."""
+    offload = run(confedit_exe, "offload", "--help").stdout.decode()
+    audit = run(confedit_exe, "audit", "--help").stdout.decode()
+    for text in (offload, audit):
+        assert "--site NAME" in text
+        assert "--site TEXT" not in text
+    assert "Colour the diff on stdout" in " ".join(offload.split())
+    assert "Colour the tables (auto" in " ".join(audit.split())
