@@ -485,7 +485,7 @@ def _advise(draft: _Draft, outcome: Outcome) -> None:
                 target.path,
             )
         )
-    delegated = delegated_at(config, target.key)
+    delegated = delegated_at(config, target.key, _location_to_edit(config, target.key))
     if delegated:
         draft.findings.append(
             Finding(
@@ -498,15 +498,21 @@ def _advise(draft: _Draft, outcome: Outcome) -> None:
         )
 
 
-def delegated_at(config: Config, key: str) -> str | None:
+def delegated_at(config: Config, key: str, receiving: Location | None = None) -> str | None:
     """What unlocks the access section for `key`, if anything: overrideMode="Allow" (or the
-    older allowOverride="true") on a location that holds it, else its registration in
-    <configSections> with overrideModeDefault="Allow"."""
+    older allowOverride="true") on the nearest location that holds it, else its registration
+    in <configSections> with overrideModeDefault="Allow". `receiving`: the location at `key`
+    that an offload writes <access> into (it holds it afterwards)."""
     for level in lineage(key):
-        with_access = {d.location for d in config.elements_at(level, SSL_FLAGS)}
+        # A location's mode applies only to the sections inside it (IIS keeps a "" location
+        # with overrideMode="Allow" and one with "Deny", each with its own sections): one at
+        # this path without <access> neither unlocks nor locks it.
+        holding = {d.location for d in config.elements_at(level, SSL_FLAGS)}
+        if level == key and receiving is not None:
+            holding.add(receiving)
         for location in config.locations_at(level):
             mode = _override_mode(location.element)
-            if mode is None or not (level == key or location in with_access):
+            if mode is None or location not in holding:
                 continue
             if mode.mode == "deny":
                 return None

@@ -50,6 +50,22 @@ def test_a_location_that_unlocks_one_target_is_named_for_it_alone():
     )
 
 
+def test_a_location_without_access_neither_unlocks_nor_locks_it():
+    # IIS-NOTES "Locking": overrideMode applies to the sections inside its <location>.
+    raw = PATCHED.read_bytes()
+    ecp = b'    <location path="Default Web Site/ecp">'
+    other = b"<system.webServer><urlCompression /></system.webServer></location>\r\n"
+    allow = b'    <location path="Default Web Site/ecp" overrideMode="Allow">' + other
+    assert {
+        t["unlocked_by"]
+        for t in audit(replace_once(raw, ecp, allow + ecp), "x").to_json()["offloaded"]
+    } == {None}
+    registration = replace_once(raw, REGISTRATION, REGISTRATION.replace(b"Deny", b"Allow"))
+    deny = b'    <location path="Default Web Site/ecp" overrideMode="Deny">' + other
+    report = audit(replace_once(registration, ecp, deny + ecp), "x")
+    assert all(t["unlocked_by"] for t in report.to_json()["offloaded"])
+
+
 def test_extended_protection_is_named_as_iis_names_it_whatever_its_spelling():
     raw = CAS.read_bytes()
     spelled = {

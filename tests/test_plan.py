@@ -629,6 +629,22 @@ def test_override_mode_deny_on_the_way_up_keeps_a_registration_allow_locked():
     assert [f.code for f in result.findings if f.code == "delegated"] == []
 
 
+def test_override_mode_counts_only_on_the_location_that_holds_access():
+    # IIS-NOTES "Locking": overrideMode unlocks the sections inside its <location> (IIS keeps
+    # <location path="" overrideMode="Allow"> and "Deny" side by side, each with its own
+    # sections). The access inserted for owa goes into its first location, without a mode.
+    first = Loc("Default Web Site/owa", shape="security")
+    allow = Loc("Default Web Site/owa", shape="webserver", attributes=(("overrideMode", "Allow"),))
+    result = owa_only(config(first, allow))
+    assert result.changed
+    assert [f.code for f in result.findings if f.code == "delegated"] == []
+    deny = Loc("Default Web Site/owa", shape="webserver", attributes=(("overrideMode", "Deny"),))
+    result = owa_only(registered(config(first, deny), "Allow"))
+    messages = [f.message for f in result.findings if f.code == "delegated"]
+    assert len(messages) == 1
+    assert "its registration in <configSections>" in messages[0]
+
+
 # --- configurations IIS would not load ---------------------------------------------------------
 
 
