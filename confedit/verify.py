@@ -234,7 +234,11 @@ def _outline(element: etree._Element, *, created: bool) -> etree._Element:
             outline.append(_normalised(child))
         elif isinstance(child.tag, str):
             etree.SubElement(outline, child.tag, {"unchanged-child": str(index)})
-        else:  # a comment or processing instruction: small, kept as it is
+        elif isinstance(child, etree._ProcessingInstruction):
+            # xmldiff cannot read one (it joins the tag, a function, as text): a stub
+            # element stands for it, its bytes being unchanged like those of the other stubs.
+            etree.SubElement(outline, "processing-instruction", {"unchanged-child": str(index)})
+        else:  # a comment: small, kept as it is
             outline.append(_normalised(child))
     return outline
 

@@ -130,3 +130,17 @@ def test_a_second_access_for_one_path_is_caught(monkeypatch):
     assert raw != RAW
     with pytest.raises(VerificationFailed, match="second <access>"):
         offload(raw, Request(services=("oab",)), name="x")
+
+
+@pytest.mark.parametrize("has_security", [True, False])
+def test_a_processing_instruction_in_the_edited_element_is_no_internal_error(has_security):
+    # xmldiff cannot read a processing instruction (its tag is a function): the outline must
+    # not hand it one. The edit goes into <security>, or creates it in <system.webServer>.
+    owa = RAW.index(b'<location path="Default Web Site/owa">')
+    start, stop = RAW.index(b"<security>", owa), RAW.index(b"</security>", owa)
+    raw = RAW if has_security else RAW[:start] + RAW[stop + len(b"</security>") :]
+    end = stop if has_security else raw.index(b"</system.webServer>", owa)
+    raw = raw[:end] + b"<?stamp </security> ?>" + raw[end:]
+    result = offload(raw, Request(services=("owa",)), name="x")
+    assert result.output.count(b"<?stamp </security> ?>") == 1
+    assert result.outcomes[0].changed
