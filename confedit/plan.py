@@ -219,7 +219,10 @@ def _target(config: Config, path: str, service: str | None, explicit: bool) -> T
 def _present_defaults(draft: _Draft, targets: list[Target], site_name: str) -> list[Target]:
     present = [t for t in targets if draft.config.sites_spelling(t.key) is not None]
     if not present:
-        draft.refusals.append(exchange.NOT_A_CAS.format(site=site_name))
+        if fold(site_name) not in draft.config.sites:  # a misspelt --site, not a server's role
+            draft.refusals.append(_unknown_site(site_name))
+        else:
+            draft.refusals.append(exchange.NOT_A_CAS.format(site=site_name))
         return []
     for target in targets:
         if target not in present:
@@ -372,7 +375,7 @@ def _outside(target: Target, front: str) -> str:
 def _not_in_sites(config: Config, target: Target) -> str:
     site = config.sites.get(site_of(target.key))
     if site is None:
-        return f"'{target.path}': the site '{target.path.partition('/')[0]}' is not in <sites>"
+        return f"'{target.path}': {_unknown_site(target.path.partition('/')[0])}"
     last = fold(target.path.rsplit("/", 1)[-1])
     for app in site.applications:
         if app.pool and fold(app.pool) == last:
@@ -387,6 +390,15 @@ def _not_in_sites(config: Config, target: Target) -> str:
     return (
         f"'{target.path}' is not an application or virtual directory of '{site.name}' in <sites>"
         + hint
+    )
+
+
+def _unknown_site(name: str) -> str:
+    """Why a site name is wrong, and the option that names the right one. (A large file's
+    tree holds only the sites asked for: the file's other names are not at hand.)"""
+    return (
+        f"the site '{name}' is not in <sites>; name the front-end site with --site (the "
+        f"default is '{exchange.FRONT_END_SITE}')"
     )
 
 

@@ -732,3 +732,14 @@ def test_a_warning_names_ten_paths_and_counts_the_rest():
     assert [o.target.path for o in listed if o.target.service == "descendant"] == [
         f"Default Web Site/owa/app{index:02d}" for index in range(12)
     ]
+
+
+@pytest.mark.parametrize("paths", [(), ("Nope/owa",)])
+def test_a_site_missing_from_sites_is_named_with_the_option_that_fixes_it(paths):
+    raw = config(Loc("Default Web Site/owa", "Ssl"))
+    with pytest.raises(Refused) as info:
+        offload(raw, Request(paths=paths, site="Nope"), name="t.config")
+    message = str(info.value)
+    assert "the site 'Nope' is not in <sites>" in message
+    assert "--site" in message
+    assert "Client Access server" not in message
