@@ -38,7 +38,8 @@ def _was(outcome: Outcome) -> str:
 def target_lines(result: Result) -> list[str]:
     """One aligned line per target."""
     rows = [
-        (o.target.service or "path", shown(o.target.path), describe(o)) for o in result.outcomes
+        (o.target.service or "path", shown(o.target.path), shown(describe(o)))
+        for o in result.outcomes
     ]
     if not rows:
         return []

@@ -673,9 +673,10 @@ def test_a_stream_output_that_fails_leaves_every_file_as_it_was(confedit_exe, tm
 
 
 def test_paths_read_from_the_file_are_shown_escaped_on_one_line(confedit_exe, tmp_path):
-    """A location path with a line break or a C1 control (CSI, which some terminals read as
-    ESC [) written as character references must not split a warning or a table row, nor reach
-    the terminal; the JSON report keeps the path as the parser reads it."""
+    """A location path or an sslFlags value with a line break or a C1 control (CSI, which some
+    terminals read as ESC [) written as character references must not split a warning, a
+    target's line or a table row, nor reach the terminal; the JSON report keeps the path as the
+    parser reads it."""
     config = tmp_path / "applicationHost.config"
     raw = (EXCHANGE / "e2019.applicationHost.config").read_bytes()
     odd = (
@@ -683,11 +684,15 @@ def test_paths_read_from_the_file_are_shown_escaped_on_one_line(confedit_exe, tm
         b'<security><access sslFlags="Ssl" /></security></system.webServer>\r\n</location>\r\n'
     )
     end = raw.rindex(b"</configuration>")
-    config.write_bytes(raw[:end] + odd + raw[end:])
+    oab = raw.index(b'sslFlags="Ssl, Ssl128"', raw.index(b'<location path="Default Web Site/OAB"'))
+    raw = raw[:oab] + b'sslFlags="Ssl,&#10;Ssl128"' + raw[oab + 22 : end] + odd + raw[end:]
+    config.write_bytes(raw)
     offload = run(confedit_exe, "offload", "--check", str(config))
     assert offload.returncode == 1, offload.stderr
-    warning = next(line for line in offload.stderr.decode().splitlines() if "below" in line)
+    lines = offload.stderr.decode().splitlines()
+    warning = next(line for line in lines if "below" in line)
     assert "Default Web Site/owa/x\\ny\\x9b31m; offload them too" in warning
+    assert any(line.endswith('(was "Ssl,\\nSsl128", set here)') for line in lines)
     audit = run(confedit_exe, "audit", str(config))
     assert audit.returncode == 0, audit.stderr
     assert "  /x\\ny\\x9b31m  " in audit.stdout.decode()
