@@ -89,7 +89,8 @@ class OffloadOptions:
         on_stdout = self._on_stdout()
         if len(on_stdout) > 1:
             raise click.UsageError(
-                f"{' and '.join(on_stdout)} would all write to stdout; send one of them to a file"
+                f"{' and '.join(on_stdout)} would {'both' if len(on_stdout) == 2 else 'all'} "
+                "write to stdout; send one of them to a file"
             )
         if self.output and self.output != STDIO and same_file(Path(self.output), self.config):
             raise click.UsageError(

@@ -294,7 +294,9 @@ def test_stdout_under_another_name_is_stdout_for_the_json_report(confedit_exe, t
     piped = run(confedit_exe, "offload", str(SAMPLE), "--format", "json", option, "/dev/stdout")
     assert piped.returncode == 2
     assert json.loads(piped.stdout)["status"] == "usage"
-    assert b"would all write to stdout" in piped.stderr
+    assert b"would both write to stdout" in piped.stderr
+    three = run(confedit_exe, "offload", str(SAMPLE), "--format", "json", "-o", "-", "--diff", "-")
+    assert three.returncode == 2 and b"would all write to stdout" in three.stderr
     report = tmp_path / "report.json"
     with report.open("wb") as stdout:  # `> report.json`, and the same file named as an output
         args = ("offload", str(SAMPLE), "--format", "json", option, str(report))
