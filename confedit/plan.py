@@ -360,6 +360,11 @@ def _check(draft: _Draft, target: Target) -> None:
 
 def _outside(target: Target, front: str) -> str:
     """Why a target is outside the front-end site, with the spelling meant if it is clear."""
+    if not target.key:  # "", ".", "/" or "./": shown as '' it would say nothing
+        return (
+            f"'{target.path or '/'}' is the server level, not a path in the front-end site "
+            f"'{front}'; name one below it, such as '{front}/owa'"
+        )
     meant = target.path.replace("\\", "/").lstrip("/")
     if meant != target.path and site_of(path_key(meant)) == path_key(front):
         return (

@@ -256,6 +256,16 @@ def test_other_sites_are_refused():
         offload(config(), Request(paths=("Other Site/owa",)), name="t")
 
 
+@pytest.mark.parametrize("path", ["/", "", ".", "./"])
+def test_the_server_level_as_a_path_is_named_so(path):
+    with pytest.raises(Refused) as info:
+        offload(config(), Request(paths=(path,)), name="t")
+    assert info.value.reasons[0].endswith(
+        "is the server level, not a path in the front-end site 'Default Web Site'; name one "
+        "below it, such as 'Default Web Site/owa'"
+    )
+
+
 def test_unknown_service_is_a_usage_problem_listing_the_names():
     with pytest.raises(
         UsageProblem, match="valid names: owa, ecp, ews, autodiscover, eas, oab, mapi, rpc"
