@@ -325,7 +325,8 @@ class _Droppable(NamedTuple):
 @functools.lru_cache(maxsize=8)
 def _droppable(scope: frozenset[str]) -> _Droppable:
     """Whole <location> and <site> elements whose path or name is certainly outside `scope`.
-    A value with a character reference is never certain, so never dropped. Consecutive ones
+    A value the parser reads otherwise than its bytes is never certain, so never dropped (see
+    _UNCERTAIN). Consecutive ones
     (whitespace between them) make one match: a file with a hundred thousand other sites
     costs a handful of matches, not a hundred thousand."""
     names = b"|".join(re.escape(site.encode()) for site in sorted(scope) if site)
@@ -350,10 +351,17 @@ def _droppable(scope: frozenset[str]) -> _Droppable:
     )
 
 
+# What makes a value's bytes differ from what fold() compares: a character reference, a literal
+# tab or line end (the parser reads it as a space), or a non-ASCII byte (fold() takes U+0131 and
+# U+017F, dotless i and long s, to "i" and "s"; the ASCII-only (?i) here does not).
+_UNCERTAIN: Final = rb"[&\t\n\r\x80-\xff]"
+
+
 def _element(tag: bytes, attribute: bytes, kept: bytes) -> bytes:
     """A whole element `tag` (without its '<') whose `attribute` does not match `kept`."""
     other = rb"\s+(?!" + attribute + rb"\s*=)[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*')"
-    value = rb"(?:\"(?![^\"]*&)|'(?![^']*&))(?!" + kept + rb")[^\"']*[\"']"
+    certain = rb"(?:\"(?![^\"]*" + _UNCERTAIN + rb")|'(?![^']*" + _UNCERTAIN + rb"))"
+    value = certain + rb"(?!" + kept + rb")[^\"']*[\"']"
     # "Unrolled": text, then each '<' that does not end the element with the text after it,
     # a comment, CDATA section or processing instruction taken whole (a "</location>" in a
     # comment does not end the element); the same language as

@@ -333,3 +333,49 @@ def test_the_edited_element_is_found_by_its_name_or_by_counting(inside):
     found = subtree_spans(data, location, span, target)
     assert found == {el: sp for el, sp in expected.items() if el in set(target.iter())}
     assert data[found[target].start :].startswith(b"<security")
+
+
+def _plain_and_large(monkeypatch, raw: bytes, request: Request) -> list[tuple[str, bytes, list]]:
+    """offload() and audit() of `raw`, loaded as a small file, then as a large one."""
+    from confedit.auditing import audit
+    from confedit.errors import ConfeditError
+
+    runs = []
+    for prune_above in (1 << 40, 0):
+        monkeypatch.setattr("confedit.document.PRUNE_ABOVE", prune_above)
+        try:
+            result = offload(raw, request, name="x")
+            ran = ("written", result.output, [(o.target.path, o.action) for o in result.outcomes])
+        except ConfeditError as error:
+            ran = (type(error).__name__, b"", [])
+        runs.append((*ran, audit(raw, "x").rows if ran[0] == "written" else ()))
+    return runs
+
+
+@pytest.mark.parametrize("written", ["path", "name"])
+@pytest.mark.parametrize(
+    "site",
+    [
+        b"Default\tWeb Site",
+        b"Default\r\nWeb Site",
+        "Default Web S\u0131te".encode(),
+        "Default Web \u017fite".encode(),
+    ],
+    ids=["tab", "line-end", "dotless-i", "long-s"],
+)
+def test_a_site_name_read_otherwise_than_its_bytes_is_not_dropped_from_a_large_file(
+    monkeypatch, site, written
+):
+    """The parser reads a literal tab or line end in a value as a space, and fold() takes U+0131
+    and U+017F (dotless i, long s) to "i" and "s": such a name is the front end's to the plain parse, so the copy a
+    large file is parsed from must keep its elements. (It dropped them: a second <location>
+    was appended for the path, or the site was 'not in <sites>'.)"""
+    raw = with_filler(3, Loc("Default Web Site/owa", "Ssl"), Loc("Filler/app", "Ssl"))
+    if written == "path":
+        raw = raw.replace(b'path="Default Web Site/owa"', b'path="' + site + b'/owa"')
+    else:
+        raw = raw.replace(b'<site name="Default Web Site"', b'<site name="' + site + b'"')
+    plain, large = _plain_and_large(monkeypatch, raw, Request(services=("owa",)))
+    assert plain[0] == "written"
+    assert [action for _, action in plain[2]] == ["rewritten"]
+    assert large == plain
