@@ -330,9 +330,11 @@ def _droppable(scope: frozenset[str]) -> _Droppable:
     (whitespace between them) make one match: a file with a hundred thousand other sites
     costs a handful of matches, not a hundred thousand."""
     names = b"|".join(re.escape(site.encode()) for site in sorted(scope) if site)
-    server = rb"\.?/?[\"']"  # "", ".", "/" and "./": the server level (see iis.path_key)
+    # The server level's key "" is always in scope: the paths "", ".", "./" and any that
+    # starts with "/" (see site_of_path), and a site named "" (as _parse_pruned reads it).
+    server = rb"\.?/?[\"']|/"
     in_scope_path = rb"(?i:" + names + rb")(?:/|[\"'])|" + server if names else server
-    in_scope_name = rb"(?i:" + names + rb")[\"']" if names else rb"(?!)"
+    in_scope_name = rb"(?i:" + names + rb")[\"']|[\"']" if names else rb"[\"']"
     location = _element(b"location", b"path", in_scope_path)
     site = _element(b"site", b"name", in_scope_name)
     return _Droppable(

@@ -347,7 +347,7 @@ def _plain_and_large(monkeypatch, raw: bytes, request: Request) -> list[tuple[st
             result = offload(raw, request, name="x")
             ran = ("written", result.output, [(o.target.path, o.action) for o in result.outcomes])
         except ConfeditError as error:
-            ran = (type(error).__name__, b"", [])
+            ran = (type(error).__name__, str(error).encode(), [])
         runs.append((*ran, audit(raw, "x").rows if ran[0] == "written" else ()))
     return runs
 
@@ -378,4 +378,26 @@ def test_a_site_name_read_otherwise_than_its_bytes_is_not_dropped_from_a_large_f
     plain, large = _plain_and_large(monkeypatch, raw, Request(services=("owa",)))
     assert plain[0] == "written"
     assert [action for _, action in plain[2]] == ["rewritten"]
+    assert large == plain
+
+
+def test_a_path_that_starts_with_a_slash_is_kept_from_a_large_file(monkeypatch):
+    """site_of_path() reads "/x" as the server level's (its site part is empty), so the plain
+    parse checks it: two of them that define the access section for one key make a file IIS
+    would not load. The copy a large file is parsed from dropped them, and wrote the file."""
+    raw = with_filler(
+        1, Loc("/x", "Ssl"), Loc("/X", "Ssl"), Loc("Default Web Site/owa", "Ssl"), Loc("Filler/a")
+    )
+    plain, large = _plain_and_large(monkeypatch, raw, Request(services=("owa",)))
+    assert plain[0] == "InvalidInput"
+    assert large == plain
+
+
+def test_a_site_named_nothing_is_kept_from_a_large_file(monkeypatch):
+    """A <site name=""> is in every scope (its key is the server level's), as the pruning parse
+    and the plain parse read it; the copy a large file is parsed from dropped it."""
+    raw = with_filler(1, Loc("Default Web Site/owa", "Ssl"), Loc("Filler/a")).replace(
+        b"</sites>", b'<site name="" id="9"><application path="/" /></site></sites>'
+    )
+    plain, large = _plain_and_large(monkeypatch, raw, Request(site=""))
     assert large == plain
