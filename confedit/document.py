@@ -19,6 +19,7 @@ from lxml import etree
 
 from confedit.errors import InvalidInput, VerificationFailed
 from confedit.spans import (
+    MARKER_TARGET,
     ElementSpan,
     Reduced,
     fold,
@@ -391,10 +392,37 @@ def _parse_large(raw: bytes, scope: frozenset[str]) -> tuple[etree._Element, Red
     reduced = reduced_copy(raw, scope)
     if reduced is not None:
         try:
-            return etree.fromstring(reduced.data, make_parser()), reduced
+            root = etree.fromstring(reduced.data, make_parser())
         except etree.XMLSyntaxError:
             pass  # a blanked span was not one whole element after all: take the slow way
+        else:
+            if _take_out_markers(root, len(reduced.ends)):
+                return root, reduced
     return _parse_pruned(raw, scope), None
+
+
+def _take_out_markers(root: etree._Element, blanked: int) -> bool:
+    """Whether each of the `blanked` runs of the copy was where its elements may be dropped:
+    its marker (see spans.MARKER_TARGET) in the root for <location> elements, in the root's
+    <sites> for <site> elements. The markers are then taken out of the tree."""
+    places = {"locations": root, "sites": root.find("system.applicationHost/sites")}
+    markers = [
+        (pi, places.get(pi.text or ""))
+        for pi in root.iter(etree.PI)
+        if isinstance(pi, etree._ProcessingInstruction) and pi.target == MARKER_TARGET
+    ]
+    placed = [(pi, place) for pi, place in markers if place is not None and pi.getparent() is place]
+    if len(placed) != blanked or len(markers) != blanked:  # or the file has some of its own
+        return False
+    for pi, parent in placed:
+        if pi.tail:  # remove() would drop the text after it, which is the file's
+            previous = pi.getprevious()
+            if previous is None:
+                parent.text = (parent.text or "") + pi.tail
+            else:
+                previous.tail = (previous.tail or "") + pi.tail
+        parent.remove(pi)
+    return True
 
 
 def _check_top_level(location: etree._Element, name: str) -> None:
@@ -424,19 +452,35 @@ def _parse_pruned(raw: bytes, scope: frozenset[str]) -> etree._Element:
         huge_tree=False,
     )
     pending: etree._Element | None = None  # the last out-of-scope <location> so far
+    nested = False  # once a nested <location> is seen, nothing is dropped: not its ancestors
     for _, element in events:
         parent = element.getparent()
-        if parent is None:
+        if parent is None or nested:
             continue
         if element.tag == "site":
-            if parent.tag == "sites" and fold(element.get("name", "")) not in scope:
+            if _in_sites(parent) and fold(element.get("name", "")) not in scope:
                 parent.remove(element)
             continue
         if parent.getparent() is not None:
-            continue  # a nested <location>: kept, and refused once the tree is built
+            nested = True  # kept, with what holds it, and refused once the tree is built
+            continue
         if site_of_path(element.get("path")) not in scope:
             if pending is not None:
                 parent.remove(pending)
             pending = element
     root: etree._Element = events.root
     return root
+
+
+def _in_sites(parent: etree._Element) -> bool:
+    """Whether `parent` is the root's system.applicationHost/sites, where <site> elements are
+    sites (one anywhere else is kept, as the plain parse keeps it)."""
+    if parent.tag != "sites":
+        return False
+    section = parent.getparent()
+    return (
+        section is not None
+        and section.tag == "system.applicationHost"
+        and (root := section.getparent()) is not None
+        and root.getparent() is None
+    )

@@ -285,33 +285,50 @@ class Reduced(NamedTuple):
         return ElementSpan(*map(self.original, span))
 
 
+# What the copy holds in place of each blanked run, by kind: a regular expression cannot tell
+# where an element is, so load() checks that each marker stands where its elements may be
+# dropped (<location> elements in the root, <site> elements in its <sites>), then takes the
+# markers out of the tree. (A <location> elsewhere makes a file IIS would not load.)
+MARKER_TARGET: Final = "confedit-blanked"
+_MARKERS: Final = {
+    kind: b"<?" + MARKER_TARGET.encode() + b" " + kind.encode() + b"?>"
+    for kind in ("locations", "sites")
+}
+
+
 def reduced_copy(raw: bytes, scope: frozenset[str]) -> Reduced | None:
-    """`raw` with the out-of-scope <location> and <site> elements replaced by their line breaks
-    (so that lines stay where they were), except the file's last <location>, after which a new
-    one is appended. None when that cannot be done with certainty, e.g. for UTF-16 text or
-    non-ASCII site names (the regular expression knows ASCII case only)."""
+    """`raw` with the out-of-scope <location> and <site> elements replaced by a marker and
+    their line breaks (so that lines stay where they were), except the file's last <location>,
+    after which a new one is appended. None when that cannot be done with certainty, e.g. for
+    UTF-16 text or non-ASCII site names (the regular expression knows ASCII case only)."""
     if not raw.startswith((_BOM_UTF8, b"<")) or not all(site.isascii() for site in scope):
         return None
     patterns = _droppable(scope)
-    runs = [m.span() for m in patterns.runs.finditer(raw) if m.lastgroup in ("locations", "sites")]
-    location_runs = [run for run in runs if raw.startswith(b"<location", run[0])]
+    runs = [
+        (*m.span(), m.lastgroup)
+        for m in patterns.runs.finditer(raw)
+        if m.lastgroup in ("locations", "sites")
+    ]
+    location_runs = [run for run in runs if run[2] == "locations"]
     if location_runs:  # keep the last element of the last run of <location> elements
-        start, end = location_runs[-1]
+        start, end, kind = location_runs[-1]
         last = raw.rfind(b"<location", start, end)
         one = patterns.location.match(raw, last + 1)
         if one is None or one.end() != end:
             return None  # '<location' inside a comment of the last element: not certain
-        runs[runs.index((start, end))] = (start, last)
+        runs[runs.index((start, end, kind))] = (start, last, kind)
     pieces: list[bytes | memoryview] = []
     ends: list[int] = []
     removed: list[int] = []
     view, position, length = memoryview(raw), 0, 0
-    for start, end in runs:
-        breaks = raw.count(b"\n", start, end)
-        pieces += [view[position:start], b"\n" * breaks]
-        length += start - position + breaks
+    for start, end, kind in runs:
+        if start == end:
+            continue  # the last run was the last <location> alone
+        marker, breaks = _MARKERS[str(kind)], raw.count(b"\n", start, end)
+        pieces += [view[position:start], marker, b"\n" * breaks]
+        length += start - position + len(marker) + breaks
         ends.append(length)
-        removed.append((removed[-1] if removed else 0) + end - start - breaks)
+        removed.append((removed[-1] if removed else 0) + end - start - len(marker) - breaks)
         position = end
     pieces.append(view[position:])
     return Reduced(b"".join(pieces), ends, removed)
@@ -367,8 +384,9 @@ def _element(tag: bytes, attribute: bytes, kept: bytes) -> bytes:
     # "Unrolled": text, then each '<' that does not end the element with the text after it,
     # a comment, CDATA section or processing instruction taken whole (a "</location>" in a
     # comment does not end the element); the same language as
-    # (?:[^<]++|<(?:SKIPPED|(?!/tag\s*>)))*+, a fifth faster on a 100 MB file.
-    body = rb"[^<]*+(?:<(?:" + _SKIPPED + rb"|(?!/" + tag + rb"\s*>))[^<]*+)*+"
+    # (?:[^<]++|<(?:SKIPPED|(?!/tag\s*>)))*+, a fifth faster on a 100 MB file. An element that
+    # holds a <location> is never dropped: load() must see that one to refuse it.
+    body = rb"[^<]*+(?:<(?:" + _SKIPPED + rb"|(?!/" + tag + rb"\s*>|location[\s/>]))[^<]*+)*+"
     head = tag + rb"(?:" + other + rb")*\s+" + attribute + rb"\s*=\s*" + value + _ATTRS
     return head + rb"(?:/>|>" + body + rb"</" + tag + rb"\s*>)"
 

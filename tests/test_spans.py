@@ -336,16 +336,19 @@ def test_the_edited_element_is_found_by_its_name_or_by_counting(inside):
 
 
 def _plain_and_large(monkeypatch, raw: bytes, request: Request) -> list[tuple[str, bytes, list]]:
-    """offload() and audit() of `raw`, loaded as a small file, then as a large one."""
+    """offload() (with its JSON report) and audit() of `raw`, loaded as a small file, then as
+    a large one."""
     from confedit.auditing import audit
     from confedit.errors import ConfeditError
+    from confedit.report import result_json
 
     runs = []
     for prune_above in (1 << 40, 0):
         monkeypatch.setattr("confedit.document.PRUNE_ABOVE", prune_above)
         try:
             result = offload(raw, request, name="x")
-            ran = ("written", result.output, [(o.target.path, o.action) for o in result.outcomes])
+            report = result_json(result, diff="", status="changed", exit_code=0)
+            ran = ("written", result.output, report["targets"])
         except ConfeditError as error:
             ran = (type(error).__name__, str(error).encode(), [])
         runs.append((*ran, audit(raw, "x").rows if ran[0] == "written" else ()))
@@ -377,7 +380,7 @@ def test_a_site_name_read_otherwise_than_its_bytes_is_not_dropped_from_a_large_f
         raw = raw.replace(b'<site name="Default Web Site"', b'<site name="' + site + b'"')
     plain, large = _plain_and_large(monkeypatch, raw, Request(services=("owa",)))
     assert plain[0] == "written"
-    assert [action for _, action in plain[2]] == ["rewritten"]
+    assert [target["action"] for target in plain[2]] == ["rewritten"]
     assert large == plain
 
 
@@ -400,4 +403,44 @@ def test_a_site_named_nothing_is_kept_from_a_large_file(monkeypatch):
         b"</sites>", b'<site name="" id="9"><application path="/" /></site></sites>'
     )
     plain, large = _plain_and_large(monkeypatch, raw, Request(site=""))
+    assert large == plain
+
+
+OWA_START = b'<location path="Default Web Site/owa">\n        <system.webServer>'
+FILLER_START = b'<location path="Filler/a">\n        <system.webServer>'
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (FILLER_START, FILLER_START + b'<location path="Filler/b" />'),
+        (OWA_START, OWA_START + b'<location path="Filler/b" />'),
+        (b"</sites>", b'<location path="Filler/b" /></sites>'),
+        (b"</sites>", b'<site name="Other"><location path="Filler/b" /></site></sites>'),
+        (FILLER_START, FILLER_START + b'<location path="Filler/b"></location>'),
+    ],
+    ids=["in-another-site-s", "in-the-front-end-s", "in-sites", "in-another-site", "open"],
+)
+def test_a_nested_location_is_refused_in_a_large_file_too(monkeypatch, before, after):
+    """The copy a large file is parsed from blanked a nested <location> of another site, or
+    the other site's element that held it, and the pruning parse dropped the element that held
+    it: the file IIS would not load was written (or failed verification)."""
+    raw = with_filler(1, Loc("Default Web Site/owa", "Ssl"), Loc("Filler/a", "Ssl"), Loc("F/z"))
+    raw = raw.replace(before, after, 1)
+    plain, large = _plain_and_large(monkeypatch, raw, Request(services=("owa",)))
+    assert plain[0] == "InvalidInput"
+    assert large == plain
+    monkeypatch.setattr("confedit.document.reduced_copy", lambda raw, scope: None)
+    with pytest.raises(InvalidInput, match="only allowed directly inside <configuration>"):
+        load(raw, sites=SCOPE)
+
+
+def test_a_site_element_outside_sites_is_not_blanked_from_a_large_file(monkeypatch):
+    """Only the <site> elements of <sites> are other sites: one elsewhere (here inside the
+    front end's own <location>) is kept, as the plain parse keeps it (the copy a large file is
+    parsed from blanked it, and the edit failed verification)."""
+    raw = with_filler(1, Loc("Default Web Site/owa", "Ssl"), Loc("Filler/a", "Ssl"))
+    raw = raw.replace(OWA_START, OWA_START + b'<sites><site name="Filler" /></sites>', 1)
+    plain, large = _plain_and_large(monkeypatch, raw, Request())
+    assert plain[0] == "written"
     assert large == plain
