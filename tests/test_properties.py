@@ -22,11 +22,12 @@ from lxml import etree
 from xmldiff import actions as xd_actions
 from xmldiff import main as xd_main
 
-from confedit import document, offload
+from confedit import audit, document, offload
 from confedit.document import load
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.iis import SSL_FLAGS, TOKEN_CHECKING, Config
 from confedit.plan import Request
+from confedit.report import result_json
 from confedit.testing.build import EXCHANGE_FRONT_END, Loc, Site, Style
 from confedit.testing.strategies import GeneratedConfig
 from tests import reference_model as model
@@ -94,11 +95,22 @@ def loaded_as(loader: str) -> Iterator[None]:
         document.PRUNE_ABOVE, document.reduced_copy = saved
 
 
-def outcome(raw: bytes, request: Request) -> tuple[str, bytes]:
+def outcome(raw: bytes, request: Request) -> tuple[object, ...]:
+    """What a user sees of an offload and an audit: the output and the JSON report (which
+    reads the edited elements' lines and tags), or the error and its message; the audit's rows."""
     try:
-        return "written", offload(raw, request).output
+        result = offload(raw, request)
+        done: tuple[object, ...] = (
+            result.output,
+            result_json(result, diff="", status="", exit_code=0),
+        )
     except (Refused, InvalidInput, UsageProblem) as error:
-        return type(error).__name__, b""
+        done = (type(error).__name__, str(error))
+    try:
+        audited: object = audit(raw, site=request.site).to_json()
+    except (Refused, InvalidInput, UsageProblem) as error:
+        audited = (type(error).__name__, str(error))
+    return done, audited
 
 
 @given(
