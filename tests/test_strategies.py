@@ -60,6 +60,7 @@ def test_invalid_files_are_refused_as_iis_would(config):
         "duplicate-section": "defined twice",
         "bad-flags": "Flags must be some combination",
         "forbidding-lock": "Lock violation",
+        "nested-location": "only allowed directly inside <configuration>",
     }
     assert wording[kind] in str(info.value)
 

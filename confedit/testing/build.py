@@ -91,6 +91,9 @@ class Loc(Compact):
     access_attributes: tuple[tuple[str, str], ...] = ()  # on <access>: lockAttributes, ...
     comment: str | None = None  # a comment placed inside <security>
     one_line: bool = False  # the whole element on one line
+    # <location> elements written inside this one, after its <system.webServer>: a file IIS
+    # refuses to load (see generated_configs' invalid "nested-location").
+    inner: tuple[Loc, ...] = ()
 
 
 @dataclass(frozen=True, repr=False)
@@ -256,44 +259,46 @@ def _comments(lines: _Writer, index: int, loc: Loc, style: Style) -> None:
         lines.add(1, f"<!-- a <location path=...> for {loc.path} follows -->")
 
 
-def _location(lines: _Writer, loc: Loc, style: Style) -> None:
+def _location(lines: _Writer, loc: Loc, style: Style, level: int = 1) -> None:
     head = f"<location{_attrs([('path', loc.path), *loc.attributes], style)}"
-    if loc.shape == "self-closed":
-        lines.add(1, head + style.self_close)
+    if loc.shape == "self-closed" and not loc.inner:
+        lines.add(level, head + style.self_close)
         return
     if loc.one_line:
         inner = _Writer(dataclasses.replace(style, indent="", newline=""))
-        _location_body(inner, loc, style)
-        lines.add(1, head + ">" + "".join(inner.lines) + "</location>")
+        _location_body(inner, loc, style, 0)
+        lines.add(level, head + ">" + "".join(inner.lines) + "</location>")
         return
-    lines.add(1, head + ">")
-    _location_body(lines, loc, style)
-    lines.add(1, "</location>")
+    lines.add(level, head + ">")
+    _location_body(lines, loc, style, level + 1)
+    lines.add(level, "</location>")
 
 
-def _location_body(lines: _Writer, loc: Loc, style: Style) -> None:
-    if loc.shape != "empty":
-        lines.add(2, "<system.webServer>")
+def _location_body(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
+    if loc.shape not in ("empty", "self-closed"):
+        lines.add(level, "<system.webServer>")
         if loc.shape in ("access", "security"):
-            _security(lines, loc, style)
-        lines.add(2, "</system.webServer>")
+            _security(lines, loc, style, level + 1)
+        lines.add(level, "</system.webServer>")
+    for inner in loc.inner:
+        _location(lines, inner, style, level)
 
 
-def _security(lines: _Writer, loc: Loc, style: Style) -> None:
-    lines.add(3, "<security>")
+def _security(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
+    lines.add(level, "<security>")
     if loc.comment is not None:
-        lines.add(4, f"<!-- {loc.comment} -->")
+        lines.add(level + 1, f"<!-- {loc.comment} -->")
     if loc.shape == "access":
         flags = [("sslFlags", loc.ssl_flags)] if loc.ssl_flags is not None else []
-        lines.add(4, _empty("access", [*flags, *loc.access_attributes], style))
+        lines.add(level + 1, _empty("access", [*flags, *loc.access_attributes], style))
     if loc.token_checking is not None:
-        lines.add(4, "<authentication>")
-        lines.add(5, f"<windowsAuthentication {_attr('enabled', 'true', style)}>")
+        lines.add(level + 1, "<authentication>")
+        lines.add(level + 2, f"<windowsAuthentication {_attr('enabled', 'true', style)}>")
         token = _empty("extendedProtection", [("tokenChecking", loc.token_checking)], style)
-        lines.add(6, token)
-        lines.add(5, "</windowsAuthentication>")
-        lines.add(4, "</authentication>")
-    lines.add(3, "</security>")
+        lines.add(level + 3, token)
+        lines.add(level + 2, "</windowsAuthentication>")
+        lines.add(level + 1, "</authentication>")
+    lines.add(level, "</security>")
 
 
 EXCHANGE_FRONT_END = Site(

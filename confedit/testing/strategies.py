@@ -73,7 +73,7 @@ LOOK_ALIKE_PATHS: Final = (
 BACK_END_PATHS: Final = tuple(
     BACK_END + app.path for app in EXCHANGE_BACK_END.applications if app.path != "/"
 )
-INVALID_KINDS: Final = ("duplicate-section", "bad-flags", "forbidding-lock")
+INVALID_KINDS: Final = ("duplicate-section", "bad-flags", "forbidding-lock", "nested-location")
 
 _FLAG_NAMES: Final = ("Ssl", "SslNegotiateCert", "SslRequireCert", "Ssl128")
 _FLAG_BITS: Final = (8, 32, 64, 256)
@@ -288,9 +288,10 @@ def generated_configs(
     - `extended_protection`: tokenChecking may be Allow or Require (else only None);
     - `locks`: locks that leave the front end's sslFlags free (`lockAllAttributesExcept`, ...);
     - `invalid`: any of "duplicate-section" (two locations define access for one path),
-      "bad-flags" (an sslFlags value IIS rejects) and "forbidding-lock" (a lock on the front-end
+      "bad-flags" (an sslFlags value IIS rejects), "forbidding-lock" (a lock on the front-end
       site that forbids the change below it), in the sites confedit checks (the front end, the
-      Back End, the server level); each file has at least one of those asked for;
+      Back End, the server level), and "nested-location" (a `<location>` inside another, of
+      any site); each file has at least one of those asked for;
     - `styles`: the formatting (default: `formatting_styles()`).
 
     The front-end site always has `/` and at least one of the seven default services.
@@ -512,10 +513,25 @@ def _break(
             server = bad
         else:
             locations[where] = dataclasses.replace(locations[where], ssl_flags=bad)
+    elif kind == "nested-location":
+        locations.insert(draw(st.integers(0, len(locations))), draw(_nesting(paths)))
     else:
         locations = _locked(locations, draw(st.sampled_from(_FORBIDDING_LOCKS)))
     return dataclasses.replace(
         config, locations=tuple(locations), server_ssl_flags=server, invalid=frozenset({kind})
+    )
+
+
+def _nesting(paths: st.SearchStrategy[str]) -> st.SearchStrategy[Loc]:
+    """A <location> holding another: of another site (which a large file's copy leaves out),
+    of the front end or of the Back End; the inner one of any path, self-closed or not."""
+    outer_paths = st.sampled_from(("Other Site/app", f"{FRONT_END}/owa", f"{BACK_END}/owa"))
+    inner = st.builds(Loc, paths, ssl_flags(), shape=st.sampled_from(("access", "self-closed")))
+    return st.builds(
+        Loc,
+        outer_paths | paths,
+        shape=st.sampled_from(("webserver", "empty", "self-closed")),
+        inner=inner.map(lambda loc: (loc,)),
     )
 
 
