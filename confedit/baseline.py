@@ -166,9 +166,10 @@ def _back_end_policy(config: Config) -> dict[str, tuple[str, str, str, str]]:
 
 def revision_bytes(path: Path, revision: str) -> bytes | None:
     """The file's content at `revision` of its git repository, symlinks followed as they were
-    then (git keeps a link as the text of its target); None if it is not in it (or a link there
-    leads out of the repository), or the repository has no commit yet. UsageProblem if there is
-    no git, no repository, or no such revision."""
+    then (git keeps a link as the text of its target), under its old name if git finds it
+    renamed since; None if it is not in it (or a link there leads out of the repository), or
+    the repository has no commit yet. UsageProblem if there is no git, no repository, or no
+    such revision."""
     git = shutil.which("git")
     if git is None:
         raise UsageProblem("--since needs git, and git is not installed", source=str(path))
@@ -180,7 +181,32 @@ def revision_bytes(path: Path, revision: str) -> bytes | None:
         if _git(git, folder, "rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
             return None  # no commit yet: nothing to compare with
         raise UsageProblem(f"--since: unknown git revision {revision!r}", source=str(path))
-    return _content_at(git, folder, commit.stdout.decode().strip(), f"./{path.name}")
+    commit_id = commit.stdout.decode().strip()
+    content = _content_at(git, folder, commit_id, f"./{path.name}")
+    if content is None:
+        # Renamed or moved since (a server's folder renamed, say): still the same server's file,
+        # whose Back End must not change under its new name.
+        old = _renamed_from(git, folder, commit_id, path.name)
+        content = _content_at(git, folder, commit_id, old) if old else None
+    return content
+
+
+def _renamed_from(git: str, folder: Path, commit: str, name: str) -> str | None:
+    """The file's path at `commit` (relative to `folder`) if git finds it renamed since, else
+    None. Git compares the commit with the tracked files of the working tree: a rename that is
+    staged or committed counts; a file only moved on disk (untracked) is a new file."""
+    prefix = _git(git, folder, "rev-parse", "--show-prefix")
+    options = ("--no-color", "--no-ext-diff", "--name-status", "-z", "--find-renames")
+    renames = _git(git, folder, "diff", *options, "--diff-filter=R", commit)
+    if prefix.returncode != 0 or renames.returncode != 0:
+        return None
+    here = os.fsdecode(prefix.stdout.rstrip(b"\n"))  # the folder, relative to the top
+    fields = os.fsdecode(renames.stdout).split("\0")
+    # -z writes each rename as "R<score>", the old path, the new path (from the top)
+    for status, old, new in zip(fields[0::3], fields[1::3], fields[2::3], strict=False):
+        if status.startswith("R") and new == here + name:
+            return posixpath.relpath(old, here or ".")
+    return None
 
 
 _LINKS_FOLLOWED: Final = 40  # as Linux does, against a loop of links

@@ -259,3 +259,18 @@ def test_repository_variables_of_a_git_hook_do_not_redirect_the_look_up(
     monkeypatch.setenv("GIT_INDEX_FILE", str(other / ".git" / "index"))
     config = repo / "servers" / "cas1" / "applicationHost.config"
     assert revision_bytes(config, "HEAD") == original
+
+
+def test_a_renamed_file_is_compared_with_its_version_under_the_old_name(repo, original):
+    # a server's folder renamed in the same change as a Back End edit must not pass as new
+    git(repo, "mv", "servers/cas1", "servers/cas1-renamed")
+    config = repo / "servers" / "cas1-renamed" / "applicationHost.config"
+    assert revision_bytes(config, "HEAD") == original  # staged
+    git(repo, "commit", "-qm", "renamed")
+    assert revision_bytes(config, "HEAD~1") == original  # committed
+    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    with pytest.raises(Refused):
+        check_back_end_since(
+            config, changed, "HEAD~1", "servers/cas1-renamed/applicationHost.config"
+        )
+    check_back_end_since(config, offload(original).output, "HEAD~1", "x")  # front end only
