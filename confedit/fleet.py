@@ -188,7 +188,7 @@ def _most_common(fleet: Fleet, service: str) -> Cell | None:
 
 def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
     lines = []
-    skipped = [s.file for s in fleet.servers if not s.compared]
+    skipped = [shown(s.file) for s in fleet.servers if not s.compared]  # as in the table
     if skipped:
         lines.append(
             paint(

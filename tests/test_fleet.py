@@ -115,3 +115,11 @@ def test_two_files_one_server_name_would_give_are_named_by_their_paths(reports):
         "fl/cas1.applicationHost.config",
         "fleet/cas2",
     ]
+
+
+def test_a_control_character_in_a_skipped_files_name_is_escaped(reports):
+    # a line break in a folder name must not split the verdict, nor an escape drive the terminal
+    web = audited(PLAIN_IIS, "fleet/evil\n\x1b[31m/applicationHost.config")
+    text = render_fleet(fleet_of([reports["cas1"], web]))
+    assert "not compared (no Exchange front-end targets): fleet/evil\\n\\x1b[31m/" in text
+    assert "\x1b" not in text
