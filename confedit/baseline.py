@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import os
 import posixpath
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -56,9 +57,14 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
         ]
         advice = (
             "SSL offloading makes no change to the Exchange Back End (the front end proxies to it "
-            f"over SSL): undo these changes; `git diff {revision} -- {name}` shows them"
+            f"over SSL): undo these changes; `{_git_diff(revision, name)}` shows them"
         )
         raise Refused([*reasons, advice], source=name)
+
+
+def _git_diff(revision: str, name: str) -> str:
+    """The command that shows the changes, quoted for a shell: a name may hold spaces."""
+    return shlex.join(["git", "diff", revision, "--", name])
 
 
 def back_end_changes(before: Document, after: Document) -> list[str]:

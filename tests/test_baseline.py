@@ -274,3 +274,16 @@ def test_a_renamed_file_is_compared_with_its_version_under_the_old_name(repo, or
             config, changed, "HEAD~1", "servers/cas1-renamed/applicationHost.config"
         )
     check_back_end_since(config, offload(original).output, "HEAD~1", "x")  # front end only
+
+
+def test_the_git_diff_the_refusal_advises_is_quoted_for_a_shell(repo, original):
+    folder = repo / "servers" / "cas 2 é"
+    folder.mkdir()
+    config = folder / "applicationHost.config"
+    config.write_bytes(original)
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "a folder name with a space")
+    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(config, changed, "HEAD", "servers/cas 2 é/applicationHost.config")
+    assert "`git diff HEAD -- 'servers/cas 2 é/applicationHost.config'`" in caught.value.reasons[-1]
