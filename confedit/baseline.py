@@ -186,7 +186,10 @@ def revision_bytes(path: Path, revision: str) -> bytes | None:
             raise UsageProblem("--since: not in a git repository", source=str(path))
         if _git(git, folder, "rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
             return None  # no commit yet: nothing to compare with
-        raise UsageProblem(f"--since: unknown git revision {revision!r}", source=str(path))
+        raise UsageProblem(
+            f"--since: unknown git revision {revision!r}{_shallow_hint(git, folder)}",
+            source=str(path),
+        )
     commit_id = commit.stdout.decode().strip()
     content = _content_at(git, folder, commit_id, f"./{path.name}")
     if content is None:
@@ -195,6 +198,17 @@ def revision_bytes(path: Path, revision: str) -> bytes | None:
         old = _renamed_from(git, folder, commit_id, path.name)
         content = _content_at(git, folder, commit_id, old) if old else None
     return content
+
+
+def _shallow_hint(git: str, folder: Path) -> str:
+    """Why a revision may be missing: a CI checkout is often a shallow clone of one commit."""
+    shallow = _git(git, folder, "rev-parse", "--is-shallow-repository")
+    if shallow.stdout.strip() != b"true":
+        return ""
+    return (
+        " (this clone is shallow: fetch the history, e.g. `git fetch --unshallow`, or "
+        "fetch-depth: 0 with actions/checkout)"
+    )
 
 
 def _renamed_from(git: str, folder: Path, commit: str, name: str) -> str | None:

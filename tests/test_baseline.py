@@ -287,3 +287,14 @@ def test_the_git_diff_the_refusal_advises_is_quoted_for_a_shell(repo, original):
     with pytest.raises(Refused) as caught:
         check_back_end_since(config, changed, "HEAD", "servers/cas 2 é/applicationHost.config")
     assert "`git diff HEAD -- 'servers/cas 2 é/applicationHost.config'`" in caught.value.reasons[-1]
+
+
+def test_an_unknown_revision_in_a_shallow_clone_says_the_clone_is_shallow(repo, tmp_path_factory):
+    git(repo, "commit", "-q", "--allow-empty", "-m", "second")
+    clone = tmp_path_factory.mktemp("ci") / "clone"
+    git(repo.parent, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    config = clone / "servers" / "cas1" / "applicationHost.config"
+    with pytest.raises(
+        UsageProblem, match=r"unknown git revision 'HEAD~1' \(this clone is shallow"
+    ):
+        revision_bytes(config, "HEAD~1")
