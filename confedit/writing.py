@@ -71,10 +71,14 @@ class EditWriter:
         indented like siblings; in a parent written inside a line (see _written_inline), on
         that line, without line breaks or indentation, as the file writes that element."""
         doc, data, span = self.document, self.document.data, spans[parent]
+        content = data[span.start_tag_end : span.end_tag_start]
+        insert_at = span.start if span.self_closing else span.start_tag_end + len(content.rstrip())
         if _written_inline(data, span):
             newline = parent_indent = child_indent = unit = b""
         else:
-            newline, unit = doc.newline_at(span.start), self._unit
+            # The ending of the line the new text splits: the line before the new text keeps
+            # its own ending and the new lines get the same (a file may mix CRLF and LF).
+            newline, unit = doc.newline_at(insert_at), self._unit
             parent_indent = doc.indent_of(span.start)
             child_indent = self._child_indent(parent, spans, parent_indent)
         block = _nested(creates, child_indent, unit, newline)
@@ -84,8 +88,6 @@ class EditWriter:
             text = open_tag + newline + block + newline + parent_indent + close_tag
             self.edits.append(Edit(span.start, span.end, text, parent, span, creates, path))
             return
-        content = data[span.start_tag_end : span.end_tag_start]
-        insert_at = span.start_tag_end + len(content.rstrip())
         text = newline + block
         if b"\n" not in data[insert_at : span.end_tag_start]:
             text += newline + parent_indent  # the end tag was on the same line: give it its own

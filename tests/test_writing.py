@@ -54,3 +54,29 @@ def test_the_root_end_tag_is_found_past_comments_and_instructions(tail):
     data = NO_LOCATION + tail
     assert root_end_tag(data, 0) == NO_LOCATION.rindex(b"</configuration>")
     assert root_end_tag(b"<configuration>", 0) == len(b"<configuration>")  # none: the end
+
+
+OWA_SECURITY = b"""    <location path="Default Web Site/owa">
+        <system.webServer>
+            <security>
+                <authentication />
+            </security>
+        </system.webServer>
+    </location>
+"""
+
+
+@pytest.mark.parametrize(("ending", "other"), [(b"\r\n", b"\n"), (b"\n", b"\r\n")])
+def test_an_appended_child_keeps_the_line_ending_of_the_line_before_it(ending, other):
+    """In a file that mixes line endings, the line the new element follows keeps its own
+    ending, and the new line gets the same: the diff adds one line and changes none."""
+    line = b"                <authentication />" + ending
+    block = OWA_SECURITY.replace(b"\n", other).replace(
+        b"                <authentication />" + other, line
+    )
+    raw = NO_LOCATION.replace(b"</configuration>", block + b"</configuration>")
+    result = offload(raw, Request(services=("owa",)))
+    added = b'                <access sslFlags="None" />' + ending
+    assert result.output == raw.replace(line, line + added)
+    diff = result.diff("t.config").splitlines()
+    assert [row for row in diff if row.startswith(b"-") and not row.startswith(b"---")] == []
