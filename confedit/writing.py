@@ -150,12 +150,18 @@ def _deepest_existing(location: etree._Element) -> tuple[etree._Element, tuple[s
 
 
 def _written_inline(data: bytes, span: ElementSpan) -> bool:
-    """Whether an element is written inside a line: after other markup on its line, with no
-    line break inside it (`<system.webServer><security><authentication /></security>...`).
-    What is added to it stays on that line, rather than breaking the line at column 0."""
+    """Whether an element is written inside a line: with no line break inside it, and after
+    other markup on its line (`<location ...><system.webServer><security>...`) or holding
+    markup of its own on it (`<security><authentication /></security>`). What is added to it
+    stays on that line, rather than breaking the line at column 0 or splitting the element
+    across lines after its first child. An empty one (`<security></security>`) is opened onto
+    lines of their own, as a person would."""
+    if b"\n" in data[span.start : span.end]:
+        return False
     line_start = data.rfind(b"\n", 0, span.start) + 1
     after_markup = bool(data[line_start : span.start].strip())
-    return after_markup and b"\n" not in data[span.start : span.end]
+    holds_markup = bool(data[span.start_tag_end : span.end_tag_start].strip())
+    return after_markup or holds_markup
 
 
 def _nested(

@@ -80,3 +80,34 @@ def test_an_appended_child_keeps_the_line_ending_of_the_line_before_it(ending, o
     assert result.output == raw.replace(line, line + added)
     diff = result.diff("t.config").splitlines()
     assert [row for row in diff if row.startswith(b"-") and not row.startswith(b"---")] == []
+
+
+ONE_LINE_SECURITY = b"""    <location path="Default Web Site/owa">
+        <system.webServer>
+            <security><authentication /></security>
+        </system.webServer>
+    </location>
+"""
+ONE_LINE_WEB_SERVER = b"""    <location path="Default Web Site/owa">
+        <system.webServer><urlCompression /></system.webServer>
+    </location>
+"""
+
+
+@pytest.mark.parametrize(
+    ("block", "end_tag", "inserted"),
+    [
+        (ONE_LINE_SECURITY, b"</security>", b'<access sslFlags="None" />'),
+        (
+            ONE_LINE_WEB_SERVER,
+            b"</system.webServer>",
+            b'<security><access sslFlags="None" /></security>',
+        ),
+    ],
+)
+def test_an_element_written_on_one_line_with_children_stays_on_that_line(block, end_tag, inserted):
+    """`<security><authentication /></security>` on a line of its own gains its <access> on
+    that line, not on a line under its first child with the end tag on a third."""
+    raw = NO_LOCATION.replace(b"</configuration>", block + b"</configuration>")
+    output = offload(raw, Request(services=("owa",))).output
+    assert output == raw.replace(b" />" + end_tag, b" />" + inserted + end_tag)
