@@ -210,6 +210,8 @@ class Document:
 _DECLARED_ENCODING = re.compile(rb"""<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]*)["']""")
 _PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.S)
 _ROOT_TAG = re.compile(rb"""\s*<configuration(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*>""")
+# Markup in UTF-16 LE or BE, after blank characters if any: each ASCII character and a NUL byte.
+_UTF16_WITHOUT_BOM = re.compile(rb"(?:[\t\n\r ]\x00)*<\x00|(?:\x00[\t\n\r ])*\x00<")
 _UTF8_NAMES: Final = {"utf-8", "utf8"}
 _UTF16_NAMES: Final = {"utf-16", "utf-16le", "utf-16be", "unicode"}
 
@@ -283,6 +285,12 @@ def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
                     source=name,
                 )
             return Encoding(codec, bom), text.encode("utf-8")
+    if _UTF16_WITHOUT_BOM.match(raw):  # else "NUL byte at byte offset 1": true, but no help
+        raise InvalidInput(
+            "the file is UTF-16 without a byte-order mark: confedit reads UTF-16 only with one, "
+            "as Windows writes it; add the byte-order mark or convert the file to UTF-8",
+            source=name,
+        )
     return Encoding("utf-8", b""), raw
 
 

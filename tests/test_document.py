@@ -102,6 +102,12 @@ MINIMAL = (
         ),
         (b"<configuration><sites></configuration>", "Opening and ending tag mismatch"),
         (codecs.BOM_UTF32_LE + MINIMAL.decode().encode("utf-32-le"), "the file is UTF-32"),
+        (MINIMAL.decode().encode("utf-16-le"), "the file is UTF-16 without a byte-order mark"),
+        (MINIMAL.decode().encode("utf-16-be"), "the file is UTF-16 without a byte-order mark"),
+        (  # no declaration, a blank line first
+            ("\r\n" + MINIMAL.split(b"\n", 1)[1].decode()).encode("utf-16-be"),
+            "the file is UTF-16 without a byte-order mark",
+        ),
         (
             MINIMAL.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"'),
             'says encoding="ISO-8859-1": confedit reads UTF-8 and UTF-16',
