@@ -131,6 +131,8 @@ def plan(config: Config, request: Request) -> Plan:
     _advise_mrsproxy(draft, targets)
     for outcome in outcomes:
         _advise(draft, outcome)
+    if planner.edits:
+        _advise_encoding(draft)
     inherited = _inherited_pools(config, outcomes)
     return Plan(tuple(outcomes), tuple(planner.edits), tuple(draft.findings), inherited)
 
@@ -511,6 +513,22 @@ def _advise(draft: _Draft, outcome: Outcome) -> None:
                 "below it could override sslFlags, which an offline tool cannot see; check the "
                 "web.config files on the server",
                 target.path,
+            )
+        )
+
+
+def _advise_encoding(draft: _Draft) -> None:
+    """A UTF-16 file's diff is UTF-8 text (for review): git apply and patch find none of its
+    lines in the file. Said where it is written, not only in the README's Rollback."""
+    encoding = draft.config.document.encoding
+    if not encoding.is_utf8:
+        draft.findings.append(
+            Finding(
+                "diff-not-applicable",
+                f"the file is {encoding.label}: its diff is UTF-8 text for review, which neither "
+                "git apply nor patch applies to it; deploy the patched file (-o, or --in-place "
+                "with --backup)",
+                level="note",
             )
         )
 

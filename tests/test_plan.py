@@ -312,6 +312,26 @@ def test_offloading_the_site_above_ews_warns_about_mrsproxy_too():
     ]
 
 
+@pytest.mark.parametrize(
+    ("encoding", "shape", "notes"),
+    [
+        ("utf-16-le", "security", ["diff-not-applicable"]),
+        ("utf-16-be", "security", ["diff-not-applicable"]),
+        ("utf-16-le", "none", []),  # already offloaded: no diff
+        ("utf-8", "security", []),
+    ],
+)
+def test_a_utf16_file_is_told_that_its_diff_does_not_apply(encoding, shape, notes):
+    """The README's Rollback says a UTF-16 file's diff applies neither way; the run says so
+    too, where the diff is written."""
+    owa = Loc("Default Web Site/owa", "None", shape="access") if shape == "none" else None
+    raw = config(owa or Loc("Default Web Site/owa", shape=shape), style=Style(encoding=encoding))
+    result = owa_only(raw)
+    found = [f for f in result.findings if f.code == "diff-not-applicable"]
+    assert [f.code for f in found] == notes
+    assert all(f.level == "note" and "UTF-16" in f.message for f in found)
+
+
 @pytest.mark.parametrize("include_descendants", [False, True])
 def test_mrsproxy_that_keeps_its_own_ssl_is_neither_warned_about_nor_offered(include_descendants):
     """With a <location> of its own that requires SSL, MRSProxy stays on SSL after EWS is
