@@ -312,7 +312,7 @@ def _check_text(data: bytes, encoding: Encoding, name: str) -> None:
                 source=name,
                 line=1,
             )
-        if label not in (_UTF8_NAMES if encoding.is_utf8 else _UTF16_NAMES):
+        if label not in _names_of(encoding):
             raise InvalidInput(
                 f'the XML declaration says encoding="{spelled}" but the bytes are {encoding.label}',
                 source=name,
@@ -320,6 +320,15 @@ def _check_text(data: bytes, encoding: Encoding, name: str) -> None:
             )
     if encoding.is_utf8:
         _check_utf8(data, name)
+
+
+def _names_of(encoding: Encoding) -> set[str]:
+    """The declared names that agree with the bytes: a UTF-16 file may say which byte order,
+    but not the other one (libxml2 follows the BOM and would not say so)."""
+    if encoding.is_utf8:
+        return set(_UTF8_NAMES)
+    other = "utf-16be" if encoding.name == "utf-16-le" else "utf-16le"
+    return _UTF16_NAMES - {other}
 
 
 def _check_utf8(data: bytes, name: str, chunk: int = 1 << 20) -> None:

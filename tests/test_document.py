@@ -102,6 +102,16 @@ MINIMAL = (
         ),
         (b"<configuration><sites></configuration>", "Opening and ending tag mismatch"),
         (codecs.BOM_UTF32_LE + MINIMAL.decode().encode("utf-32-le"), "the file is UTF-32"),
+        (  # the declaration names the other byte order than the bytes have
+            codecs.BOM_UTF16_BE
+            + MINIMAL.replace(b"UTF-8", b"UTF-16LE").decode().encode("utf-16-be"),
+            'says encoding="UTF-16LE" but the bytes are UTF-16-BE with BOM',
+        ),
+        (
+            codecs.BOM_UTF16_LE
+            + MINIMAL.replace(b"UTF-8", b"utf-16be").decode().encode("utf-16-le"),
+            'says encoding="utf-16be" but the bytes are UTF-16-LE with BOM',
+        ),
         (MINIMAL.decode().encode("utf-16-le"), "the file is UTF-16 without a byte-order mark"),
         (MINIMAL.decode().encode("utf-16-be"), "the file is UTF-16 without a byte-order mark"),
         (  # no declaration, a blank line first
@@ -132,10 +142,13 @@ def test_invalid_utf8_offset_is_exact_across_chunks():
             _check_utf8(data, "x", chunk=chunk)
 
 
+@pytest.mark.parametrize("declared", ["UTF-16", "unicode", "same byte order"])
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
-def test_utf16_with_bom_is_read_and_written_back_the_same(codec):
+def test_utf16_with_bom_is_read_and_written_back_the_same(codec, declared):
     bom = codecs.BOM_UTF16_LE if codec == "utf-16-le" else codecs.BOM_UTF16_BE
-    text = MINIMAL.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    if declared == "same byte order":
+        declared = codec.replace("-le", "LE").replace("-be", "BE").upper()
+    text = MINIMAL.decode().replace('encoding="UTF-8"', f'encoding="{declared}"')
     raw = bom + text.encode(codec)
     document = load(raw, "u16.config")
     assert document.encoding.name == codec
