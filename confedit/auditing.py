@@ -188,7 +188,10 @@ def render_table(report: AuditReport, *, offloaded_only: bool = False, color: bo
         out += aligned([header, *body], paint_cell=_table_role if color else None)
     warnings = [paint(line, "warn", color) for line in unlocked_warnings(report)]
     out += ["", *warnings] if warnings else []
-    out += ["", paint(_legend(), "dim", color)]
+    if not any(row.in_sites for row in report.targets()):
+        out += ["", paint(_no_front_end(report), "warn", color)]
+    absent = any(row.service is not None and not row.in_sites for row in report.rows)
+    out += ["", paint(_legend(absent), "dim", color)]
     return "\n".join(out)
 
 
@@ -217,6 +220,8 @@ def _table_role(row: int, column: int, text: str) -> str | None:
 
 
 def _cells(row: Row, label: str, site: str) -> tuple[str, ...]:
+    if row.service is not None and not row.in_sites:
+        label += " (absent)"  # its policy is what the path would get, were it created
     return (
         label + ("" if row.has_location else " *"),
         row.effective_ssl_flags,
@@ -284,11 +289,22 @@ def aligned(rows: Sequence[tuple[str, ...]], paint_cell: PaintCell | None = None
     return lines
 
 
-def _legend() -> str:
-    return (
+def _legend(absent: bool) -> str:
+    legend = (
         "FROM: where the effective sslFlags is set: here, parent, / (the site), another path, "
         "server (level) or default (schema)\nSSL: requires SSL   EP: Extended Protection "
         "(effective tokenChecking)   *: no <location> for this path in the file"
+    )
+    if absent:
+        legend += "\n(absent): a default target that is not an application or virtual directory"
+        legend += " in <sites>"
+    return legend
+
+
+def _no_front_end(report: AuditReport) -> str:
+    return (
+        f"no Exchange front-end virtual directory in '{shown(report.front_end)}' "
+        "(is this a Client Access server?)"
     )
 
 
@@ -308,12 +324,7 @@ def _render_offloaded(report: AuditReport, color: bool) -> str:
     if report.all_offloaded:
         verdict = paint("all default targets are offloaded", "good", color)
     elif not any(row.in_sites for row in report.targets()):
-        verdict = paint(
-            f"NOT offloaded: no Exchange front-end virtual directory in '{report.front_end}' "
-            "(is this a Client Access server?)",
-            "bad",
-            color,
-        )
+        verdict = paint(f"NOT offloaded: {_no_front_end(report)}", "bad", color)
     else:
         verdict = paint("NOT offloaded: run confedit offload", "bad", color)
     table = aligned(rows, paint_cell=_offloaded_role if color else None)

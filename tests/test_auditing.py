@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from confedit.auditing import audit, render_table
 from confedit.fleet import fleet_of
-from tests.conftest import EXCHANGE, SAMPLES
+from tests.conftest import CORPUS, EXCHANGE, SAMPLES
 
 PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
 CAS = EXCHANGE / "e2013-cas.applicationHost.config"
@@ -81,3 +83,30 @@ def test_extended_protection_is_named_as_iis_names_it_whatever_its_spelling():
     assert {row.extended_protection for report in reports for row in report.rows} == {"None"}
     assert fleet_of(reports).consistent
     assert all("EP=" not in cell.text() for cell in fleet_of(reports).servers[1].cells.values())
+
+
+def test_default_targets_a_server_does_not_have_are_marked_absent():
+    raw = CAS.read_bytes()
+    oab = re.compile(rb'<application path="/OAB".*?</application>', re.DOTALL)
+    without_oab, removed = oab.subn(b"", raw)
+    assert removed == 1
+    lines = render_table(audit(without_oab, "x")).splitlines()
+    assert [line.split()[0:2] for line in lines if "(absent)" in line.split()[1:2]] == [
+        ["/OAB", "(absent)"]
+    ]
+    assert any(line.startswith("(absent): ") for line in lines)  # the legend says what it means
+    assert not any("Client Access server?" in line for line in lines)  # the others are there
+    assert "(absent)" not in render_table(audit(raw, "x"))
+
+
+def test_a_plain_iis_server_is_audited_as_one_without_the_exchange_front_end():
+    raw = (CORPUS / "iis" / "reverse-proxy.applicationHost.config").read_bytes()
+    report = audit(raw, "x")
+    lines = render_table(report).splitlines()
+    targets = [line for line in lines if line.startswith("/") and line.split()[0] != "/"]
+    assert len(targets) == len(report.targets()) == 7
+    assert all(line.split()[1] == "(absent)" for line in targets)
+    assert (
+        "no Exchange front-end virtual directory in 'Default Web Site' "
+        "(is this a Client Access server?)"
+    ) in lines
