@@ -55,11 +55,12 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
         reasons = [
             f"the Exchange Back End changed since {revision}: {change}" for change in changes
         ]
+        these, them = ("these changes", "them") if len(changes) > 1 else ("this change", "it")
         advice = (
             "SSL offloading makes no change to the Exchange Back End (the front end proxies to it "
-            f"over SSL): undo these changes; `{_git_diff(revision, name)}` shows them"
+            f"over SSL): undo {these}; `{_git_diff(revision, name)}` shows {them}"
         )
-        raise Refused([*reasons, advice], source=name)
+        raise Refused(reasons, source=name, advice=advice)
 
 
 def _git_diff(revision: str, name: str) -> str:

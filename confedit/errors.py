@@ -83,20 +83,26 @@ class UsageProblem(ConfeditError):
 
 
 class Refused(ConfeditError):
-    """The change would be unsafe; nothing is written (exit 3). Carries every reason found."""
+    """The change would be unsafe; nothing is written (exit 3). Carries every reason found, and
+    the `advice` that answers all of them when it is one (it is not a reason of its own)."""
 
     kind = "refused"
 
-    def __init__(self, reasons: list[str], *, source: str | None = None) -> None:
-        super().__init__("; ".join(reasons), source=source)
+    def __init__(
+        self, reasons: list[str], *, source: str | None = None, advice: str | None = None
+    ) -> None:
+        super().__init__("; ".join([*reasons, *([advice] if advice else [])]), source=source)
         self.reasons = reasons
+        self.advice = advice
 
     def __str__(self) -> str:
         reasons = [shown(reason) for reason in self.reasons]
+        advice = shown(self.advice) if self.advice else None
         if len(reasons) == 1:
-            return f"{self.prefix}refused: {reasons[0]}"
+            return f"{self.prefix}refused: {reasons[0]}" + (f"; {advice}" if advice else "")
         lines = [f"{self.prefix}refused for {len(reasons)} reasons:"]
         lines += [f"  - {reason}" for reason in reasons]
+        lines += [f"  {advice}"] if advice else []
         return "\n".join(lines)
 
 

@@ -131,6 +131,8 @@ def error_detail(error: ConfeditError) -> dict[str, Any]:
     detail: dict[str, Any] = {"kind": error.kind, "message": str(error)}
     if isinstance(error, Refused):
         detail["reasons"] = error.reasons
+        if error.advice:
+            detail["advice"] = error.advice
     if isinstance(error, InvalidInput):
         detail["line"] = error.line
         detail["column"] = error.column

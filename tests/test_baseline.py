@@ -164,12 +164,41 @@ def test_a_back_end_change_since_head_is_refused(repo, original):
     changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
     with pytest.raises(Refused) as caught:
         check_back_end_since(config, changed, "HEAD", "servers/cas1/applicationHost.config")
-    assert caught.value.reasons[0] == (
+    assert caught.value.reasons == [
         "the Exchange Back End changed since HEAD: "
         "<location path='Exchange Back End/PowerShell'> was changed"
+    ]
+    assert caught.value.advice is not None
+    assert "undo this change; `git diff HEAD -- servers/cas1/applicationHost.config` shows it" in (
+        caught.value.advice
     )
-    assert "git diff HEAD -- servers/cas1/applicationHost.config" in caught.value.reasons[-1]
+    assert str(caught.value).startswith(
+        "servers/cas1/applicationHost.config: refused: the Exchange Back End changed since HEAD"
+    )
     check_back_end_since(config, offload(original).output, "HEAD", "x")  # front end only: fine
+
+
+def test_a_refusal_counts_the_changes_not_the_advice_that_follows_them(repo, original):
+    config = repo / "servers" / "cas1" / "applicationHost.config"
+    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    changed = replace_once(
+        changed,
+        b'<location path="Exchange Back End">',
+        b'<location path="Exchange Back End" a="b">',
+    )
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(config, changed, "HEAD", "servers/cas1/applicationHost.config")
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "servers/cas1/applicationHost.config: refused for 2 reasons:"
+    assert [line.startswith("  - the Exchange Back End changed") for line in lines[1:]] == [
+        True,
+        True,
+        False,
+    ]
+    assert lines[-1].startswith("  SSL offloading makes no change to the Exchange Back End")
+    assert lines[-1].endswith(
+        "undo these changes; `git diff HEAD -- servers/cas1/applicationHost.config` shows them"
+    )
 
 
 def test_a_config_reached_through_a_symlink_is_compared_with_its_own_history(repo, original):
@@ -286,7 +315,7 @@ def test_the_git_diff_the_refusal_advises_is_quoted_for_a_shell(repo, original):
     changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
     with pytest.raises(Refused) as caught:
         check_back_end_since(config, changed, "HEAD", "servers/cas 2 é/applicationHost.config")
-    assert "`git diff HEAD -- 'servers/cas 2 é/applicationHost.config'`" in caught.value.reasons[-1]
+    assert "`git diff HEAD -- 'servers/cas 2 é/applicationHost.config'`" in str(caught.value.advice)
 
 
 def test_an_unknown_revision_in_a_shallow_clone_says_the_clone_is_shallow(repo, tmp_path_factory):

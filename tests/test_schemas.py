@@ -17,7 +17,7 @@ from referencing import Registry, Resource
 
 from confedit import auditing, fleet, report
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
-from tests.helpers import make_fleet
+from tests.helpers import git_env, make_fleet
 
 SAMPLE = SAMPLES / "exchange2013-cas.applicationHost.config"
 MALFORMED = EXCHANGE / "e2019-malformed.applicationHost.config"
@@ -103,6 +103,26 @@ def test_single_file_offload_reports(confedit_exe, tmp_path):
     assert (invalid["error"]["line"], invalid["error"]["column"]) == (128, 22)
     missing = run_json(confedit_exe, "offload", "no-such.config", cwd=tmp_path, code=4)
     assert missing["status"] == "invalid"
+
+
+def test_a_since_refusal_lists_its_changes_as_reasons_and_its_advice_apart(confedit_exe, tmp_path):
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(SAMPLE.read_bytes())
+    env = git_env()
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "export"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, env=env)
+    back_end = b'<location path="Exchange Back End">'
+    config.write_bytes(config.read_bytes().replace(back_end, back_end[:-1] + b' a="b">'))
+    args = ("offload", "--check", "--since", "HEAD", config.name)
+    error = run_json(confedit_exe, *args, cwd=tmp_path, code=3)["error"]
+    assert error["reasons"] == [
+        "the Exchange Back End changed since HEAD: <location path='Exchange Back End'> was changed"
+    ]
+    assert error["advice"].endswith("`git diff HEAD -- applicationHost.config` shows it")
+    assert (
+        error["message"]
+        == f"applicationHost.config: refused: {error['reasons'][0]}; {error['advice']}"
+    )
 
 
 def test_offload_report_of_several_files(confedit_exe, fleet_dir):
