@@ -21,6 +21,7 @@ import posixpath
 import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -42,11 +43,12 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
     A file that is not in that revision (new), or a repository without any commit yet, has
     nothing to compare with and passes.
     """
-    old = revision_bytes(path, revision)
-    if old is None:
+    version = revision_version(path, revision)
+    if version is None:
         return
+    old_name = _old_name(name, version.renamed_from)
     try:
-        before = load(old, f"{revision}:{name}", sites=_SCOPE)
+        before = load(version.content, f"{revision}:{old_name or name}", sites=_SCOPE)
     except InvalidInput:
         return  # the old version did not load: there is no Back End to keep
     after = load(data, name, sites=_SCOPE)
@@ -58,14 +60,26 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
         these, them = ("these changes", "them") if len(changes) > 1 else ("this change", "it")
         advice = (
             "SSL offloading makes no change to the Exchange Back End (the front end proxies to it "
-            f"over SSL): undo {these}; `{_git_diff(revision, name)}` shows {them}"
+            f"over SSL): undo {these}; `{_git_diff(revision, name, old_name)}` shows {them}"
         )
-        raise Refused(reasons, source=name, advice=advice)
+        # Under its new name alone, the file would seem not to be in the revision at all.
+        source = f"{name} (renamed from {old_name})" if old_name else name
+        raise Refused(reasons, source=source, advice=advice)
 
 
-def _git_diff(revision: str, name: str) -> str:
-    """The command that shows the changes, quoted for a shell: a name may hold spaces."""
-    return shlex.join(["git", "diff", revision, "--", name])
+def _old_name(name: str, renamed_from: str | None) -> str | None:
+    """The file's name at the revision, named as `name` is (from the same folder)."""
+    if renamed_from is None:
+        return None
+    return posixpath.normpath(posixpath.join(posixpath.dirname(name), renamed_from))
+
+
+def _git_diff(revision: str, name: str, old_name: str | None) -> str:
+    """The command that shows the changes, quoted for a shell: a name may hold spaces. After a
+    rename it names both paths, so that git shows the edits, not the whole file as new."""
+    if old_name is None:
+        return shlex.join(["git", "diff", revision, "--", name])
+    return shlex.join(["git", "diff", "--find-renames", revision, "--", old_name, name])
 
 
 def back_end_changes(before: Document, after: Document) -> list[str]:
@@ -171,7 +185,21 @@ def _back_end_policy(config: Config) -> dict[str, tuple[str, str, str, str]]:
 # --- git -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Version:
+    """A file's content at a revision, and its path then if git finds it renamed since."""
+
+    content: bytes
+    renamed_from: str | None = None  # relative to the file's folder
+
+
 def revision_bytes(path: Path, revision: str) -> bytes | None:
+    """The file's content at `revision` (see revision_version), or None."""
+    version = revision_version(path, revision)
+    return version.content if version else None
+
+
+def revision_version(path: Path, revision: str) -> Version | None:
     """The file's content at `revision` of its git repository, symlinks followed as they were
     then (git keeps a link as the text of its target), under its old name if git finds it
     renamed since; None if it is not in it (or a link there leads out of the repository), or
@@ -193,12 +221,13 @@ def revision_bytes(path: Path, revision: str) -> bytes | None:
         )
     commit_id = commit.stdout.decode().strip()
     content = _content_at(git, folder, commit_id, f"./{path.name}")
-    if content is None:
-        # Renamed or moved since (a server's folder renamed, say): still the same server's file,
-        # whose Back End must not change under its new name.
-        old = _renamed_from(git, folder, commit_id, path.name)
-        content = _content_at(git, folder, commit_id, old) if old else None
-    return content
+    if content is not None:
+        return Version(content)
+    # Renamed or moved since (a server's folder renamed, say): still the same server's file,
+    # whose Back End must not change under its new name.
+    old = _renamed_from(git, folder, commit_id, path.name)
+    content = _content_at(git, folder, commit_id, old) if old else None
+    return Version(content, old) if content is not None else None
 
 
 def _shallow_hint(git: str, folder: Path) -> str:

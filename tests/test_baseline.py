@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -144,8 +145,10 @@ def test_a_back_end_application_without_a_location_of_its_own_counts(original):
 # --- git -------------------------------------------------------------------------------------
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=git_env())
+def git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, env=git_env()
+    )
 
 
 @pytest.fixture
@@ -303,6 +306,33 @@ def test_a_renamed_file_is_compared_with_its_version_under_the_old_name(repo, or
             config, changed, "HEAD~1", "servers/cas1-renamed/applicationHost.config"
         )
     check_back_end_since(config, offload(original).output, "HEAD~1", "x")  # front end only
+
+
+def test_a_refusal_after_a_rename_names_both_paths_and_a_git_diff_that_shows_the_edit(
+    repo, original
+):
+    git(repo, "mv", "servers/cas1", "servers/cas9")
+    git(repo, "commit", "-qm", "renamed")
+    config = repo / "servers" / "cas9" / "applicationHost.config"
+    config.write_bytes(
+        replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    )
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(
+            config, config.read_bytes(), "HEAD~1", "servers/cas9/applicationHost.config"
+        )
+    assert str(caught.value).startswith(
+        "servers/cas9/applicationHost.config (renamed from servers/cas1/applicationHost.config): "
+        "refused: the Exchange Back End changed since HEAD~1: "
+    )
+    command = shlex.split(str(caught.value.advice).split("`")[1])
+    assert command == [
+        *("git", "diff", "--find-renames", "HEAD~1", "--"),
+        *("servers/cas1/applicationHost.config", "servers/cas9/applicationHost.config"),
+    ]
+    shown = git(repo, *command[1:]).stdout.decode()
+    assert "rename from servers/cas1/applicationHost.config" in shown
+    assert '+                <access sslFlags="Ssl" />' in shown.splitlines()
 
 
 def test_the_git_diff_the_refusal_advises_is_quoted_for_a_shell(repo, original):
