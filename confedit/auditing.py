@@ -186,8 +186,6 @@ def render_table(report: AuditReport, *, offloaded_only: bool = False, color: bo
         labels = _tree_labels(rows, site)
         body = [_cells(row, label, site) for row, label in zip(rows, labels, strict=True)]
         out += aligned([header, *body], paint_cell=_table_role if color else None)
-    warnings = [paint(line, "warn", color) for line in unlocked_warnings(report)]
-    out += ["", *warnings] if warnings else []
     if not any(row.in_sites for row in report.targets()):
         out += ["", paint(_no_front_end(report), "warn", color)]
     absent = any(row.service is not None and not row.in_sites for row in report.rows)
@@ -197,7 +195,8 @@ def render_table(report: AuditReport, *, offloaded_only: bool = False, color: bo
 
 def unlocked_warnings(report: AuditReport) -> list[str]:
     """One line per thing that unlocks the access section for default targets: a web.config
-    there could override sslFlags, so the file alone cannot show the effective policy."""
+    there could override sslFlags, so the file alone cannot show the effective policy. The
+    command prints them on stderr, as every warning; the tables stay the policy alone."""
     by_source: dict[str, list[str]] = {}
     for row in report.targets():
         if row.in_sites and row.unlocked_by:
@@ -328,8 +327,7 @@ def _render_offloaded(report: AuditReport, color: bool) -> str:
     else:
         verdict = paint("NOT offloaded: run confedit offload", "bad", color)
     table = aligned(rows, paint_cell=_offloaded_role if color else None)
-    warnings = [paint(line, "warn", color) for line in unlocked_warnings(report)]
-    return "\n".join([paint(shown(report.name), "header", color), *table, verdict, *warnings])
+    return "\n".join([paint(shown(report.name), "header", color), *table, verdict])
 
 
 def _offloaded_role(row: int, column: int, text: str) -> str | None:

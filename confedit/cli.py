@@ -443,7 +443,9 @@ def offload(**options: Any) -> None:
 @_color("the tables")
 @_JOBS
 @_MAX_SIZE
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Only errors on stderr (no warnings, progress or summary)."
+)
 @_DEBUG
 def audit(**options: Any) -> None:
     """Show the effective SSL policy of every location of the Exchange sites in CONFIG.

@@ -332,7 +332,7 @@ def run_audit(opts: AuditOptions) -> int:
         from confedit.many import run_audit_many  # noqa: PLC0415
 
         return run_audit_many(opts)
-    from confedit.auditing import audit, render_table  # noqa: PLC0415
+    from confedit.auditing import audit, render_table, unlocked_warnings  # noqa: PLC0415
 
     snapshot = read_input(opts.config, opts.max_size)
     result = audit(snapshot.data, name=str(opts.config), site=opts.site)
@@ -341,4 +341,7 @@ def run_audit(opts: AuditOptions) -> int:
     else:
         color = style.enabled(opts.color, sys.stdout)
         click.echo(render_table(result, offloaded_only=opts.offloaded, color=color), color=color)
+    if not opts.quiet:
+        for line in unlocked_warnings(result):
+            click.echo(line, err=True)
     return result.exit_code(offloaded_only=opts.offloaded)

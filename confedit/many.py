@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from confedit import report, style
-from confedit.auditing import AuditReport, audit, render_table
+from confedit.auditing import AuditReport, audit, render_table, unlocked_warnings
 from confedit.baseline import check_back_end_since
 from confedit.batch import (
     Input,
@@ -495,7 +495,7 @@ def run_audit_many(opts: AuditOptions) -> int:
     color_out = style.enabled(opts.color, sys.stdout)
     color_err = style.enabled(opts.color, sys.stderr)
     tables = not opts.fleet and opts.fmt != "json"
-    show = _AuditShown(opts.offloaded, tables, color_out, color_err)
+    show = _AuditShown(opts.offloaded, tables, opts.quiet, color_out, color_err)
     streams = _streams()
     files = run_all(
         partial(audit_file, settings),
@@ -529,10 +529,11 @@ def run_audit_many(opts: AuditOptions) -> int:
 @dataclass
 class _AuditShown:
     """Shows an audited file: its error on stderr, or (in text mode) its table on stdout, the
-    tables separated by a blank line."""
+    tables separated by a blank line, and its warnings on stderr, each after the file's name."""
 
     offloaded_only: bool
     tables: bool
+    quiet: bool
     color_out: bool
     color_err: bool
     shown_tables: int = 0
@@ -540,12 +541,17 @@ class _AuditShown:
     def __call__(self, file: AuditedFile) -> None:
         if file.report is None:
             _echo_err(style.paint(file.error, "bad", self.color_err), self.color_err)
-        elif self.tables:
+            return
+        if self.tables:
             table = render_table(
                 file.report, offloaded_only=self.offloaded_only, color=self.color_out
             )
             click.echo(("\n" if self.shown_tables else "") + table, color=self.color_out)
             self.shown_tables += 1
+        if not self.quiet:
+            for line in unlocked_warnings(file.report):
+                note = _paint_note(line, self.color_err)
+                _echo_err(f"{shown(file.path)}: {note}", self.color_err)
 
 
 def _audit_code(file: AuditedFile, offloaded: bool) -> int:

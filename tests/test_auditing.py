@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from confedit.auditing import audit, render_table
+from confedit.auditing import audit, render_table, unlocked_warnings
 from confedit.fleet import fleet_of
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
 
@@ -24,19 +24,19 @@ def replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("offloaded_only", [True, False])
-def test_an_unlocked_access_section_is_said_beside_the_verdict(offloaded_only):
+def test_an_unlocked_access_section_is_a_warning_apart_from_the_table(offloaded_only):
     raw = PATCHED.read_bytes()
     unlocked = replace_once(raw, REGISTRATION, REGISTRATION.replace(b"Deny", b"Allow"))
     report = audit(unlocked, "x")
     assert report.all_offloaded  # the file's own verdict stands: a web.config may not agree
-    text = render_table(report, offloaded_only=offloaded_only)
-    (warning,) = [line for line in text.splitlines() if line.startswith("warning:")]
+    (warning,) = unlocked_warnings(report)
     assert "unlocked for autodiscover, ecp, ews, mapi, eas, oab, owa by" in warning  # table order
     assert 'overrideModeDefault="Allow"' in warning
+    assert "warning" not in render_table(report, offloaded_only=offloaded_only)  # stderr's
     target = report.to_json(offloaded_only=offloaded_only)["offloaded"][0]
     assert "overrideModeDefault" in target["unlocked_by"]
     locked = audit(raw, "x")
-    assert "warning:" not in render_table(locked, offloaded_only=offloaded_only)
+    assert unlocked_warnings(locked) == []
     assert {t["unlocked_by"] for t in locked.to_json()["offloaded"]} == {None}
 
 
@@ -44,9 +44,7 @@ def test_a_location_that_unlocks_one_target_is_named_for_it_alone():
     raw = PATCHED.read_bytes()
     owa = b'<location path="Default Web Site/owa"'
     unlocked = replace_once(raw, owa + b">", owa + b' overrideMode="Allow">')
-    (warning,) = [
-        line for line in render_table(audit(unlocked, "x")).splitlines() if "warning" in line
-    ]
+    (warning,) = unlocked_warnings(audit(unlocked, "x"))
     assert warning.startswith(
         'warning: the access section is unlocked for owa by overrideMode="Allow"'
     )

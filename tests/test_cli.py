@@ -497,6 +497,24 @@ def test_audit_table_and_drift_gate(confedit_exe):
     }
 
 
+@pytest.mark.parametrize("args", [[], ["--offloaded"], ["--format", "json"]])
+def test_audit_says_an_unlocked_access_section_on_stderr_as_every_warning(
+    confedit_exe, tmp_path, args
+):
+    registration = b'<section name="access" overrideModeDefault="Deny" />'
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(
+        PATCHED.read_bytes().replace(registration, registration.replace(b"Deny", b"Allow"))
+    )
+    proc = run(confedit_exe, "audit", *args, config.name, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert b"warning" not in proc.stdout
+    assert proc.stderr.startswith(b"warning: the access section is unlocked for autodiscover,")
+    assert len(proc.stderr.splitlines()) == 1
+    quiet = run(confedit_exe, "audit", *args, "-q", config.name, cwd=tmp_path)
+    assert (quiet.stdout, quiet.stderr) == (proc.stdout, b"")
+
+
 def snapshot_folder(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 

@@ -428,6 +428,26 @@ def test_audit_over_the_fleet_reports_the_invalid_file_and_goes_on(confedit_exe,
     assert errors[-1] == "6 files: 1 offloaded, 4 not offloaded, 1 invalid"
 
 
+@pytest.mark.parametrize("args", [[], ["--fleet"], ["--format", "json"]])
+def test_audit_of_several_files_says_each_unlocked_access_section_on_stderr(
+    confedit_exe, tmp_path, fleet, args
+):
+    registration = b'<section name="access" overrideModeDefault="Deny" />'
+    unlocked = tmp_path / fleet["cas-done"]
+    unlocked.write_bytes(
+        unlocked.read_bytes().replace(registration, registration.replace(b"Deny", b"Allow"))
+    )
+    servers = [str(fleet["cas-2016"]), str(fleet["cas-done"])]
+    proc = run(confedit_exe, "audit", *args, *servers, cwd=tmp_path)
+    assert b"warning" not in proc.stdout
+    (warning,) = [line for line in proc.stderr.decode().splitlines() if "warning" in line]
+    assert warning.startswith(
+        "fleet/cas-done/applicationHost.config: warning: the access section is unlocked for "
+    )
+    quiet = run(confedit_exe, "audit", *args, "-q", *servers, cwd=tmp_path)
+    assert b"warning" not in quiet.stderr
+
+
 def test_the_fleet_matrix_and_its_exit_codes(confedit_exe, tmp_path, fleet):
     same = run(
         confedit_exe,
