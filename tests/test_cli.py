@@ -100,6 +100,25 @@ def immutable(path: Path) -> bool:
     return chattr is not None and subprocess.run([chattr, "+i", path], check=False).returncode == 0
 
 
+def test_a_file_with_nothing_to_change_gets_no_backup_and_an_empty_diff(confedit_exe, tmp_path):
+    config = tmp_path / "applicationHost.config"
+    shutil.copyfile(PATCHED, config)
+    earlier = tmp_path / "applicationHost.config.bak"
+    earlier.write_bytes(b"an earlier backup\n")
+    diff = tmp_path / "offload.diff"
+    diff.write_bytes(b"an earlier diff\n")
+    args = ("offload", config.name, "--in-place", "--backup", ".bak", "--diff", diff.name)
+    proc = run(confedit_exe, *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert b"already offloaded, nothing to do" in proc.stderr
+    assert config.read_bytes() == PATCHED.read_bytes()
+    assert earlier.read_bytes() == b"an earlier backup\n"  # not rewritten: no backup replaces it
+    assert diff.read_bytes() == b""  # written, and empty
+    earlier.unlink()
+    assert run(confedit_exe, *args, cwd=tmp_path).returncode == 0
+    assert not earlier.exists()
+
+
 def test_an_input_that_cannot_be_replaced_after_its_backup_is_reported_so(confedit_exe, tmp_path):
     """The backup is renamed into place first; an immutable input then refuses its rename. The
     message must say the backup was written, not that nothing was changed."""
