@@ -22,12 +22,15 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 from stages import STAGES, record
 
 from confedit.plan import Request
+
+if TYPE_CHECKING:
+    from confedit.batch import Input
 
 
 def show_stages(raw: bytes, request: Request, runs: int) -> None:
@@ -155,55 +158,76 @@ BATCH_STEPS = (
 )
 
 
-def show_batch_steps(folder: Path, request: Request) -> None:
+def show_batch_steps(folder: Path, request: Request) -> int:
     """Mean wall and CPU time per file of each step confedit.many.offload_file takes with
     --output-dir (no fsync per file; the run's one sync at the end shared out), over the
-    config files below `folder`, in this one process."""
-    from confedit import report  # noqa: PLC0415
+    config files below `folder`, in this one process. A file confedit refuses or cannot read
+    is named on stderr and left out of the means, as a batch reports it and goes on."""
     from confedit.batch import find_inputs  # noqa: PLC0415
-    from confedit.engine import offload  # noqa: PLC0415
-    from confedit.files import (  # noqa: PLC0415
-        Outputs,
-        check_unchanged,
-        read_input,
-        sync_filesystems,
-    )
+    from confedit.errors import ConfeditError  # noqa: PLC0415
+    from confedit.files import sync_filesystems  # noqa: PLC0415
 
     inputs = find_inputs([folder])
     spent = {step: [0.0, 0.0] for step in BATCH_STEPS}
+    measured = 0
+    with tempfile.TemporaryDirectory() as output:
+        for item in inputs:
+            try:
+                steps = _batch_file_steps(item, request, Path(output))
+            except ConfeditError as error:
+                print(f"left out: {error}", file=sys.stderr)
+                continue
+            measured += 1
+            for step, (wall, cpu) in steps.items():
+                spent[step][0] += wall
+                spent[step][1] += cpu
+        clock = [time.perf_counter(), time.process_time()]
+        sync_filesystems([Path(output)])
+        spent["sync at the end"] = [time.perf_counter() - clock[0], time.process_time() - clock[1]]
+    if not measured:
+        print(f"no file below {folder} could be offloaded: nothing to measure", file=sys.stderr)
+        return 1
+    left_out = f" ({len(inputs) - measured} left out)" if measured < len(inputs) else ""
+    print(f"{measured} file{'s' * (measured != 1)}{left_out}; per file:")
+    print(f"{'step':<22}{'wall':>10}{'CPU':>10}")
+    for step, (wall, cpu) in spent.items():
+        print(f"{step:<22}{wall / measured * 1000:>7.2f} ms{cpu / measured * 1000:>7.2f} ms")
+    return 0
+
+
+def _batch_file_steps(item: Input, request: Request, output: Path) -> dict[str, list[float]]:
+    """Wall and CPU seconds of each step of one file (all but the sync at the end); raises
+    the ConfeditError of a file confedit refuses or cannot read."""
+    from confedit import report  # noqa: PLC0415
+    from confedit.engine import offload  # noqa: PLC0415
+    from confedit.files import Outputs, check_unchanged, read_input  # noqa: PLC0415
+
+    spent: dict[str, list[float]] = {}
     clock = [time.perf_counter(), time.process_time()]
 
     def done(step: str) -> None:
         now = [time.perf_counter(), time.process_time()]
-        spent[step][0] += now[0] - clock[0]
-        spent[step][1] += now[1] - clock[1]
+        spent[step] = [now[0] - clock[0], now[1] - clock[1]]
         clock[:] = now
 
-    with tempfile.TemporaryDirectory() as output:
-        for item in inputs:
-            snapshot = read_input(item.path)
-            done("read")
-            result = offload(snapshot.data, request, name=str(item.path))
-            data = result.output
-            done("library call")
-            check_unchanged(snapshot)
-            done("re-read")
-            destination = Path(output, item.label)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with Outputs(durable=False) as outputs:  # as --output-dir writes (see many.py)
-                outputs.add(destination, data, mode_from=item.path)
-            done("write")
-            report.summary_line(result, str(item.path))
-            list(report.finding_lines(result))
-            done("report")
-            del result, snapshot, data
-            done("freeing the result")
-        sync_filesystems([Path(output)])
-        done("sync at the end")
-    print(f"{len(inputs)} files; per file:")
-    print(f"{'step':<22}{'wall':>10}{'CPU':>10}")
-    for step, (wall, cpu) in spent.items():
-        print(f"{step:<22}{wall / len(inputs) * 1000:>7.2f} ms{cpu / len(inputs) * 1000:>7.2f} ms")
+    snapshot = read_input(item.path)
+    done("read")
+    result = offload(snapshot.data, request, name=str(item.path))
+    data = result.output
+    done("library call")
+    check_unchanged(snapshot)
+    done("re-read")
+    destination = output / item.label
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with Outputs(durable=False) as outputs:  # as --output-dir writes (see many.py)
+        outputs.add(destination, data, mode_from=item.path)
+    done("write")
+    report.summary_line(result, str(item.path))
+    list(report.finding_lines(result))
+    done("report")
+    del result, snapshot, data
+    done("freeing the result")
+    return spent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,8 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     request = Request(allow_extended_protection=args.allow_extended_protection)
     if args.what == "batch":
-        show_batch_steps(args.file, request)
-        return 0
+        return show_batch_steps(args.file, request)
     raw = args.file.read_bytes()
     print(f"{args.file.name}: {len(raw):,} bytes")
     if args.what == "stages":

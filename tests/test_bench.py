@@ -1,0 +1,44 @@
+"""The measuring scripts in bench/ answer a file confedit refuses as confedit does: by naming
+it, not with a traceback. (The benchmark itself, bench/run.py, is run by hand.)"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import EXCHANGE, REPO, SAMPLES
+
+HOTSPOTS = REPO / "bench" / "hotspots.py"
+
+
+def batch_steps(folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(HOTSPOTS), "batch", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_hotspots_batch_leaves_out_a_refused_file_and_measures_the_others(tmp_path):
+    for server, source in (
+        ("cas1", SAMPLES / "exchange2013-cas.applicationHost.config"),
+        ("cas2", EXCHANGE / "e2013-cas-extended-protection.applicationHost.config"),
+    ):
+        (tmp_path / server).mkdir()
+        shutil.copyfile(source, tmp_path / server / "applicationHost.config")
+    proc = batch_steps(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(
+        f"left out: {tmp_path / 'cas2' / 'applicationHost.config'}: refused: Extended Protection"
+    )
+    assert proc.stdout.startswith("1 file (1 left out); per file:\n")
+    (tmp_path / "cas1" / "applicationHost.config").unlink()
+    nothing = batch_steps(tmp_path)
+    assert nothing.returncode == 1
+    assert nothing.stderr.splitlines()[-1] == (
+        f"no file below {tmp_path} could be offloaded: nothing to measure"
+    )
