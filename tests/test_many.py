@@ -838,6 +838,37 @@ def test_several_files_without_a_stdout_they_do_not_need(confedit_exe, tmp_path)
     assert (audit.returncode, audit.stderr) == (3, b"cannot write to stdout: it is closed\n")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["audit", "cas01/applicationHost.config", "--format", "json"],
+        ["audit", ".", "--format", "json"],
+        ["audit", "--fleet", "."],
+        ["audit", "--fleet", ".", "--format", "json"],
+        ["offload", "."],  # the preview, for comparison
+    ],
+)
+def test_an_audit_without_its_stdout_ends_as_an_offload_does(confedit_exe, tmp_path, args):
+    """Closed from the start (`>&-`): exit 3 before anything is read; a reader that goes away
+    (`| head`, `| true`): 141, quietly."""
+    two_servers(tmp_path)
+    closed = subprocess.run(
+        [confedit_exe, *args],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        preexec_fn=close_stdout,
+        check=False,
+    )
+    assert (closed.returncode, closed.stderr) == (3, b"cannot write to stdout: it is closed\n")
+    gone = subprocess.Popen(
+        [confedit_exe, *args, "-q"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert gone.stdout is not None and gone.stderr is not None
+    gone.stdout.close()  # before confedit writes anything, as `| true` does
+    assert gone.wait(timeout=60) == 141
+    assert gone.stderr.read() == b""
+
+
 @pytest.mark.parametrize("stderr", ["closed", "full"])
 def test_several_files_with_a_stderr_that_cannot_be_written(tmp_path, stderr):
     two_servers(tmp_path)
