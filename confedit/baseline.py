@@ -60,7 +60,8 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
         these, them = ("these changes", "them") if len(changes) > 1 else ("this change", "it")
         advice = (
             "SSL offloading makes no change to the Exchange Back End (the front end proxies to it "
-            f"over SSL): undo {these}; `{_git_diff(revision, name, old_name)}` shows {them}"
+            f"over SSL): undo {these}; `{_git_diff(revision, path, version.renamed_from)}` "
+            f"shows {them}"
         )
         # Under its new name alone, the file would seem not to be in the revision at all.
         source = f"{name} (renamed from {old_name})" if old_name else name
@@ -74,12 +75,16 @@ def _old_name(name: str, renamed_from: str | None) -> str | None:
     return posixpath.normpath(posixpath.join(posixpath.dirname(name), renamed_from))
 
 
-def _git_diff(revision: str, name: str, old_name: str | None) -> str:
-    """The command that shows the changes, quoted for a shell: a name may hold spaces. After a
-    rename it names both paths, so that git shows the edits, not the whole file as new."""
-    if old_name is None:
-        return shlex.join(["git", "diff", revision, "--", name])
-    return shlex.join(["git", "diff", "--find-renames", revision, "--", old_name, name])
+def _git_diff(revision: str, path: Path, renamed_from: str | None) -> str:
+    """The command that shows the changes, quoted for a shell (a name may hold spaces). It runs
+    git in the file's folder (`-C`), so that it works from wherever confedit was run, even from
+    outside the repository. After a rename it names both paths, so that git shows the edits,
+    not the whole file as new."""
+    folder = ["-C", str(path.parent)] if str(path.parent) != "." else []
+    if renamed_from is None:
+        return shlex.join(["git", *folder, "diff", revision, "--", path.name])
+    paths = [renamed_from, path.name]
+    return shlex.join(["git", *folder, "diff", "--find-renames", revision, "--", *paths])
 
 
 def back_end_changes(before: Document, after: Document) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -172,9 +173,7 @@ def test_a_back_end_change_since_head_is_refused(repo, original):
         "<location path='Exchange Back End/PowerShell'> was changed"
     ]
     assert caught.value.advice is not None
-    assert "undo this change; `git diff HEAD -- servers/cas1/applicationHost.config` shows it" in (
-        caught.value.advice
-    )
+    assert f"undo this change; `{_advised(config, 'HEAD')}` shows it" in caught.value.advice
     assert str(caught.value).startswith(
         "servers/cas1/applicationHost.config: refused: the Exchange Back End changed since HEAD"
     )
@@ -199,9 +198,7 @@ def test_a_refusal_counts_the_changes_not_the_advice_that_follows_them(repo, ori
         False,
     ]
     assert lines[-1].startswith("  SSL offloading makes no change to the Exchange Back End")
-    assert lines[-1].endswith(
-        "undo these changes; `git diff HEAD -- servers/cas1/applicationHost.config` shows them"
-    )
+    assert lines[-1].endswith("undo these changes; `" + _advised(config, "HEAD") + "` shows them")
 
 
 def test_a_config_reached_through_a_symlink_is_compared_with_its_own_history(repo, original):
@@ -327,10 +324,10 @@ def test_a_refusal_after_a_rename_names_both_paths_and_a_git_diff_that_shows_the
     )
     command = shlex.split(str(caught.value.advice).split("`")[1])
     assert command == [
-        *("git", "diff", "--find-renames", "HEAD~1", "--"),
-        *("servers/cas1/applicationHost.config", "servers/cas9/applicationHost.config"),
+        *("git", "-C", str(config.parent), "diff", "--find-renames", "HEAD~1", "--"),
+        *("../cas1/applicationHost.config", "applicationHost.config"),
     ]
-    shown = git(repo, *command[1:]).stdout.decode()
+    shown = subprocess.run(command, capture_output=True, check=True).stdout.decode()
     assert "rename from servers/cas1/applicationHost.config" in shown
     assert '+                <access sslFlags="Ssl" />' in shown.splitlines()
 
@@ -345,7 +342,28 @@ def test_the_git_diff_the_refusal_advises_is_quoted_for_a_shell(repo, original):
     changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
     with pytest.raises(Refused) as caught:
         check_back_end_since(config, changed, "HEAD", "servers/cas 2 é/applicationHost.config")
-    assert "`git diff HEAD -- 'servers/cas 2 é/applicationHost.config'`" in str(caught.value.advice)
+    assert f"`git -C '{folder}' diff HEAD -- applicationHost.config`" in str(caught.value.advice)
+
+
+def test_the_git_diff_the_refusal_advises_works_from_outside_the_repository(
+    repo, original, tmp_path_factory, monkeypatch
+):
+    config = repo / "servers" / "cas1" / "applicationHost.config"
+    config.write_bytes(
+        replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    )
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    monkeypatch.chdir(elsewhere)
+    name = os.path.relpath(config, elsewhere)  # as the file is named from there
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(Path(name), config.read_bytes(), "HEAD", name)
+    command = shlex.split(str(caught.value.advice).split("`")[1])
+    shown = subprocess.run(command, capture_output=True, check=True).stdout.decode()
+    assert '+                <access sslFlags="Ssl" />' in shown.splitlines()
+
+
+def _advised(config: Path, revision: str) -> str:
+    return shlex.join(["git", "-C", str(config.parent), "diff", revision, "--", config.name])
 
 
 def test_an_unknown_revision_in_a_shallow_clone_says_the_clone_is_shallow(repo, tmp_path_factory):
