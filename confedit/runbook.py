@@ -24,6 +24,33 @@ _SINGLE_QUOTES: Final = "'\u2018\u2019\u201a\u201b"
 _UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Zl", "Zp", "Cf"})
 
 
+# Restart-WebAppPool fails on a pool that is not started (and $ErrorActionPreference stops the
+# script there); a stopped pool reads the configuration when it starts, so it is left alone.
+_RECYCLE: Final = (
+    "if ($Apply) {",
+    "    Import-Module WebAdministration",
+    "    # Every pool is checked before any is recycled: one missing means another server, or a",
+    "    # file not deployed yet.",
+    "    $known = @(Get-ChildItem IIS:\\AppPools | ForEach-Object { $_.Name })",
+    "    $missing = @($pools | Where-Object { $known -notcontains $_ })",
+    "    if ($missing) {",
+    "        throw \"no application pool $($missing -join ', ') on this server, nothing "
+    "recycled: run this script on the server whose file it was written for, after deploying "
+    'it"',
+    "    }",
+    "    foreach ($pool in $pools) {",
+    "        $state = (Get-WebAppPoolState -Name $pool).Value",
+    "        if ($state -eq 'Started') {",
+    '            Restart-WebAppPool -Name $pool; Write-Host "recycled $pool"',
+    "        }",
+    '        else { Write-Host "$pool is ${state}: not recycled; it reads the new configuration '
+    'when started" }',
+    "    }",
+    "}",
+    'else { foreach ($pool in $pools) { Write-Host "would recycle $pool (run with -Apply)" } }',
+)
+
+
 def render_runbook(result: Result, name: str) -> bytes:
     """The runbook for a verified result: UTF-8 with a byte-order mark (Windows PowerShell 5.1
     reads a script without one in the ANSI code page, garbling non-ASCII names), Windows line
@@ -49,11 +76,7 @@ def render_runbook(result: Result, name: str) -> bytes:
         "$pools = @(",
         *[f"    '{_ps(pool)}'" for pool in result.plan.pools],  # one element per line
         ")",
-        "if ($Apply) { Import-Module WebAdministration }",
-        "foreach ($pool in $pools) {",
-        '    if ($Apply) { Restart-WebAppPool -Name $pool; Write-Host "recycled $pool" }',
-        '    else { Write-Host "would recycle $pool (run with -Apply)" }',
-        "}",
+        *_RECYCLE,
         "# Alternative to recycling each pool: restart IIS.",
         "# iisreset /noforce",
         "",

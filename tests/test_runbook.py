@@ -34,8 +34,9 @@ def test_nothing_runs_without_apply_and_outlook_anywhere_stays_commented():
         line for line in text.split("\r\n") if line.strip() and not line.lstrip().startswith("#")
     ]
     assert all("Set-OutlookAnywhere" not in line and "appcmd" not in line for line in live)
-    restart = next(line for line in live if "Restart-WebAppPool" in line)
-    assert restart.strip().startswith("if ($Apply)")
+    block = apply_block(text)
+    iis = [line for line in live if "WebAppPool" in line or "IIS:" in line or "Import-" in line]
+    assert iis and all(line in block for line in iis)
     assert "-SSLOffloading $true" in text and "every 15 minutes" in text
 
 
@@ -149,3 +150,74 @@ def test_a_file_name_that_is_not_utf8_is_escaped_and_the_script_stays_utf8():
     name = os.fsdecode(b"cas\xff/applicationHost.config")
     text = render_runbook(offload(SAMPLE, name=name), name).decode("utf-8-sig")
     assert "# SSL offloading runbook for cas\\udcff/applicationHost.config," in text
+
+
+def apply_block(text: str) -> list[str]:
+    """The lines of the script's `if ($Apply) {` block, up to its closing brace."""
+    lines = text.split("\r\n")
+    start = lines.index("if ($Apply) {")
+    return lines[start : lines.index("}", start) + 1]
+
+
+def test_a_pool_that_is_not_started_is_left_alone_and_named():
+    # Restart-WebAppPool fails on a stopped pool, and $ErrorActionPreference = 'Stop' ended the
+    # script there, the other pools not recycled.
+    block = [line.strip() for line in apply_block(render_runbook(offload(SAMPLE), "x").decode())]
+    state = block.index("$state = (Get-WebAppPoolState -Name $pool).Value")
+    guard = block.index("if ($state -eq 'Started') {")
+    assert (
+        state < guard < block.index('Restart-WebAppPool -Name $pool; Write-Host "recycled $pool"')
+    )
+    assert (
+        'else { Write-Host "$pool is ${state}: not recycled; it reads the new configuration when '
+        'started" }'
+    ) in block
+
+
+def test_every_pool_is_looked_up_before_any_is_recycled():
+    block = [line.strip() for line in apply_block(render_runbook(offload(SAMPLE), "x").decode())]
+    check = block.index("$missing = @($pools | Where-Object { $known -notcontains $_ })")
+    throw = next(i for i, line in enumerate(block) if line.startswith("throw "))
+    assert check < throw < block.index("foreach ($pool in $pools) {")
+    assert "on this server, nothing recycled: run this script on the server" in block[throw]
+
+
+def test_the_script_is_balanced_and_its_strings_expand_as_meant():
+    """What can be checked without PowerShell: braces and parentheses outside strings and
+    comments balance, and no variable in a double-quoted string is followed by a colon, which
+    PowerShell reads as a drive or scope (`"$state: ..."` does not parse)."""
+    for raw in (SAMPLE, PATCHED):
+        text = render_runbook(offload(raw, name="x"), "x").decode("utf-8-sig")
+        code, strings = _split_powershell(text)
+        for opening, closing in ("{}", "()"):
+            depth = 0
+            for char in code:
+                depth += {opening: 1, closing: -1}.get(char, 0)
+                assert depth >= 0
+            assert depth == 0
+        assert strings and not [s for s in strings if re.search(r"\$\w+:(?![\w{])", s)]
+
+
+def _split_powershell(text: str) -> tuple[str, list[str]]:
+    """The script's code outside comments and strings, and its double-quoted strings (a
+    minimal reading: enough for this script's own text, whose names are single-quoted)."""
+    code: list[str] = []
+    strings: list[str] = []
+    for line in text.split("\r\n"):
+        i = 0
+        while i < len(line):
+            char = line[i]
+            if char == "#":
+                break
+            if char in "'\"":
+                end = i + 1
+                while end < len(line) and (line[end] != char or line[end + 1 : end + 2] == char):
+                    escaped = line[end] == char or (char == '"' and line[end] == "`")
+                    end += 2 if escaped else 1
+                if char == '"':
+                    strings.append(line[i + 1 : end])
+                i = end + 1
+                continue
+            code.append(char)
+            i += 1
+    return "".join(code), strings
