@@ -203,6 +203,11 @@ class Document:
         prefix = self.data[line_start:offset]
         return prefix if not prefix.strip() else b""
 
+    def starts_line(self, offset: int) -> bool:
+        """Whether only whitespace comes before `offset` on its line."""
+        line_start = self.data.rfind(b"\n", 0, offset) + 1
+        return not self.data[line_start:offset].strip()
+
 
 # --- loading ---------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ class EditWriter:
 
     def __init__(self, document: Document, locations: Sequence[Location]) -> None:
         self.document = document
+        self.locations = locations
         self.edits: list[Edit] = []
         self._unit = _indent_unit(document, locations)
 
@@ -79,7 +80,11 @@ class EditWriter:
             # The ending of the line the new text splits: the line before the new text keeps
             # its own ending and the new lines get the same (a file may mix CRLF and LF).
             newline, unit = doc.newline_at(insert_at), self._unit
-            parent_indent = doc.indent_of(span.start)
+            parent_indent = (
+                self._location_indent(span.start)
+                if parent.tag == "location"
+                else doc.indent_of(span.start)
+            )
             child_indent = self._child_indent(parent, spans, parent_indent)
         block = _nested(creates, child_indent, unit, newline)
         if span.self_closing:
@@ -107,6 +112,20 @@ class EditWriter:
                 return indent
         return parent_indent + self._unit
 
+    def _location_indent(self, start: int) -> bytes:
+        """The indentation of the <location> at `start`: its own if it starts its line, else
+        that of the nearest one before it that does (else after it), else one unit. What starts
+        the line of `</location><location ...>` is not that <location>'s indentation."""
+        doc = self.document
+        if doc.starts_line(start):
+            return doc.indent_of(start)
+        before = [loc.span.start for loc in self.locations if loc.span.start < start]
+        after = [loc.span.start for loc in self.locations if loc.span.start > start]
+        for offset in (*reversed(before), *after):
+            if doc.starts_line(offset):
+                return doc.indent_of(offset)
+        return self._unit
+
     def _new_location(self, path: str) -> tuple[Action, int]:
         doc, data = self.document, self.document.data
         creates = ("location", *ACCESS_CHAIN)
@@ -117,7 +136,7 @@ class EditWriter:
         )
         if last_location:
             last = last_location.span
-            insert_at, indent = last.end, doc.indent_of(last.start)
+            insert_at, indent = last.end, self._location_indent(last.start)
         else:
             insert_at = close
             while insert_at > 0 and data[insert_at - 1 : insert_at].isspace():
@@ -185,13 +204,14 @@ def _escape_attr(value: str | None) -> str:
 
 
 def _indent_unit(document: Document, locations: Sequence[Location]) -> bytes:
-    """One level of indentation as the file writes it: from a <location> and its first child,
-    else from the first element inside <configuration>, else IIS's four spaces."""
+    """One level of indentation as the file writes it: from a <location> and its first child
+    (both starting their lines), else from the first element inside <configuration>, else IIS's
+    four spaces."""
     data = document.data
     for location in locations[:5]:
         span = location.span
         child = data.find(b"<", span.start_tag_end, span.end_tag_start)  # first child's markup
-        if child == -1:
+        if child == -1 or not document.starts_line(span.start):
             continue
         outer, inner = document.indent_of(span.start), document.indent_of(child)
         if inner.startswith(outer) and len(inner) > len(outer):

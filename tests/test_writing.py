@@ -8,6 +8,7 @@ from lxml import etree
 from confedit import offload
 from confedit.plan import Request
 from confedit.spans import root_end_tag
+from tests.conftest import EXCHANGE
 
 NO_LOCATION = b"""<?xml version="1.0" encoding="UTF-8"?>
 <configuration>
@@ -111,3 +112,76 @@ def test_an_element_written_on_one_line_with_children_stays_on_that_line(block, 
     raw = NO_LOCATION.replace(b"</configuration>", block + b"</configuration>")
     output = offload(raw, Request(services=("owa",))).output
     assert output == raw.replace(b" />" + end_tag, b" />" + inserted + end_tag)
+
+
+def joined_after_the_location_before(raw: bytes, path: bytes) -> bytes:
+    """`raw` with the <location> of `path` started on the line of the `</location>` before it."""
+    start = raw.index(b'<location path="' + path + b'"')
+    return raw[: raw.rindex(b"</location>", 0, start) + len(b"</location>")] + raw[start:]
+
+
+def without_location(raw: bytes, path: bytes) -> bytes:
+    start = raw.index(b'<location path="' + path + b'"')
+    start = raw.rindex(b"\n", 0, start) + 1
+    return raw[:start] + raw[raw.index(b"</location>", start) + len(b"</location>\n") :]
+
+
+NEW_RPC = b"""
+    <location path="Default Web Site/Rpc">
+        <system.webServer>
+            <security>
+                <access sslFlags="None" />
+            </security>
+        </system.webServer>
+    </location>"""
+
+
+def test_a_new_location_after_one_started_on_the_line_before_is_indented_like_the_others():
+    """`</location><location path="Default Web Site/mapi">` (joined by hand): the <location>
+    appended after it went to column 0, as if it had the indentation of that line's start."""
+    real = (EXCHANGE / "e2013-cas.applicationHost.config").read_bytes()
+    raw = joined_after_the_location_before(
+        without_location(real, b"Default Web Site/Rpc"), b"Default Web Site/mapi"
+    )
+    assert b'    </location><location path="Default Web Site/mapi">\n' in raw
+    output = offload(raw, Request(paths=("Default Web Site/Rpc",))).output
+    assert raw.endswith(b"    </location>\n\n</configuration>\n")
+    assert output == raw[: -len(b"\n\n</configuration>\n")] + NEW_RPC + b"\n\n</configuration>\n"
+
+
+SITE_SSL = b"""    <location path="Default Web Site">
+        <system.webServer>
+            <security>
+                <access sslFlags="Ssl" />
+            </security>
+        </system.webServer>
+    </location>"""
+OWA_NONE = b"""
+        <system.webServer>
+            <security>
+                <access sslFlags="None" />
+            </security>
+        </system.webServer>"""
+
+
+def test_a_location_started_on_the_line_before_gains_children_indented_like_the_others():
+    """`</location><location ...>` then its end tag on a line of its own: what it gains is
+    indented from the other <location> elements, not from that line's start."""
+    raw = NO_LOCATION.replace(
+        b"</configuration>",
+        SITE_SSL + b'<location path="Default Web Site/owa">\n    </location>\n</configuration>',
+    )
+    output = offload(raw, Request(services=("owa",))).output
+    assert output == raw.replace(b'/owa">\n', b'/owa">' + OWA_NONE + b"\n")
+
+
+def test_the_only_location_started_on_the_line_before_does_not_set_the_indentation_unit():
+    """`</system.webServer><location ...>`: its first child's indentation (two levels) is not
+    one level, which IIS's other elements of the file show."""
+    site = SITE_SSL.replace(b"    <location", b"<location", 1)
+    raw = NO_LOCATION.replace(
+        b"    </system.webServer>\n", b"    </system.webServer>" + site + b"\n"
+    )
+    output = offload(raw, Request(services=("owa",))).output
+    new = b'\n    <location path="Default Web Site/owa">' + OWA_NONE + b"\n    </location>"
+    assert output == raw.replace(b"    </location>\n", b"    </location>" + new + b"\n")

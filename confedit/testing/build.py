@@ -91,6 +91,8 @@ class Loc(Compact):
     access_attributes: tuple[tuple[str, str], ...] = ()  # on <access>: lockAttributes, ...
     comment: str | None = None  # a comment placed inside <security>
     one_line: bool = False  # the whole element on one line
+    # Started on the line where the element before it ends: `</location><location ...>`.
+    joined: bool = False
     # <location> elements written inside this one, after its <system.webServer>: a file IIS
     # refuses to load (see generated_configs' invalid "nested-location").
     inner: tuple[Loc, ...] = ()
@@ -152,11 +154,14 @@ def render(
         lines.add(2, "</security>")
     lines.add(1, "</system.webServer>")
     for index, location in enumerate(locations):
-        if style.blank_lines:
+        if style.blank_lines and not location.joined:
             lines.blank()
-        if style.comments:
+        if style.comments and not location.joined:
             _comments(lines, index, location, style)
+        start = len(lines.lines)
         _location(lines, location, style)
+        if location.joined:
+            lines.join(start)
     lines.add(0, "</configuration>")
     if style.trailer:
         lines.add(0, "<!-- exported: the file above ends at </configuration> -->")
@@ -178,6 +183,10 @@ class _Writer:
 
     def blank(self) -> None:
         self.lines.append("")
+
+    def join(self, index: int) -> None:
+        """Line `index` written, without its indentation, at the end of the line before it."""
+        self.lines[index - 1 : index + 1] = [self.lines[index - 1] + self.lines[index].lstrip()]
 
     def text(self) -> str:
         newline = self.style.newline

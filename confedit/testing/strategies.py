@@ -284,7 +284,8 @@ def generated_configs(
     - `other_sites`: also `Default Web Site2` and `Other Site`;
     - `look_alikes`: locations whose paths only look like the targets, and the server level;
     - `max_locations`: at most this many drawn `<location>` elements, in any order, some with
-      one path spelled in two ways (IIS allows that when they define different sections);
+      one path spelled in two ways (IIS allows that when they define different sections), some
+      written on one line, some started on the line where the element before them ends;
     - `extended_protection`: tokenChecking may be Allow or Require (else only None);
     - `locks`: locks that leave the front end's sslFlags free (`lockAllAttributesExcept`, ...);
     - `invalid`: any of "duplicate-section" (two locations define access for one path),
@@ -431,6 +432,7 @@ def _locations(
         access_attributes=draw(_harmless_locks(path) if locks else st.just(())),
         comment=draw(st.none() | st.sampled_from(_COMMENTS)),
         one_line=draw(st.booleans()),
+        joined=draw(st.booleans()),
     )
 
 
