@@ -89,6 +89,8 @@ class Plan:
     findings: tuple[Finding, ...]
     # Pools of the applications below a changed target whose sslFlags change with it.
     inherited_pools: tuple[str, ...] = ()
+    # Such applications whose pool no element names (config paths): recycled by hand.
+    unnamed_pools: tuple[str, ...] = ()
 
     @property
     def pools(self) -> list[str]:
@@ -133,28 +135,35 @@ def plan(config: Config, request: Request) -> Plan:
         _advise(draft, outcome)
     if planner.edits:
         _advise_encoding(draft)
-    inherited = _inherited_pools(config, outcomes)
-    return Plan(tuple(outcomes), tuple(planner.edits), tuple(draft.findings), inherited)
+    pools, unnamed = _inherited_pools(config, outcomes)
+    return Plan(tuple(outcomes), tuple(planner.edits), tuple(draft.findings), pools, unnamed)
 
 
-def _inherited_pools(config: Config, outcomes: list[Outcome]) -> tuple[str, ...]:
+def _inherited_pools(
+    config: Config, outcomes: list[Outcome]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Pools of the applications below a changed target (without a target of their own) that
     inherit its None where they required something else: their policy changes too, so their
-    pool is recycled with the target's (Microsoft's steps name only the target's pool)."""
+    pool is recycled with the target's (Microsoft's steps name only the target's pool). Also
+    the config paths of those whose pool no element of the file names."""
     changed = {o.target.key for o in outcomes if o.changed}
     targets = {o.target.key for o in outcomes}
     pools: list[str] = []
+    unnamed: list[str] = []
     for site in {site_of(key) for key in changed}:
         for key in config.paths_below(site):  # one pass over the site, not one per target
             if key in targets or not any(level in changed for level in lineage(key)[1:]):
                 continue
             app = config.application(key)
-            if app is None or not app.pool or app.pool in pools:
+            if app is None or (app.pool in pools) or (app.config_path in unnamed):
                 continue
             before = SslFlags.parse(config.resolve(key, SSL_FLAGS).value)
             if before != NONE and _source_after(config, key, targets) is None:
-                pools.append(app.pool)
-    return tuple(pools)
+                if app.pool:
+                    pools.append(app.pool)
+                else:
+                    unnamed.append(app.config_path)
+    return tuple(pools), tuple(unnamed)
 
 
 # --- validation: what IIS itself would refuse to load ----------------------------------------

@@ -58,7 +58,8 @@ def render_runbook(result: Result, name: str) -> bytes:
     quoting keeps a line break inside a comment, and a script run as administrator must do only
     what it shows."""
     changed = [o for o in result.outcomes if o.changed]
-    _check_names([name, *result.plan.pools, *(o.target.path for o in changed)], name)
+    paths = [*(o.target.path for o in changed), *result.plan.unnamed_pools]
+    _check_names([name, *result.plan.pools, *paths], name)
     lines = [
         f"# SSL offloading runbook for {name}, written by confedit {__version__}.",
         "# Deploy the patched applicationHost.config first (staged, one Client Access server at a",
@@ -72,7 +73,7 @@ def render_runbook(result: Result, name: str) -> bytes:
         "",
         *_nothing_changed(changed),
         "# 1. Recycle the application pools of the changed directories.",
-        *_pools_not_named(changed),
+        *_pools_not_named(result, changed),
         "$pools = @(",
         *[f"    '{_ps(pool)}'" for pool in result.plan.pools],  # one element per line
         ")",
@@ -124,13 +125,14 @@ def _nothing_changed(changed: list[Outcome]) -> list[str]:
     return ["# Nothing changed in this file: there is nothing to deploy, recycle or roll back.", ""]
 
 
-def _pools_not_named(changed: list[Outcome]) -> list[str]:
-    """Changed targets whose pool the file does not name (no applicationPool, no defaults);
-    one only pinned keeps its policy, and needs no recycle (see Plan.pools)."""
+def _pools_not_named(result: Result, changed: list[Outcome]) -> list[str]:
+    """Changed targets, and applications that inherit their change, whose pool the file does not
+    name (no applicationPool, no defaults); a target only pinned keeps its policy, and needs no
+    recycle (see Plan.pools)."""
+    paths = [o.target.path for o in changed if not o.pool and not o.pinned]
     return [
-        f"#    The pool of {o.target.path} is not named in the file: recycle it by hand."
-        for o in changed
-        if not o.pool and not o.pinned
+        f"#    The pool of {path} is not named in the file: recycle it by hand."
+        for path in [*paths, *result.plan.unnamed_pools]
     ]
 
 

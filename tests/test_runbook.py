@@ -132,6 +132,24 @@ def test_a_changed_directory_whose_pool_the_file_does_not_name_is_left_to_the_op
     )
 
 
+def test_an_application_inheriting_the_change_whose_pool_is_not_named_is_left_to_the_operator():
+    # ECP inherits the site's Ssl: offloading the site changes it too. Its pool was left out
+    # of the runbook without a word when no element of the file named one.
+    raw = SAMPLE.replace(b'<applicationDefaults applicationPool="DefaultAppPool" />', b"")
+    raw = raw.replace(
+        b'<application path="/ecp" applicationPool="MSExchangeECPAppPool">',
+        b'<application path="/ecp">',
+    )
+    result = offload(raw, Request(paths=("Default Web Site",)), name="x")
+    assert result.plan.unnamed_pools == ("Default Web Site/ecp",)
+    assert "MSExchangeOWAAppPool" in result.plan.pools  # the others are named as before
+    lines = render_runbook(result, "x").decode("utf-8-sig").split("\r\n")
+    assert (
+        "#    The pool of Default Web Site/ecp is not named in the file: recycle it by hand."
+        in lines
+    )
+
+
 def test_a_tab_in_a_pool_name_is_harmless_inside_its_quotes():
     assert "    'OAB\tPool'" in runbook_lines(renamed_oab("OAB\tPool", "OAB"), "OAB")
 
