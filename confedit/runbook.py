@@ -92,8 +92,7 @@ def render_runbook(result: Result, name: str) -> bytes:
         "# 3. The same change made with appcmd on the server (for reference):",
         *[f"# {_appcmd_set(o.target.path, 'None')}" for o in changed],
         "",
-        "# 4. Rollback: apply the diff in reverse to the file (git apply -R / patch -R -p1),",
-        "#    or on the server:",
+        *_rollback_of_the_file(result),
         *[f"# {_inverse(o)}" for o in changed],
         "#    then recycle the same application pools.",
     ]
@@ -117,6 +116,21 @@ def _check_names(names: list[str], source: str) -> None:
 
 def _unsafe(char: str) -> bool:
     return char != "\t" and unicodedata.category(char) in _UNSAFE_CATEGORIES
+
+
+def _rollback_of_the_file(result: Result) -> list[str]:
+    """How to undo the change to the file itself: a UTF-16 file's diff is UTF-8 text for
+    review, which neither git apply nor patch applies (see the diff-not-applicable note)."""
+    if result.document.encoding.is_utf8:
+        return [
+            "# 4. Rollback: apply the diff in reverse to the file (git apply -R / patch -R -p1),",
+            "#    or on the server:",
+        ]
+    return [
+        f"# 4. Rollback: put back the original file (the file is {result.document.encoding.label},",
+        "#    and its diff applies neither with git apply nor with patch: keep a --backup of it),",
+        "#    or on the server:",
+    ]
 
 
 def _nothing_changed(changed: list[Outcome]) -> list[str]:

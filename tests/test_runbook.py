@@ -239,3 +239,15 @@ def _split_powershell(text: str) -> tuple[str, list[str]]:
             code.append(char)
             i += 1
     return "".join(code), strings
+
+
+def test_the_rollback_of_a_utf16_file_does_not_send_the_operator_to_its_diff():
+    utf16 = codecs.BOM_UTF16_LE + SAMPLE.decode("utf-8-sig").replace(
+        'encoding="UTF-8"', 'encoding="UTF-16"', 1
+    ).encode("utf-16-le")
+    text = render_runbook(offload(utf16, name="x"), "x").decode("utf-8-sig")
+    assert "git apply -R" not in text
+    assert "# 4. Rollback: put back the original file (the file is UTF-16-LE with BOM," in text
+    assert "keep a --backup of it" in text
+    utf8 = render_runbook(offload(SAMPLE, name="x"), "x").decode("utf-8-sig")
+    assert "# 4. Rollback: apply the diff in reverse to the file (git apply -R" in utf8
