@@ -239,37 +239,43 @@ def run_offload_many(opts: OffloadOptions) -> int:
             _flush_outputs(opts, inputs[: len(done)])
         raise
     unsynced = _sync_output_dir(opts, inputs)
-    codes = [file.exit_code for file in reports] + ([unsynced.exit_code] if unsynced else [])
+    unwritten = _write_diff_file(opts, reports)
+    run_errors = [error for error in (unsynced, unwritten) if error is not None]
+    codes = [file.exit_code for file in reports] + [error.exit_code for error in run_errors]
     code = most_severe(codes)
     try:
-        _report_offloads(opts, reports, code, unsynced, color=color, streams=streams)
-    finally:  # last, under the report it qualifies, even if writing the report failed
-        if unsynced:
-            _echo_err(style.paint(str(unsynced), "bad", color), color)
+        _report_offloads(opts, reports, code, _run_error(run_errors), color=color, streams=streams)
+    finally:  # last, under the report they qualify, even if writing the report failed
+        for error in run_errors:
+            _echo_err(style.paint(str(error), "bad", color), color)
     return code
+
+
+def _run_error(errors: list[WriteFailed]) -> WriteFailed | None:
+    """The error of the run itself for the JSON report, which has room for one."""
+    if len(errors) < 2:
+        return errors[0] if errors else None
+    return WriteFailed("; ".join(str(error) for error in errors))
 
 
 def _report_offloads(
     opts: OffloadOptions,
     reports: list[FileReport],
     code: int,
-    unsynced: WriteFailed | None,
+    run_error: WriteFailed | None,
     *,
     color: bool,
     streams: bool,
 ) -> None:
-    """The combined diff, the JSON report, each file's lines (if not shown as they came) and
-    the summary."""
-    diff = b"".join(r.diff for r in reports)
-    if opts.diff_to:
-        _write_combined_diff(opts.diff_to, opts, diff, reports)
-    if _previews(opts):
-        emit_diff(STDIO, diff, color=opts.color_stdout)
+    """The combined diff on stdout, the JSON report, each file's lines (if not shown as they
+    came) and the summary."""
+    if opts.diff_to == STDIO or _previews(opts):
+        emit_diff(STDIO, b"".join(r.diff for r in reports), color=opts.color_stdout)
     counts = report.summary_counts([r.status for r in reports], OFFLOAD_GROUPS)
     if opts.fmt == "json":
         files = [r.document for r in reports if r.document is not None]
         with written_before(_wrote_files(opts, reports)):
-            document = report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code, unsynced)
+            document = report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code, run_error)
             print_json(document)
     if not streams:
         for file in reports:
@@ -320,18 +326,20 @@ def _warn_unsearched(opts: OffloadOptions, output_dir: Path, inputs: list[Input]
             )
 
 
-def _write_combined_diff(
-    destination: str, opts: OffloadOptions, diff: bytes, reports: list[FileReport]
-) -> None:
-    """The combined diff comes last, when every file is done: if it cannot be written, the
-    files written before it stay written, and the error says so."""
+def _write_diff_file(opts: OffloadOptions, reports: list[FileReport]) -> WriteFailed | None:
+    """The combined --diff file comes last, when every file is done. If it cannot be written,
+    that is the run's own error: every file is still reported (a pipeline must learn which were
+    written), and the error says whether the files were."""
+    if not opts.diff_to or opts.diff_to == STDIO:
+        return None
     try:
-        emit_diff(destination, diff, color=opts.color_stdout)
+        emit_diff(opts.diff_to, b"".join(r.diff for r in reports), color=False)
     except WriteFailed as error:
         if _wrote_files(opts, reports):
             reason = error.message.removesuffix(NOTHING_CHANGED)
             error.message = f"{reason}; the files were written, the diff was not"
-        raise
+        return error
+    return None
 
 
 def _wrote_files(opts: OffloadOptions, reports: list[FileReport]) -> bool:

@@ -544,6 +544,32 @@ def test_a_combined_diff_that_cannot_be_written_says_the_files_were(confedit_exe
     assert (tmp_path / "out").is_dir()
 
 
+def test_a_combined_diff_that_cannot_be_written_still_reports_every_file(
+    confedit_exe, tmp_path, fleet
+):
+    """The files are written before the diff: the report of several files must still say which
+    ones (a pipeline reads it to know what it deploys), with the diff's failure as the run's own
+    error. It printed a one-file report naming no file, and no file's line or summary."""
+    (tmp_path / "blocked").write_bytes(b"a file, not a folder\n")
+    args = ("offload", "fleet", "--output-dir", "out", "--diff", "blocked/x.diff")
+    proc = run(confedit_exe, *args, "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 3
+    error = (
+        "blocked/x.diff: cannot write: Not a directory; the files were written, the diff was not"
+    )
+    assert proc.stderr.decode().splitlines()[-1] == error
+    document = json.loads(proc.stdout)
+    validate(document)
+    assert document["exit_code"] == 3
+    assert document["error"] == {"kind": "write-failed", "message": error}
+    assert [f["status"] for f in document["files"]].count("changed") == 2
+    assert len(document["files"]) == 6
+    proc = run(confedit_exe, *args, cwd=tmp_path)
+    assert proc.returncode == 3
+    lines = proc.stderr.decode().splitlines()
+    assert lines[-2:] == ["6 files: 2 changed, 1 unchanged, 2 refused, 1 invalid", error]
+
+
 @pytest.mark.parametrize(
     ("to_group", "sig", "code"),
     [(True, signal.SIGINT, 130), (False, signal.SIGTERM, 143)],
