@@ -217,7 +217,11 @@ def revision_version(path: Path, revision: str) -> Version | None:
     commit = _git(git, folder, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
     if commit.returncode != 0:
         if _git(git, folder, "rev-parse", "--git-dir").returncode != 0:
-            raise UsageProblem("--since: not in a git repository", source=str(path))
+            raise UsageProblem(
+                "--since: not in a git repository; name the file in its git clone, or leave "
+                "out --since",
+                source=str(path),
+            )
         if _git(git, folder, "rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
             return None  # no commit yet: nothing to compare with
         raise UsageProblem(
@@ -236,10 +240,14 @@ def revision_version(path: Path, revision: str) -> Version | None:
 
 
 def _shallow_hint(git: str, folder: Path) -> str:
-    """Why a revision may be missing: a CI checkout is often a shallow clone of one commit."""
+    """Why a revision may be missing, and what to do: a CI checkout is often a shallow clone of
+    one commit; otherwise the name is wrong, or the branch was not fetched."""
     shallow = _git(git, folder, "rev-parse", "--is-shallow-repository")
     if shallow.stdout.strip() != b"true":
-        return ""
+        return (
+            "; name a branch, tag or commit of this clone (`git branch -a` lists the branches; "
+            "`git fetch origin` brings those of the remote)"
+        )
     return (
         " (this clone is shallow: fetch the history, e.g. `git fetch --unshallow`, or "
         "fetch-depth: 0 with actions/checkout)"

@@ -279,6 +279,23 @@ def test_an_unknown_revision_or_no_repository_is_a_usage_problem(repo, tmp_path_
         revision_bytes(outside, "HEAD")
 
 
+def test_an_unknown_revision_or_no_repository_says_what_to_do(repo, tmp_path_factory):
+    config = repo / "servers" / "cas1" / "applicationHost.config"
+    with pytest.raises(UsageProblem) as caught:
+        revision_bytes(config, "origin/main")
+    assert caught.value.message == (
+        "--since: unknown git revision 'origin/main'; name a branch, tag or commit of this clone "
+        "(`git branch -a` lists the branches; `git fetch origin` brings those of the remote)"
+    )
+    outside = tmp_path_factory.mktemp("plain") / "applicationHost.config"
+    outside.write_bytes(b"")
+    with pytest.raises(UsageProblem) as caught:
+        revision_bytes(outside, "HEAD")
+    assert caught.value.message == (
+        "--since: not in a git repository; name the file in its git clone, or leave out --since"
+    )
+
+
 def test_repository_variables_of_a_git_hook_do_not_redirect_the_look_up(
     repo, original, monkeypatch
 ):
