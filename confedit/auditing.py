@@ -55,6 +55,7 @@ class AuditReport:
     front_end: str
     back_end: str
     rows: tuple[Row, ...]
+    front_end_found: bool = True  # the front-end site is in <sites>
 
     def targets(self) -> list[Row]:
         return [row for row in self.rows if row.service is not None]
@@ -139,7 +140,9 @@ def audit_config(config: Config, site: str = exchange.FRONT_END_SITE) -> AuditRe
             or (f"{front}/{service.directory}" if service else key)
         )
         rows.append(_row(config, key, spelling, roles[site_of(key)], service))
-    return AuditReport(config.document.name, front, exchange.BACK_END_SITE, tuple(rows))
+    return AuditReport(
+        config.document.name, front, exchange.BACK_END_SITE, tuple(rows), front_site is not None
+    )
 
 
 def _row(config: Config, key: str, path: str, role: str, service: exchange.Service | None) -> Row:
@@ -301,6 +304,8 @@ def _legend(absent: bool) -> str:
 
 
 def _no_front_end(report: AuditReport) -> str:
+    if not report.front_end_found:
+        return shown(exchange.UNKNOWN_SITE.format(site=report.front_end))
     return (
         f"no Exchange front-end virtual directory in '{shown(report.front_end)}' "
         "(is this a Client Access server?)"

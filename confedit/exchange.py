@@ -55,6 +55,11 @@ MRSPROXY_WARNING: Final = (
 NOT_A_CAS: Final = (
     "no Exchange front-end virtual directories in '{site}' — is this a Client Access server?"
 )
+# A misspelt --site rather than a server's role.
+UNKNOWN_SITE: Final = (
+    "the site '{site}' is not in <sites>; name the front-end site with --site (the default is "
+    f"'{FRONT_END_SITE}')"
+)
 
 
 def service_names() -> str:

@@ -60,6 +60,8 @@ class Server:
 @dataclass(frozen=True)
 class Fleet:
     servers: tuple[Server, ...]
+    front_end: str = exchange.FRONT_END_SITE
+    front_end_found: bool = True  # in the <sites> of at least one file
 
     @property
     def compared(self) -> list[Server]:
@@ -112,7 +114,11 @@ class Fleet:
 
 def fleet_of(reports: list[AuditReport]) -> Fleet:
     """The matrix of the audited files, in their order."""
-    return Fleet(tuple(_server(report) for report in reports))
+    servers = tuple(_server(report) for report in reports)
+    if not reports:
+        return Fleet(servers)
+    found = any(report.front_end_found for report in reports)
+    return Fleet(servers, reports[0].front_end, found)
 
 
 def _server(report: AuditReport) -> Server:
@@ -196,7 +202,12 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
             )
         )
     compared = len(fleet.compared)
-    if not compared:
+    if not compared and not fleet.front_end_found:
+        unknown = exchange.UNKNOWN_SITE.format(site=fleet.front_end)
+        lines.append(
+            paint(f"no Client Access server among the files: {shown(unknown)}", "bad", color)
+        )
+    elif not compared:
         lines.append(paint("no Client Access server among the files", "bad", color))
     elif compared == 1:
         lines.append(paint("one Client Access server: nothing to compare it with", "dim", color))

@@ -577,7 +577,8 @@ def _audit_status(file: AuditedFile) -> str:
 def _fleet(opts: AuditOptions, files: list[AuditedFile], color: bool) -> int:
     fleet = fleet_of([file.report for file in files if file.report])
     codes = [file.exit_code for file in files if file.report is None]
-    if not fleet.consistent or (opts.offloaded and not fleet.all_offloaded):
+    nothing_compared = bool(fleet.servers) and not fleet.compared  # a misspelt --site, say
+    if not fleet.consistent or nothing_compared or (opts.offloaded and not fleet.all_offloaded):
         codes.append(ExitCode.WORK_FOUND)
     code = most_severe(codes)
     if opts.fmt == "json":

@@ -412,10 +412,7 @@ def _not_in_sites(config: Config, target: Target) -> str:
 def _unknown_site(name: str) -> str:
     """Why a site name is wrong, and the option that names the right one. (A large file's
     tree holds only the sites asked for: the file's other names are not at hand.)"""
-    return (
-        f"the site '{name}' is not in <sites>; name the front-end site with --site (the "
-        f"default is '{exchange.FRONT_END_SITE}')"
-    )
+    return exchange.UNKNOWN_SITE.format(site=name)
 
 
 def _check_locks(draft: _Draft, target: Target) -> None:

@@ -97,6 +97,14 @@ def test_default_targets_a_server_does_not_have_are_marked_absent():
     assert "(absent)" not in render_table(audit(raw, "x"))
 
 
+def test_a_site_that_is_not_in_sites_is_named_as_the_likely_mistake():
+    text = render_table(audit(CAS.read_bytes(), "x", site="Defualt Web Site"))
+    assert (
+        "the site 'Defualt Web Site' is not in <sites>; name the front-end site with --site "
+        "(the default is 'Default Web Site')"
+    ) in text.splitlines()
+
+
 def test_a_plain_iis_server_is_audited_as_one_without_the_exchange_front_end():
     raw = (CORPUS / "iis" / "reverse-proxy.applicationHost.config").read_bytes()
     report = audit(raw, "x")

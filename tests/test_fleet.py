@@ -87,6 +87,14 @@ def test_without_any_client_access_server_nothing_agrees_or_is_offloaded(reports
     assert render_fleet(fleet).splitlines()[-1] == "no Client Access server among the files"
 
 
+def test_a_site_in_no_files_sites_is_named_as_the_likely_mistake():
+    fleet = fleet_of([audit(CAS.read_bytes(), "a", site="Default Web Site 2")])
+    assert render_fleet(fleet).splitlines()[-1] == (
+        "no Client Access server among the files: the site 'Default Web Site 2' is not in "
+        "<sites>; name the front-end site with --site (the default is 'Default Web Site')"
+    )
+
+
 def test_one_client_access_server_is_not_said_to_agree(reports):
     lines = render_fleet(fleet_of([reports["cas1"], reports["web"]])).splitlines()
     assert lines[-1] == "one Client Access server: nothing to compare it with"

@@ -498,6 +498,29 @@ def test_the_fleet_matrix_and_its_exit_codes(confedit_exe, tmp_path, fleet):
     assert whole.stderr.startswith(b"fleet/cas-broken/applicationHost.config:128:22:")
 
 
+def test_a_fleet_where_nothing_is_compared_fails_and_a_misspelt_site_is_named(
+    confedit_exe, tmp_path, fleet
+):
+    # A consistency gate that compared no server vouches for nothing: it passed (exit 0) with a
+    # misspelt --site, every server then seeming to have no front end.
+    servers = ("fleet/cas-2016", "fleet/cas-2019")
+    misspelt = run(
+        confedit_exe, "audit", "--fleet", "--site", "Defualt Web Site", *servers, cwd=tmp_path
+    )
+    assert misspelt.returncode == 1
+    assert misspelt.stdout.decode().splitlines()[-1] == (
+        "no Client Access server among the files: the site 'Defualt Web Site' is not in <sites>; "
+        "name the front-end site with --site (the default is 'Default Web Site')"
+    )
+    as_json = run(
+        confedit_exe, "audit", "--fleet", "--site", "X", *servers, "--format", "json", cwd=tmp_path
+    )
+    assert json.loads(as_json.stdout)["exit_code"] == as_json.returncode == 1
+    plain = run(confedit_exe, "audit", "--fleet", "fleet/web", cwd=tmp_path)
+    assert plain.returncode == 1
+    assert plain.stdout.decode().splitlines()[-1] == "no Client Access server among the files"
+
+
 def test_offloading_the_fleet_makes_it_agree(confedit_exe, tmp_path, fleet):
     servers = [str(fleet[s]) for s in ("cas-2016", "cas-2019", "cas-done")]
     assert run(confedit_exe, "audit", "--fleet", *servers, cwd=tmp_path).returncode == 1
