@@ -329,8 +329,9 @@ def _warn_unsearched(opts: OffloadOptions, output_dir: Path, inputs: list[Input]
 def _write_diff_file(opts: OffloadOptions, reports: list[FileReport]) -> WriteFailed | None:
     """The combined --diff file comes last, when every file is done. If it cannot be written,
     that is the run's own error: every file is still reported (a pipeline must learn which were
-    written), and the error says whether the files were."""
-    if not opts.diff_to or opts.diff_to == STDIO:
+    written), and the error says whether the files were. A run in which every file failed
+    writes none, as a run over one file that fails: an earlier diff there is not emptied."""
+    if not opts.diff_to or opts.diff_to == STDIO or all(r.failed for r in reports):
         return None
     try:
         emit_diff(opts.diff_to, b"".join(r.diff for r in reports), color=False)

@@ -1167,3 +1167,36 @@ def test_a_failed_flush_is_said_even_when_the_combined_diff_fails_too(
         "/dev/full: cannot write: No space left on device; the files were written, the diff "
         "was not",
     ]
+
+
+def test_a_run_in_which_every_file_failed_leaves_an_earlier_diff_as_it_was(
+    confedit_exe, tmp_path, fleet
+):
+    # As a run over one file that fails writes nothing; a folder of one refused file emptied
+    # the diff of an earlier run.
+    earlier = tmp_path / "offload.diff"
+    earlier.write_bytes(b"an earlier run's diff\n")
+    failed = run(
+        confedit_exe,
+        "offload",
+        "--check",
+        "--diff",
+        "offload.diff",
+        "fleet/cas-ep",
+        "fleet/cas-broken",
+        cwd=tmp_path,
+    )
+    assert failed.returncode == 3
+    assert earlier.read_bytes() == b"an earlier run's diff\n"
+    some = run(
+        confedit_exe,
+        "offload",
+        "--check",
+        "--diff",
+        "offload.diff",
+        "fleet/cas-ep",
+        "fleet/cas-2016",
+        cwd=tmp_path,
+    )
+    assert some.returncode == 3
+    assert earlier.read_bytes().startswith(b"--- a/fleet/cas-2016/applicationHost.config")
