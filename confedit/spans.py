@@ -3,8 +3,8 @@
 In well-formed XML a '<' outside comments, CDATA and processing instructions always starts
 markup (attribute values and text cannot hold a raw '<'), so the scanners here only need to skip
 those three and quoted attribute values. Every span is checked against the lxml element it is
-paired with (tag name, and line and path for <location> elements), so a scanner mistake becomes
-an error, never a silent wrong edit.
+paired with (tag name, and path for <location> elements: libxml2's line numbers are wrong past
+line 65535), so a scanner mistake becomes an error, never a silent wrong edit.
 
 Cost follows the work: the locations of the sites confedit reasons about are found by one regular
 expression that only matches their `path` values, and only the elements inside a location that is
