@@ -1,7 +1,7 @@
-"""IIS semantics: sslFlags values, location paths, <sites>, inheritance and locks.
+"""IIS semantics: sslFlags values, location paths, <sites>, inheritance, and the access
+section's registration in <configSections>. The locks that forbid a change are plan.py's.
 
-Facts and their sources are in docs/IIS-NOTES.md of the team's shared notes; the README's
-"How IIS decides" section summarises the rules implemented here.
+Facts and their sources are in docs/IIS-NOTES.md of the team's shared notes.
 """
 
 from __future__ import annotations
