@@ -249,7 +249,8 @@ def _present_defaults(draft: _Draft, targets: list[Target], site_name: str) -> l
 
 
 def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
-    """Paths below a target that would still require SSL after the change (rule 4)."""
+    """Paths below a target that would still require SSL after the change: named in a warning,
+    or returned as targets of their own with --include-descendants."""
     config = draft.config
     keys = {t.key for t in targets}
     offloaded = set(keys)  # the targets and the descendants found so far
@@ -451,7 +452,8 @@ def _names(value: str | None) -> set[str]:
 
 
 def _check_extended_protection(draft: _Draft, target: Target) -> None:
-    """Rule 1: the target and every location that inherits its new value."""
+    """Extended Protection on the target, or on a location below it that inherits its new
+    value: each path is noted for _judge_extended_protection."""
     config = draft.config
     keys = [target.key] + [
         key for key in config.below(target.key) if _source_after(config, key, {target.key}) is None
@@ -484,7 +486,7 @@ def _mrsproxy_key(draft: _Draft) -> str:
 
 
 def _advise_mrsproxy(draft: _Draft, targets: list[Target]) -> None:
-    """Rule 5's warning: MRSProxy has no <location> in real files and inherits from EWS, so
+    """The MRSProxy warning: MRSProxy has no <location> in real files and inherits from EWS, so
     offloading EWS, or anything above it, offloads MRSProxy too, unless a location of its own
     keeps it on SSL."""
     mrsproxy = _mrsproxy_key(draft)
