@@ -1,6 +1,6 @@
 """Post-conditions checked on every result before anything is written.
 
-The output is the input with some spans replaced. Three checks together prove that it means
+The output is the input with some spans replaced. Four checks together prove that it means
 exactly "the input plus the intended sslFlags edits", at a cost that follows the edits rather than
 the file size:
 
@@ -39,7 +39,8 @@ Shape = tuple[bytes, bytes, tuple[str, ...]]
 
 
 def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[list[str]]:
-    """Check `output` against the input and the edits; return xmldiff's actions per edit."""
+    """Check `output` against the input and the edits; return xmldiff's actions per edit (for
+    a new <location>, which xmldiff does not compare, one line that says what was inserted)."""
     name = document.name
     steps = ordered(edits)
     try:
