@@ -125,7 +125,9 @@ class InputChanged(ConfeditError):
 
 
 class WriteFailed(ConfeditError):
-    """An output could not be written; every file is as it was (exit 3)."""
+    """An output could not be written (exit 3). Usually every file is as it was (see
+    files.Outputs); where some were written (a rename refused after others, a combined --diff
+    or the flush of an output folder at the end of a run), the message says so."""
 
     kind = "write-failed"
 
