@@ -35,8 +35,9 @@ from confedit.spans import (
 __all__ = ["Document", "ElementSpan", "Encoding", "Location", "load", "make_parser", "sourceline"]
 
 NOT_APPHOST = "not an applicationHost.config"
-# Above this size, a load with a scope drops the other sites' elements while parsing: the tree of
-# a 100 MB file would take several times its size. Below it, a plain parse is faster.
+# From this size on, a load with a scope leaves the other sites' elements out of its tree (see
+# _parse_large): the tree of a 100 MB file would take several times its size. Below it, a plain
+# parse is faster.
 PRUNE_ABOVE: Final = 8 * 1024 * 1024
 
 
@@ -241,8 +242,8 @@ def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None
 
     With `sites` (names, any case), confedit looks only at the <location> and <site> elements
     of those sites and of the server level. The whole file is still parsed and checked, and in a
-    large file the other sites' elements are dropped as soon as they are parsed, so a file with
-    thousands of other sites costs little memory for them.
+    large file (PRUNE_ABOVE) the other sites' elements are left out of the tree (see
+    _parse_large), so a file with thousands of other sites costs little memory for them.
     """
     if not raw:
         raise InvalidInput("empty file", source=name)
