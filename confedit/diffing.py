@@ -215,7 +215,8 @@ def _common_head(a: list[bytes], b: list[bytes]) -> int:
 
 
 def _hunks(changes: list[Change], context: int) -> list[list[Change]]:
-    """Changes grouped into hunks: those less than two contexts apart share one."""
+    """Changes grouped into hunks: those at most two contexts apart (their context lines
+    touch or overlap) share one."""
     hunks = [[changes[0]]]
     for change in changes[1:]:
         previous = hunks[-1][-1]
