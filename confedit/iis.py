@@ -230,10 +230,6 @@ class Setting:
     attribute: str
     default: str
 
-    @property
-    def xpath(self) -> str:
-        return "system.webServer/" + "/".join(self.elements)
-
 
 SSL_FLAGS: Final = Setting(("security", "access"), "sslFlags", "None")
 _WINDOWS_AUTH: Final = ("security", "authentication", "windowsAuthentication")
