@@ -198,12 +198,6 @@ class Version:
     renamed_from: str | None = None  # relative to the file's folder
 
 
-def revision_bytes(path: Path, revision: str) -> bytes | None:
-    """The file's content at `revision` (see revision_version), or None."""
-    version = revision_version(path, revision)
-    return version.content if version else None
-
-
 def revision_version(path: Path, revision: str) -> Version | None:
     """The file's content at `revision` of its git repository, symlinks followed as they were
     then (git keeps a link as the text of its target), under its old name if git finds it

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from confedit.baseline import back_end_changes, check_back_end_since, revision_bytes
+from confedit.baseline import back_end_changes, check_back_end_since, revision_version
 from confedit.document import load
 from confedit.engine import offload
 from confedit.errors import Refused, UsageProblem
@@ -26,6 +26,12 @@ SERVER_WINDOWS_AUTH = (
 
 def changes(old: bytes, new: bytes) -> list[str]:
     return back_end_changes(load(old, "old", sites=SCOPE), load(new, "new", sites=SCOPE))
+
+
+def revision_bytes(path: Path, revision: str) -> bytes | None:
+    """The file's content at `revision`, as --since compares it; None if it has none."""
+    version = revision_version(path, revision)
+    return version.content if version else None
 
 
 def replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
