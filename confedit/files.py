@@ -107,16 +107,16 @@ def check_same_stat(snapshot: Snapshot) -> None:
         raise InputChanged(_CHANGED, source=str(snapshot.path))
 
 
-def write_file(path: Path, data: bytes, *, mode_from: Path | None = None) -> None:
+def write_file(path: Path, data: bytes) -> None:
     """Write `data` to `path`: atomically if it is (or will be) a regular file, else directly.
 
     A rename over a device node or a FIFO would replace it (as root, for the whole machine), so
     those are written in place. Regular files get a temporary file in the same folder, fsync and
-    rename; the file mode of the file replaced (or of `mode_from`) is kept, and so are its owner
-    and group where this process may set them (as `sed -i` does).
+    rename; the file mode of the file replaced is kept, and so are its owner and group where this
+    process may set them (as `sed -i` does).
     """
     with Outputs() as outputs:
-        outputs.add(path, data, mode_from=mode_from)
+        outputs.add(path, data)
 
 
 class Outputs:
