@@ -220,8 +220,8 @@ _LOCATION_TOKENS: Final = re.compile(
 def _quick_spans(
     data: bytes, pattern: re.Pattern[bytes], start: int = 0
 ) -> list[tuple[re.Match[bytes], ElementSpan]]:
-    """The <location> start tags that `pattern` (see _quick_pattern) matches, as finditer would
-    find them, each with the span of its element; in one scan."""
+    """The <location> start tags outside comments, CDATA and processing instructions that
+    `pattern` (see _quick_pattern) matches, each with the span of its element; in one scan."""
     found: list[tuple[re.Match[bytes], ElementSpan]] = []
     opened: re.Match[bytes] | None = None  # <location> elements do not nest (see load())
     for token in _LOCATION_TOKENS.finditer(data, start):
@@ -231,8 +231,6 @@ def _quick_spans(
                 found.append((opened, end))
                 opened = None
         elif data[token.start() + 1] == _L and (match := pattern.match(data, token.start())):
-            if not match.group("path"):
-                continue
             if match.group("empty"):
                 empty = ElementSpan(match.start(), match.end(), match.end(), match.end())
                 found.append((match, empty))
@@ -245,16 +243,14 @@ def _quick_spans(
 
 @functools.lru_cache(maxsize=8)
 def _quick_pattern(sites: frozenset[str]) -> re.Pattern[bytes]:
-    """Comments, CDATA and processing instructions (to skip them), or the start tag of a
-    <location> whose path is in one of `sites` or at the server level (group 'path')."""
+    """The start tag of a <location> whose path is in one of `sites` or at the server level,
+    matched at its '<' (the path in group 'dq' or 'sq'; group 'empty' is '/' if self-closed)."""
     names = b"|".join(re.escape(site.encode("utf-8")) for site in sorted(sites) if site)
     site_paths = rb"(?i:" + names + rb")(?:/[^\"'<]*)?" if names else rb"(?!)"
     value = rb"(?:" + site_paths + rb"|\.?)"  # or the server level: "" or "."
     other_attr = rb"\s+(?!path\s*=)[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*')"
     return re.compile(
-        rb"<(?:"
-        + _SKIPPED
-        + rb"|(?P<path>location(?:"
+        rb"<location(?:"
         + other_attr
         + rb")*\s+path\s*=\s*"
         + rb"(?:\"(?P<dq>"
@@ -263,8 +259,7 @@ def _quick_pattern(sites: frozenset[str]) -> re.Pattern[bytes]:
         + value
         + rb")')"
         + _ATTRS
-        + rb"(?P<empty>/?)>))",
-        re.S,
+        + rb"(?P<empty>/?)>"
     )
 
 
