@@ -128,15 +128,15 @@ def plan(config: Config, request: Request) -> Plan:
     _judge_extended_protection(draft)
     if draft.refusals:
         raise Refused(draft.refusals, source=config.document.name)
-    planner = EditWriter(config.document, config.locations)
-    outcomes = [_outcome(config, planner, target) for target in targets]
+    writer = EditWriter(config.document, config.locations)
+    outcomes = [_outcome(config, writer, target) for target in targets]
     _advise_mrsproxy(draft, targets)
     for outcome in outcomes:
         _advise(draft, outcome)
-    if planner.edits:
+    if writer.edits:
         _advise_encoding(draft)
     pools, unnamed = _inherited_pools(config, outcomes)
-    return Plan(tuple(outcomes), tuple(planner.edits), tuple(draft.findings), pools, unnamed)
+    return Plan(tuple(outcomes), tuple(writer.edits), tuple(draft.findings), pools, unnamed)
 
 
 def _inherited_pools(
@@ -588,13 +588,13 @@ def _override_mode(location: etree._Element) -> _Override | None:
 # --- edits -----------------------------------------------------------------------------------
 
 
-def _outcome(config: Config, planner: EditWriter, target: Target) -> Outcome:
+def _outcome(config: Config, writer: EditWriter, target: Target) -> Outcome:
     before = config.resolve(target.path, SSL_FLAGS)
     app = config.application(target.path)
     pool = app.pool if app else None
     location = _location_to_edit(config, target.key)
-    action, offset = planner.offload(target.path, location)
-    edit = None if action == "unchanged" else planner.edits[-1]
+    action, offset = writer.offload(target.path, location)
+    edit = None if action == "unchanged" else writer.edits[-1]
     created = edit.creates if edit else ()
     at_level = before.source is not None and path_key(before.source.path) == target.key
     pinned = edit is not None and SslFlags.parse(before.value) == NONE and not at_level
