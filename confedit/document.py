@@ -87,7 +87,8 @@ class Document:
     data: bytes  # working bytes: the file itself if UTF-8, else its UTF-8 transcoding
     encoding: Encoding
     root: etree._Element
-    scope: frozenset[str] | None = None  # case-folded sites kept in the tree; None: all
+    # Case-folded sites confedit looks at (only they are kept in a large file's tree); None: all.
+    scope: frozenset[str] | None = None
     # The copy a large file's tree was parsed from (see _parse_large): its <location> elements
     # are found in it, a tenth of the bytes to scan, and their spans mapped back to `data`.
     reduced: Reduced | None = field(default=None, repr=False)
