@@ -190,7 +190,8 @@ def batch_json(
     error: ConfeditError | None = None,
 ) -> dict[str, Any]:
     """The JSON report of a run over several files: each file's own report, in input order,
-    and the run's own error if it had one (the files written, their flush to disk failed)."""
+    and the run's own error if it had one (the combined --diff could not be written, or the
+    files written to --output-dir could not be flushed to disk)."""
     document = {
         "$schema": schema,
         "exit_code": exit_code,
