@@ -384,12 +384,10 @@ class Config:
         """The in-scope Location of a top-level <location> element; None for any other."""
         return self.document.location_of(element)
 
-    def resolve(self, path: str, setting: Setting, *, skip_own: bool = False) -> Resolved:
+    def resolve(self, path: str, setting: Setting) -> Resolved:
         """The effective value at `path`: the nearest level that sets it, else the default."""
         key = path_key(path)
         for level in lineage(key):
-            if skip_own and level == key:
-                continue
             for definition in self.definitions(level, setting):
                 if self.flows_to(definition, key):
                     return Resolved(definition.element.get(setting.attribute, ""), definition)
