@@ -160,8 +160,11 @@ def _mirror(outputs: Outputs, destination: Path, data: bytes, source: Path) -> N
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        # Named by the input, as every other line of the run: the folder is in the message.
         raise WriteFailed(
-            f"cannot create the folder: {exc.strerror or exc}", source=str(destination.parent)
+            f"cannot create the output folder {destination.parent}: {exc.strerror or exc}; "
+            "check that --output-dir can be written to",
+            source=str(source),
         ) from None
     outputs.add(destination, data, mode_from=source)
 

@@ -1200,3 +1200,26 @@ def test_a_run_in_which_every_file_failed_leaves_an_earlier_diff_as_it_was(
     )
     assert some.returncode == 3
     assert earlier.read_bytes().startswith(b"--- a/fleet/cas-2016/applicationHost.config")
+
+
+def test_an_output_folder_that_cannot_be_created_is_reported_under_the_input_it_was_for(
+    confedit_exe, tmp_path, fleet
+):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "fleet").write_bytes(b"a file where a folder must go")
+    proc = run(
+        confedit_exe,
+        "offload",
+        "fleet/cas-2016",
+        "fleet/cas-2019",
+        "--output-dir",
+        "out",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 3
+    lines = proc.stderr.decode().splitlines()
+    assert lines[0] == (
+        "fleet/cas-2016/applicationHost.config: cannot create the output folder "
+        "out/fleet/cas-2016: Not a directory; check that --output-dir can be written to"
+    )
+    assert lines[1].startswith("fleet/cas-2019/ApplicationHost.config: cannot create")
