@@ -70,6 +70,27 @@ def test_an_unknown_kind_of_invalid_file_is_a_mistake():
         st_iis.generated_configs(invalid=["typo"])
 
 
+@pytest.mark.parametrize(
+    ("knobs", "error", "message"),
+    [
+        ({"max_locations": -1}, ValueError, "max_locations takes a whole number, 0 or more"),
+        ({"max_locations": 2.5}, TypeError, "max_locations takes a whole number"),
+        ({"max_locations": "3"}, TypeError, "max_locations takes a whole number"),
+        ({"styles": st_iis.formatting_styles}, TypeError, r"styles takes a strategy.*\(\)"),
+        ({"styles": build.Style()}, TypeError, r"styles takes a strategy.*st.just\(Style"),
+        ({"back_end": "yes"}, TypeError, "back_end takes True, False or None"),
+        ({"other_sites": "false"}, TypeError, "other_sites takes True or False"),
+        ({"locks": 0}, TypeError, "locks takes True or False"),
+    ],
+)
+@pytest.mark.parametrize("strategy", [st_iis.generated_configs, st_iis.application_host_configs])
+def test_a_misused_knob_is_refused_at_the_call(strategy, knobs, error, message):
+    """Not when the first example is drawn, from deep inside Hypothesis (a negative
+    max_locations, a Style for styles) or never (a string for a boolean knob is true)."""
+    with pytest.raises(error, match=message):
+        strategy(**knobs)
+
+
 @given(st_iis.ssl_flags(), st_iis.ssl_flags(valid=False))
 def test_flag_values_are_valid_unless_asked_otherwise(valid, invalid):
     assert model.valid_flags(valid)

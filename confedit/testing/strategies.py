@@ -15,7 +15,7 @@ failing examples print as the builder call that makes them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Final
@@ -309,6 +309,13 @@ def generated_configs(
     ...         raise AssertionError(f"not refused: {config}")
     >>> test_bad_flags_are_invalid_input()
     """
+    switches = {
+        "other_sites": other_sites,
+        "look_alikes": look_alikes,
+        "extended_protection": extended_protection,
+        "locks": locks,
+    }
+    _check_knobs(back_end, switches, max_locations, styles)
     unknown = set(invalid) - set(INVALID_KINDS)
     if unknown:
         raise ValueError(f"unknown kinds of invalid file: {sorted(unknown)}; use {INVALID_KINDS}")
@@ -355,6 +362,29 @@ def application_host_configs(
         invalid=invalid,
         styles=styles,
     ).map(lambda config: config.raw)
+
+
+def _check_knobs(
+    back_end: object, switches: Mapping[str, object], max_locations: object, styles: object
+) -> None:
+    """Refuse a misused knob at the call: Hypothesis would only fail when the first example is
+    drawn, from deep inside, and a string for a switch ("false") would silently be true."""
+    if back_end is not None and not isinstance(back_end, bool):
+        raise TypeError(f"back_end takes True, False or None (either): got {back_end!r}")
+    for name, value in switches.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} takes True or False: got {value!r}")
+    # None has always meant no limit (Hypothesis's lists); it stays accepted.
+    if max_locations is not None:
+        if isinstance(max_locations, bool) or not isinstance(max_locations, int):
+            raise TypeError(f"max_locations takes a whole number: got {max_locations!r}")
+        if max_locations < 0:
+            raise ValueError(f"max_locations takes a whole number, 0 or more: got {max_locations}")
+    if styles is not None and not isinstance(styles, st.SearchStrategy):
+        raise TypeError(
+            f"styles takes a strategy, such as formatting_styles(), or st.just(Style(...)) for "
+            f"one style: got {styles!r}"
+        )
 
 
 @st.composite
