@@ -70,6 +70,22 @@ def test_an_unknown_kind_of_invalid_file_is_a_mistake():
         st_iis.generated_configs(invalid=["typo"])
 
 
+@pytest.mark.parametrize("kinds", ["bad-flags", None])
+def test_invalid_takes_a_collection_of_kinds(kinds):
+    """A string was taken letter by letter ("unknown kinds of invalid file: ['-', 'a', ...]")."""
+    with pytest.raises(
+        TypeError, match=r"invalid takes a list of kinds, such as invalid=\['bad-flags'\]"
+    ):
+        st_iis.generated_configs(invalid=kinds)
+
+
+def test_invalid_kinds_may_come_from_an_iterator():
+    """The kinds were read twice: an iterator was used up by the first reading, and every file
+    drawn was valid."""
+    config = _minimal(st_iis.generated_configs(invalid=iter(["bad-flags"])))
+    assert config.invalid == {"bad-flags"}
+
+
 @pytest.mark.parametrize(
     ("knobs", "error", "message"),
     [

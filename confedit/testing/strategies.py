@@ -15,7 +15,7 @@ failing examples print as the builder call that makes them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Final
@@ -316,9 +316,6 @@ def generated_configs(
         "locks": locks,
     }
     _check_knobs(back_end, switches, max_locations, styles)
-    unknown = set(invalid) - set(INVALID_KINDS)
-    if unknown:
-        raise ValueError(f"unknown kinds of invalid file: {sorted(unknown)}; use {INVALID_KINDS}")
     return _configs(
         back_end=back_end,
         other_sites=other_sites,
@@ -326,7 +323,7 @@ def generated_configs(
         max_locations=max_locations,
         extended_protection=extended_protection,
         locks=locks,
-        invalid=tuple(kind for kind in INVALID_KINDS if kind in invalid),
+        invalid=_kinds(invalid),
         styles=styles if styles is not None else formatting_styles(),
     )
 
@@ -385,6 +382,19 @@ def _check_knobs(
             f"styles takes a strategy, such as formatting_styles(), or st.just(Style(...)) for "
             f"one style: got {styles!r}"
         )
+
+
+def _kinds(invalid: Collection[str]) -> tuple[str, ...]:
+    """The kinds of invalid file asked for, in the order of INVALID_KINDS."""
+    if isinstance(invalid, str) or not isinstance(invalid, Iterable):
+        raise TypeError(
+            f"invalid takes a list of kinds, such as invalid=['bad-flags']: got {invalid!r}"
+        )
+    asked = set(invalid)  # read once: an iterator is used up by reading it
+    unknown = asked - set(INVALID_KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds of invalid file: {sorted(unknown)}; use {INVALID_KINDS}")
+    return tuple(kind for kind in INVALID_KINDS if kind in asked)
 
 
 @st.composite
