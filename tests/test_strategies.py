@@ -87,6 +87,22 @@ def test_invalid_kinds_may_come_from_an_iterator():
 
 
 @pytest.mark.parametrize(
+    ("encodings", "error", "message"),
+    [
+        (("utf-8", "latin-1"), ValueError, r"unknown encodings: \['latin-1'\]; use \('utf-8', "),
+        (("UTF-16",), ValueError, r"unknown encodings: \['UTF-16'\]"),
+        ((), ValueError, r"encodings takes at least one of \('utf-8', 'utf-16-le', 'utf-16-be'\)"),
+        ("utf-16-le", TypeError, r"encodings takes a list, such as encodings=\('utf-16-le',\)"),
+    ],
+)
+def test_unknown_encodings_are_refused_at_the_call(encodings, error, message):
+    """They failed when a file was rendered, with a KeyError from the builder ('latin-1', or
+    'u' for a string taken letter by letter)."""
+    with pytest.raises(error, match=message):
+        st_iis.formatting_styles(encodings=encodings)
+
+
+@pytest.mark.parametrize(
     ("knobs", "error", "message"),
     [
         ({"max_locations": -1}, ValueError, "max_locations takes a whole number, 0 or more"),

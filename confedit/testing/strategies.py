@@ -190,6 +190,7 @@ def formatting_styles(
     ...     assert (b'encoding="UTF-8"' in raw) == (style.encoding == "utf-8")
     >>> test_utf8_files_declare_utf8()
     """
+    _check_encodings(encodings)
     newline: st.SearchStrategy[Newline] = st.sampled_from(("\n", "\r\n"))
     if mixed_newlines:
         mixed = st.lists(st.sampled_from(("\r\n", "\n")), max_size=3)
@@ -212,6 +213,18 @@ def formatting_styles(
         encoding=st.sampled_from(tuple(encodings)),
         trailer=st.booleans(),
     )
+
+
+def _check_encodings(encodings: Sequence[str]) -> None:
+    """Refuse at the call what would fail only when a file is rendered (a KeyError)."""
+    known = tuple(BOMS)
+    if isinstance(encodings, str):
+        raise TypeError(f"encodings takes a list, such as encodings=({encodings!r},)")
+    unknown = sorted(set(encodings) - set(known))
+    if unknown:
+        raise ValueError(f"unknown encodings: {unknown}; use {known}")
+    if not encodings:
+        raise ValueError(f"encodings takes at least one of {known}")
 
 
 # --- whole files -----------------------------------------------------------------------------
