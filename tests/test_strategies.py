@@ -13,6 +13,7 @@ from confedit.errors import InvalidInput, Refused
 from confedit.testing import build
 from confedit.testing import strategies as st_iis
 from tests import reference_model as model
+from tests.conftest import REPO
 from tests.helpers import split_bom
 
 
@@ -63,6 +64,14 @@ def test_invalid_files_are_refused_as_iis_would(config):
         "nested-location": "only allowed directly inside <configuration>",
     }
     assert wording[kind] in str(info.value)
+
+
+def test_the_readme_names_every_kind_of_invalid_file_and_encoding():
+    """It named three of the four kinds ("nested-location" was missing), and no encoding."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Property-testing your own configs", 1)[1].split("\n## ", 1)[0]
+    for name in (*st_iis.INVALID_KINDS, *build.BOMS):
+        assert f'"{name}"' in section, name
 
 
 def test_an_unknown_kind_of_invalid_file_is_a_mistake():

@@ -294,8 +294,10 @@ def generated_configs(
       as the front end, and more), its `<location path="Exchange Back End">` requiring
       `Ssl, Ssl128` as on a real server, and up to three locations of its directories, drawn
       like the others (None: either);
-    - `other_sites`: also `Default Web Site2` and `Other Site`;
-    - `look_alikes`: locations whose paths only look like the targets, and the server level;
+    - `other_sites`: also `Default Web Site2` and `Other Site` in `<sites>`;
+    - `look_alikes`: locations whose paths only look like the targets, and the server level
+      (`Exchange Back End/owa` and `Default Web Site2/owa` among them, also with
+      `back_end=False` or `other_sites=False`: locations of a site `<sites>` does not have);
     - `max_locations`: at most this many drawn `<location>` elements, in any order, some with
       one path spelled in two ways (IIS allows that when they define different sections), some
       written on one line, some started on the line where the element before them ends;
