@@ -151,7 +151,8 @@ def location_paths(*, look_alikes: bool = True, casing: bool = True) -> st.Searc
     """Location paths around the Exchange front end: the site, its virtual directories and
     folders below them, and (with `look_alikes`) paths that only look like them:
     `Default Web Site/owa2`, `Default Web Site2/owa`, `Exchange Back End/owa`, the server level.
-    With `casing`, any spelling: `default web site/OWA`, and one trailing slash.
+    With `casing`, the whole path as written, in lower case or in upper case
+    (`DEFAULT WEB SITE/OWA`), with or without one trailing slash.
 
     >>> from hypothesis import given
     >>> @given(location_paths())
