@@ -127,7 +127,7 @@ def ssl_flags(*, valid: bool = True) -> st.SearchStrategy[str]:
     """
     if not valid:
         return st.sampled_from(_INVALID_FLAGS)
-    return st.one_of(_flag_names(), _flag_number(), st.sampled_from(("None", "none", "NONE")))
+    return st.one_of(st.sampled_from(("None", "none", "NONE")), _flag_names(), _flag_number())
 
 
 def _flag_names() -> st.SearchStrategy[str]:
