@@ -1176,28 +1176,11 @@ def test_a_run_in_which_every_file_failed_leaves_an_earlier_diff_as_it_was(
     # the diff of an earlier run.
     earlier = tmp_path / "offload.diff"
     earlier.write_bytes(b"an earlier run's diff\n")
-    failed = run(
-        confedit_exe,
-        "offload",
-        "--check",
-        "--diff",
-        "offload.diff",
-        "fleet/cas-ep",
-        "fleet/cas-broken",
-        cwd=tmp_path,
-    )
+    check = (confedit_exe, "offload", "--check", "--diff", "offload.diff")
+    failed = run(*check, "fleet/cas-ep", "fleet/cas-broken", cwd=tmp_path)
     assert failed.returncode == 3
     assert earlier.read_bytes() == b"an earlier run's diff\n"
-    some = run(
-        confedit_exe,
-        "offload",
-        "--check",
-        "--diff",
-        "offload.diff",
-        "fleet/cas-ep",
-        "fleet/cas-2016",
-        cwd=tmp_path,
-    )
+    some = run(*check, "fleet/cas-ep", "fleet/cas-2016", cwd=tmp_path)
     assert some.returncode == 3
     assert earlier.read_bytes().startswith(b"--- a/fleet/cas-2016/applicationHost.config")
 
