@@ -90,7 +90,7 @@ class Plan:
     # Pools of the applications below a changed target whose sslFlags change with it.
     inherited_pools: tuple[str, ...] = ()
     # Such applications whose pool no element names (config paths): recycled by hand.
-    unnamed_pools: tuple[str, ...] = ()
+    apps_without_pool: tuple[str, ...] = ()
 
     @property
     def pools(self) -> list[str]:
@@ -155,7 +155,7 @@ def _inherited_pools(
             if key in targets or not any(level in changed for level in lineage(key)[1:]):
                 continue
             app = config.application(key)
-            if app is None or (app.pool in pools) or (app.config_path in unnamed):
+            if app is None or app.pool in pools or app.config_path in unnamed:
                 continue
             before = SslFlags.parse(config.resolve(key, SSL_FLAGS).value)
             if before != NONE and _source_after(config, key, targets) is None:

@@ -58,7 +58,7 @@ def render_runbook(result: Result, name: str) -> bytes:
     quoting keeps a line break inside a comment, and a script run as administrator must do only
     what it shows."""
     changed = [o for o in result.outcomes if o.changed]
-    paths = [*(o.target.path for o in changed), *result.plan.unnamed_pools]
+    paths = [*(o.target.path for o in changed), *result.plan.apps_without_pool]
     _check_names([name, *result.plan.pools, *paths], name)
     lines = [
         f"# SSL offloading runbook for {name}, written by confedit {__version__}.",
@@ -146,7 +146,7 @@ def _pools_not_named(result: Result, changed: list[Outcome]) -> list[str]:
     paths = [o.target.path for o in changed if not o.pool and not o.pinned]
     return [
         f"#    The pool of {path} is not named in the file: recycle it by hand."
-        for path in [*paths, *result.plan.unnamed_pools]
+        for path in [*paths, *result.plan.apps_without_pool]
     ]
 
 

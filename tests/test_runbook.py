@@ -141,7 +141,7 @@ def test_an_application_inheriting_the_change_whose_pool_is_not_named_is_left_to
         b'<application path="/ecp">',
     )
     result = offload(raw, Request(paths=("Default Web Site",)), name="x")
-    assert result.plan.unnamed_pools == ("Default Web Site/ecp",)
+    assert result.plan.apps_without_pool == ("Default Web Site/ecp",)
     assert "MSExchangeOWAAppPool" in result.plan.pools  # the others are named as before
     lines = render_runbook(result, "x").decode("utf-8-sig").split("\r\n")
     assert (
