@@ -155,7 +155,9 @@ def _inherited_pools(
             if key in targets or not any(level in changed for level in lineage(key)[1:]):
                 continue
             app = config.application(key)
-            if app is None or app.pool in pools or app.config_path in unnamed:
+            if app is None or path_key(app.config_path) in targets:
+                continue  # a virtual directory of a target's application: the target's pool
+            if app.pool in pools or app.config_path in unnamed:
                 continue
             before = SslFlags.parse(config.resolve(key, SSL_FLAGS).value)
             if before != NONE and _source_after(config, key, targets) is None:

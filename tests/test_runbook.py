@@ -132,6 +132,22 @@ def test_a_changed_directory_whose_pool_the_file_does_not_name_is_left_to_the_op
     )
 
 
+def test_a_changed_application_with_a_virtual_directory_is_left_to_the_operator_once():
+    # The virtual directory below OAB runs in OAB's own application: its pool is the target's,
+    # not a second one to recycle by hand.
+    raw = SAMPLE.replace(b' applicationPool="MSExchangeOABAppPool"', b"")
+    raw = raw.replace(b'<applicationDefaults applicationPool="DefaultAppPool" />', b"")
+    root = b'<virtualDirectory path="/" physicalPath="C:\\Program Files\\Microsoft\\Exchange'
+    root += b' Server\\V15\\FrontEnd\\HttpProxy\\OAB" />'
+    extra = b'\n                    <virtualDirectory path="/extra" physicalPath="C:\\x" />'
+    assert raw.count(root) == 1
+    raw = raw.replace(root, root + extra)
+    lines = runbook_lines(raw, "OAB")
+    assert [line for line in lines if "is not named in the file" in line] == [
+        "#    The pool of Default Web Site/OAB is not named in the file: recycle it by hand."
+    ]
+
+
 def test_an_application_inheriting_the_change_whose_pool_is_not_named_is_left_to_the_operator():
     # ECP inherits the site's Ssl: offloading the site changes it too. Its pool was left out
     # of the runbook without a word when no element of the file named one.
