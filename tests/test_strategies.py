@@ -111,6 +111,18 @@ def test_unknown_encodings_are_refused_at_the_call(encodings, error, message):
         st_iis.formatting_styles(encodings=encodings)
 
 
+def test_encodings_given_by_an_iterator_are_read_once():
+    """The check used them up: the strategy then failed when drawn, Hypothesis saying it
+    cannot sample from a length-zero sequence."""
+    styles = st_iis.formatting_styles(encodings=iter(["utf-16-le"]))
+    assert find(styles, lambda _: True).encoding == "utf-16-le"
+
+
+def test_no_encodings_at_all_is_refused_as_a_list_would_be():
+    with pytest.raises(TypeError, match=r"encodings takes a list, such as encodings=\('utf-8',\)"):
+        st_iis.formatting_styles(encodings=None)
+
+
 @pytest.mark.parametrize(
     ("knobs", "error", "message"),
     [

@@ -191,7 +191,7 @@ def formatting_styles(
     ...     assert (b'encoding="UTF-8"' in raw) == (style.encoding == "utf-8")
     >>> test_utf8_files_declare_utf8()
     """
-    _check_encodings(encodings)
+    encodings = _checked_encodings(encodings)
     newline: st.SearchStrategy[Newline] = st.sampled_from(("\n", "\r\n"))
     if mixed_newlines:
         mixed = st.lists(st.sampled_from(("\r\n", "\n")), max_size=3)
@@ -211,21 +211,28 @@ def formatting_styles(
         self_close=st.sampled_from((" />", "/>")),
         comments=st.booleans(),
         final_newline=st.booleans().map(lambda missing: not missing),
-        encoding=st.sampled_from(tuple(encodings)),
+        encoding=st.sampled_from(encodings),
         trailer=st.booleans(),
     )
 
 
-def _check_encodings(encodings: Sequence[str]) -> None:
-    """Refuse at the call what would fail only when a file is rendered (a KeyError)."""
+def _checked_encodings(encodings: Iterable[str]) -> tuple[str, ...]:
+    """The encodings, read once (an iterator is used up by reading it), refused at the call
+    where they would fail only when a file is rendered (a KeyError) or drawn."""
     known = tuple(BOMS)
     if isinstance(encodings, str):
         raise TypeError(f"encodings takes a list, such as encodings=({encodings!r},)")
-    unknown = sorted(set(encodings) - set(known))
+    if not isinstance(encodings, Iterable):
+        raise TypeError(
+            f"encodings takes a list, such as encodings=({known[0]!r},): got {encodings!r}"
+        )
+    asked = tuple(encodings)
+    unknown = sorted(set(asked) - set(known))
     if unknown:
         raise ValueError(f"unknown encodings: {unknown}; use {known}")
-    if not encodings:
+    if not asked:
         raise ValueError(f"encodings takes at least one of {known}")
+    return asked
 
 
 # --- whole files -----------------------------------------------------------------------------
