@@ -219,7 +219,7 @@ def revision_version(path: Path, revision: str) -> Version | None:
         if _git(git, folder, "rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
             return None  # no commit yet: nothing to compare with
         raise UsageProblem(
-            f"--since: unknown git revision {revision!r}{_shallow_hint(git, folder)}",
+            f"--since: unknown git revision {revision!r}{_revision_hint(git, folder)}",
             source=str(path),
         )
     commit_id = commit.stdout.decode().strip()
@@ -233,7 +233,7 @@ def revision_version(path: Path, revision: str) -> Version | None:
     return Version(content, old) if content is not None else None
 
 
-def _shallow_hint(git: str, folder: Path) -> str:
+def _revision_hint(git: str, folder: Path) -> str:
     """Why a revision may be missing, and what to do: a CI checkout is often a shallow clone of
     one commit; otherwise the name is wrong, or the branch was not fetched."""
     shallow = _git(git, folder, "rev-parse", "--is-shallow-repository")
