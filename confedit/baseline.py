@@ -15,12 +15,15 @@ repository can be changed by hand or by another tool. What counts as the Back En
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import posixpath
 import shlex
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -60,8 +63,7 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
         these, them = ("these changes", "them") if len(changes) > 1 else ("this change", "it")
         advice = (
             "SSL offloading makes no change to the Exchange Back End (the front end proxies to it "
-            f"over SSL): undo {these}; `{_git_diff(revision, path, version.renamed_from)}` "
-            f"shows {them}"
+            f"over SSL): undo {these}; {_how_to_see(revision, path, version)} {them}"
         )
         # Under its new name alone, the file would seem not to be in the revision at all.
         source = f"{name} (renamed from {old_name})" if old_name else name
@@ -75,16 +77,19 @@ def _old_name(name: str, renamed_from: str | None) -> str | None:
     return posixpath.normpath(posixpath.join(posixpath.dirname(name), renamed_from))
 
 
-def _git_diff(revision: str, path: Path, renamed_from: str | None) -> str:
-    """The command that shows the changes, quoted for a shell (a name may hold spaces). It runs
-    git in the file's folder (`-C`), so that it works from wherever confedit was run, even from
-    outside the repository. After a rename it names both paths, so that git shows the edits,
-    not the whole file as new."""
-    folder = ["-C", str(path.parent)] if str(path.parent) != "." else []
-    if renamed_from is None:
-        return shlex.join(["git", *folder, "diff", revision, "--", path.name])
-    paths = [renamed_from, path.name]
-    return shlex.join(["git", *folder, "diff", "--find-renames", revision, "--", *paths])
+def _how_to_see(revision: str, path: Path, version: Version) -> str:
+    """The git commands that show the changes, quoted for a shell (a name may hold spaces).
+    They run git in the file's folder (`-C`), so that they work from wherever confedit was run,
+    even from outside the repository. After a rename they name both paths, so that git shows
+    the edits, not the whole file as new; a rename git does not know of yet is staged first."""
+    git = ["git", *(["-C", str(path.parent)] if str(path.parent) != "." else [])]
+    if version.renamed_from is None:
+        return f"`{shlex.join([*git, 'diff', revision, '--', path.name])}` shows"
+    paths = [version.renamed_from, path.name]
+    diff = f"`{shlex.join([*git, 'diff', '--find-renames', revision, '--', *paths])}` shows"
+    if version.staged:
+        return diff
+    return f"after `{shlex.join([*git, 'add', '--all', '--', *paths])}` (the rename staged), {diff}"
 
 
 def back_end_changes(before: Document, after: Document) -> list[str]:
@@ -196,6 +201,7 @@ class Version:
 
     content: bytes
     renamed_from: str | None = None  # relative to the file's folder
+    staged: bool = True  # whether git sees the rename without being told of the new file
 
 
 def revision_version(path: Path, revision: str) -> Version | None:
@@ -228,9 +234,9 @@ def revision_version(path: Path, revision: str) -> Version | None:
         return Version(content)
     # Renamed or moved since (a server's folder renamed, say): still the same server's file,
     # whose Back End must not change under its new name.
-    old = _renamed_from(git, folder, commit_id, path.name)
+    old, staged = _renamed_from(git, folder, commit_id, path.name)
     content = _content_at(git, folder, commit_id, old) if old else None
-    return Version(content, old) if content is not None else None
+    return Version(content, old, staged) if content is not None else None
 
 
 def _revision_hint(git: str, folder: Path) -> str:
@@ -248,22 +254,62 @@ def _revision_hint(git: str, folder: Path) -> str:
     )
 
 
-def _renamed_from(git: str, folder: Path, commit: str, name: str) -> str | None:
+def _renamed_from(git: str, folder: Path, commit: str, name: str) -> tuple[str | None, bool]:
     """The file's path at `commit` (relative to `folder`) if git finds it renamed since, else
-    None. Git compares the commit with the tracked files of the working tree: a rename that is
-    staged or committed counts; a file only moved on disk (untracked) is a new file."""
+    None; and whether the rename is staged or committed. Git compares the commit with the
+    tracked files of the working tree, so a file only moved on disk (`mv`, no `git add`) would
+    pass as new: it is then looked for again, as if it had been added (see _with_intent)."""
     prefix = _git(git, folder, "rev-parse", "--show-prefix")
-    options = ("--no-color", "--no-ext-diff", "--name-status", "-z", "--find-renames")
-    renames = _git(git, folder, "diff", *options, "--diff-filter=R", commit)
-    if prefix.returncode != 0 or renames.returncode != 0:
-        return None
+    if prefix.returncode != 0:
+        return None, True
     here = os.fsdecode(prefix.stdout.rstrip(b"\n"))  # the folder, relative to the top
+    old = _rename_to(git, folder, commit, here + name)
+    if old is not None or _is_tracked(git, folder, name):
+        return _relative(old, here), True
+    with _with_intent(git, folder, name) as index:
+        old = _rename_to(git, folder, commit, here + name, index) if index else None
+    return _relative(old, here), False
+
+
+def _relative(path: str | None, here: str) -> str | None:
+    return posixpath.relpath(path, here or ".") if path is not None else None
+
+
+def _rename_to(
+    git: str, folder: Path, commit: str, new_path: str, index: str | None = None
+) -> str | None:
+    """The path (from the top) that git finds renamed to `new_path` since `commit`."""
+    options = ("--no-color", "--no-ext-diff", "--name-status", "-z", "--find-renames")
+    renames = _git(git, folder, "diff", *options, "--diff-filter=R", commit, index=index)
+    if renames.returncode != 0:
+        return None
     fields = os.fsdecode(renames.stdout).split("\0")
     # -z writes each rename as "R<score>", the old path, the new path (from the top)
     for status, old, new in zip(fields[0::3], fields[1::3], fields[2::3], strict=False):
-        if status.startswith("R") and new == here + name:
-            return posixpath.relpath(old, here or ".")
+        if status.startswith("R") and new == new_path:
+            return old
     return None
+
+
+def _is_tracked(git: str, folder: Path, name: str) -> bool:
+    return _git(git, folder, "ls-files", "--error-unmatch", "--", name).returncode == 0
+
+
+@contextlib.contextmanager
+def _with_intent(git: str, folder: Path, name: str) -> Iterator[str | None]:
+    """A copy of the repository's index in which the untracked file `name` is marked as to be
+    added (`git add --intent-to-add`), so that git can pair it with a deleted file; the user's
+    own index is left as it is. None if the copy cannot be made."""
+    found = _git(git, folder, "rev-parse", "--git-path", "index")  # relative to `folder`
+    if found.returncode != 0:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="confedit-") as scratch:
+        index = str(Path(scratch, "index"))
+        with contextlib.suppress(OSError):  # no index yet: git starts an empty one
+            shutil.copyfile(folder / os.fsdecode(found.stdout.rstrip(b"\n")), index)
+        added = _git(git, folder, "add", "--intent-to-add", "--force", "--", name, index=index)
+        yield index if added.returncode == 0 else None
 
 
 _LINKS_FOLLOWED: Final = 40  # as Linux does, against a loop of links
@@ -294,8 +340,12 @@ def _content_at(git: str, folder: Path, commit: str, path: str) -> bytes | None:
 _REPOSITORY_VARIABLES: Final = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
 
 
-def _git(git: str, folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+def _git(
+    git: str, folder: Path, *args: str, index: str | None = None
+) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
+    if index is not None:
+        env["GIT_INDEX_FILE"] = index
     return subprocess.run(
         [git, "-C", str(folder), *args],
         capture_output=True,

@@ -355,6 +355,46 @@ def test_a_refusal_after_a_rename_names_both_paths_and_a_git_diff_that_shows_the
     assert '+                <access sslFlags="Ssl" />' in shown.splitlines()
 
 
+def test_a_file_only_moved_on_disk_is_still_compared_under_its_old_name(repo, original):
+    # `mv` without `git add`: git sees a deleted file and an untracked one, not a rename
+    index_before = (repo / ".git" / "index").read_bytes()
+    (repo / "servers" / "cas1").rename(repo / "servers" / "cas9")
+    config = repo / "servers" / "cas9" / "applicationHost.config"
+    config.write_bytes(
+        replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    )
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(
+            config, config.read_bytes(), "HEAD", "servers/cas9/applicationHost.config"
+        )
+    assert str(caught.value).startswith(
+        "servers/cas9/applicationHost.config (renamed from servers/cas1/applicationHost.config): "
+        "refused: the Exchange Back End changed since HEAD: "
+    )
+    assert (repo / ".git" / "index").read_bytes() == index_before  # the user's index untouched
+    assert git(repo, "status", "--porcelain").stdout.decode().splitlines() == [
+        " D servers/cas1/applicationHost.config",
+        "?? servers/cas9/",
+    ]
+    # the advice stages the rename, then shows the edit
+    stage, show = (shlex.split(part) for part in str(caught.value.advice).split("`")[1:4:2])
+    paths = ("../cas1/applicationHost.config", "applicationHost.config")
+    assert stage == ["git", "-C", str(config.parent), "add", "--all", "--", *paths]
+    assert show == ["git", "-C", str(config.parent), "diff", "--find-renames", "HEAD", "--", *paths]
+    subprocess.run(stage, capture_output=True, check=True, env=git_env())
+    shown = subprocess.run(show, capture_output=True, check=True).stdout.decode()
+    assert "rename from servers/cas1/applicationHost.config" in shown
+    assert '+                <access sslFlags="Ssl" />' in shown.splitlines()
+
+
+def test_a_new_untracked_file_with_no_deleted_one_to_match_passes(repo, original):
+    config = repo / "servers" / "cas2" / "applicationHost.config"
+    config.parent.mkdir()
+    config.write_bytes(original)
+    assert revision_bytes(config, "HEAD") is None
+    check_back_end_since(config, b"<configuration />", "HEAD", "cas2")  # nothing to compare
+
+
 def test_the_git_diff_the_refusal_advises_is_quoted_for_a_shell(repo, original):
     folder = repo / "servers" / "cas 2 é"
     folder.mkdir()
