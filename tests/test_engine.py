@@ -13,7 +13,7 @@ import pytest
 from confedit import offload
 from confedit.errors import Refused
 from confedit.plan import Request
-from tests.conftest import VARIANTS, corpus_files, variant, well_formed_exchange
+from tests.conftest import EXCHANGE, VARIANTS, corpus_files, variant, well_formed_exchange
 from tests.helpers import (
     ALLOWED_CHANGED_LINE,
     access_values,
@@ -165,3 +165,19 @@ def test_a_result_is_freed_without_the_garbage_collector(path):
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_a_file_with_carriage_returns_alone_is_patched_on_its_one_line(tmp_path):
+    # As the README says: no line feed, so one line to diff, patch and git alike.
+    raw = (EXCHANGE / "e2013-cas.applicationHost.config").read_bytes()
+    carriage_returns = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+    result = offload(carriage_returns, name="cr")
+    assert b"\n" not in result.output
+    assert result.output.count(b"\r") == carriage_returns.count(b"\r")
+    values = access_values(result.output)
+    assert [values[path] for path in DEFAULT_PATHS.values()] == ["None"] * len(DEFAULT_PATHS)
+    diff = result.diff("applicationHost.config")
+    assert diff.count(b"\n@@ -1 +1 @@\n") == 1
+    assert run_git_apply(tmp_path, "applicationHost.config", carriage_returns, diff) == (
+        result.output
+    )
