@@ -159,7 +159,7 @@ BATCH_STEPS = (
 
 
 def show_batch_steps(folder: Path, request: Request) -> int:
-    """Mean wall and CPU time per file of each step confedit.many.offload_file takes with
+    """Mean wall and CPU time per file of each step confedit.offload_command.offload_file takes with
     --output-dir (no fsync per file; the run's one sync at the end shared out), over the
     config files below `folder`, in this one process. A file confedit refuses or cannot read
     is named on stderr and left out of the means, as a batch reports it and goes on."""
@@ -219,7 +219,7 @@ def _batch_file_steps(item: Input, request: Request, output: Path) -> dict[str, 
     done("re-read")
     destination = output / item.label
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with Outputs(durable=False) as outputs:  # as --output-dir writes (see many.py)
+    with Outputs(durable=False) as outputs:  # as --output-dir writes (see offload_command.py)
         outputs.add(destination, data, mode_from=item.path)
     done("write")
     report.summary_line(result, str(item.path))

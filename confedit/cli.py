@@ -414,7 +414,7 @@ def offload(**options: Any) -> None:
     CONFIG may be several files and folders (searched for applicationHost.config). With none
     of -o, --output-dir, --in-place, --diff or --check, prints the diff and writes nothing.
     """
-    from confedit.commands import OffloadOptions, run_offload  # noqa: PLC0415
+    from confedit.offload_command import OffloadOptions, run_offload  # noqa: PLC0415
 
     opts = OffloadOptions(**options)
     run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config))
@@ -452,7 +452,7 @@ def audit(**options: Any) -> None:
 
     CONFIG may be several files and folders (searched for applicationHost.config).
     """
-    from confedit.commands import AuditOptions, run_audit  # noqa: PLC0415
+    from confedit.audit_command import AuditOptions, run_audit  # noqa: PLC0415
 
     opts = AuditOptions(**options)
     run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config), command="audit")

@@ -1,19 +1,25 @@
-"""Shared fixtures: the real corpus (and its Windows-style variants) and Hypothesis profiles."""
+"""Shared fixtures: the real corpus (and its Windows-style variants), Hypothesis profiles, and what
+the command tests share (the sample, a fleet of servers, running the installed command)."""
 
 from __future__ import annotations
 
 import codecs
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from tests.helpers import make_fleet
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("CONFEDIT_CORPUS", REPO.parent / "shared" / "corpus"))
 EXCHANGE = CORPUS / "exchange"
 SAMPLES = REPO / "samples"
+SAMPLE = SAMPLES / "exchange2013-cas.applicationHost.config"
+PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
 
 # HYPOTHESIS_PROFILE picks one. "ci" (the default) is derandomised: the same examples on every
 # run, sized so that the whole suite stays well under 3 minutes on 2 cores. "thorough" draws
@@ -82,3 +88,81 @@ def confedit_exe() -> str:
     if exe is None:
         raise RuntimeError("confedit is not installed: python -m pip install -e '.[test]'")
     return exe
+
+
+def run(exe: str, *args: str, cwd: Path = REPO, **kwargs) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, check=False, **kwargs)
+
+
+def copy_sample(tmp_path: Path) -> Path:
+    target = tmp_path / "applicationHost.config"
+    shutil.copyfile(SAMPLE, target)
+    return target
+
+
+def close_stdout() -> None:
+    os.close(1)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> dict[str, Path]:
+    """server -> its file, relative to tmp_path (the folder the commands run in)."""
+    paths = make_fleet(tmp_path, CORPUS, SAMPLES)
+    return {server: path.relative_to(tmp_path) for server, path in paths.items()}
+
+
+def two_servers(root: Path, *names: str) -> None:
+    for name in names or ("cas01", "cas02"):
+        folder = Path(os.fsdecode(bytes(root) + b"/" + os.fsencode(name)))
+        folder.mkdir(parents=True)
+        shutil.copyfile(SAMPLE, folder / "applicationHost.config")
+
+
+# Where a worker kills itself: as it reads the file, or once the file is renamed into place.
+DEATHS = {
+    "reading": (
+        "_read_input = files.read_input\n"
+        "def read_input(path, *args):\n"
+        "    if path.parent.name == 'die':\n"
+        "        die()\n"
+        "    return _read_input(path, *args)\n"
+        "files.read_input = read_input\n"
+    ),
+    "written": (
+        "_commit = files._Staged.commit\n"
+        "def commit(self):\n"
+        "    _commit(self)\n"
+        "    if self.target.parent.name == 'die' and self.target.suffix == '.config':\n"
+        "        die()\n"
+        "files._Staged.commit = commit\n"
+    ),
+}
+
+
+def dying_worker_env(tmp_path: Path, when: str = "reading") -> dict[str, str]:
+    """The installed command, whose worker processes kill themselves (SIGKILL, as the kernel
+    does for memory) on a file in a folder named `die` (see DEATHS). Injected through
+    sitecustomize, which every process imports; the parent itself never dies."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import multiprocessing, os, signal\n"
+        "from confedit import files\n"
+        "def die():\n"
+        "    if multiprocessing.parent_process():\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n" + DEATHS[when]
+    )
+    return {**os.environ, "PYTHONPATH": str(hooks)}
+
+
+DIED = "the worker process working on this file died (killed by signal 9, e.g. for lack of memory)"
+
+
+@pytest.fixture
+def servers_and_die(tmp_path: Path) -> list[str]:
+    """20 copies of the sample; `die` first, so that its chunk holds another file (s01)."""
+    names = ["die", *(f"s{number:02d}" for number in range(1, 20))]
+    for name in names:
+        (tmp_path / "ex" / name).mkdir(parents=True)
+        shutil.copyfile(SAMPLE, tmp_path / "ex" / name / "applicationHost.config")
+    return [f"ex/{name}/applicationHost.config" for name in names]

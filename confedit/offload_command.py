@@ -1,16 +1,20 @@
-"""What `offload` and `audit` do with several files (or folders): each file is worked on by
-itself, in parallel, and reported in input order; then one combined diff and a closing summary.
+"""What `confedit offload` does with files and streams: read, call the library, write, report.
 
-A file's errors are its own: they become its report (exit code included) and never stop the
-others. Workers run in other processes, so they take paths and return plain data.
+Over several files (or folders), each file is worked on by itself, in parallel, and reported in
+input order; then one combined diff and a closing summary. A file's errors are its own: they
+become its report (exit code included) and never stop the others. Workers run in other
+processes, so they take paths and return plain data.
+
+Kept apart from cli.py so that click stays a thin layer and `confedit --help` loads nothing heavy.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
-import traceback
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,39 +23,20 @@ from typing import Any
 import click
 
 from confedit import report, style
-from confedit.auditing import AuditReport, audit, render_table, unlocked_warnings
 from confedit.baseline import check_back_end_since
-from confedit.batch import (
-    Input,
-    WorkerDied,
-    default_jobs,
-    find_inputs,
-    most_severe,
-    on_terminal,
-    run_all,
-    show_progress,
+from confedit.batch import Input, default_jobs, find_inputs, most_severe, run_all, show_progress
+from confedit.command_common import (
+    crash,
+    echo_err,
+    paint_note,
+    paint_summary,
+    read_item,
+    require_stdout,
+    streams_each_file,
 )
-from confedit.commands import (
-    STDIO,
-    AuditOptions,
-    OffloadOptions,
-    check_backups,
-    check_destinations,
-    emit_diff,
-    result_status,
-    stage_in_place,
-    written_before,
-)
-from confedit.engine import offload
-from confedit.errors import (
-    ConfeditError,
-    ExitCode,
-    InternalError,
-    InvalidInput,
-    WorkerLost,
-    WriteFailed,
-    shown,
-)
+from confedit.diffing import diff_label
+from confedit.engine import Result, offload
+from confedit.errors import ConfeditError, ExitCode, StdoutFailed, WriteFailed, shown
 from confedit.files import (
     CAN_SYNC_LATER,
     NOTHING_CHANGED,
@@ -61,16 +46,271 @@ from confedit.files import (
     check_unchanged,
     print_json,
     read_input,
+    same_file,
     sync_filesystems,
+    to_stdout,
+    write_file,
 )
-from confedit.fleet import fleet_of, render_fleet
 from confedit.plan import Request
+from confedit.runbook import render_runbook
 
+STDIO = "-"
 OFFLOAD_GROUPS = ("changed", "unchanged", "refused", "invalid")
-AUDIT_GROUPS = ("offloaded", "not_offloaded", "invalid")
 
 
-# --- offload -----------------------------------------------------------------------------------
+@dataclass
+class OffloadOptions:
+    configs: tuple[Path, ...]
+    output: str | None
+    output_dir: Path | None
+    in_place: bool
+    backup: str | None
+    diff_to: str | None
+    check: bool
+    runbook: str | None
+    since: str | None
+    services: tuple[str, ...]
+    paths: tuple[str, ...]
+    site: str
+    include_descendants: bool
+    allow_extended_protection: bool
+    fmt: str
+    color: str
+    jobs: int | None
+    max_size: int
+    quiet: bool
+    debug: bool
+
+    @property
+    def config(self) -> Path:
+        return self.configs[0]
+
+    @property
+    def many(self) -> bool:
+        """Several files (or a folder to search): per-file summary lines and one combined diff."""
+        return len(self.configs) > 1 or self.output_dir is not None or self.config.is_dir()
+
+    def validate(self) -> None:
+        """Usage errors (exit 2) that can be seen before reading anything."""
+        if self.many:
+            self._validate_many()
+        if self.output and self.in_place:
+            raise click.UsageError("use either -o/--output or --in-place, not both")
+        if self.backup is not None and not self.in_place:
+            raise click.UsageError("--backup needs --in-place")
+        if self.backup is not None and not self.backup.strip():
+            raise click.UsageError("--backup needs a non-empty SUFFIX such as .bak")
+        if self.check and (self.output or self.in_place or self.runbook or self.output_dir):
+            raise click.UsageError(
+                "--check writes nothing; drop -o/--output-dir/--in-place/--runbook"
+            )
+        on_stdout = self._on_stdout()
+        if len(on_stdout) > 1:
+            raise click.UsageError(
+                f"{' and '.join(on_stdout)} would {'both' if len(on_stdout) == 2 else 'all'} "
+                "write to stdout; send one of them to a file"
+            )
+        if self.output and self.output != STDIO and same_file(Path(self.output), self.config):
+            raise click.UsageError(
+                "-o names the input file itself; use --in-place (with --backup) to rewrite it"
+            )
+        if not self.many:
+            check_destinations(self.destinations(), [self.config], self.backups([self.config]))
+
+    def _on_stdout(self) -> list[str]:
+        """What this run writes to stdout, by option."""
+        on_stdout = [name for name, value in self._named_outputs() if _is_stdout(value)]
+        if self.fmt == "json":
+            on_stdout.append("--format json")
+        elif self.previewing:
+            on_stdout.append("the preview diff")
+        return on_stdout
+
+    @property
+    def uses_stdout(self) -> bool:
+        return bool(self._on_stdout())
+
+    def destinations(self) -> list[tuple[str, Path]]:
+        """The files named by -o, --diff and --runbook (not stdout), by option."""
+        return [(option, Path(value)) for option, value in self._named_outputs() if value != STDIO]
+
+    def _named_outputs(self) -> list[tuple[str, str]]:
+        named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
+        return [(option, value) for option, value in named if value]
+
+    def backups(self, inputs: list[Path]) -> list[tuple[str, Path]]:
+        """The backup files --in-place --backup writes."""
+        if not (self.in_place and self.backup):
+            return []
+        return [("--backup", Path(f"{config}{self.backup}")) for config in inputs]
+
+    def _validate_many(self) -> None:
+        if self.output:
+            raise click.UsageError(
+                "-o writes one file; with several CONFIGs or a folder, use --output-dir DIR"
+            )
+        if self.runbook:
+            raise click.UsageError("--runbook takes one CONFIG; run it once per file")
+        if self.output_dir is not None and self.in_place:
+            raise click.UsageError("use either --output-dir or --in-place, not both")
+
+    def request(self) -> Request:
+        return Request(
+            services=self.services,
+            paths=self.paths,
+            site=self.site,
+            include_descendants=self.include_descendants,
+            allow_extended_protection=self.allow_extended_protection,
+        )
+
+    @property
+    def previewing(self) -> bool:
+        return not (self.output or self.output_dir or self.in_place or self.diff_to or self.check)
+
+    @property
+    def color_stdout(self) -> bool:
+        return style.enabled(self.color, sys.stdout)
+
+
+def check_destinations(
+    destinations: list[tuple[str, Path]],
+    inputs: list[Path],
+    produced: Iterable[tuple[str, Path]] = (),
+) -> None:
+    """Usage errors: a file named by an option (`destinations`) that is one of the inputs, or
+    that another output also writes: another option's, a backup, a file below --output-dir
+    (`produced`)."""
+    for option, path in destinations:
+        for config in inputs:
+            if same_file(path, config):
+                raise click.UsageError(f"{option} names the input file {config}; name another file")
+    first = {os.path.realpath(path): option for option, path in produced}
+    for option, path in destinations:
+        other = first.setdefault(os.path.realpath(path), option)
+        if other != option:
+            raise click.UsageError(f"{other} and {option} both write {path}; name another file")
+
+
+def check_backups(backup: str, inputs: list[Path]) -> None:
+    """A usage error if CONFIG+SUFFIX of one input is another input: its original would be lost."""
+    paths = {os.path.realpath(config) for config in inputs}
+    for config in inputs:
+        if os.path.realpath(f"{config}{backup}") in paths:
+            raise click.UsageError(
+                f"--backup {backup} would write the backup of {config} over the input "
+                f"{config}{backup}; choose another suffix"
+            )
+
+
+@contextlib.contextmanager
+def written_before(written: bool) -> Iterator[None]:
+    """Around what goes to stdout once files are written: if stdout fails then, the error says
+    that the files were written, instead of letting exit 3 pass for 'nothing written'."""
+    try:
+        yield
+    except StdoutFailed as error:
+        if written:
+            error.message += "; the files were written"
+        raise
+
+
+def run_offload(opts: OffloadOptions) -> int:
+    """The offload command; returns the exit code."""
+    require_stdout(opts.uses_stdout)
+    if opts.many:
+        return run_offload_many(opts)
+    snapshot = read_input(opts.config, opts.max_size)
+    if opts.since:
+        check_back_end_since(opts.config, snapshot.data, opts.since, str(opts.config))
+    result = offload(snapshot.data, opts.request(), name=str(opts.config))
+    diff = result.diff(diff_label(opts.config))
+    _, code = result_status(result, opts.check)
+
+    writes_input_copy = not opts.check and (opts.output or opts.in_place)
+    if writes_input_copy:
+        check_unchanged(snapshot)
+    runbook = render_runbook(result, str(opts.config)) if opts.runbook else b""
+    outputs = ((opts.output, result.output), (opts.diff_to, diff), (opts.runbook, runbook))
+    # All files are written together or not at all (see Outputs); stdout comes after them.
+    with Outputs(partial(check_same_stat, snapshot) if writes_input_copy else None) as files:
+        if opts.in_place and result.changed:
+            stage_in_place(files, snapshot, result, opts.backup)
+        for destination, data in outputs:
+            if destination and destination != STDIO:
+                files.add(Path(destination), data)
+    wrote_files = bool(opts.destinations()) or bool(opts.in_place and result.changed)
+    with written_before(wrote_files):
+        if opts.output == STDIO:
+            to_stdout(result.output)
+        if opts.diff_to == STDIO or (opts.previewing and opts.fmt == "text"):
+            emit_diff(STDIO, diff, color=opts.color_stdout)
+        if opts.runbook == STDIO:
+            to_stdout(runbook)
+        _report(opts, result, diff, code, written=bool(writes_input_copy))
+    return int(code)
+
+
+def _is_stdout(destination: str) -> bool:
+    """`-`, or stdout under another name: /dev/stdout, /dev/fd/1, the file it is redirected to.
+    Only a stdout that keeps what is written counts (a file or a pipe): two writers into
+    /dev/null or a terminal spoil nothing a program reads."""
+    if destination == STDIO:
+        return True
+    try:
+        out = os.fstat(sys.stdout.fileno())
+        if not (stat.S_ISREG(out.st_mode) or stat.S_ISFIFO(out.st_mode)):
+            return False
+        return os.path.samestat(Path(destination).stat(), out)
+    except (OSError, ValueError, AttributeError):  # not there yet; stdout closed or captured
+        return False
+
+
+def stage_in_place(
+    outputs: Outputs, snapshot: Snapshot, result: Result, backup: str | None
+) -> None:
+    """Stage the input file's new bytes, after its backup (CONFIG + the suffix) if asked for."""
+    if backup:
+        copy = Path(f"{snapshot.path}{backup}")
+        if copy.is_symlink():  # writing through it would overwrite whatever it points to
+            raise WriteFailed(
+                "is a symbolic link; confedit writes a backup only as a file of its own: "
+                "remove the link or choose another --backup suffix",
+                source=str(copy),
+            )
+        outputs.add(copy, snapshot.data, copy_of=snapshot.path)
+    outputs.add(snapshot.path, result.output)
+
+
+def emit_diff(destination: str, diff: bytes, *, color: bool) -> None:
+    """Write a diff; coloured only when it goes to stdout and colour is on."""
+    if destination == STDIO:
+        to_stdout(style.paint_diff(diff) if color else diff)
+    else:
+        write_file(Path(destination), diff)
+
+
+def result_status(result: Result, check: bool) -> tuple[str, ExitCode]:
+    """The report status and exit code of a completed offload."""
+    if check and result.changed:
+        return "work-found", ExitCode.WORK_FOUND
+    return ("changed" if result.changed else "unchanged"), ExitCode.OK
+
+
+def _report(
+    opts: OffloadOptions, result: Result, diff: bytes, code: ExitCode, *, written: bool
+) -> None:
+    if opts.fmt == "json":
+        status, _ = result_status(result, opts.check)
+        text = diff.decode("utf-8", "surrogateescape")  # a name's bytes kept (see json_bytes)
+        print_json(report.result_json(result, diff=text, status=status, exit_code=int(code)))
+    if opts.quiet:
+        return
+    for line in report.target_lines(result) + report.finding_lines(result):
+        click.echo(line, err=True)
+    click.echo(report.summary_line(result, str(opts.config), written=written), err=True)
+
+
+# --- several files -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -110,7 +350,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
     """Offload one file as the settings say, and write its outputs; never raises."""
     name = str(item.path)
     try:
-        snapshot = _read(item, settings.max_size)
+        snapshot = read_item(item, settings.max_size)
         if settings.since:
             check_back_end_since(item.path, snapshot.data, settings.since, name)
         result = offload(snapshot.data, settings.request, name=name)
@@ -149,13 +389,6 @@ def _writes(settings: FileSettings) -> bool:
     return settings.in_place or settings.output_dir is not None
 
 
-def _read(item: Input, max_size: int) -> Snapshot:
-    """The file's bytes, or InvalidInput with what the search found wrong with it."""
-    if item.problem:
-        raise InvalidInput(item.problem, source=str(item.path))
-    return read_input(item.path, max_size)
-
-
 def _mirror(outputs: Outputs, destination: Path, data: bytes, source: Path) -> None:
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -176,28 +409,8 @@ def _failed(settings: FileSettings, name: str, error: ConfeditError) -> FileRepo
 
 
 def _crashed(settings: FileSettings, item: Input, error: BaseException) -> FileReport:
-    failure = _crash(item, error, settings.debug, writes=_writes(settings))
+    failure = crash(item, error, settings.debug, writes=_writes(settings))
     return _failed(settings, str(item.path), failure)
-
-
-def _crash(item: Input, error: BaseException, debug: bool, *, writes: bool) -> ConfeditError:
-    """A file's unexpected error (a bug), or the death of the worker process working on it."""
-    if not isinstance(error, WorkerDied):
-        return _internal(item, error, debug)
-    # Killed in the middle of the file: it may have been renamed into place already.
-    fate = "it may or may not have been written: run again" if writes else "run again"
-    return WorkerLost(
-        f"the worker process working on this file died ({error}); {fate}", source=str(item.path)
-    )
-
-
-def _internal(item: Input, error: BaseException, debug: bool) -> InternalError:
-    message = f"internal error, please report: {type(error).__name__}: {error}"
-    if debug:
-        message += "\n" + "".join(traceback.format_exception(error)).rstrip()
-    else:
-        message += " (run with --debug for the traceback)"
-    return InternalError(message, source=str(item.path))
 
 
 def run_offload_many(opts: OffloadOptions) -> int:
@@ -220,7 +433,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
     )
     progress = "offloading" if show_progress(len(inputs), opts.quiet) else None
     color = style.enabled(opts.color, sys.stderr)
-    streams = _streams()
+    streams = streams_each_file()
     done: list[FileReport] = []  # as reported, in input order
 
     def reported(file: FileReport) -> None:
@@ -250,7 +463,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
         _report_offloads(opts, reports, code, _run_error(run_errors), color=color, streams=streams)
     finally:  # last, under the report they qualify, even if writing the report failed
         for error in run_errors:
-            _echo_err(style.paint(str(error), "bad", color), color)
+            echo_err(style.paint(str(error), "bad", color), color)
     return code
 
 
@@ -322,7 +535,7 @@ def _warn_unsearched(opts: OffloadOptions, output_dir: Path, inputs: list[Input]
     warning = style.paint("warning:", "warn", color)
     for found in find_inputs([output_dir]):
         if found.problem is None and os.path.realpath(found.path) not in known:
-            _echo_err(
+            echo_err(
                 f"{warning} {shown(str(found.path))} is not offloaded: it is inside "
                 f"--output-dir {shown(str(output_dir))}, which is not searched",
                 color,
@@ -430,183 +643,14 @@ def _print_file_report(opts: OffloadOptions, color: bool, file: FileReport) -> N
     if opts.quiet and not file.failed:
         return
     role = "bad" if file.failed else ("warn" if file.status == "work-found" else None)
-    _echo_err(style.paint(file.headline, role, color), color)
+    echo_err(style.paint(file.headline, role, color), color)
     if not opts.quiet:
         for note in file.notes:
-            _echo_err("  " + _paint_note(note, color), color)
+            echo_err("  " + paint_note(note, color), color)
 
 
 def _print_offload_summary(opts: OffloadOptions, counts: dict[str, int], color: bool) -> None:
     if not opts.quiet:
         writes = opts.in_place or opts.output_dir is not None
         names = {} if writes else {"changed": "need work" if opts.check else "to change"}
-        _echo_err(_paint_summary(report.summary_text(counts, names), counts, color), color)
-
-
-def _paint_note(note: str, color: bool) -> str:
-    level, sep, rest = note.partition(":")
-    if sep and level == "warning":
-        return style.paint(level + sep, "warn", color) + rest
-    return note
-
-
-def _paint_summary(text: str, counts: dict[str, int], color: bool) -> str:
-    failed = any(counts.get(group) for group in ("refused", "invalid", report.FAILED))
-    return style.paint(text, "bad" if failed else "header", color)
-
-
-# --- audit ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    site: str
-    max_size: int
-    debug: bool
-
-
-@dataclass(frozen=True)
-class AuditedFile:
-    """One file's audit, or why there is none."""
-
-    path: str
-    report: AuditReport | None
-    exit_code: int  # of the error; 0 when audited
-    status: str  # the error's kind; "" when audited
-    error: str
-    error_json: dict[str, Any]
-
-
-def audit_file(settings: AuditSettings, item: Input) -> AuditedFile:
-    """Audit one file; never raises."""
-    name = str(item.path)
-    try:
-        snapshot = _read(item, settings.max_size)
-        return AuditedFile(name, audit(snapshot.data, name, settings.site), 0, "", "", {})
-    except ConfeditError as error:
-        return _audit_failed(name, error)
-    except Exception as error:
-        return _audit_crashed(settings, item, error)
-
-
-def _audit_failed(name: str, error: ConfeditError) -> AuditedFile:
-    code = int(error.exit_code)
-    document = report.audit_error_json(error, name, code)
-    return AuditedFile(name, None, code, error.kind, str(error), document)
-
-
-def _audit_crashed(settings: AuditSettings, item: Input, error: BaseException) -> AuditedFile:
-    return _audit_failed(str(item.path), _crash(item, error, settings.debug, writes=False))
-
-
-def run_audit_many(opts: AuditOptions) -> int:
-    """`confedit audit` over several files, or `--fleet`; returns the run's exit code."""
-    inputs = find_inputs(opts.configs)
-    settings = AuditSettings(opts.site, opts.max_size, opts.debug)
-    progress = "auditing" if show_progress(len(inputs), opts.quiet) else None
-    color_out = style.enabled(opts.color, sys.stdout)
-    color_err = style.enabled(opts.color, sys.stderr)
-    tables = not opts.fleet and opts.fmt != "json"
-    show = _AuditShown(opts.offloaded, tables, opts.quiet, color_out, color_err)
-    streams = _streams()
-    files = run_all(
-        partial(audit_file, settings),
-        inputs,
-        jobs=opts.jobs or default_jobs(),
-        crashed=partial(_audit_crashed, settings),
-        progress=progress,
-        on_result=show if streams else None,
-    )
-    if not streams:
-        for file in files:
-            show(file)
-    if opts.fleet:
-        return _fleet(opts, files, color_out)
-
-    codes = [_audit_code(file, opts.offloaded) for file in files]
-    code = most_severe(codes)
-    statuses = [_audit_status(file) for file in files]
-    counts = report.summary_counts(statuses, AUDIT_GROUPS)
-    if opts.fmt == "json":
-        documents = [
-            file.report.to_json(offloaded_only=opts.offloaded) if file.report else file.error_json
-            for file in files
-        ]
-        print_json(report.batch_json(report.AUDIT_BATCH_SCHEMA_ID, documents, counts, code))
-    if not opts.quiet:
-        _echo_err(_paint_summary(report.summary_text(counts), counts, color_err), color_err)
-    return code
-
-
-@dataclass
-class _AuditShown:
-    """Shows an audited file: its error on stderr, or (in text mode) its table on stdout, the
-    tables separated by a blank line, and its warnings on stderr, each after the file's name."""
-
-    offloaded_only: bool
-    tables: bool
-    quiet: bool
-    color_out: bool
-    color_err: bool
-    shown_tables: int = 0
-
-    def __call__(self, file: AuditedFile) -> None:
-        if file.report is None:
-            _echo_err(style.paint(file.error, "bad", self.color_err), self.color_err)
-            return
-        if self.tables:
-            table = render_table(
-                file.report, offloaded_only=self.offloaded_only, color=self.color_out
-            )
-            click.echo(("\n" if self.shown_tables else "") + table, color=self.color_out)
-            self.shown_tables += 1
-        if not self.quiet:
-            for line in unlocked_warnings(file.report):
-                note = _paint_note(line, self.color_err)
-                _echo_err(f"{shown(file.path)}: {note}", self.color_err)
-
-
-def _audit_code(file: AuditedFile, offloaded: bool) -> int:
-    if file.report is None:
-        return file.exit_code
-    return file.report.exit_code(offloaded_only=offloaded)
-
-
-def _audit_status(file: AuditedFile) -> str:
-    if file.report is None:
-        return file.status
-    return file.report.status
-
-
-def _fleet(opts: AuditOptions, files: list[AuditedFile], color: bool) -> int:
-    fleet = fleet_of([file.report for file in files if file.report])
-    codes = [file.exit_code for file in files if file.report is None]
-    nothing_compared = bool(fleet.servers) and not fleet.compared  # a misspelt --site, say
-    if not fleet.consistent or nothing_compared or (opts.offloaded and not fleet.all_offloaded):
-        codes.append(ExitCode.WORK_FOUND)
-    code = most_severe(codes)
-    if opts.fmt == "json":
-        errors = [file.error_json for file in files if file.report is None]
-        print_json({**fleet.to_json(), "exit_code": code, "errors": errors})
-    else:
-        click.echo(render_fleet(fleet, color=color), color=color)
-        if opts.offloaded and not fleet.all_offloaded:
-            click.echo(
-                style.paint("NOT offloaded everywhere: run confedit offload", "bad", color),
-                color=color,
-            )
-    return code
-
-
-# --- output ------------------------------------------------------------------------------------
-
-
-def _streams() -> bool:
-    """Whether each file is shown as soon as it and the files before it are done: off a
-    terminal (a pipeline's log, say), where a long run would otherwise be silent to the end.
-    On a terminal the files are shown together at the end, after the progress bar if any."""
-    return not on_terminal(sys.stderr)
-
-
-def _echo_err(text: str, color: bool) -> None:
-    click.echo(text, err=True, color=color)
+        echo_err(paint_summary(report.summary_text(counts, names), counts, color), color)

@@ -1,0 +1,73 @@
+"""What `offload` and `audit` do alike: refuse to start without the stdout they need, and over
+several files, read each file, turn a file's unexpected error into its report, and say each
+file's lines on stderr."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from confedit import report, style
+from confedit.batch import Input, WorkerDied, on_terminal
+from confedit.errors import ConfeditError, InternalError, InvalidInput, StdoutFailed, WorkerLost
+from confedit.files import STDOUT_CLOSED, Snapshot, read_input, stdout_open
+
+
+def require_stdout(needed: bool) -> None:
+    """Refuse a run whose output or report goes to stdout when there is none (`>&-`), before
+    anything is read or written: a run cut short at the end would leave files written behind
+    an error. (A run that does not use stdout goes on without it.)"""
+    if needed and not stdout_open():
+        raise StdoutFailed(STDOUT_CLOSED)
+
+
+def read_item(item: Input, max_size: int) -> Snapshot:
+    """The file's bytes, or InvalidInput with what the search found wrong with it."""
+    if item.problem:
+        raise InvalidInput(item.problem, source=str(item.path))
+    return read_input(item.path, max_size)
+
+
+def crash(item: Input, error: BaseException, debug: bool, *, writes: bool) -> ConfeditError:
+    """A file's unexpected error (a bug), or the death of the worker process working on it."""
+    if not isinstance(error, WorkerDied):
+        return _internal(item, error, debug)
+    # Killed in the middle of the file: it may have been renamed into place already.
+    fate = "it may or may not have been written: run again" if writes else "run again"
+    return WorkerLost(
+        f"the worker process working on this file died ({error}); {fate}", source=str(item.path)
+    )
+
+
+def _internal(item: Input, error: BaseException, debug: bool) -> InternalError:
+    message = f"internal error, please report: {type(error).__name__}: {error}"
+    if debug:
+        message += "\n" + "".join(traceback.format_exception(error)).rstrip()
+    else:
+        message += " (run with --debug for the traceback)"
+    return InternalError(message, source=str(item.path))
+
+
+def paint_note(note: str, color: bool) -> str:
+    level, sep, rest = note.partition(":")
+    if sep and level == "warning":
+        return style.paint(level + sep, "warn", color) + rest
+    return note
+
+
+def paint_summary(text: str, counts: dict[str, int], color: bool) -> str:
+    failed = any(counts.get(group) for group in ("refused", "invalid", report.FAILED))
+    return style.paint(text, "bad" if failed else "header", color)
+
+
+def streams_each_file() -> bool:
+    """Whether each file is shown as soon as it and the files before it are done: off a
+    terminal (a pipeline's log, say), where a long run would otherwise be silent to the end.
+    On a terminal the files are shown together at the end, after the progress bar if any."""
+    return not on_terminal(sys.stderr)
+
+
+def echo_err(text: str, color: bool) -> None:
+    click.echo(text, err=True, color=color)

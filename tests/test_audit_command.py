@@ -1,0 +1,239 @@
+"""`confedit audit`, run as a user runs it: the installed `confedit` in a subprocess, over one
+file, then over several and with --fleet (see helpers.make_fleet)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import CORPUS, PATCHED, SAMPLE, close_stdout, run, two_servers
+from tests.helpers import strip_ansi
+
+REVERSE_PROXY = "reverse-proxy.applicationHost.config"
+
+
+@pytest.mark.parametrize("gate", [[], ["--offloaded"]])
+@pytest.mark.parametrize("config", [SAMPLE, PATCHED], ids=["not-offloaded", "offloaded"])
+def test_an_audit_report_carries_its_status_and_the_exit_code(confedit_exe, gate, config):
+    proc = run(confedit_exe, "audit", "--format", "json", *gate, str(config))
+    report = json.loads(proc.stdout)
+    assert report["exit_code"] == proc.returncode == (1 if gate and config == SAMPLE else 0)
+    assert report["status"] == ("offloaded" if config == PATCHED else "not-offloaded")
+
+
+def test_audit_table_and_drift_gate(confedit_exe):
+    proc = run(confedit_exe, "audit", str(SAMPLE))
+    assert proc.returncode == 0
+    text = proc.stdout.decode()
+    assert "Default Web Site (front-end)" in text and "Exchange Back End (back-end)" in text
+    assert max(len(line) for line in text.splitlines()) <= 120
+    gate = run(confedit_exe, "audit", "--offloaded", str(SAMPLE))
+    assert gate.returncode == 1 and b"NOT offloaded: run confedit offload" in gate.stdout
+    assert run(confedit_exe, "audit", "--offloaded", str(PATCHED)).returncode == 0
+    # A server without front-end directories: offload would refuse it, so it is not advised.
+    plain = run(confedit_exe, "audit", "--offloaded", str(CORPUS / "iis" / REVERSE_PROXY))
+    assert plain.returncode == 1
+    assert b"no Exchange front-end virtual directory" in plain.stdout
+    assert b"run confedit offload" not in plain.stdout
+    report = json.loads(run(confedit_exe, "audit", "--format", "json", str(PATCHED)).stdout)
+    assert report["all_offloaded"] is True
+    assert {row["service"] for row in report["offloaded"]} == {
+        "owa",
+        "ecp",
+        "ews",
+        "autodiscover",
+        "eas",
+        "oab",
+        "mapi",
+    }
+
+
+@pytest.mark.parametrize("args", [[], ["--offloaded"], ["--format", "json"]])
+def test_audit_says_an_unlocked_access_section_on_stderr_as_every_warning(
+    confedit_exe, tmp_path, args
+):
+    registration = b'<section name="access" overrideModeDefault="Deny" />'
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(
+        PATCHED.read_bytes().replace(registration, registration.replace(b"Deny", b"Allow"))
+    )
+    proc = run(confedit_exe, "audit", *args, config.name, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert b"warning" not in proc.stdout
+    assert proc.stderr.startswith(b"warning: the access section is unlocked for autodiscover,")
+    assert len(proc.stderr.splitlines()) == 1
+    quiet = run(confedit_exe, "audit", *args, "-q", config.name, cwd=tmp_path)
+    assert (quiet.stdout, quiet.stderr) == (proc.stdout, b"")
+
+
+# --- several files -----------------------------------------------------------------------------
+
+
+def test_tables_are_coloured_when_asked(confedit_exe, tmp_path, fleet):
+    args = ["audit", "--offloaded", str(fleet["cas-2016"]), str(fleet["cas-done"])]
+    plain = run(confedit_exe, *args, cwd=tmp_path)
+    coloured = run(confedit_exe, *args, "--color", "always", cwd=tmp_path)
+    assert plain.returncode == coloured.returncode == 1
+    assert b"\x1b[" not in plain.stdout
+    assert strip_ansi(coloured.stdout) == plain.stdout
+    assert b"\x1b[32myes" in coloured.stdout and b"\x1b[31m\x1b[1mNO" in coloured.stdout
+
+
+def test_audit_of_several_files_prints_each_table_in_order(confedit_exe, tmp_path, fleet):
+    proc = run(
+        confedit_exe,
+        "audit",
+        "--offloaded",
+        str(fleet["cas-done"]),
+        str(fleet["cas-2016"]),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    text = proc.stdout.decode()
+    assert text.index("fleet/cas-done/") < text.index("fleet/cas-2016/")
+    assert "all default targets are offloaded" in text and "NOT offloaded" in text
+    assert proc.stderr.decode().strip() == "2 files: 1 offloaded, 1 not offloaded, 0 invalid"
+
+
+def test_audit_over_the_fleet_reports_the_invalid_file_and_goes_on(confedit_exe, tmp_path, fleet):
+    proc = run(confedit_exe, "audit", "fleet", cwd=tmp_path)
+    assert proc.returncode == 4
+    assert proc.stdout.count(b"(front-end)") == 5
+    errors = proc.stderr.decode().splitlines()
+    assert errors[0].startswith("fleet/cas-broken/applicationHost.config:128:22:")
+    assert errors[-1] == "6 files: 1 offloaded, 4 not offloaded, 1 invalid"
+
+
+@pytest.mark.parametrize("args", [[], ["--fleet"], ["--format", "json"]])
+def test_audit_of_several_files_says_each_unlocked_access_section_on_stderr(
+    confedit_exe, tmp_path, fleet, args
+):
+    registration = b'<section name="access" overrideModeDefault="Deny" />'
+    unlocked = tmp_path / fleet["cas-done"]
+    unlocked.write_bytes(
+        unlocked.read_bytes().replace(registration, registration.replace(b"Deny", b"Allow"))
+    )
+    servers = [str(fleet["cas-2016"]), str(fleet["cas-done"])]
+    proc = run(confedit_exe, "audit", *args, *servers, cwd=tmp_path)
+    assert b"warning" not in proc.stdout
+    (warning,) = [line for line in proc.stderr.decode().splitlines() if "warning" in line]
+    assert warning.startswith(
+        "fleet/cas-done/applicationHost.config: warning: the access section is unlocked for "
+    )
+    quiet = run(confedit_exe, "audit", *args, "-q", *servers, cwd=tmp_path)
+    assert b"warning" not in quiet.stderr
+
+
+def test_the_fleet_matrix_and_its_exit_codes(confedit_exe, tmp_path, fleet):
+    same = run(
+        confedit_exe,
+        "audit",
+        "--fleet",
+        str(fleet["cas-2016"]),
+        str(fleet["cas-2019"]),
+        cwd=tmp_path,
+    )
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.decode().splitlines()[-1] == "all 2 servers agree"
+    gate = run(
+        confedit_exe,
+        "audit",
+        "--fleet",
+        "--offloaded",
+        str(fleet["cas-2016"]),
+        str(fleet["cas-2019"]),
+        cwd=tmp_path,
+    )
+    assert gate.returncode == 1 and b"NOT offloaded everywhere" in gate.stdout
+
+    differ = run(confedit_exe, "audit", "--fleet", "fleet/cas-2016", "fleet/cas-ep", cwd=tmp_path)
+    assert differ.returncode == 1
+    lines = differ.stdout.decode().splitlines()
+    assert [line.split()[0] for line in lines[:3]] == ["SERVER", "fleet/cas-2016", "fleet/cas-ep"]
+    assert lines[3].split() == [
+        "DIFFERS",
+        "DIFFERS",
+        "DIFFERS",
+        "same",
+        "DIFFERS",
+        "DIFFERS",
+        "DIFFERS",
+    ]
+
+    whole = run(confedit_exe, "audit", "--fleet", "fleet", cwd=tmp_path)
+    assert whole.returncode == 4  # the malformed file; the others are still in the matrix
+    rows = [line.split()[0] for line in whole.stdout.decode().splitlines()[1:6]]
+    assert rows == [
+        "fleet/cas-2016",
+        "fleet/cas-2019",
+        "fleet/cas-done",
+        "fleet/cas-ep",
+        "fleet/web",
+    ]
+    assert b"not compared (no Exchange front-end targets): fleet/web/" in whole.stdout
+    assert whole.stderr.startswith(b"fleet/cas-broken/applicationHost.config:128:22:")
+
+
+def test_a_fleet_where_nothing_is_compared_fails_and_a_misspelt_site_is_named(
+    confedit_exe, tmp_path, fleet
+):
+    # A consistency gate that compared no server vouches for nothing: it passed (exit 0) with a
+    # misspelt --site, every server then seeming to have no front end.
+    servers = ("fleet/cas-2016", "fleet/cas-2019")
+    misspelt = run(
+        confedit_exe, "audit", "--fleet", "--site", "Defualt Web Site", *servers, cwd=tmp_path
+    )
+    assert misspelt.returncode == 1
+    assert misspelt.stdout.decode().splitlines()[-1] == (
+        "no Client Access server among the files: the site 'Defualt Web Site' is not in <sites>; "
+        "name the front-end site with --site (the default is 'Default Web Site')"
+    )
+    as_json = run(
+        confedit_exe, "audit", "--fleet", "--site", "X", *servers, "--format", "json", cwd=tmp_path
+    )
+    assert json.loads(as_json.stdout)["exit_code"] == as_json.returncode == 1
+    plain = run(confedit_exe, "audit", "--fleet", "fleet/web", cwd=tmp_path)
+    assert plain.returncode == 1
+    assert plain.stdout.decode().splitlines()[-1] == "no Client Access server among the files"
+
+
+def test_offloading_the_fleet_makes_it_agree(confedit_exe, tmp_path, fleet):
+    servers = [str(fleet[s]) for s in ("cas-2016", "cas-2019", "cas-done")]
+    assert run(confedit_exe, "audit", "--fleet", *servers, cwd=tmp_path).returncode == 1
+    assert run(confedit_exe, "offload", "--in-place", "-q", *servers, cwd=tmp_path).returncode == 0
+    proc = run(confedit_exe, "audit", "--fleet", "--offloaded", *servers, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout.decode().splitlines()[1].split()[1:] == ["None"] * 7
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["audit", "cas01/applicationHost.config", "--format", "json"],
+        ["audit", ".", "--format", "json"],
+        ["audit", "--fleet", "."],
+        ["audit", "--fleet", ".", "--format", "json"],
+        ["offload", "."],  # the preview, for comparison
+    ],
+)
+def test_an_audit_without_its_stdout_ends_as_an_offload_does(confedit_exe, tmp_path, args):
+    """Closed from the start (`>&-`): exit 3 before anything is read; a reader that goes away
+    (`| head`, `| true`): 141, quietly."""
+    two_servers(tmp_path)
+    closed = subprocess.run(
+        [confedit_exe, *args],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        preexec_fn=close_stdout,
+        check=False,
+    )
+    assert (closed.returncode, closed.stderr) == (3, b"cannot write to stdout: it is closed\n")
+    gone = subprocess.Popen(
+        [confedit_exe, *args, "-q"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert gone.stdout is not None and gone.stderr is not None
+    gone.stdout.close()  # before confedit writes anything, as `| true` does
+    assert gone.wait(timeout=60) == 141
+    assert gone.stderr.read() == b""
