@@ -103,9 +103,7 @@ class _Run:
 
     def crash(self, error: BaseException) -> int:
         """A bug: reported like any error (a JSON report too), with its exit code."""
-        message = f"internal error, please report: {type(error).__name__}: {error}"
-        message += "" if self.debug else " (run with --debug for the traceback)"
-        code = self.fail(InternalError(message))
+        code = self.fail(InternalError.of(error, debug=self.debug))
         if self.debug:
             traceback.print_exc()
         return code

@@ -42,12 +42,10 @@ def crash(item: Input, error: BaseException, debug: bool, *, writes: bool) -> Co
 
 
 def _internal(item: Input, error: BaseException, debug: bool) -> InternalError:
-    message = f"internal error, please report: {type(error).__name__}: {error}"
-    if debug:
-        message += "\n" + "".join(traceback.format_exception(error)).rstrip()
-    else:
-        message += " (run with --debug for the traceback)"
-    return InternalError(message, source=str(item.path))
+    failure = InternalError.of(error, debug=debug, source=str(item.path))
+    if debug:  # in the file's report: a worker process hands the parent only plain data
+        failure.message += "\n" + "".join(traceback.format_exception(error)).rstrip()
+    return failure
 
 
 def paint_note(note: str, color: bool) -> str:

@@ -145,6 +145,15 @@ class InternalError(ConfeditError):
 
     kind = "internal"
 
+    @classmethod
+    def of(cls, error: BaseException, *, debug: bool, source: str | None = None) -> InternalError:
+        """The report of the bug `error`, in the same words wherever it is caught. With --debug
+        the caller shows the traceback; without it, the message says how to get it."""
+        message = f"internal error, please report: {type(error).__name__}: {error}"
+        if not debug:
+            message += " (run with --debug for the traceback)"
+        return cls(message, source=source)
+
 
 class WorkerLost(ConfeditError):
     """The worker process working on one of several files died (killed for memory, say): what

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from confedit import cli, offload_command
+from confedit import cli, command_common, offload_command
+from confedit.batch import Input
 from tests.conftest import (
     DIED,
     EXCHANGE,
@@ -56,6 +57,23 @@ def test_internal_errors_hide_the_traceback_unless_debug(monkeypatch):
     assert "Traceback" not in result.output
     result = runner.invoke(cli.main, ["offload", str(SAMPLE), "--debug"])
     assert result.exit_code == 3 and "Traceback" in result.output
+
+
+def test_an_internal_error_reads_the_same_over_one_file_or_several(monkeypatch):
+    """A bug is reported in the same words by cli.py (one file) and for a file of several."""
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(offload_command, "offload", boom)
+    said = "internal error, please report: RuntimeError: kaboom"
+    one = CliRunner().invoke(cli.main, ["offload", str(SAMPLE)])
+    assert one.output.splitlines()[-1] == f"{said} (run with --debug for the traceback)"
+    item = Input(SAMPLE, "x")
+    error = command_common.crash(item, RuntimeError("kaboom"), debug=False, writes=False)
+    assert str(error) == f"{SAMPLE}: {said} (run with --debug for the traceback)"
+    error = command_common.crash(item, RuntimeError("kaboom"), debug=True, writes=False)
+    assert error.message == f"{said}\nRuntimeError: kaboom"  # the traceback, with no frame
 
 
 @pytest.mark.parametrize("command", ["audit", "offload"])
