@@ -13,12 +13,13 @@ from typing import Any, Final
 
 from confedit import exchange
 from confedit.auditing import AuditReport, Row, aligned, is_offloaded
+from confedit.batch import CONFIG_NAME
 from confedit.errors import shown
 from confedit.style import paint
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/fleet-report-1.json"
 SERVICES: Final = exchange.DEFAULT_SERVICES
-CONFIG_ENDINGS: Final = ("/applicationhost.config", ".applicationhost.config")
+CONFIG_ENDINGS: Final = ("/" + CONFIG_NAME, "." + CONFIG_NAME)
 
 
 @dataclass(frozen=True)
