@@ -370,6 +370,12 @@ def main() -> None:
     "--runbook", metavar="FILE.ps1", help="Write the operator's PowerShell steps (pools, rollback)."
 )
 @click.option(
+    "--runbook-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Write each file's runbook below DIR, at the path --output-dir uses, plus '.ps1'.",
+)
+@click.option(
     "--since",
     metavar="REV",
     help="Refuse a file whose Exchange Back End differs from its version at git revision REV.",

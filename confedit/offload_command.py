@@ -68,6 +68,7 @@ class OffloadOptions:
     diff_to: str | None
     check: bool
     runbook: str | None
+    runbook_dir: Path | None
     since: str | None
     services: tuple[str, ...]
     paths: tuple[str, ...]
@@ -87,8 +88,10 @@ class OffloadOptions:
 
     @property
     def many(self) -> bool:
-        """Several files (or a folder to search): per-file summary lines and one combined diff."""
-        return len(self.configs) > 1 or self.output_dir is not None or self.config.is_dir()
+        """Several files (or a folder to search): per-file summary lines and one combined diff.
+        An output folder (--output-dir, --runbook-dir) is for several files, even if given one."""
+        folders = self.output_dir is not None or self.runbook_dir is not None
+        return len(self.configs) > 1 or folders or self.config.is_dir()
 
     def validate(self) -> None:
         """Usage errors (exit 2) that can be seen before reading anything."""
@@ -100,9 +103,10 @@ class OffloadOptions:
             raise click.UsageError("--backup needs --in-place")
         if self.backup is not None and not self.backup.strip():
             raise click.UsageError("--backup needs a non-empty SUFFIX such as .bak")
-        if self.check and (self.output or self.in_place or self.runbook or self.output_dir):
+        writes = (self.output, self.output_dir, self.in_place, self.runbook, self.runbook_dir)
+        if self.check and any(writes):
             raise click.UsageError(
-                "--check writes nothing; drop -o/--output-dir/--in-place/--runbook"
+                "--check writes nothing; drop -o/--output-dir/--in-place/--runbook/--runbook-dir"
             )
         on_stdout = self._on_stdout()
         if len(on_stdout) > 1:
@@ -150,7 +154,9 @@ class OffloadOptions:
                 "-o writes one file; with several CONFIGs or a folder, use --output-dir DIR"
             )
         if self.runbook:
-            raise click.UsageError("--runbook takes one CONFIG; run it once per file")
+            raise click.UsageError(
+                "--runbook writes one file; with several CONFIGs or a folder, use --runbook-dir DIR"
+            )
         if self.output_dir is not None and self.in_place:
             raise click.UsageError("use either --output-dir or --in-place, not both")
 
@@ -322,6 +328,7 @@ class FileSettings:
     in_place: bool
     backup: str | None
     output_dir: Path | None
+    runbook_dir: Path | None
     since: str | None
     max_size: int
     want_diff: bool  # each file's diff is needed (shown, written or in the JSON report)
@@ -355,16 +362,24 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
             check_back_end_since(item.path, snapshot.data, settings.since, name)
         result = offload(snapshot.data, settings.request, name=name)
         status, code = result_status(result, settings.check)
+        # Made before anything is written: a runbook refused leaves the file's outputs unwritten.
+        runbook = render_runbook(result, name) if settings.runbook_dir is not None else None
         if _writes(settings):
             check_unchanged(snapshot)
+        if _writes(settings) or runbook is not None:
             # New files in an output folder are synced to disk once, at the end of the run
             # (run_offload_many); an input replaced in place, and its backup, file by file.
-            durable = settings.output_dir is None or not CAN_SYNC_LATER
-            with Outputs(partial(check_same_stat, snapshot), durable=durable) as outputs:
+            durable = settings.in_place or not CAN_SYNC_LATER
+            guard = partial(check_same_stat, snapshot) if _writes(settings) else None
+            with Outputs(guard, durable=durable) as outputs:
                 if settings.in_place and result.changed:
                     stage_in_place(outputs, snapshot, result, settings.backup)
                 if settings.output_dir is not None:
-                    _mirror(outputs, settings.output_dir / item.label, result.output, item.path)
+                    destination = settings.output_dir / item.label
+                    _mirror(outputs, destination, result.output, item.path, mode_from=item.path)
+                if settings.runbook_dir is not None and runbook is not None:
+                    destination = runbook_path(settings.runbook_dir, item)
+                    _mirror(outputs, destination, runbook, item.path, option="--runbook-dir")
         diff = result.diff(item.label) if settings.want_diff else b""
     except ConfeditError as error:
         return _failed(settings, name, error)
@@ -389,17 +404,32 @@ def _writes(settings: FileSettings) -> bool:
     return settings.in_place or settings.output_dir is not None
 
 
-def _mirror(outputs: Outputs, destination: Path, data: bytes, source: Path) -> None:
+def runbook_path(runbook_dir: Path, item: Input) -> Path:
+    """Where --runbook-dir writes a file's runbook: at the file's path below an output folder
+    (see batch.label_of), with `.ps1` added, so that it names the file it was written for."""
+    return runbook_dir / f"{item.label}.ps1"
+
+
+def _mirror(
+    outputs: Outputs,
+    destination: Path,
+    data: bytes,
+    source: Path,
+    *,
+    mode_from: Path | None = None,
+    option: str = "--output-dir",
+) -> None:
+    """Stage `data` at `destination` below an output folder, making the folders it needs."""
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         # Named by the input, as every other line of the run: the folder is in the message.
         raise WriteFailed(
             f"cannot create the output folder {destination.parent}: {exc.strerror or exc}; "
-            "check that --output-dir can be written to",
+            f"check that {option} can be written to",
             source=str(source),
         ) from None
-    outputs.add(destination, data, mode_from=source)
+    outputs.add(destination, data, mode_from=mode_from)
 
 
 def _failed(settings: FileSettings, name: str, error: ConfeditError) -> FileReport:
@@ -409,7 +439,8 @@ def _failed(settings: FileSettings, name: str, error: ConfeditError) -> FileRepo
 
 
 def _crashed(settings: FileSettings, item: Input, error: BaseException) -> FileReport:
-    failure = crash(item, error, settings.debug, writes=_writes(settings))
+    writes = _writes(settings) or settings.runbook_dir is not None
+    failure = crash(item, error, settings.debug, writes=writes)
     return _failed(settings, str(item.path), failure)
 
 
@@ -425,6 +456,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
         in_place=opts.in_place,
         backup=opts.backup,
         output_dir=opts.output_dir,
+        runbook_dir=opts.runbook_dir,
         since=opts.since,
         max_size=opts.max_size,
         want_diff=_shows_diff(opts) or opts.fmt == "json",
@@ -503,8 +535,14 @@ def _flush_outputs(opts: OffloadOptions, items: list[Input]) -> None:
     """Flush the outputs of `items` to disk (see Outputs' durable=False), and the output
     folder's filesystem. A failed file has none, or an earlier run's: syncing it costs nothing
     more, and a file whose worker died may have been written. Raises OSError."""
-    if opts.output_dir is not None and CAN_SYNC_LATER:
-        sync_filesystems([opts.output_dir, *(opts.output_dir / item.label for item in items)])
+    if not CAN_SYNC_LATER:
+        return
+    folders = [folder for folder in (opts.output_dir, opts.runbook_dir) if folder is not None]
+    written = [opts.output_dir / item.label for item in items] if opts.output_dir else []
+    if opts.runbook_dir is not None:
+        written += [runbook_path(opts.runbook_dir, item) for item in items]
+    if folders:
+        sync_filesystems([*folders, *written])
 
 
 def _sync_output_dir(opts: OffloadOptions, inputs: list[Input]) -> WriteFailed | None:
@@ -516,7 +554,7 @@ def _sync_output_dir(opts: OffloadOptions, inputs: list[Input]) -> WriteFailed |
         return WriteFailed(
             f"the files were written, but flushing them to disk failed: {exc.strerror or exc}; "
             "run again",
-            source=str(opts.output_dir),
+            source=str(opts.output_dir or opts.runbook_dir),
         )
     return None
 
@@ -560,13 +598,14 @@ def _write_diff_file(opts: OffloadOptions, reports: list[FileReport]) -> WriteFa
 
 
 def _wrote_files(opts: OffloadOptions, reports: list[FileReport]) -> bool:
-    return (opts.in_place or opts.output_dir is not None) and any(not r.failed for r in reports)
+    folders = opts.output_dir is not None or opts.runbook_dir is not None
+    return (opts.in_place or folders) and any(not r.failed for r in reports)
 
 
 def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
     """Usage errors that need the list of files: two files with one name in the diff or the
     output folder, or an output that would overwrite its input."""
-    if _shows_diff(opts) or opts.output_dir is not None:
+    if _shows_diff(opts) or opts.output_dir is not None or opts.runbook_dir is not None:
         first: dict[str, Input] = {}
         for item in inputs:
             other = first.setdefault(item.label, item)
@@ -580,22 +619,22 @@ def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
     produced = opts.backups(paths)
     if opts.output_dir is not None:
         produced += [("--output-dir", opts.output_dir / item.label) for item in inputs]
+    if opts.runbook_dir is not None:
+        produced += [("--runbook-dir", runbook_path(opts.runbook_dir, item)) for item in inputs]
     check_destinations(opts.destinations(), paths, produced)
     if opts.backup:
         check_backups(opts.backup, paths)
     if opts.output_dir is not None:
         _check_output_dir(opts.output_dir, inputs)
+    if opts.runbook_dir is not None:
+        _check_runbook_dir(opts.runbook_dir, inputs)
 
 
 def _check_output_dir(output_dir: Path, inputs: list[Input]) -> None:
     """Usage errors: an output that is an input, or leads to one through a symlink. Most often
     an input inside the output folder: an earlier run's output, named again by a glob such as
     `*/` (its own output lands a folder deeper, another file's output over it)."""
-    identities: dict[tuple[int, int], Path] = {}
-    for item in inputs:
-        with contextlib.suppress(OSError):
-            info = item.path.stat()
-            identities[(info.st_dev, info.st_ino)] = item.path
+    identities = _identities(inputs)
     overwritten = {item.path: _input_at(output_dir / item.label, identities) for item in inputs}
     for item in inputs:  # the plainest mistake first
         if overwritten[item.path] == item.path:
@@ -617,6 +656,27 @@ def _check_output_dir(output_dir: Path, inputs: list[Input]) -> None:
             f"--output-dir would write {destination} over the input {other}; "
             "choose another output folder"
         )
+
+
+def _check_runbook_dir(runbook_dir: Path, inputs: list[Input]) -> None:
+    """A usage error if a runbook would be written over an input (or through a symlink to one)."""
+    identities = _identities(inputs)
+    for item in inputs:
+        runbook = runbook_path(runbook_dir, item)
+        if (other := _input_at(runbook, identities)) is not None:
+            raise click.UsageError(
+                f"--runbook-dir would write {runbook} over the input {other}; choose another folder"
+            )
+
+
+def _identities(inputs: list[Input]) -> dict[tuple[int, int], Path]:
+    """Each input by its device and inode, which every name of a file leads to."""
+    identities: dict[tuple[int, int], Path] = {}
+    for item in inputs:
+        with contextlib.suppress(OSError):
+            info = item.path.stat()
+            identities[(info.st_dev, info.st_ino)] = item.path
+    return identities
 
 
 def _input_at(destination: Path, identities: dict[tuple[int, int], Path]) -> Path | None:

@@ -642,6 +642,80 @@ def test_output_dir_mirrors_the_paths_and_matches_single_file_runs(confedit_exe,
         assert (tmp_path / "out" / fleet[server]).read_bytes() == single.read_bytes()
 
 
+def test_runbook_dir_writes_each_file_its_own_runbook_as_single_file_runs_do(
+    confedit_exe, tmp_path, fleet
+):
+    proc = run(
+        confedit_exe, "offload", "fleet", "--output-dir", "out", "--runbook-dir", "rb", cwd=tmp_path
+    )
+    assert proc.returncode == 3, proc.stderr  # the fleet holds refused and invalid files
+    # one for each file that was offloaded (an unchanged one's says there is nothing to do)
+    assert sorted(snapshot(tmp_path / "rb")) == [
+        "fleet/cas-2016/applicationHost.config.ps1",
+        "fleet/cas-2019/ApplicationHost.config.ps1",
+        "fleet/cas-done/applicationHost.config.ps1",
+    ]
+    for server in ("cas-2016", "cas-2019", "cas-done"):
+        single = tmp_path / f"{server}.ps1"
+        done = run(
+            confedit_exe,
+            "offload",
+            str(fleet[server]),
+            "-o",
+            "o",
+            "--runbook",
+            str(single),
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        runbook = (tmp_path / "rb" / f"{fleet[server]}.ps1").read_bytes()
+        assert runbook == single.read_bytes(), server
+    # a preview writes the runbooks too (as --runbook does), and shows the combined diff
+    preview = run(
+        confedit_exe, "offload", str(fleet["cas-2016"]), "--runbook-dir", "rb2", cwd=tmp_path
+    )
+    assert preview.returncode == 0, preview.stderr
+    assert preview.stdout.startswith(f"--- a/{fleet['cas-2016'].as_posix()}".encode())
+    assert sorted(snapshot(tmp_path / "rb2")) == [f"{fleet['cas-2016'].as_posix()}.ps1"]
+
+
+def test_a_runbook_refused_leaves_that_file_unwritten_and_the_others_written(
+    confedit_exe, tmp_path, fleet
+):
+    # a pool name with a line break cannot be written safely into the script: refused (exit 3)
+    bad = tmp_path / "bad" / "applicationHost.config"
+    bad.parent.mkdir()
+    data = (tmp_path / fleet["cas-2016"]).read_bytes()
+    assert b'applicationPool="MSExchangeOWAAppPool"' in data
+    bad.write_bytes(
+        data.replace(b'applicationPool="MSExchangeOWAAppPool"', b'applicationPool="OWA&#10;Pool"')
+    )
+    args = ("bad", str(fleet["cas-2019"]), "--output-dir", "out", "--runbook-dir", "rb", "-q")
+    proc = run(confedit_exe, "offload", *args, cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert b"bad/applicationHost.config: refused:" in proc.stderr
+    assert sorted(snapshot(tmp_path / "out")) == [fleet["cas-2019"].as_posix()]
+    assert sorted(snapshot(tmp_path / "rb")) == [f"{fleet['cas-2019'].as_posix()}.ps1"]
+
+
+def test_a_runbook_dir_that_would_write_over_an_input_is_a_usage_error(
+    confedit_exe, tmp_path, fleet
+):
+    # a file named explicitly can be called anything, a runbook's name too
+    victim = tmp_path / "rb" / f"{fleet['cas-2016'].as_posix()}.ps1"
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes((tmp_path / fleet["cas-2016"]).read_bytes())
+    before = snapshot(tmp_path)
+    args = (str(fleet["cas-2016"]), str(victim), "--runbook-dir", "rb")
+    proc = run(confedit_exe, "offload", *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert (
+        f"--runbook-dir would write rb/{fleet['cas-2016'].as_posix()}.ps1 over the input".encode()
+        in proc.stderr
+    )
+    assert snapshot(tmp_path) == before
+
+
 def test_a_folder_outside_the_current_directory_is_mirrored_under_its_own_name(
     confedit_exe, tmp_path, fleet
 ):
@@ -722,7 +796,9 @@ def test_each_file_in_the_json_report_has_its_own_diff(confedit_exe, tmp_path, f
     ("args", "message"),
     [
         (["fleet", "-o", "x.config"], b"use --output-dir DIR"),
-        (["fleet", "--runbook", "x.ps1"], b"--runbook takes one CONFIG"),
+        (["fleet", "--runbook", "x.ps1"], b"with several CONFIGs or a folder, use --runbook-dir"),
+        (["fleet", "--runbook-dir", "rb", "--check"], b"--check writes nothing"),
+        (["fleet", "--runbook-dir", "rb", "--runbook", "x.ps1"], b"use --runbook-dir DIR"),
         (["fleet", "--output-dir", "out", "--in-place"], b"either --output-dir or --in-place"),
         (["fleet", "--output-dir", "out", "--check"], b"--check writes nothing"),
         (["fleet", "--output-dir", "."], b"would overwrite the input"),
@@ -1022,6 +1098,11 @@ def test_an_output_dir_is_synced_once_and_inputs_in_place_file_by_file(
     assert calls == ["syncfs"]
     written = [server for server in ORDER if (tmp_path / "out" / fleet[server]).is_file()]
     assert written == ["cas-2016", "cas-2019", "cas-done"]  # not the refused, nor the malformed
+
+    args = ("offload", "fleet", "--runbook-dir", "rb", "--output-dir", "out2", "-q")
+    assert sync_calls(confedit_exe, *args, cwd=tmp_path) == ["syncfs"]  # one filesystem
+    calls = sync_calls(confedit_exe, "offload", "fleet", "--runbook-dir", "rb2", "-q", cwd=tmp_path)
+    assert calls == ["syncfs"]  # runbooks alone: new files in a folder too
 
     args = ("offload", "fleet", "--in-place", "--backup", ".bak", "-q")
     calls = sync_calls(confedit_exe, *args, cwd=tmp_path)
