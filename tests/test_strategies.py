@@ -218,6 +218,19 @@ def test_building_blocks_shrink_to_the_plain_case():
     )
 
 
+def test_location_paths_spell_each_part_in_its_own_case():
+    # as admin scripts write them: the site as IIS names it, the directory in capitals
+    assert _minimal(st_iis.location_paths(), lambda p: p.endswith("/OWA")) == (
+        "Default Web Site/OWA"
+    )
+    assert _minimal(st_iis.location_paths(), lambda p: p.startswith("DEFAULT WEB SITE/o")) == (
+        "DEFAULT WEB SITE/owa"
+    )
+    assert _minimal(st_iis.location_paths(casing=False), lambda p: p.endswith("/owa")) == (
+        "Default Web Site/owa"
+    )
+
+
 def test_generated_config_knows_its_sites_and_text():
     config = st_iis.GeneratedConfig(
         (build.EXCHANGE_FRONT_END,), (), build.Style(encoding="utf-16-be"), None

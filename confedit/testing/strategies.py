@@ -15,7 +15,7 @@ failing examples print as the builder call that makes them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Final
@@ -151,8 +151,9 @@ def location_paths(*, look_alikes: bool = True, casing: bool = True) -> st.Searc
     """Location paths around the Exchange front end: the site, its virtual directories and
     folders below them, and (with `look_alikes`) paths that only look like them:
     `Default Web Site/owa2`, `Default Web Site2/owa`, `Exchange Back End/owa`, the server level.
-    With `casing`, the whole path as written, in lower case or in upper case
-    (`DEFAULT WEB SITE/OWA`), with or without one trailing slash.
+    With `casing`, each part of the path as written, in lower case or in upper case, as admin
+    scripts and IIS Manager write them (`Default Web Site/OWA`, `DEFAULT WEB SITE/owa`), with or
+    without one trailing slash.
 
     >>> from hypothesis import given
     >>> @given(location_paths())
@@ -164,13 +165,23 @@ def location_paths(*, look_alikes: bool = True, casing: bool = True) -> st.Searc
     paths = st.sampled_from(pool)
     if not casing:
         return paths
-    spelling = st.tuples(paths, st.sampled_from(("as-is", "lower", "upper")), st.booleans())
-    return spelling.map(_spell)
+    # "as-is" first: a failing example shrinks to the path as the pool spells it.
+    cases = st.tuples(*[st.sampled_from(tuple(_CASES))] * _MOST_PARTS)
+    return st.tuples(paths, cases, st.booleans()).map(_spell)
 
 
-def _spell(spelling: tuple[str, str, bool]) -> str:
-    path, case, slash = spelling
-    spelled = {"as-is": path, "lower": path.lower(), "upper": path.upper()}[case]
+_CASES: Final[dict[str, Callable[[str], str]]] = {
+    "as-is": str,
+    "lower": str.lower,
+    "upper": str.upper,
+}
+_MOST_PARTS: Final = max(path.count("/") + 1 for path in FRONT_END_PATHS + LOOK_ALIKE_PATHS)
+
+
+def _spell(spelling: tuple[str, tuple[str, ...], bool]) -> str:
+    path, cases, slash = spelling
+    parts = path.split("/")
+    spelled = "/".join(_CASES[case](part) for part, case in zip(parts, cases, strict=False))
     return spelled + "/" if slash and spelled else spelled
 
 
