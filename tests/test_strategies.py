@@ -210,6 +210,13 @@ def test_a_failing_property_reports_a_small_example_with_hypothesis_defaults(kin
     assert len(example) < 700, example
 
 
+@given(st_iis.generated_configs())
+def test_a_binding_with_sni_has_the_host_name_iis_requires_for_it(config):
+    for binding in etree.fromstring(config.raw).iter("binding"):
+        host = binding.get("bindingInformation", "").split(":")[2]
+        assert bool(host) == bool(int(binding.get("sslFlags", "0")) & 1), etree.tostring(binding)
+
+
 def test_building_blocks_shrink_to_the_plain_case():
     assert _minimal(st_iis.location_paths()) == "Default Web Site"
     assert _minimal(st_iis.ssl_flags(), lambda v: "," in v).count(",") == 1

@@ -249,13 +249,19 @@ def _site(lines: _Writer, site: Site, style: Style) -> None:
     if site.binding_ssl_flags is not None:
         binding = [
             ("protocol", "https"),
-            ("bindingInformation", "*:443:"),
+            ("bindingInformation", _binding_information(site.binding_ssl_flags)),
             ("sslFlags", site.binding_ssl_flags),
         ]
         lines.add(4, "<bindings>")
         lines.add(5, _empty("binding", binding, style))
         lines.add(4, "</bindings>")
     lines.add(3, "</site>")
+
+
+def _binding_information(ssl_flags: str) -> str:
+    """IP, port and host name: a binding with SNI (bit 1 of its sslFlags) needs a host name,
+    which IIS refuses to leave out."""
+    return "*:443:mail.contoso.com" if int(ssl_flags) & 1 else "*:443:"
 
 
 def _comments(lines: _Writer, index: int, loc: Loc, style: Style) -> None:
