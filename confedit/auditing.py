@@ -56,6 +56,7 @@ class AuditReport:
     back_end: str
     rows: tuple[Row, ...]
     front_end_found: bool = True  # the front-end site is in <sites>
+    nearest_site: str | None = None  # if not: the site in <sites> whose name is nearest
 
     def targets(self) -> list[Row]:
         return [row for row in self.rows if row.service is not None]
@@ -140,8 +141,16 @@ def audit_config(config: Config, site: str = exchange.FRONT_END_SITE) -> AuditRe
             or (f"{front}/{service.directory}" if service else key)
         )
         rows.append(_row(config, key, spelling, roles[site_of(key)], service))
+    nearest = None
+    if front_site is None:
+        nearest = exchange.nearest_site(front, config.site_names)
     return AuditReport(
-        config.document.name, front, exchange.BACK_END_SITE, tuple(rows), front_site is not None
+        config.document.name,
+        front,
+        exchange.BACK_END_SITE,
+        tuple(rows),
+        front_site is not None,
+        nearest,
     )
 
 
@@ -305,7 +314,7 @@ def _legend(absent: bool) -> str:
 
 def _no_front_end(report: AuditReport) -> str:
     if not report.front_end_found:
-        return shown(exchange.UNKNOWN_SITE.format(site=report.front_end))
+        return shown(exchange.unknown_site(report.front_end, report.nearest_site))
     return (
         f"no Exchange front-end virtual directory in '{shown(report.front_end)}' "
         "(is this a Client Access server?)"

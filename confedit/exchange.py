@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -60,6 +62,24 @@ UNKNOWN_SITE: Final = (
     "the site '{site}' is not in <sites>; name the front-end site with --site (the default is "
     f"'{FRONT_END_SITE}')"
 )
+
+
+def unknown_site(name: str, nearest: str | None) -> str:
+    """Why a site name is wrong, and what to name instead: the nearest site of the file, if
+    one is near (see nearest_site), else the option and its default."""
+    if nearest is None:
+        return UNKNOWN_SITE.format(site=name)
+    return f"the site '{name}' is not in <sites>; did you mean '{nearest}'?"
+
+
+def nearest_site(name: str, sites: Iterable[str]) -> str | None:
+    """The site of `sites` whose name is closest to the misspelt `name`, if one is close: a
+    typo, or spaces pasted around the name (`--site " Default Web Site"`). Never the Back End,
+    which no offload may name."""
+    by_folded = {site.strip().casefold(): site for site in sites}
+    by_folded.pop(BACK_END_SITE.casefold(), None)
+    close = difflib.get_close_matches(name.strip().casefold(), list(by_folded), n=1, cutoff=0.8)
+    return by_folded[close[0]] if close else None
 
 
 def service_names() -> str:

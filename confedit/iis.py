@@ -317,6 +317,13 @@ class Config:
         self._below: dict[str, list[str]] | None = None
 
     @cached_property
+    def site_names(self) -> list[str]:
+        """The name of every site in the tree, also those outside the scope: for naming the
+        site meant by a misspelt one. (A large file's tree holds only the sites asked for.)"""
+        sites = self.document.root.find("system.applicationHost/sites")
+        return [] if sites is None else [site.get("name", "") for site in sites.iter("site")]
+
+    @cached_property
     def registration_allows(self) -> str | None:
         """Where <configSections> registers the access section with overrideModeDefault="Allow"
         (which lets any web.config set sslFlags), as a reader would name it; else None."""

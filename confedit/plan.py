@@ -233,7 +233,7 @@ def _present_defaults(draft: _Draft, targets: list[Target], site_name: str) -> l
     present = [t for t in targets if draft.config.sites_spelling(t.key) is not None]
     if not present:
         if fold(site_name) not in draft.config.sites:  # a misspelt --site, not a server's role
-            draft.refusals.append(_unknown_site(site_name))
+            draft.refusals.append(_unknown_site(draft.config, site_name))
         else:
             draft.refusals.append(exchange.NOT_A_CAS.format(site=site_name))
         return []
@@ -394,7 +394,7 @@ def _outside(target: Target, front: str) -> str:
 def _not_in_sites(config: Config, target: Target) -> str:
     site = config.sites.get(site_of(target.key))
     if site is None:
-        return f"'{target.path}': {_unknown_site(target.path.partition('/')[0])}"
+        return f"'{target.path}': {_unknown_site(config, target.path.partition('/')[0])}"
     last = fold(target.path.rsplit("/", 1)[-1])
     for app in site.applications:
         if app.pool and fold(app.pool) == last:
@@ -412,10 +412,11 @@ def _not_in_sites(config: Config, target: Target) -> str:
     )
 
 
-def _unknown_site(name: str) -> str:
-    """Why a site name is wrong, and the option that names the right one. (A large file's
-    tree holds only the sites asked for: the file's other names are not at hand.)"""
-    return exchange.UNKNOWN_SITE.format(site=name)
+def _unknown_site(config: Config, name: str) -> str:
+    """Why a site name is wrong, and the name meant if the file has one near it. (A large
+    file's tree holds only the sites asked for: the file's other names are not at hand.)"""
+    nearest = exchange.nearest_site(name, config.site_names)
+    return exchange.unknown_site(name, nearest)
 
 
 def _check_locks(draft: _Draft, target: Target) -> None:

@@ -188,7 +188,7 @@ def test_a_fleet_where_nothing_is_compared_fails_and_a_misspelt_site_is_named(
     assert misspelt.returncode == 1
     assert misspelt.stdout.decode().splitlines()[-1] == (
         "no Client Access server among the files: the site 'Defualt Web Site' is not in <sites>; "
-        "name the front-end site with --site (the default is 'Default Web Site')"
+        "did you mean 'Default Web Site'?"
     )
     as_json = run(
         confedit_exe, "audit", "--fleet", "--site", "X", *servers, "--format", "json", cwd=tmp_path

@@ -98,10 +98,15 @@ def test_default_targets_a_server_does_not_have_are_marked_absent():
 
 
 def test_a_site_that_is_not_in_sites_is_named_as_the_likely_mistake():
+    text = render_table(audit(CAS.read_bytes(), "x", site="Contoso"))
+    assert (
+        "the site 'Contoso' is not in <sites>; name the front-end site with --site "
+        "(the default is 'Default Web Site')"
+    ) in text.splitlines()
+    # a name near one of the file's sites: that one is named
     text = render_table(audit(CAS.read_bytes(), "x", site="Defualt Web Site"))
     assert (
-        "the site 'Defualt Web Site' is not in <sites>; name the front-end site with --site "
-        "(the default is 'Default Web Site')"
+        "the site 'Defualt Web Site' is not in <sites>; did you mean 'Default Web Site'?"
     ) in text.splitlines()
 
 

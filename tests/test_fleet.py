@@ -88,10 +88,15 @@ def test_without_any_client_access_server_nothing_agrees_or_is_offloaded(reports
 
 
 def test_a_site_in_no_files_sites_is_named_as_the_likely_mistake():
+    fleet = fleet_of([audit(CAS.read_bytes(), "a", site="Contoso")])
+    assert render_fleet(fleet).splitlines()[-1] == (
+        "no Client Access server among the files: the site 'Contoso' is not in "
+        "<sites>; name the front-end site with --site (the default is 'Default Web Site')"
+    )
     fleet = fleet_of([audit(CAS.read_bytes(), "a", site="Default Web Site 2")])
     assert render_fleet(fleet).splitlines()[-1] == (
         "no Client Access server among the files: the site 'Default Web Site 2' is not in "
-        "<sites>; name the front-end site with --site (the default is 'Default Web Site')"
+        "<sites>; did you mean 'Default Web Site'?"
     )
 
 

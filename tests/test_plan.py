@@ -764,6 +764,28 @@ def test_a_warning_names_ten_paths_and_counts_the_rest():
     ]
 
 
+@pytest.mark.parametrize(
+    ("site", "meant"),
+    [
+        (" Default Web Site", "Default Web Site"),  # spaces pasted around the name
+        ("Default Website", "Default Web Site"),
+        ("Web Site 2", "Web Site 2 "),  # a site name of the file, spaces and all
+        ("Exchange Back En", None),  # never the Back End, which no offload may name
+    ],
+)
+def test_a_misspelt_site_is_answered_with_the_site_meant(site, meant):
+    raw = config(
+        Loc("Default Web Site/owa", "Ssl"),
+        sites=[*SITES, Site("Web Site 2 ", (App("/"),))],
+    )
+    with pytest.raises(Refused) as info:
+        offload(raw, Request(site=site), name="t.config")
+    hint = f"did you mean '{meant}'?"
+    if meant is None:
+        hint = "name the front-end site with --site (the default is 'Default Web Site')"
+    assert str(info.value) == f"t.config: refused: the site '{site}' is not in <sites>; {hint}"
+
+
 @pytest.mark.parametrize("paths", [(), ("Nope/owa",)])
 def test_a_site_missing_from_sites_is_named_with_the_option_that_fixes_it(paths):
     raw = config(Loc("Default Web Site/owa", "Ssl"))
