@@ -278,9 +278,10 @@ def _relative(path: str | None, here: str) -> str | None:
 def _rename_to(
     git: str, folder: Path, commit: str, new_path: str, index: str | None = None
 ) -> str | None:
-    """The path (from the top) that git finds renamed to `new_path` since `commit`."""
-    options = ("--no-color", "--no-ext-diff", "--name-status", "-z", "--find-renames")
-    renames = _git(git, folder, "diff", *options, "--diff-filter=R", commit, index=index)
+    """The path (from the top) that git finds renamed to `new_path` since `commit`. Plumbing:
+    `git diff` would refresh the index's timestamps and rewrite it, under the user's feet."""
+    options = ("--name-status", "-z", "--find-renames", "--diff-filter=R")
+    renames = _git(git, folder, "diff-index", *options, commit, index=index)
     if renames.returncode != 0:
         return None
     fields = os.fsdecode(renames.stdout).split("\0")

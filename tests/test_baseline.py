@@ -387,6 +387,19 @@ def test_a_file_only_moved_on_disk_is_still_compared_under_its_old_name(repo, or
     assert '+                <access sslFlags="Ssl" />' in shown.splitlines()
 
 
+def test_looking_for_a_rename_leaves_the_users_index_as_it_was(repo, original):
+    # a tracked file whose timestamps changed, content not: `git diff` would refresh its entry
+    # in the index and rewrite the file, under the user's feet (in a hook, as `git commit` runs)
+    tracked = repo / "servers" / "cas1" / "applicationHost.config"
+    os.utime(tracked, (1, 1))
+    index_before = (repo / ".git" / "index").read_bytes()
+    config = repo / "servers" / "cas2" / "applicationHost.config"
+    config.parent.mkdir()
+    config.write_bytes(original)
+    check_back_end_since(config, original, "HEAD", "servers/cas2/applicationHost.config")
+    assert (repo / ".git" / "index").read_bytes() == index_before
+
+
 def test_a_new_untracked_file_with_no_deleted_one_to_match_passes(repo, original):
     config = repo / "servers" / "cas2" / "applicationHost.config"
     config.parent.mkdir()
