@@ -309,7 +309,9 @@ def _with_intent(git: str, folder: Path, name: str) -> Iterator[str | None]:
         index = str(Path(scratch, "index"))
         with contextlib.suppress(OSError):  # no index yet: git starts an empty one
             shutil.copyfile(folder / os.fsdecode(found.stdout.rstrip(b"\n")), index)
-        added = _git(git, folder, "add", "--intent-to-add", "--force", "--", name, index=index)
+        # A split index, written, would leave a shared index of its own in the repository.
+        add = ("-c", "core.splitIndex=false", "add", "--intent-to-add", "--force", "--", name)
+        added = _git(git, folder, *add, index=index)
         yield index if added.returncode == 0 else None
 
 

@@ -400,6 +400,17 @@ def test_looking_for_a_rename_leaves_the_users_index_as_it_was(repo, original):
     assert (repo / ".git" / "index").read_bytes() == index_before
 
 
+def test_looking_for_a_rename_in_a_split_index_leaves_no_file_in_the_repository(repo, original):
+    # a copy of a split index, written, would add a shared index of its own to .git
+    git(repo, "update-index", "--split-index")
+    before = sorted(path.name for path in (repo / ".git").iterdir())
+    (repo / "servers" / "cas1").rename(repo / "servers" / "cas9")
+    config = repo / "servers" / "cas9" / "applicationHost.config"
+    version = revision_version(config, "HEAD")
+    assert version is not None and version.renamed_from == "../cas1/applicationHost.config"
+    assert sorted(path.name for path in (repo / ".git").iterdir()) == before
+
+
 def test_a_new_untracked_file_with_no_deleted_one_to_match_passes(repo, original):
     config = repo / "servers" / "cas2" / "applicationHost.config"
     config.parent.mkdir()
