@@ -363,7 +363,8 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         result = offload(snapshot.data, settings.request, name=name)
         status, code = result_status(result, settings.check)
         # Made before anything is written: a runbook refused leaves the file's outputs unwritten.
-        runbook = render_runbook(result, name) if settings.runbook_dir is not None else None
+        wanted = settings.runbook_dir is not None
+        runbook = render_runbook(result, name, option="--runbook-dir") if wanted else None
         if _writes(settings):
             check_unchanged(snapshot)
         if _writes(settings) or runbook is not None:

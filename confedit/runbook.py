@@ -51,15 +51,15 @@ _RECYCLE: Final = (
 )
 
 
-def render_runbook(result: Result, name: str) -> bytes:
+def render_runbook(result: Result, name: str, *, option: str = "--runbook") -> bytes:
     """The runbook for a verified result: UTF-8 with a byte-order mark (Windows PowerShell 5.1
     reads a script without one in the ANSI code page, garbling non-ASCII names), Windows line
     endings. Refused when a name it must write holds a control or formatting character: no
     quoting keeps a line break inside a comment, and a script run as administrator must do only
-    what it shows."""
+    what it shows. `option` is the one that asked for it, for the refusal to name."""
     changed = [o for o in result.outcomes if o.changed]
     paths = [*(o.target.path for o in changed), *result.plan.apps_without_pool]
-    _check_names([name, *result.plan.pools, *paths], name)
+    _check_names([name, *result.plan.pools, *paths], name, option)
     lines = [
         f"# SSL offloading runbook for {name}, written by confedit {__version__}.",
         "# Deploy the patched applicationHost.config first (staged, one Client Access server at a",
@@ -101,14 +101,14 @@ def render_runbook(result: Result, name: str) -> bytes:
     return codecs.BOM_UTF8 + ("\r\n".join(lines) + "\r\n").encode("utf-8", "backslashreplace")
 
 
-def _check_names(names: list[str], source: str) -> None:
+def _check_names(names: list[str], source: str, option: str) -> None:
     for text in names:
         if any(_unsafe(char) for char in text):
             raise Refused(
                 [
                     f"cannot write a safe runbook: {text!r} holds a control or formatting "
                     "character, which could end a comment or hide what the script does; leave "
-                    "out --runbook, or rename it"
+                    f"out {option}, or rename it"
                 ],
                 source=source,
             )

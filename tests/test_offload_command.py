@@ -694,6 +694,7 @@ def test_a_runbook_refused_leaves_that_file_unwritten_and_the_others_written(
     proc = run(confedit_exe, "offload", *args, cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr
     assert b"bad/applicationHost.config: refused:" in proc.stderr
+    assert b"leave out --runbook-dir, or rename it" in proc.stderr  # the option given
     assert sorted(snapshot(tmp_path / "out")) == [fleet["cas-2019"].as_posix()]
     assert sorted(snapshot(tmp_path / "rb")) == [f"{fleet['cas-2019'].as_posix()}.ps1"]
 
