@@ -149,6 +149,17 @@ class OffloadOptions:
         return [("--backup", Path(f"{config}{self.backup}")) for config in inputs]
 
     def _validate_many(self) -> None:
+        if self.output and self.output_dir is not None:
+            raise click.UsageError("use either -o/--output or --output-dir, not both")
+        if self.runbook and self.runbook_dir is not None:
+            raise click.UsageError("use either --runbook or --runbook-dir, not both")
+        several = len(self.configs) > 1 or self.config.is_dir()
+        if (self.output or self.runbook) and not several:  # one CONFIG, and a folder option
+            one, folder = ("-o", "--runbook-dir") if self.output else ("--runbook", "--output-dir")
+            raise click.UsageError(
+                f"{one} writes one file and {folder} a folder: use -o with --runbook FILE.ps1, "
+                "or --output-dir DIR with --runbook-dir"
+            )
         if self.output:
             raise click.UsageError(
                 "-o writes one file; with several CONFIGs or a folder, use --output-dir DIR"

@@ -793,13 +793,33 @@ def test_each_file_in_the_json_report_has_its_own_diff(confedit_exe, tmp_path, f
             assert diff.startswith(f"--- a/{path.as_posix()}")
 
 
+CAS_2016 = "fleet/cas-2016/applicationHost.config"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["fleet", "-o", "x.config"], b"use --output-dir DIR"),
         (["fleet", "--runbook", "x.ps1"], b"with several CONFIGs or a folder, use --runbook-dir"),
         (["fleet", "--runbook-dir", "rb", "--check"], b"--check writes nothing"),
-        (["fleet", "--runbook-dir", "rb", "--runbook", "x.ps1"], b"use --runbook-dir DIR"),
+        (
+            ["fleet", "--runbook-dir", "rb", "--runbook", "x.ps1"],
+            b"either --runbook or --runbook-dir",
+        ),
+        # one CONFIG: the message must not speak of several
+        (
+            [CAS_2016, "--runbook-dir", "rb", "--runbook", "x.ps1"],
+            b"either --runbook or --runbook-dir",
+        ),
+        (
+            [CAS_2016, "--output-dir", "out", "-o", "x.config"],
+            b"either -o/--output or --output-dir",
+        ),
+        (
+            [CAS_2016, "--runbook-dir", "rb", "-o", "x.config"],
+            b"-o writes one file and --runbook-dir a folder: use -o with --runbook FILE.ps1, "
+            b"or --output-dir DIR with --runbook-dir",
+        ),
         (["fleet", "--output-dir", "out", "--in-place"], b"either --output-dir or --in-place"),
         (["fleet", "--output-dir", "out", "--check"], b"--check writes nothing"),
         (["fleet", "--output-dir", "."], b"would overwrite the input"),
