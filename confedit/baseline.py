@@ -47,6 +47,8 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
     nothing to compare with and passes.
     """
     version = revision_version(path, revision)
+    if version is None and path.is_symlink():
+        path, version = _through_link(path, revision)
     if version is None:
         return
     old_name = _old_name(name, version.renamed_from)
@@ -68,6 +70,22 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
         # Under its new name alone, the file would seem not to be in the revision at all.
         source = f"{name} (renamed from {old_name})" if old_name else name
         raise Refused(reasons, source=source, advice=advice)
+
+
+def _through_link(link: Path, revision: str) -> tuple[Path, Version | None]:
+    """A link new since `revision` (or never added) leads to a file git may know: the file's
+    own history then counts, as for a link git knows (see revision_version), if the file is in
+    the link's repository. Its path is returned for the advice to name."""
+    real = Path(os.path.realpath(link))
+    git = shutil.which("git")
+    if git is None or _top(git, real.parent) != _top(git, link.parent):
+        return link, None  # a link out of the repository: no history of it here
+    return real, revision_version(real, revision)
+
+
+def _top(git: str, folder: Path) -> bytes | None:
+    top = _git(git, folder, "rev-parse", "--show-toplevel")
+    return top.stdout if top.returncode == 0 else None
 
 
 def _old_name(name: str, renamed_from: str | None) -> str | None:

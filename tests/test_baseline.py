@@ -237,6 +237,32 @@ def test_a_link_retargeted_since_the_revision_is_followed_as_it_was_then(repo, o
         check_back_end_since(link, link.read_bytes(), "HEAD~1", "servers/current/x")
 
 
+def test_a_link_git_does_not_know_leads_to_a_file_whose_history_counts(repo, original):
+    # an untracked (or newly added) link to a tracked config: the config's own history
+    config = repo / "servers" / "cas1" / "applicationHost.config"
+    config.write_bytes(
+        replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    )
+    link = repo / "links" / "cas1.applicationHost.config"
+    link.parent.mkdir()
+    link.symlink_to("../servers/cas1/applicationHost.config")
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(link, link.read_bytes(), "HEAD", "links/cas1.applicationHost.config")
+    assert str(caught.value).startswith("links/cas1.applicationHost.config: refused: ")
+    assert f"`{_advised(config, 'HEAD')}` shows it" in str(caught.value.advice)
+    git(repo, "add", "links")
+    with pytest.raises(Refused):  # added, but not in HEAD: the same
+        check_back_end_since(link, link.read_bytes(), "HEAD", "links/cas1.applicationHost.config")
+
+
+def test_a_link_git_does_not_know_out_of_the_repository_passes(repo, original, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere") / "applicationHost.config"
+    outside.write_bytes(b"<configuration />")
+    link = repo / "servers" / "linked.applicationHost.config"
+    link.symlink_to(outside)
+    check_back_end_since(link, outside.read_bytes(), "HEAD", "linked")  # nothing to compare
+
+
 def test_a_link_out_of_the_repository_has_no_history_here(repo, original, tmp_path_factory):
     outside = tmp_path_factory.mktemp("elsewhere") / "applicationHost.config"
     outside.write_bytes(original)
