@@ -17,11 +17,12 @@ from confedit.iis import (
     WINDOWS_AUTH_ENABLED,
     Config,
     SslFlags,
+    delegated_at,
     path_key,
     site_of,
     token_checking_name,
+    validate,
 )
-from confedit.plan import delegated_at, validate
 from confedit.spans import fold
 from confedit.style import paint
 

@@ -1,5 +1,6 @@
-"""IIS semantics: sslFlags values, location paths, <sites>, inheritance, and the access
-section's registration in <configSections>. The locks that forbid a change are plan.py's.
+"""IIS semantics: sslFlags values, location paths, <sites>, inheritance, what IIS refuses to
+load, and what unlocks the access section for a web.config (overrideMode, the section's
+registration in <configSections>). The locks that forbid a change are plan.py's.
 
 Facts and their sources are in docs/IIS-NOTES.md of the team's shared notes.
 """
@@ -15,6 +16,7 @@ from typing import Final, NamedTuple
 from lxml import etree
 
 from confedit.document import Document, Location
+from confedit.errors import InvalidInput
 from confedit.spans import fold
 
 FLAGS_WORDING: Final = (
@@ -449,3 +451,84 @@ class Config:
         """How the file spells a location path (its first <location> at that key)."""
         locations = self.locations_at(key)
         return locations[0].path if locations else None
+
+
+# --- what IIS itself would refuse to load ----------------------------------------------------
+
+
+def validate(config: Config) -> None:
+    """Refuse (exit 4) what IIS would not load, in the sites confedit reasons about: the access
+    section defined twice for one path, or an invalid sslFlags value."""
+    _check_defined_once(config)
+    for definition in config.elements(SSL_FLAGS):
+        value = definition.element.get("sslFlags")
+        try:
+            SslFlags.parse(value if value is not None else "None")
+        except ValueError as exc:
+            raise InvalidInput(
+                f'sslFlags="{value}": {exc}',
+                source=config.document.name,
+                line=config.document.line_of(definition.element),
+            ) from None
+
+
+def _check_defined_once(config: Config) -> None:
+    lines = config.document.line_of
+    first_at: dict[str, Definition] = {}
+    for definition in config.elements(SSL_FLAGS):
+        first = first_at.setdefault(path_key(definition.path), definition)
+        if first is not definition:
+            raise InvalidInput(
+                f"the access section is defined twice for path "
+                f"'{definition.where}' (lines {lines(first.element)} and "
+                f"{lines(definition.element)}); IIS would not load this file",
+                source=config.document.name,
+                line=lines(definition.element),
+            )
+
+
+# --- delegation: what lets a web.config set sslFlags -----------------------------------------
+
+
+def delegated_at(config: Config, key: str, receiving: Location | None = None) -> str | None:
+    """What unlocks the access section for `key`, if anything: overrideMode="Allow" (or the
+    older allowOverride="true") on the nearest location that holds it, else its registration
+    in <configSections> with overrideModeDefault="Allow". `receiving`: the location at `key`
+    that an offload writes <access> into (it holds it afterwards)."""
+    for level in lineage(key):
+        # A location's mode applies only to the sections inside it (IIS keeps a "" location
+        # with overrideMode="Allow" and one with "Deny", each with its own sections): one at
+        # this path without <access> neither unlocks nor locks it.
+        holding = {d.location for d in config.elements_at(level, SSL_FLAGS)}
+        if level == key and receiving is not None:
+            holding.add(receiving)
+        for location in config.locations_at(level):
+            mode = _override_mode(location.element)
+            if mode is None or location not in holding:
+                continue
+            if mode.mode == "deny":
+                return None
+            line = config.document.line_at(location.span.start)
+            return f"{mode.spelling} at {location.path or 'the server level'} (line {line})"
+    return config.registration_allows
+
+
+class _Override(NamedTuple):
+    mode: str  # "allow" or "deny"
+    spelling: str  # the attribute as the file writes it
+
+
+# overrideMode="Inherit" decides nothing; allowOverride is the older form of the same switch.
+_OVERRIDE_ATTRIBUTES: Final = (
+    ("overrideMode", {"allow": "allow", "deny": "deny"}),
+    ("allowOverride", {"true": "allow", "false": "deny"}),
+)
+
+
+def _override_mode(location: etree._Element) -> _Override | None:
+    for attribute, modes in _OVERRIDE_ATTRIBUTES:
+        value = location.get(attribute)
+        mode = modes.get(value.lower()) if value is not None else None
+        if mode is not None:
+            return _Override(mode, f'{attribute}="{value}"')
+    return None

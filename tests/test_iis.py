@@ -1,8 +1,10 @@
-"""iis.py: sslFlags values, paths, <sites>, and the inheritance resolver."""
+"""iis.py: sslFlags values, paths, <sites>, the inheritance resolver, what IIS refuses to load,
+and what unlocks the access section for a web.config."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from hypothesis import given
@@ -11,6 +13,7 @@ from lxml import etree
 
 from confedit import offload
 from confedit.document import load
+from confedit.errors import InvalidInput
 from confedit.iis import (
     FLAGS_WORDING,
     SSL_FLAGS,
@@ -33,6 +36,7 @@ from confedit.testing.build import (
 )
 from tests import reference_model
 from tests.conftest import well_formed_exchange
+from tests.test_plan import BACK, SITES, config, owa_only
 
 LF = Style(newline="\n", bom=False)
 
@@ -191,3 +195,101 @@ def test_a_front_end_site_with_a_non_ascii_name_is_found_in_any_case():
         ("SITÉ WÉB/owa", "rewritten"),
         ("Sité Wéb/ecp", "created"),
     ]
+
+
+# --- what unlocks the access section for a web.config ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attributes", "unlocked_by"),
+    [
+        ((("allowOverride", "true"),), 'allowOverride="true" at Default Web Site/owa'),
+        ((("allowOverride", "false"),), None),
+        ((("overrideMode", "Inherit"),), None),
+    ],
+)
+def test_the_older_allow_override_unlocks_and_locks_like_override_mode(attributes, unlocked_by):
+    raw = config(Loc("Default Web Site/owa", "Ssl", attributes=attributes))
+    messages = [f.message for f in owa_only(raw).findings if f.code == "delegated"]
+    if unlocked_by is None:
+        assert messages == []
+    else:
+        assert len(messages) == 1
+        assert unlocked_by in messages[0]
+
+
+def registered(raw: bytes, override_mode_default: str) -> bytes:
+    """`raw` with the access section registered in <configSections>, as IIS does."""
+    sections = (
+        b'<configuration>\n    <configSections>\n        <sectionGroup name="system.webServer">\n'
+        b'            <sectionGroup name="security">\n                <section name="access" '
+        b'overrideModeDefault="' + override_mode_default.encode() + b'" />\n'
+        b"            </sectionGroup>\n        </sectionGroup>\n    </configSections>"
+    )
+    return raw.replace(b"<configuration>", sections, 1)
+
+
+@pytest.mark.parametrize(("default", "warned"), [("Allow", True), ("allow", True), ("Deny", False)])
+def test_the_section_registered_with_override_mode_default_allow_warns(default, warned):
+    result = owa_only(registered(config(Loc("Default Web Site/owa", "Ssl")), default))
+    messages = [f.message for f in result.findings if f.code == "delegated"]
+    assert len(messages) == warned
+    if warned:
+        assert (
+            f'its registration in <configSections>, overrideModeDefault="{default}"' in messages[0]
+        )
+
+
+def test_override_mode_deny_on_the_way_up_keeps_a_registration_allow_locked():
+    site = Loc("Default Web Site", "Ssl, Ssl128", attributes=(("overrideMode", "Deny"),))
+    raw = render(SITES, [site, *BACK, Loc("Default Web Site/owa", "Ssl")], LF)
+    result = owa_only(registered(raw, "Allow"))
+    assert [f.code for f in result.findings if f.code == "delegated"] == []
+
+
+def test_override_mode_counts_only_on_the_location_that_holds_access():
+    # IIS-NOTES "Locking": overrideMode unlocks the sections inside its <location> (IIS keeps
+    # <location path="" overrideMode="Allow"> and "Deny" side by side, each with its own
+    # sections). The access inserted for owa goes into its first location, without a mode.
+    first = Loc("Default Web Site/owa", shape="security")
+    allow = Loc("Default Web Site/owa", shape="webserver", attributes=(("overrideMode", "Allow"),))
+    result = owa_only(config(first, allow))
+    assert result.changed
+    assert [f.code for f in result.findings if f.code == "delegated"] == []
+    deny = Loc("Default Web Site/owa", shape="webserver", attributes=(("overrideMode", "Deny"),))
+    result = owa_only(registered(config(first, deny), "Allow"))
+    messages = [f.message for f in result.findings if f.code == "delegated"]
+    assert len(messages) == 1
+    assert "its registration in <configSections>" in messages[0]
+
+
+# --- configurations IIS would not load ---------------------------------------------------------
+
+
+def test_access_defined_twice_for_one_path_is_invalid_and_names_both_lines():
+    raw = config(Loc("Default Web Site/owa", "Ssl"), Loc("default web site/OWA", "None"))
+    with pytest.raises(InvalidInput) as info:
+        owa_only(raw)
+    assert re.search(r"lines \d+ and \d+", str(info.value))
+    assert info.value.exit_code == 4
+
+
+def test_two_locations_for_one_path_with_different_sections_are_fine():
+    raw = config(Loc("Default Web Site/owa", "Ssl"), Loc("Default Web Site/owa", shape="webserver"))
+    assert owa_only(raw).outcomes[0].action == "rewritten"
+
+
+@pytest.mark.parametrize(
+    "value",
+    # Unicode digits (Arabic-Indic eight, full-width eight, superscript two) are no numbers to IIS.
+    ["Ssl, Bogus", "None, Ssl", "", "512", "Ssl;Ssl128", "\u0668", "\uff18", "\u00b2"],
+)
+def test_invalid_ssl_flags_are_refused_with_the_iis_wording(value):
+    raw = config(Loc("Default Web Site/ecp", value))
+    with pytest.raises(InvalidInput) as info:
+        owa_only(raw)
+    assert (
+        "Flags must be some combination of None, Ssl, SslNegotiateCert, SslRequireCert, Ssl128"
+        in str(info.value)
+    )
+    assert info.value.line is not None
