@@ -8,7 +8,7 @@ Facts and their sources are in docs/IIS-NOTES.md of the team's shared notes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final, NamedTuple
@@ -395,12 +395,27 @@ class Config:
 
     def resolve(self, path: str, setting: Setting) -> Resolved:
         """The effective value at `path`: the nearest level that sets it, else the default."""
-        key = path_key(path)
-        for level in lineage(key):
-            for definition in self.definitions(level, setting):
-                if self.flows_to(definition, key):
-                    return Resolved(definition.element.get(setting.attribute, ""), definition)
+        for _, definition in self.walk(path_key(path), setting):
+            if definition is not None:  # always: the walk stops nowhere else
+                return Resolved(definition.element.get(setting.attribute, ""), definition)
         return Resolved(setting.default, None)
+
+    def walk(
+        self, key: str, setting: Setting, stops: Collection[str] = ()
+    ) -> Iterator[tuple[str, Definition | None]]:
+        """Inheritance at `key`, nearest level first, up to the definition that applies there
+        (with its level). A level in `stops` is not searched: it is yielded with None, for the
+        caller to decide there or go on (planning: a target, whose value is about to change)."""
+        for level in lineage(key):
+            if level in stops:
+                yield level, None
+                continue
+            for definition in self.elements_at(level, setting):  # not definitions(): no list
+                if definition.element.get(setting.attribute) is None:
+                    continue
+                if self.flows_to(definition, key):
+                    yield level, definition
+                    return
 
     def flows_to(self, definition: Definition, key: str) -> bool:
         """Whether a definition applies at `key` (see location_flows_to)."""

@@ -298,18 +298,15 @@ def _requires_ssl_after(config: Config, key: str, target_keys: set[str]) -> bool
 
 def _source_after(config: Config, key: str, target_keys: set[str]) -> Resolved | None:
     """The effective sslFlags of `key` after the targets are set, or None if a target decides."""
-    for level in lineage(key):
-        if level in target_keys:
-            location = _location_to_edit(config, level)  # where the target's None is written
-            if location is None or config.location_flows_to(location, key):
-                return None
-            # inheritInChildApplications="false" there stops the None above `key`'s child
-            # application. Nothing else at this level sets sslFlags (the level has one access
-            # section, the one that gets the None): the value comes from further up.
-            continue
-        for definition in config.definitions(level, SSL_FLAGS):
-            if config.flows_to(definition, key):
-                return Resolved(definition.element.get("sslFlags", ""), definition)
+    for level, definition in config.walk(key, SSL_FLAGS, stops=target_keys):
+        if definition is not None:
+            return Resolved(definition.element.get("sslFlags", ""), definition)
+        location = _location_to_edit(config, level)  # where the target's None is written
+        if location is None or config.location_flows_to(location, key):
+            return None
+        # inheritInChildApplications="false" there stops the None above `key`'s child
+        # application. Nothing else at this level sets sslFlags (the level has one access
+        # section, the one that gets the None): the value comes from further up.
     return Resolved(SSL_FLAGS.default, None)
 
 
