@@ -33,8 +33,16 @@ from lxml import etree
 from confedit import exchange
 from confedit.document import Document, load
 from confedit.errors import ConfeditError, InvalidInput, Refused, UsageProblem
-from confedit.iis import SSL_FLAGS, TOKEN_CHECKING, Config, Site, SslFlags, path_key, site_of
-from confedit.plan import validate
+from confedit.iis import (
+    SSL_FLAGS,
+    TOKEN_CHECKING,
+    Config,
+    Site,
+    SslFlags,
+    path_key,
+    site_of,
+    validate,
+)
 
 _BACK_END = path_key(exchange.BACK_END_SITE)
 _SCOPE: Final = (exchange.BACK_END_SITE,)  # what load() keeps in the tree: the rest is not needed

@@ -23,8 +23,8 @@ from confedit.iis import (
     lineage,
     path_key,
     site_of,
+    validate,
 )
-from confedit.iis import validate as validate  # noqa: PLC0414 (baseline.py imports it from here)
 from confedit.spans import fold
 from confedit.writing import Action, EditWriter
 
