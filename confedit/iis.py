@@ -524,7 +524,8 @@ def delegated_at(config: Config, key: str, receiving: Location | None = None) ->
             if mode.mode == "deny":
                 return None
             line = config.document.line_at(location.span.start)
-            return f"{mode.spelling} at {location.path or 'the server level'} (line {line})"
+            where = location.path if path_key(location.path) else "the server level"  # "", ".", "/"
+            return f"{mode.spelling} at {where} (line {line})"
     return config.registration_allows
 
 

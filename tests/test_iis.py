@@ -36,7 +36,7 @@ from confedit.testing.build import (
 )
 from tests import reference_model
 from tests.conftest import well_formed_exchange
-from tests.test_plan import BACK, SITES, config, owa_only
+from tests.test_plan import BACK, ROOT, SITES, config, owa_only
 
 LF = Style(newline="\n", bom=False)
 
@@ -216,6 +216,15 @@ def test_the_older_allow_override_unlocks_and_locks_like_override_mode(attribute
     else:
         assert len(messages) == 1
         assert unlocked_by in messages[0]
+
+
+@pytest.mark.parametrize("spelling", ["", ".", "/"])
+def test_a_server_level_location_that_unlocks_is_named_the_server_level(spelling):
+    unlocking = Loc(spelling, "Ssl", attributes=(("overrideMode", "Allow"),))
+    raw = render(SITES, [ROOT, *BACK, unlocking], LF, server_ssl_flags=None)
+    messages = [f.message for f in owa_only(raw).findings if f.code == "delegated"]
+    assert len(messages) == 1
+    assert 'overrideMode="Allow" at the server level (line ' in messages[0]
 
 
 def registered(raw: bytes, override_mode_default: str) -> bytes:
