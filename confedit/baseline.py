@@ -10,7 +10,9 @@ repository can be changed by hand or by another tool. What counts as the Back En
   its applications wherever it is set (on the application, or by an `<applicationDefaults>`);
 - the effective SSL policy (sslFlags and Extended Protection) of each Back End path, with or
   without a `<location>` of its own: this catches a change made above the site, e.g. at the
-  server level, that the site inherits.
+  server level, that the site inherits;
+- whether the access section is unlocked at each Back End path (a web.config there could then
+  set sslFlags), wherever the unlock is: a location above the site, or the registration.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from lxml import etree
 
@@ -39,6 +41,7 @@ from confedit.iis import (
     Config,
     Site,
     SslFlags,
+    delegated_at,
     path_key,
     site_of,
     validate,
@@ -193,18 +196,52 @@ def _policy_changes(before: Config, after: Config) -> list[str]:
         return []  # one version is not a loadable config: offload reports that on its own
     changes = []
     for key in sorted(old.keys() & new.keys()):
-        (_, ssl_a, _, token_a), (path, ssl_b, source, token_b) = old[key], new[key]
-        if (ssl_a, token_a.lower()) != (ssl_b, token_b.lower()):
+        was, now = old[key], new[key]
+        if (was.ssl, was.token.lower()) != (now.ssl, now.token.lower()):
             changes.append(
-                f"the effective policy of {path!r} is now sslFlags={ssl_b!r} (from {source}), "
-                f"Extended Protection {token_b} (was {ssl_a!r}, {token_a})"
+                f"the effective policy of {now.path!r} is now sslFlags={now.ssl!r} (from "
+                f"{now.source}), Extended Protection {now.token} (was {was.ssl!r}, {was.token})"
             )
+    return changes + _unlock_changes(old, new)
+
+
+def _unlock_changes(old: dict[str, _Policy], new: dict[str, _Policy]) -> list[str]:
+    """Whether a web.config may set sslFlags at each Back End path (see iis.delegated_at): an
+    unlock leaves every effective value as it was, but lets a web.config in the Back End's
+    folders turn SSL off. One line for the paths that changed alike, naming the first."""
+    keys = sorted(old.keys() & new.keys())
+    unlocked = [new[k] for k in keys if old[k].unlocked is None and new[k].unlocked is not None]
+    locked = [old[k] for k in keys if old[k].unlocked is not None and new[k].unlocked is None]
+    changes = []
+    if unlocked:
+        changes.append(
+            f"the access section is now unlocked for {_paths(unlocked)} "
+            f"({unlocked[0].unlocked}): a web.config there could turn SSL off"
+        )
+    if locked:
+        changes.append(
+            f"the access section is no longer unlocked for {_paths(locked)} "
+            f"(was: {locked[0].unlocked})"
+        )
     return changes
 
 
-def _back_end_policy(config: Config) -> dict[str, tuple[str, str, str, str]]:
-    """Each Back End path (its locations, applications and virtual directories) -> its
-    spelling, effective sslFlags (as IIS writes it), where that is set, and tokenChecking."""
+def _paths(policies: list[_Policy]) -> str:
+    if len(policies) == 1:
+        return repr(policies[0].path)
+    return f"{len(policies)} Back End paths, {policies[0].path!r} first"
+
+
+class _Policy(NamedTuple):
+    path: str  # as the file spells it
+    ssl: str  # effective sslFlags, as IIS writes it
+    source: str  # where that is set
+    token: str  # effective tokenChecking (Extended Protection)
+    unlocked: str | None  # what unlocks the access section there, if anything
+
+
+def _back_end_policy(config: Config) -> dict[str, _Policy]:
+    """Each Back End path (its locations, applications and virtual directories) -> its policy."""
     validate(config)
     site = _site(config)
     paths = {key: config.spelling(key) or key for key in config.keys if site_of(key) == _BACK_END}
@@ -214,7 +251,8 @@ def _back_end_policy(config: Config) -> dict[str, tuple[str, str, str, str]]:
     for key, path in paths.items():
         ssl = config.resolve(path, SSL_FLAGS)
         token = config.resolve(path, TOKEN_CHECKING)
-        policy[key] = (path, str(SslFlags.parse(ssl.value)), ssl.where, token.value)
+        flags = str(SslFlags.parse(ssl.value))
+        policy[key] = _Policy(path, flags, ssl.where, token.value, delegated_at(config, key))
     return policy
 
 

@@ -108,6 +108,24 @@ def test_the_spelling_of_a_back_end_location_path_does_not_count(original):
         assert changes(original, respelled) == []
 
 
+def test_unlocking_the_access_section_for_the_back_end_counts(original):
+    # no effective value changes, but a web.config in the Back End's folders could turn SSL off
+    registration = b'<section name="access" overrideModeDefault="Deny" />'
+    unlocked = replace_once(
+        original, registration, b'<section name="access" overrideModeDefault="Allow" />'
+    )
+    found = changes(original, unlocked)
+    assert len(found) == 1
+    assert found[0].startswith("the access section is now unlocked for ")
+    assert "Back End paths, 'Exchange Back End' first (" in found[0]
+    assert 'overrideModeDefault="Allow"' in found[0]
+    assert found[0].endswith("a web.config there could turn SSL off")
+    assert changes(unlocked, original)[0].startswith(
+        "the access section is no longer unlocked for "
+    )
+    assert changes(unlocked, offload(unlocked).output) == []  # a front-end offload: nothing
+
+
 def test_a_pool_set_by_the_application_defaults_counts(original):
     changed = replace_once(
         original,

@@ -23,6 +23,7 @@ from xmldiff import actions as xd_actions
 from xmldiff import main as xd_main
 
 from confedit import audit, document, offload
+from confedit.baseline import back_end_changes
 from confedit.document import load
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.iis import SSL_FLAGS, TOKEN_CHECKING, Config
@@ -58,6 +59,23 @@ CASES = CONFIGS.flatmap(lambda config: st.tuples(st.just(config), requests(confi
 
 
 # Back End invariance -----------------------------------------------------------------------------
+
+
+@given(CASES)
+def test_an_offload_never_trips_the_back_end_gate_of_since(case):
+    """What `--since` compares (the Back End's locations, site, pools, effective policy and
+    whether a web.config could set sslFlags there) is never changed by an offload it allows."""
+    config, request = case
+    try:
+        result = offload(config.raw, request)
+    except Refused:
+        return
+    scope = ("Exchange Back End",)
+    before, after = (
+        load(config.raw, "before", sites=scope),
+        load(result.output, "after", sites=scope),
+    )
+    assert back_end_changes(before, after) == []
 
 
 @given(ANY_CONFIGS.flatmap(lambda c: st.tuples(st.just(c), any_requests(c))))
