@@ -135,6 +135,21 @@ class Document:
         after = located[-1].span.end if located else 0
         return self._location(last, locate_last(self.data, last, after))
 
+    def site_names(self) -> list[str]:
+        """The name of every <site> in <sites>, read from the bytes, because a large file's
+        tree holds only some of them (see load). A parse that builds no tree."""
+        names = _SiteNames()
+        parser = etree.XMLParser(
+            target=names,  # type: ignore[arg-type]
+            encoding="utf-8",  # `data` is UTF-8, whatever its declaration says
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+        )
+        etree.fromstring(self.data, parser)
+        return names.names
+
     def _in_scope(self, element: etree._Element) -> bool:
         return self.scope is None or site_of_path(element.get("path")) in self.scope
 
@@ -394,6 +409,25 @@ def _parse(
 
 class _NoTree:
     """A parser target with no callbacks: libxml2 checks the file and builds nothing."""
+
+    def close(self) -> None:
+        return None
+
+
+class _SiteNames:
+    """A parser target that keeps the name of each <site> in <sites>, and builds nothing."""
+
+    def __init__(self) -> None:
+        self.open: list[str] = []
+        self.names: list[str] = []
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self.open.append(tag)
+        if self.open == ["configuration", "system.applicationHost", "sites", "site"]:
+            self.names.append(attrib.get("name", ""))
+
+    def end(self, _tag: str) -> None:
+        self.open.pop()
 
     def close(self) -> None:
         return None

@@ -320,10 +320,9 @@ class Config:
 
     @cached_property
     def site_names(self) -> list[str]:
-        """The name of every site in the tree, also those outside the scope: for naming the
-        site meant by a misspelt one. (A large file's tree holds only the sites asked for.)"""
-        sites = self.document.root.find("system.applicationHost/sites")
-        return [] if sites is None else [site.get("name", "") for site in sites.iter("site")]
+        """The name of every site in the file, also those outside the scope: for naming the
+        site meant by a misspelt one."""
+        return self.document.site_names()
 
     @cached_property
     def registration_allows(self) -> str | None:

@@ -376,8 +376,7 @@ def _not_in_sites(config: Config, target: Target) -> str:
 
 
 def _unknown_site(config: Config, name: str) -> str:
-    """Why a site name is wrong, and the name meant if the file has one near it. (A large
-    file's tree holds only the sites asked for: the file's other names are not at hand.)"""
+    """Why a site name is wrong, and the name meant if the file has one near it."""
     nearest = exchange.nearest_site(name, config.site_names)
     return exchange.unknown_site(name, nearest)
 

@@ -691,6 +691,23 @@ def test_a_misspelt_site_is_answered_with_the_site_meant(site, meant):
     assert str(info.value) == f"t.config: refused: the site '{site}' is not in <sites>; {hint}"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le"])
+def test_a_misspelt_site_in_a_large_file_is_answered_with_the_nearest_of_all_its_sites(
+    monkeypatch, encoding
+):
+    # A large file's tree holds only the sites asked for, and the sites whose name the parser
+    # reads otherwise than its bytes (a tab, written &#9;): the nearest name is still the
+    # nearest of them all, not the nearest of those kept.
+    monkeypatch.setattr("confedit.document.PRUNE_ABOVE", 0)
+    raw = config(
+        Loc("Default Web Site/owa", "Ssl"),
+        sites=[*SITES, Site("Default Web Site\t2", (App("/"),))],
+        style=Style(encoding=encoding),
+    )
+    with pytest.raises(Refused, match=r"did you mean 'Default Web Site'\?"):
+        offload(raw, Request(site="Defualt Web Site"), name="t.config")
+
+
 @pytest.mark.parametrize("paths", [(), ("Nope/owa",)])
 def test_a_site_missing_from_sites_is_named_with_the_option_that_fixes_it(paths):
     raw = config(Loc("Default Web Site/owa", "Ssl"))
