@@ -58,11 +58,13 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
     nothing to compare with and passes.
     """
     version = revision_version(path, revision)
+    named = name  # the old name is named from this one's folder
     if version is None and path.is_symlink():
         path, version = _through_link(path, revision)
+        named = str(path)  # the file the link leads to: its folder, not the link's
     if version is None:
         return
-    old_name = _old_name(name, version.renamed_from)
+    old_name = _old_name(named, version.renamed_from)
     try:
         before = load(version.content, f"{revision}:{old_name or name}", sites=_SCOPE)
     except InvalidInput:

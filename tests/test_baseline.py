@@ -273,6 +273,24 @@ def test_a_link_git_does_not_know_leads_to_a_file_whose_history_counts(repo, ori
         check_back_end_since(link, link.read_bytes(), "HEAD", "links/cas1.applicationHost.config")
 
 
+def test_a_link_to_a_file_renamed_since_names_the_files_old_path(repo, original):
+    # the old path is the file's, from its own folder, not one made from the link's folder
+    git(repo, "mv", "servers/cas1", "servers/cas9")
+    config = repo / "servers" / "cas9" / "applicationHost.config"
+    config.write_bytes(
+        replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    )
+    link = repo / "links" / "cas9.applicationHost.config"
+    link.parent.mkdir()
+    link.symlink_to("../servers/cas9/applicationHost.config")
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(link, link.read_bytes(), "HEAD", "links/cas9.applicationHost.config")
+    old = os.path.realpath(repo / "servers" / "cas1" / "applicationHost.config")
+    assert str(caught.value).startswith(
+        f"links/cas9.applicationHost.config (renamed from {old}): refused: "
+    )
+
+
 def test_a_link_git_does_not_know_out_of_the_repository_passes(repo, original, tmp_path_factory):
     outside = tmp_path_factory.mktemp("elsewhere") / "applicationHost.config"
     outside.write_bytes(b"<configuration />")
