@@ -329,7 +329,9 @@ def generated_configs(
       any site); each file has at least one of those asked for;
     - `styles`: the formatting (default: `formatting_styles()`).
 
-    The front-end site always has `/` and at least one of the seven default services.
+    The front-end site always has `/` and at least one of the seven default services, and
+    sometimes an https `<binding>` with an sslFlags of its own (0, 1 or 3: with SNI, bit 1, it
+    names a host, as IIS requires), a setting of the binding that is not the access section.
 
     >>> import confedit
     >>> from hypothesis import given
