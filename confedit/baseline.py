@@ -110,10 +110,11 @@ def _old_name(name: str, renamed_from: str | None) -> str | None:
 
 def _how_to_see(revision: str, path: Path, version: Version) -> str:
     """The git commands that show the changes, quoted for a shell (a name may hold spaces).
-    They run git in the file's folder (`-C`), so that they work from wherever confedit was run,
-    even from outside the repository. After a rename they name both paths, so that git shows
-    the edits, not the whole file as new; a rename git does not know of yet is staged first."""
-    git = ["git", *(["-C", str(path.parent)] if str(path.parent) != "." else [])]
+    They run git in the file's folder (`-C`, its absolute path), so that they work from any
+    directory, even outside the repository. After a rename they name both paths, so that git
+    shows the edits, not the whole file as new; a rename git does not know of yet is staged
+    first."""
+    git = ["git", "-C", str(path.parent.absolute())]
     if version.renamed_from is None:
         return f"`{shlex.join([*git, 'diff', revision, '--', path.name])}` shows"
     paths = [version.renamed_from, path.name]
@@ -140,9 +141,10 @@ def back_end_changes(before: Document, after: Document) -> list[str]:
     if (old_site and _canonical(old_site.element)) != (new_site and _canonical(new_site.element)):
         changes.append(f"the site definition of {exchange.BACK_END_SITE!r} in <sites> was changed")
     changes += _pool_changes(old_site, new_site)
-    if not changes:
-        changes += _policy_changes(old_config, new_config)
-    return changes
+    # Effective values follow from the changes above, if there are any: named too, they would
+    # be the same change twice. An unlock is named in any case: one made outside the site (in
+    # <configSections>, say) is not among them, and would be found only on the next run.
+    return changes + _policy_changes(old_config, new_config, values=not changes)
 
 
 def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
@@ -190,12 +192,17 @@ def _canonical(element: etree._Element) -> bytes:
     return etree.tostring(clone, method="c14n", with_comments=False)
 
 
-def _policy_changes(before: Config, after: Config) -> list[str]:
+def _policy_changes(before: Config, after: Config, *, values: bool) -> list[str]:
+    """Changes of the Back End paths' effective values (if `values`) and of their unlocks."""
     try:
         old = _back_end_policy(before)
         new = _back_end_policy(after)
     except ConfeditError:
         return []  # one version is not a loadable config: offload reports that on its own
+    return (_value_changes(old, new) if values else []) + _unlock_changes(old, new)
+
+
+def _value_changes(old: dict[str, _Policy], new: dict[str, _Policy]) -> list[str]:
     changes = []
     for key in sorted(old.keys() & new.keys()):
         was, now = old[key], new[key]
@@ -204,7 +211,7 @@ def _policy_changes(before: Config, after: Config) -> list[str]:
                 f"the effective policy of {now.path!r} is now sslFlags={now.ssl!r} (from "
                 f"{now.source}), Extended Protection {now.token} (was {was.ssl!r}, {was.token})"
             )
-    return changes + _unlock_changes(old, new)
+    return changes
 
 
 def _unlock_changes(old: dict[str, _Policy], new: dict[str, _Policy]) -> list[str]:

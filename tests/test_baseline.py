@@ -126,6 +126,21 @@ def test_unlocking_the_access_section_for_the_back_end_counts(original):
     assert changes(unlocked, offload(unlocked).output) == []  # a front-end offload: nothing
 
 
+def test_an_unlock_made_with_another_back_end_change_is_named_too(original):
+    # both in one run: undoing the one named would only lead to a second refusal
+    unlocked = replace_once(
+        original,
+        b'<section name="access" overrideModeDefault="Deny" />',
+        b'<section name="access" overrideModeDefault="Allow" />',
+    )
+    both = replace_once(
+        unlocked, POWERSHELL, b'<location path="Exchange Back End/PowerShell" x="1">'
+    )
+    found = changes(original, both)
+    assert found[0] == "<location path='Exchange Back End/PowerShell'> was changed"
+    assert len(found) == 2 and found[1].startswith("the access section is now unlocked for ")
+
+
 def test_a_pool_set_by_the_application_defaults_counts(original):
     changed = replace_once(
         original,

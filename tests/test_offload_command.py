@@ -911,9 +911,13 @@ def test_since_refuses_only_the_file_whose_back_end_changed(confedit_exe, tmp_pa
     proc = run(confedit_exe, "offload", "--check", "--since", "HEAD", *servers, cwd=tmp_path)
     assert proc.returncode == 3
     text = proc.stderr.decode()
+    # the location changed, and what the change does: a web.config may now set sslFlags there
     assert (
-        "fleet/cas-2016/applicationHost.config: refused: the Exchange Back End changed since HEAD: "
-        "<location path='Exchange Back End/PowerShell'> was changed; SSL offloading makes no change"
+        "fleet/cas-2016/applicationHost.config: refused for 2 reasons:\n"
+        "  - the Exchange Back End changed since HEAD: "
+        "<location path='Exchange Back End/PowerShell'> was changed\n"
+        "  - the Exchange Back End changed since HEAD: the access section is now unlocked for "
+        "'Exchange Back End/PowerShell' (overrideMode=\"Allow\" at Exchange Back End/PowerShell"
         in text
     )
     assert text.splitlines()[-1] == "3 files: 1 need work, 1 unchanged, 1 refused, 0 invalid"
