@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -64,12 +64,15 @@ UNKNOWN_SITE: Final = (
 )
 
 
-def unknown_site(name: str, nearest: str | None) -> str:
-    """Why a site name is wrong, and what to name instead: the nearest site of the file, if
-    one is near (see nearest_site), else the option and its default."""
-    if nearest is None:
+def unknown_site(name: str, nearest: str | Sequence[str] | None) -> str:
+    """Why a site name is wrong, and what to name instead: the nearest site of the file (or of
+    each file, for several), if one is near (see nearest_site), else the option and its
+    default."""
+    names = [nearest] if isinstance(nearest, str) else list(nearest or ())
+    if not names:
         return UNKNOWN_SITE.format(site=name)
-    return f"the site '{name}' is not in <sites>; did you mean '{nearest}'?"
+    meant = " or ".join(f"'{site}'" for site in names)
+    return f"the site '{name}' is not in <sites>; did you mean {meant}?"
 
 
 def nearest_site(name: str, sites: Iterable[str]) -> str | None:

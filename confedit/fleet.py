@@ -63,7 +63,7 @@ class Fleet:
     servers: tuple[Server, ...]
     front_end: str = exchange.FRONT_END_SITE
     front_end_found: bool = True  # in the <sites> of at least one file
-    nearest_site: str | None = None  # if in none: the nearest name in one of them
+    nearest_sites: tuple[str, ...] = ()  # if in none: each file's nearest name, once each
 
     @property
     def compared(self) -> list[Server]:
@@ -120,8 +120,8 @@ def fleet_of(reports: list[AuditReport]) -> Fleet:
     if not reports:
         return Fleet(servers)
     found = any(report.front_end_found for report in reports)
-    nearest = next((report.nearest_site for report in reports if report.nearest_site), None)
-    return Fleet(servers, reports[0].front_end, found, nearest)
+    nearest = dict.fromkeys(report.nearest_site for report in reports if report.nearest_site)
+    return Fleet(servers, reports[0].front_end, found, tuple(nearest))
 
 
 def _server(report: AuditReport) -> Server:
@@ -206,7 +206,7 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
         )
     compared = len(fleet.compared)
     if not compared and not fleet.front_end_found:
-        unknown = exchange.unknown_site(fleet.front_end, fleet.nearest_site)
+        unknown = exchange.unknown_site(fleet.front_end, fleet.nearest_sites)
         lines.append(
             paint(f"no Client Access server among the files: {shown(unknown)}", "bad", color)
         )

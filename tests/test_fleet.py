@@ -98,6 +98,17 @@ def test_a_site_in_no_files_sites_is_named_as_the_likely_mistake():
         "no Client Access server among the files: the site 'Default Web Site 2' is not in "
         "<sites>; did you mean 'Default Web Site'?"
     )
+    # each file's own near name, once each, in the files' order
+    renamed = CAS.read_bytes().replace(
+        b'site name="Default Web Site"', b'site name="Default Web Sites"'
+    )
+    files = [CAS.read_bytes(), renamed, CAS.read_bytes()]
+    fleet = fleet_of([audit(raw, str(i), site="Default Web Sit") for i, raw in enumerate(files)])
+    assert (
+        render_fleet(fleet)
+        .splitlines()[-1]
+        .endswith("did you mean 'Default Web Site' or 'Default Web Sites'?")
+    )
 
 
 def test_one_client_access_server_is_not_said_to_agree(reports):
