@@ -118,7 +118,9 @@ def test_a_since_refusal_lists_its_changes_as_reasons_and_its_advice_apart(confe
     assert error["reasons"] == [
         "the Exchange Back End changed since HEAD: <location path='Exchange Back End'> was changed"
     ]
-    assert error["advice"].endswith("`git diff HEAD -- applicationHost.config` shows it")
+    assert error["advice"].endswith(
+        f"`git -C {tmp_path} diff HEAD -- applicationHost.config` shows it"
+    )
     assert (
         error["message"]
         == f"applicationHost.config: refused: {error['reasons'][0]}; {error['advice']}"
