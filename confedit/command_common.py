@@ -10,8 +10,15 @@ import traceback
 import click
 
 from confedit import report, style
-from confedit.batch import Input, WorkerDied, on_terminal
-from confedit.errors import ConfeditError, InternalError, InvalidInput, StdoutFailed, WorkerLost
+from confedit.batch import Input, on_terminal
+from confedit.errors import (
+    ConfeditError,
+    InternalError,
+    InvalidInput,
+    StdoutFailed,
+    WorkerDied,
+    WorkerLost,
+)
 from confedit.files import STDOUT_CLOSED, Snapshot, read_input, stdout_open
 
 

@@ -155,6 +155,12 @@ class InternalError(ConfeditError):
         return cls(message, source=source)
 
 
+class WorkerDied(Exception):
+    """Handed to batch.run_all's `crashed` for the item a worker process was working on when it
+    died: whatever that item's work had done (a file written or not) is unknown. Not a
+    ConfeditError: the caller turns it into one (see WorkerLost)."""
+
+
 class WorkerLost(ConfeditError):
     """The worker process working on one of several files died (killed for memory, say): what
     became of the file is unknown, and running again settles it (exit 3). Not a bug."""

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from confedit import batch
+from confedit import workers as confedit_workers
 from confedit.batch import Input, find_inputs, most_severe, run_all, show_progress
 from confedit.errors import ExitCode
 
@@ -274,7 +274,7 @@ def square(value: int) -> int:
 def test_when_every_worker_has_died_idle_new_ones_take_the_files():
     """Every worker dies while idle, each after doing some work, before the next chunks are
     sent: none is busy, files still wait; new workers must take them (not end the run)."""
-    workers = batch._Workers(square, died, 2)
+    workers = confedit_workers.Workers(square, died, 2)
     with workers:
         for _ in range(2):
             workers._start()

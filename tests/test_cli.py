@@ -402,3 +402,42 @@ def test_a_worker_that_dies_where_nothing_is_written(
     lines = proc.stderr.decode().splitlines()
     assert lines[0] == f"ex/die/applicationHost.config: {DIED}; run again"
     assert lines[-1] == summary
+
+
+# What a command loads is its start-up time: modules only some runs need are loaded by those.
+LOADED = """import sys
+from confedit import cli
+prefixes = tuple(sys.stdin.read().split())
+try:
+    cli.main(sys.argv[1:])
+except SystemExit:
+    pass
+print(" ".join(sorted(name for name in sys.modules if name.startswith(prefixes))))
+"""
+
+
+def loaded(args: list[str], prefixes: str, cwd: Path) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADED, *args],
+        input=prefixes,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=True,
+    )
+    return proc.stdout.splitlines()[-1].split()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["offload", "--help"]])
+def test_help_and_version_load_neither_lxml_nor_xmldiff_nor_the_workers(args, tmp_path):
+    assert loaded(args, "lxml xmldiff multiprocessing confedit.workers", tmp_path) == []
+
+
+def test_a_run_over_one_file_loads_no_worker_processes(tmp_path):
+    args = ["offload", str(SAMPLE), "-o", "out.config", "-q"]
+    prefixes = "multiprocessing pickle confedit.workers"
+    assert loaded(args, prefixes, tmp_path) == []
+    assert (tmp_path / "out.config").is_file()  # the run did happen
+    two_servers(tmp_path)
+    several = loaded(["offload", "cas01", "cas02", "--output-dir", "o", "-q"], prefixes, tmp_path)
+    assert "confedit.workers" in several  # ... and the check can see them
