@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +17,7 @@ from confedit import report, style
 from confedit.auditing import AuditReport, audit, render_table, unlocked_warnings
 from confedit.batch import Input, default_jobs, find_inputs, most_severe, run_all, show_progress
 from confedit.command_common import (
+    CommonOptions,
     crash,
     echo_err,
     paint_note,
@@ -34,21 +34,9 @@ AUDIT_GROUPS = ("offloaded", "not_offloaded", "invalid")
 
 
 @dataclass
-class AuditOptions:
-    configs: tuple[Path, ...]
+class AuditOptions(CommonOptions):
     offloaded: bool
     fleet: bool
-    site: str
-    fmt: str
-    color: str
-    jobs: int | None
-    max_size: int
-    quiet: bool
-    debug: bool
-
-    @property
-    def config(self) -> Path:
-        return self.configs[0]
 
     @property
     def many(self) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sys
 import traceback
+from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
@@ -20,6 +22,25 @@ from confedit.errors import (
     WorkerLost,
 )
 from confedit.files import STDOUT_CLOSED, Snapshot, read_input, stdout_open
+
+
+@dataclass
+class CommonOptions:
+    """What both commands are given: the files, the front-end site, and how to report."""
+
+    configs: tuple[Path, ...]
+    site: str
+    fmt: str
+    color: str
+    jobs: int | None
+    max_size: int
+    quiet: bool
+    debug: bool
+
+    @property
+    def config(self) -> Path:
+        """The first CONFIG: the file of a run over one."""
+        return self.configs[0]
 
 
 def require_stdout(needed: bool) -> None:

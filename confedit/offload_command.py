@@ -26,6 +26,7 @@ from confedit import report, style
 from confedit.baseline import check_back_end_since
 from confedit.batch import Input, default_jobs, find_inputs, most_severe, run_all, show_progress
 from confedit.command_common import (
+    CommonOptions,
     crash,
     echo_err,
     paint_note,
@@ -59,8 +60,7 @@ OFFLOAD_GROUPS = ("changed", "unchanged", "refused", "invalid")
 
 
 @dataclass
-class OffloadOptions:
-    configs: tuple[Path, ...]
+class OffloadOptions(CommonOptions):
     output: str | None
     output_dir: Path | None
     in_place: bool
@@ -72,19 +72,8 @@ class OffloadOptions:
     since: str | None
     services: tuple[str, ...]
     paths: tuple[str, ...]
-    site: str
     include_descendants: bool
     allow_extended_protection: bool
-    fmt: str
-    color: str
-    jobs: int | None
-    max_size: int
-    quiet: bool
-    debug: bool
-
-    @property
-    def config(self) -> Path:
-        return self.configs[0]
 
     @property
     def many(self) -> bool:
