@@ -63,6 +63,19 @@ class AuditReport:
         return [row for row in self.rows if row.service is not None]
 
     @property
+    def front_end_problem(self) -> str | None:
+        """Why no default target is in <sites>, if none is: a site that is not there (a
+        misspelt --site, most likely), or one without the Exchange virtual directories."""
+        if any(row.in_sites for row in self.targets()):
+            return None
+        if not self.front_end_found:
+            return exchange.unknown_site(self.front_end, self.nearest_site)
+        return (
+            f"no Exchange front-end virtual directory in '{self.front_end}' "
+            "(is this a Client Access server?)"
+        )
+
+    @property
     def all_offloaded(self) -> bool:
         """Every default target present in <sites> has an effective sslFlags of None, and there is
         at least one (a file without any is not a Client Access server's)."""
@@ -103,6 +116,8 @@ class AuditReport:
                 for row in self.targets()
             ],
         }
+        if self.front_end_problem is not None:
+            data["front_end_problem"] = self.front_end_problem
         if not offloaded_only:
             data["rows"] = [asdict(row) for row in self.rows]
         return data
@@ -199,8 +214,8 @@ def render_table(report: AuditReport, *, offloaded_only: bool = False, color: bo
         labels = _tree_labels(rows, site)
         body = [_cells(row, label, site) for row, label in zip(rows, labels, strict=True)]
         out += aligned([header, *body], paint_cell=_table_role if color else None)
-    if not any(row.in_sites for row in report.targets()):
-        out += ["", paint(_no_front_end(report), "warn", color)]
+    if report.front_end_problem is not None:
+        out += ["", paint(shown(report.front_end_problem), "warn", color)]
     absent = any(row.service is not None and not row.in_sites for row in report.rows)
     out += ["", paint(_legend(absent), "dim", color)]
     return "\n".join(out)
@@ -313,15 +328,6 @@ def _legend(absent: bool) -> str:
     return legend
 
 
-def _no_front_end(report: AuditReport) -> str:
-    if not report.front_end_found:
-        return shown(exchange.unknown_site(report.front_end, report.nearest_site))
-    return (
-        f"no Exchange front-end virtual directory in '{shown(report.front_end)}' "
-        "(is this a Client Access server?)"
-    )
-
-
 def _render_offloaded(report: AuditReport, color: bool) -> str:
     rows: list[tuple[str, ...]] = [("SERVICE", "PATH", "OFFLOADED", "SSLFLAGS", "FROM")]
     for row in report.targets():
@@ -337,8 +343,8 @@ def _render_offloaded(report: AuditReport, color: bool) -> str:
         )
     if report.all_offloaded:
         verdict = paint("all default targets are offloaded", "good", color)
-    elif not any(row.in_sites for row in report.targets()):
-        verdict = paint(f"NOT offloaded: {_no_front_end(report)}", "bad", color)
+    elif report.front_end_problem is not None:
+        verdict = paint(f"NOT offloaded: {shown(report.front_end_problem)}", "bad", color)
     else:
         verdict = paint("NOT offloaded: run confedit offload", "bad", color)
     table = aligned(rows, paint_cell=_offloaded_role if color else None)

@@ -201,3 +201,21 @@ def test_the_schemas_reject_what_confedit_must_not_write(confedit_exe, tmp_path)
 def test_a_usage_error_is_a_json_report_too(confedit_exe, tmp_path, args):
     document = run_json(confedit_exe, "offload", *args, cwd=tmp_path, code=2)
     assert document["status"] == "usage" and document["error"]["kind"] == "usage"
+
+
+def test_an_audit_without_the_front_end_says_why_in_json_too(confedit_exe, tmp_path):
+    # what the text report says on its own line: a pipeline reading JSON needs it as much
+    args = ("audit", str(SAMPLE), "--site", "Defualt Web Site")
+    misspelt = run_json(confedit_exe, *args, cwd=tmp_path, code=0)
+    assert misspelt["front_end_problem"] == (
+        "the site 'Defualt Web Site' is not in <sites>; did you mean 'Default Web Site'?"
+    )
+    plain = CORPUS / "iis" / "reverse-proxy.applicationHost.config"
+    other = run_json(confedit_exe, "audit", str(plain), "--offloaded", cwd=tmp_path, code=1)
+    assert other["front_end_problem"] == (
+        "no Exchange front-end virtual directory in 'Default Web Site' "
+        "(is this a Client Access server?)"
+    )
+    assert "front_end_problem" not in run_json(
+        confedit_exe, "audit", str(SAMPLE), cwd=tmp_path, code=0
+    )
