@@ -87,9 +87,17 @@ class Fleet:
             cell.offloaded is not False for s in self.compared for cell in s.cells.values()
         )
 
+    @property
+    def unknown_site(self) -> str | None:
+        """Why no server was compared, if the front-end site is in no file's <sites>: a
+        misspelt --site, most likely (with each file's site of the nearest name)."""
+        if self.compared or self.front_end_found:
+            return None
+        return exchange.unknown_site(self.front_end, self.nearest_sites)
+
     def to_json(self) -> dict[str, Any]:
         """The fleet report (schema: schemas/fleet-report.schema.json), without errors."""
-        return {
+        data: dict[str, Any] = {
             "$schema": SCHEMA_ID,
             "services": list(SERVICES),
             "consistent": self.consistent,
@@ -112,6 +120,9 @@ class Fleet:
                 for server in self.servers
             ],
         }
+        if self.unknown_site is not None:
+            data["front_end_problem"] = self.unknown_site
+        return data
 
 
 def fleet_of(reports: list[AuditReport]) -> Fleet:
@@ -205,11 +216,9 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
             )
         )
     compared = len(fleet.compared)
-    if not compared and not fleet.front_end_found:
-        unknown = exchange.unknown_site(fleet.front_end, fleet.nearest_sites)
-        lines.append(
-            paint(f"no Client Access server among the files: {shown(unknown)}", "bad", color)
-        )
+    if fleet.unknown_site is not None:
+        unknown = shown(fleet.unknown_site)
+        lines.append(paint(f"no Client Access server among the files: {unknown}", "bad", color))
     elif not compared:
         lines.append(paint("no Client Access server among the files", "bad", color))
     elif compared == 1:

@@ -219,3 +219,12 @@ def test_an_audit_without_the_front_end_says_why_in_json_too(confedit_exe, tmp_p
     assert "front_end_problem" not in run_json(
         confedit_exe, "audit", str(SAMPLE), cwd=tmp_path, code=0
     )
+
+
+def test_a_fleet_whose_site_is_in_no_file_says_why_in_json_too(confedit_exe, tmp_path):
+    args = ("audit", "--fleet", str(SAMPLE), str(EXCHANGE / "e2016.applicationHost.config"))
+    misspelt = run_json(confedit_exe, *args, "--site", "Defualt Web Site", cwd=tmp_path, code=1)
+    assert misspelt["front_end_problem"] == (
+        "the site 'Defualt Web Site' is not in <sites>; did you mean 'Default Web Site'?"
+    )
+    assert "front_end_problem" not in run_json(confedit_exe, *args, cwd=tmp_path, code=0)
