@@ -147,19 +147,19 @@ def run_all(
     files finish. `on_result` gets each result in the order of `items` as soon as it and all
     those before it are done, so that a long run reports as it goes.
     """
-    # Imported here: a run over one file never gets here, and does not pay for multiprocessing
-    # and pickle (about 9 ms of its start-up).
-    from confedit import workers  # noqa: PLC0415
-
     report = on_result or (lambda _result: None)
     if jobs <= 1 or len(items) <= 1:
         with _bar(len(items), progress) as advance:
             results = []
             for item in items:
-                results.append(workers.call(work, item, crashed))
+                results.append(call(work, item, crashed))
                 report(results[-1])
                 advance(1)
             return results
+    # Imported here: a run in one process (one file, or --jobs 1) does not pay for
+    # multiprocessing and pickle (about 9 ms of its start-up).
+    from confedit import workers  # noqa: PLC0415
+
     # lxml trees cannot cross processes: workers get paths and return plain data. Files go in
     # chunks, so that a round trip to a worker is paid once per chunk.
     size = max(1, min(CHUNK, len(items) // (jobs * 4)))
@@ -174,6 +174,14 @@ def run_all(
                 in_order.append(finished.pop(len(in_order)))
                 report(in_order[-1])
     return in_order
+
+
+def call(work: Callable[[T], R], item: T, crashed: Callable[[T, BaseException], R]) -> R:
+    """`work` on `item`; an error it raised turned into a result by `crashed`."""
+    try:
+        return work(item)
+    except Exception as error:
+        return crashed(item, error)
 
 
 def show_progress(count: int, quiet: bool) -> bool:

@@ -2,8 +2,8 @@
 process of its own, which takes paths and returns plain data (lxml trees cannot cross
 processes). A worker that dies costs only the file it was working on.
 
-Imported only by a run over several files: multiprocessing and pickle cost a run over one file
-about 9 ms of start-up.
+Imported only by a run over several files in several processes: multiprocessing and pickle cost
+a run in one process (one file, or --jobs 1) about 9 ms of start-up.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Final, Generic, TypeVar
 
+from confedit.batch import call
 from confedit.errors import WorkerDied
 from confedit.files import HELD, signals_held
 
@@ -231,13 +232,6 @@ def _stop_worker(signum: int, frame: object) -> None:
     if _busy:
         raise _Stopped
     os._exit(128 + signum)  # waiting for work: nothing to clean up
-
-
-def call(work: Callable[[T], R], item: T, crashed: Callable[[T, BaseException], R]) -> R:
-    try:
-        return work(item)
-    except Exception as error:
-        return crashed(item, error)
 
 
 def _work_on(

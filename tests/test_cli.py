@@ -441,3 +441,18 @@ def test_a_run_over_one_file_loads_no_worker_processes(tmp_path):
     two_servers(tmp_path)
     several = loaded(["offload", "cas01", "cas02", "--output-dir", "o", "-q"], prefixes, tmp_path)
     assert "confedit.workers" in several  # ... and the check can see them
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["offload", "cas01", "--output-dir", "o", "-q"],  # a folder with one config in it
+        ["audit", "--fleet", "cas01"],
+        ["audit", "cas01", "cas01/applicationHost.config"],  # one file, named twice
+        ["offload", "cas01", "cas02", "--output-dir", "o", "-q", "--jobs", "1"],
+        ["audit", "cas01", "cas02", "--jobs", "1"],
+    ],
+)
+def test_a_run_in_one_process_loads_no_worker_processes(args, tmp_path):
+    two_servers(tmp_path)
+    assert loaded(args, "multiprocessing pickle confedit.workers", tmp_path) == []
