@@ -58,6 +58,11 @@ def _site(ctx: click.Context, param: click.Parameter, value: str) -> str:
     name = value.removesuffix("/")
     if not name.strip():
         raise click.BadParameter("a site name cannot be empty (the default is 'Default Web Site')")
+    if _undecodable(name):
+        raise click.BadParameter(
+            f"{value!r} is not UTF-8 text (bytes the terminal's encoding cannot read): "
+            "type the site's name as applicationHost.config spells it"
+        )
     if "/" in name:  # IIS forbids it in a site name: a path was meant
         site = name.partition("/")[0]
         raise click.BadParameter(
@@ -65,6 +70,15 @@ def _site(ctx: click.Context, param: click.Parameter, value: str) -> str:
             "`confedit offload --path` takes paths"
         )
     return name
+
+
+def _undecodable(text: str) -> bool:
+    """Whether `text` holds bytes of the command line that did not decode (lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 _SITE = click.option(

@@ -231,6 +231,17 @@ def test_a_closed_stdout_ends_quietly_and_a_full_one_is_a_write_failure(confedit
     assert done.stderr == b"cannot write to stdout: No space left on device\n"
 
 
+@pytest.mark.parametrize("command", ["audit", "offload"])
+def test_a_site_name_that_is_not_utf8_is_a_usage_error(confedit_exe, command):
+    """Bytes the terminal's encoding cannot decode (0xFF here) can name no site of a config,
+    which is Unicode text; they were an internal error where the name was encoded."""
+    site = os.fsdecode(b"Default Web Sit\xff")
+    proc = run(confedit_exe, command, "--site", site, str(SAMPLE), "--format", "json")
+    assert proc.returncode == 2, proc.stderr
+    assert b"'Default Web Sit\\udcff' is not UTF-8 text" in proc.stderr
+    assert b"internal error" not in proc.stderr
+
+
 def test_the_site_takes_one_trailing_slash_as_paths_do(confedit_exe):
     proc = run(confedit_exe, "offload", str(SAMPLE), "--site", "Default Web Site/", "--check")
     assert proc.returncode == 1, proc.stderr
