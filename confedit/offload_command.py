@@ -372,15 +372,17 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
             # (run_offload_many); an input replaced in place, and its backup, file by file.
             durable = settings.in_place or not CAN_SYNC_LATER
             guard = partial(check_same_stat, snapshot) if _writes(settings) else None
-            with Outputs(guard, durable=durable) as outputs:
+            with _folders_undone_on_error() as made, Outputs(guard, durable=durable) as outputs:
                 if settings.in_place and result.changed:
                     stage_in_place(outputs, snapshot, result, settings.backup)
                 if settings.output_dir is not None:
                     destination = settings.output_dir / item.label
-                    _mirror(outputs, destination, result.output, item.path, mode_from=item.path)
+                    _mirror(
+                        outputs, destination, result.output, item.path, made, mode_from=item.path
+                    )
                 if settings.runbook_dir is not None and runbook is not None:
                     destination = runbook_path(settings.runbook_dir, item)
-                    _mirror(outputs, destination, runbook, item.path, option="--runbook-dir")
+                    _mirror(outputs, destination, runbook, item.path, made, option="--runbook-dir")
         diff = result.diff(item.label) if settings.want_diff else b""
     except ConfeditError as error:
         return _failed(settings, name, error)
@@ -411,16 +413,38 @@ def runbook_path(runbook_dir: Path, item: Input) -> Path:
     return runbook_dir / f"{item.label}.ps1"
 
 
+@contextlib.contextmanager
+def _folders_undone_on_error() -> Iterator[list[Path]]:
+    """The folders a file's outputs needed and this run made, outermost first: removed again if
+    the file fails (a folder that is not empty, another file's by then, stays)."""
+    made: list[Path] = []
+    try:
+        yield made
+    except BaseException:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
 def _mirror(
     outputs: Outputs,
     destination: Path,
     data: bytes,
     source: Path,
+    made: list[Path],
     *,
     mode_from: Path | None = None,
     option: str = "--output-dir",
 ) -> None:
-    """Stage `data` at `destination` below an output folder, making the folders it needs."""
+    """Stage `data` at `destination` below an output folder, making the folders it needs (and
+    adding those it made to `made`)."""
+    missing = []
+    for folder in (destination.parent, *destination.parent.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    made.extend(reversed(missing))
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -699,6 +699,20 @@ def test_a_runbook_refused_leaves_that_file_unwritten_and_the_others_written(
     assert sorted(snapshot(tmp_path / "rb")) == [f"{fleet['cas-2019'].as_posix()}.ps1"]
 
 
+def test_a_file_that_fails_leaves_no_empty_output_folders_behind(confedit_exe, tmp_path, fleet):
+    # its config's folders are made before its runbook's folder turns out impossible
+    (tmp_path / "blocked").write_bytes(b"a file, not a folder\n")
+    (tmp_path / "out" / "kept").mkdir(parents=True)  # there before the run: stays
+    servers = [str(fleet[s]) for s in ("cas-2016", "cas-2019")]
+    args = (*servers, "--output-dir", "out", "--runbook-dir", "blocked/rb", "-q", "--jobs", "1")
+    proc = run(confedit_exe, "offload", *args, cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.count(b"cannot create the output folder blocked/rb/") == 2
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "out").rglob("*")) == [
+        "out/kept"
+    ]
+
+
 def test_a_runbook_dir_that_would_write_over_an_input_is_a_usage_error(
     confedit_exe, tmp_path, fleet
 ):
