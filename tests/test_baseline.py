@@ -39,6 +39,11 @@ def replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
     return data.replace(old, new)
 
 
+def back_end_edited(original: bytes) -> bytes:
+    """The file with one Back End setting changed: PowerShell's sslFlags, from its own location."""
+    return replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+
+
 @pytest.fixture(scope="module")
 def original() -> bytes:
     return CAS_MBX.read_bytes()
@@ -204,7 +209,7 @@ def repo(tmp_path: Path, original: bytes) -> Path:
 
 def test_a_back_end_change_since_head_is_refused(repo, original):
     config = repo / "servers" / "cas1" / "applicationHost.config"
-    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    changed = back_end_edited(original)
     with pytest.raises(Refused) as caught:
         check_back_end_since(config, changed, "HEAD", "servers/cas1/applicationHost.config")
     assert caught.value.reasons == [
@@ -221,7 +226,7 @@ def test_a_back_end_change_since_head_is_refused(repo, original):
 
 def test_a_refusal_counts_the_changes_not_the_advice_that_follows_them(repo, original):
     config = repo / "servers" / "cas1" / "applicationHost.config"
-    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    changed = back_end_edited(original)
     changed = replace_once(
         changed,
         b'<location path="Exchange Back End">',
@@ -247,14 +252,14 @@ def test_a_config_reached_through_a_symlink_is_compared_with_its_own_history(rep
     link.symlink_to("../cas1/applicationHost.config")
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "a second name")
-    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    changed = back_end_edited(original)
     with pytest.raises(Refused):
         check_back_end_since(link, changed, "HEAD", "servers/cas2/applicationHost.config")
 
 
 def test_a_link_retargeted_since_the_revision_is_followed_as_it_was_then(repo, original):
     servers = repo / "servers"
-    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    changed = back_end_edited(original)
     (servers / "cas2").mkdir()
     (servers / "cas2" / "applicationHost.config").write_bytes(changed)
     (servers / "current").mkdir()
@@ -273,9 +278,7 @@ def test_a_link_retargeted_since_the_revision_is_followed_as_it_was_then(repo, o
 def test_a_link_git_does_not_know_leads_to_a_file_whose_history_counts(repo, original):
     # an untracked (or newly added) link to a tracked config: the config's own history
     config = repo / "servers" / "cas1" / "applicationHost.config"
-    config.write_bytes(
-        replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
-    )
+    config.write_bytes(back_end_edited(original))
     link = repo / "links" / "cas1.applicationHost.config"
     link.parent.mkdir()
     link.symlink_to("../servers/cas1/applicationHost.config")
@@ -292,9 +295,7 @@ def test_a_link_to_a_file_renamed_since_names_the_files_old_path(repo, original)
     # the old path is the file's, from its own folder, not one made from the link's folder
     git(repo, "mv", "servers/cas1", "servers/cas9")
     config = repo / "servers" / "cas9" / "applicationHost.config"
-    config.write_bytes(
-        replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
-    )
+    config.write_bytes(back_end_edited(original))
     link = repo / "links" / "cas9.applicationHost.config"
     link.parent.mkdir()
     link.symlink_to("../servers/cas9/applicationHost.config")
@@ -397,7 +398,7 @@ def test_a_renamed_file_is_compared_with_its_version_under_the_old_name(repo, or
     assert revision_bytes(config, "HEAD") == original  # staged
     git(repo, "commit", "-qm", "renamed")
     assert revision_bytes(config, "HEAD~1") == original  # committed
-    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    changed = back_end_edited(original)
     with pytest.raises(Refused):
         check_back_end_since(
             config, changed, "HEAD~1", "servers/cas1-renamed/applicationHost.config"
@@ -411,9 +412,7 @@ def test_a_refusal_after_a_rename_names_both_paths_and_a_git_diff_that_shows_the
     git(repo, "mv", "servers/cas1", "servers/cas9")
     git(repo, "commit", "-qm", "renamed")
     config = repo / "servers" / "cas9" / "applicationHost.config"
-    config.write_bytes(
-        replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
-    )
+    config.write_bytes(back_end_edited(original))
     with pytest.raises(Refused) as caught:
         check_back_end_since(
             config, config.read_bytes(), "HEAD~1", "servers/cas9/applicationHost.config"
@@ -437,9 +436,7 @@ def test_a_file_only_moved_on_disk_is_still_compared_under_its_old_name(repo, or
     index_before = (repo / ".git" / "index").read_bytes()
     (repo / "servers" / "cas1").rename(repo / "servers" / "cas9")
     config = repo / "servers" / "cas9" / "applicationHost.config"
-    config.write_bytes(
-        replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
-    )
+    config.write_bytes(back_end_edited(original))
     with pytest.raises(Refused) as caught:
         check_back_end_since(
             config, config.read_bytes(), "HEAD", "servers/cas9/applicationHost.config"
@@ -503,7 +500,7 @@ def test_the_git_diff_the_refusal_advises_is_quoted_for_a_shell(repo, original):
     config.write_bytes(original)
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "a folder name with a space")
-    changed = replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
+    changed = back_end_edited(original)
     with pytest.raises(Refused) as caught:
         check_back_end_since(config, changed, "HEAD", "servers/cas 2 é/applicationHost.config")
     assert f"`git -C '{folder}' diff HEAD -- applicationHost.config`" in str(caught.value.advice)
@@ -513,9 +510,7 @@ def test_the_git_diff_the_refusal_advises_works_from_outside_the_repository(
     repo, original, tmp_path_factory, monkeypatch
 ):
     config = repo / "servers" / "cas1" / "applicationHost.config"
-    config.write_bytes(
-        replace_once(original, b'sslFlags="Ssl, SslNegotiateCert, Ssl128"', b'sslFlags="Ssl"')
-    )
+    config.write_bytes(back_end_edited(original))
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     monkeypatch.chdir(elsewhere)
     name = os.path.relpath(config, elsewhere)  # as the file is named from there
