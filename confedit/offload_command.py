@@ -737,5 +737,6 @@ def _print_file_report(opts: OffloadOptions, color: bool, file: FileReport) -> N
 def _print_offload_summary(opts: OffloadOptions, counts: dict[str, int], color: bool) -> None:
     if not opts.quiet:
         writes = opts.in_place or opts.output_dir is not None
-        names = {} if writes else {"changed": "need work" if opts.check else "to change"}
+        found = ("needs work", "need work") if opts.check else ("to change", "to change")
+        names = {} if writes else {"changed": found}
         echo_err(paint_summary(report.summary_text(counts, names), counts, color), color)

@@ -61,7 +61,9 @@ def summary_line(result: Result, name: str, *, written: bool = False) -> str:
     pools = ", ".join(result.plan.pools)
     recycle = f"; recycle: {pools}" if pools else ""
     verb = "changed" if written else "to change"
-    return f"{name}: {len(changed)} of {len(result.outcomes)} targets {verb} ({parts}){recycle}"
+    total = len(result.outcomes)
+    targets = f"{len(changed)} of {total} target{'s' * (total != 1)}"
+    return f"{name}: {targets} {verb} ({parts}){recycle}"
 
 
 def finding_lines(result: Result) -> list[str]:
@@ -174,11 +176,13 @@ def summary_counts(statuses: list[str], groups: tuple[str, ...]) -> dict[str, in
     return counts
 
 
-def summary_text(counts: dict[str, int], names: dict[str, str] | None = None) -> str:
-    """'4 files: 2 changed, 1 unchanged, 0 refused, 1 invalid' (groups renamed by `names`)."""
+def summary_text(counts: dict[str, int], names: dict[str, tuple[str, str]] | None = None) -> str:
+    """'4 files: 2 changed, 1 unchanged, 0 refused, 1 invalid'. `names` renames groups: the
+    words after a count of one, and after any other count ('1 needs work', '2 need work')."""
     total = sum(counts.values())
-    words = {group: group.replace("_", " ") for group in counts} | (names or {})
-    parts = ", ".join(f"{n} {words[group]}" for group, n in counts.items())
+    plain = {group: group.replace("_", " ") for group in counts}
+    words = {group: (word, word) for group, word in plain.items()} | (names or {})
+    parts = ", ".join(f"{n} {words[group][n != 1]}" for group, n in counts.items())
     return f"{total} file{'s' * (total != 1)}: {parts}"
 
 

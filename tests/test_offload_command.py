@@ -438,7 +438,7 @@ def test_an_unreadable_input_is_that_files_error_and_the_others_go_on(confedit_e
     )
     assert proc.returncode == 4, proc.stderr
     assert b"applicationHost.config: permission denied" in proc.stderr
-    assert b"2 files: 1 need work, 0 unchanged, 0 refused, 1 invalid" in proc.stderr
+    assert b"2 files: 1 needs work, 0 unchanged, 0 refused, 1 invalid" in proc.stderr
 
 
 def test_output_to_dev_stdout_and_a_fifo_is_written_as_it_is(confedit_exe, tmp_path):
@@ -881,6 +881,19 @@ def test_a_folder_with_one_config_is_searched(confedit_exe, tmp_path, fleet):
     )
 
 
+def test_counts_of_one_are_singular(confedit_exe, tmp_path, fleet):
+    """'1 file: 1 needs work', and a --path target alone is '1 of 1 target'."""
+    (tmp_path / "one").mkdir()
+    shutil.copytree(tmp_path / fleet["cas-2016"].parent, tmp_path / "one" / "cas-2016")
+    proc = run(confedit_exe, "offload", "--check", "one", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    last = proc.stderr.decode().splitlines()[-1]
+    assert last == "1 file: 1 needs work, 0 unchanged, 0 refused, 0 invalid"
+    owa = ["--path", "Default Web Site/owa"]
+    proc = run(confedit_exe, "offload", "--check", *owa, str(fleet["cas-2016"]), cwd=tmp_path)
+    assert ": 1 of 1 target to change (1 inserted)" in proc.stderr.decode()
+
+
 def test_the_diff_is_coloured_on_a_terminal_unless_no_color(confedit_exe, tmp_path, fleet):
     config = str(fleet["cas-2016"])
     plain = run(confedit_exe, "offload", config, cwd=tmp_path).stdout
@@ -934,7 +947,7 @@ def test_since_refuses_only_the_file_whose_back_end_changed(confedit_exe, tmp_pa
         "'Exchange Back End/PowerShell' (overrideMode=\"Allow\" at Exchange Back End/PowerShell"
         in text
     )
-    assert text.splitlines()[-1] == "3 files: 1 need work, 1 unchanged, 1 refused, 0 invalid"
+    assert text.splitlines()[-1] == "3 files: 1 needs work, 1 unchanged, 1 refused, 0 invalid"
 
 
 def test_a_combined_diff_that_cannot_be_written_says_the_files_were(confedit_exe, tmp_path, fleet):
@@ -1308,9 +1321,7 @@ def test_control_characters_in_names_are_shown_escaped_on_one_line(confedit_exe,
     proc = run(confedit_exe, "offload", "fleet", "--check", cwd=tmp_path)
     text = proc.stderr.decode()
     assert "\x1b" not in text
-    assert "fleet/esc\\x1b[2J/applicationHost.config: 7 of 7 targets need work" in text or (
-        "fleet/esc\\x1b[2J/applicationHost.config: 7 of 7 targets to change" in text
-    )
+    assert "fleet/esc\\x1b[2J/applicationHost.config: 7 of 7 targets to change" in text
     assert "\nfleet/new\\nline/applicationHost.config:128:22: Opening and ending tag" in text
     json_proc = run(confedit_exe, "offload", "fleet", "--check", "--format", "json", cwd=tmp_path)
     names = [file["file"] for file in json.loads(json_proc.stdout)["files"]]
