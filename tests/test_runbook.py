@@ -5,14 +5,18 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import xml.sax.saxutils
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from confedit import offload
 from confedit.errors import Refused
 from confedit.plan import Request
 from confedit.runbook import render_runbook
 from confedit.testing.build import App, Loc, Site, Style, render
+from tests import powershell
 from tests.conftest import EXCHANGE, SAMPLES
 
 SAMPLE = (SAMPLES / "exchange2013-cas.applicationHost.config").read_bytes()
@@ -216,45 +220,80 @@ def test_every_pool_is_looked_up_before_any_is_recycled():
     assert "on this server, nothing recycled: run this script on the server" in block[throw]
 
 
-def test_the_script_is_balanced_and_its_strings_expand_as_meant():
-    """What can be checked without PowerShell: braces and parentheses outside strings and
-    comments balance, and no variable in a double-quoted string is followed by a colon, which
-    PowerShell reads as a drive or scope (`"$state: ..."` does not parse)."""
-    for raw in (SAMPLE, PATCHED):
-        text = render_runbook(offload(raw, name="x"), "x").decode("utf-8-sig")
-        code, strings = _split_powershell(text)
-        for opening, closing in ("{}", "()"):
-            depth = 0
-            for char in code:
-                depth += {opening: 1, closing: -1}.get(char, 0)
-                assert depth >= 0
-            assert depth == 0
-        assert strings and not [s for s in strings if re.search(r"\$\w+:(?![\w{])", s)]
+@pytest.mark.parametrize(
+    "config",
+    [path for path in sorted(EXCHANGE.glob("*.config")) if "malformed" not in path.name],
+    ids=lambda path: path.name.removesuffix(".applicationHost.config"),
+)
+@pytest.mark.parametrize(
+    "request_",
+    [
+        Request(allow_extended_protection=True),
+        Request(include_descendants=True, allow_extended_protection=True),
+    ],
+    ids=["defaults", "descendants"],
+)
+def test_every_runbook_reads_as_powershell(config, request_):
+    """The whole script parses, and so does each appcmd step its comments give to paste. No
+    variable in a double-quoted string is followed by a colon, which PowerShell reads as a drive
+    or scope (`"$state: ..."` does not run), and which the grammar lets pass."""
+    result = offload(config.read_bytes(), request_, name="x")
+    script = render_runbook(result, "x").decode("utf-8-sig")
+    root = powershell.parse(script)
+    assert powershell.syntax_errors(root) == []
+    for step in _appcmd_steps(script):
+        assert powershell.syntax_errors(powershell.parse(step)) == [], step
+    expanded = [s.text.decode() for s in powershell.nodes(root, "expandable_string_literal")]
+    assert expanded and not [s for s in expanded if re.search(r"\$\w+:(?![\w{])", s)]
 
 
-def _split_powershell(text: str) -> tuple[str, list[str]]:
-    """The script's code outside comments and strings, and its double-quoted strings (a
-    minimal reading: enough for this script's own text, whose names are single-quoted)."""
-    code: list[str] = []
-    strings: list[str] = []
-    for line in text.split("\r\n"):
-        i = 0
-        while i < len(line):
-            char = line[i]
-            if char == "#":
-                break
-            if char in "'\"":
-                end = i + 1
-                while end < len(line) and (line[end] != char or line[end + 1 : end + 2] == char):
-                    escaped = line[end] == char or (char == '"' and line[end] == "`")
-                    end += 2 if escaped else 1
-                if char == '"':
-                    strings.append(line[i + 1 : end])
-                i = end + 1
-                continue
-            code.append(char)
-            i += 1
-    return "".join(code), strings
+# The names a file may give a pool or a directory, but for the controls and format characters a
+# runbook refuses (see test_a_line_break_in_a_name_refuses_the_runbook) and a path's separators.
+_NAMES = st.text(
+    st.one_of(
+        st.sampled_from("'\u2018\u2019\u201a\u201b\"$`@(){};#&|<> -"),
+        st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Zl", "Zp")),
+    ).filter(lambda char: char not in "/\\"),
+    min_size=1,
+    max_size=12,
+).filter(lambda name: name.strip() == name)
+
+
+@given(pool=_NAMES, directory=_NAMES)
+def test_names_reach_powershell_as_the_file_spells_them(pool, directory):
+    """Whatever quotes, dollars, backticks or braces a pool or a directory's name holds, the
+    script parses, its $pools holds exactly the pool, and the appcmd steps name the path."""
+    path = f"Default Web Site/{directory}"
+    result = offload(_named_oab(pool, directory), Request(paths=(path,)), name="x")
+    script = render_runbook(result, "x").decode("utf-8-sig")
+    root = powershell.parse(script)
+    assert powershell.syntax_errors(root) == []
+    (pools,) = [
+        node
+        for node in powershell.nodes(root, "assignment_expression")
+        if node.children[0].text == b"$pools"
+    ]
+    assert [powershell.verbatim(s) for s in powershell.nodes(pools, "string_literal")] == [pool]
+    steps = _appcmd_steps(script)
+    assert len(steps) == 2  # the change, and its inverse
+    for step in steps:
+        arguments = powershell.nodes(powershell.parse(step), "string_literal")
+        assert powershell.verbatim(arguments[0]) == path, step
+
+
+def _appcmd_steps(script: str) -> list[str]:
+    """The appcmd commands the script's comments give to paste, uncommented."""
+    return [line[2:] for line in script.split("\r\n") if line.startswith("# & ")]
+
+
+def _named_oab(pool: str, directory: str) -> bytes:
+    """The sample with OAB's pool and directory named as given, escaped for an attribute."""
+    escaped = {name: xml.sax.saxutils.quoteattr(name).encode() for name in (pool, directory)}
+    raw = SAMPLE.replace(b'"MSExchangeOABAppPool"', escaped[pool])
+    quoted = escaped[directory]
+    raw = raw.replace(b'path="/OAB"', b"path=" + quoted[:1] + b"/" + quoted[1:])
+    prefix = b"Default Web Site/"
+    return raw.replace(b'"Default Web Site/OAB"', quoted[:1] + prefix + quoted[1:])
 
 
 def test_the_rollback_of_a_utf16_file_does_not_send_the_operator_to_its_diff():
