@@ -165,7 +165,9 @@ def run_all(
     size = max(1, min(CHUNK, len(items) // (jobs * 4)))
     finished: dict[int, R] = {}  # results that came before some result ahead of them
     in_order: list[R] = []
-    pool = workers.Workers(work, crashed, min(jobs, len(items)))
+    # The workers get `work` with its errors made results, as a run in one process has them.
+    safe_work = partial(call, work, crashed=crashed)
+    pool = workers.Workers(safe_work, crashed, min(jobs, len(items)))
     with _bar(len(items), progress) as advance, pool:
         for index, result in pool.run(items, size):
             finished[index] = result

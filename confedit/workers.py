@@ -20,7 +20,6 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Final, Generic, TypeVar
 
-from confedit.batch import call
 from confedit.errors import WorkerDied
 from confedit.files import HELD, signals_held
 
@@ -52,7 +51,8 @@ class Workers(Generic[T, R]):
     started go to another worker, and the other workers never notice (a ProcessPoolExecutor
     breaks as a whole: it stops every worker and fails every pending item). Used as a context
     manager: on leaving, the workers are told to stop, or, on an error (Ctrl-C, SIGTERM),
-    stopped by SIGTERM; either way waited for."""
+    stopped by SIGTERM; either way waited for. `work` returns its errors as results (see
+    batch.call); `crashed` makes one of a result that cannot be sent, or of a worker's death."""
 
     def __init__(
         self, work: Callable[[T], R], crashed: Callable[[T, BaseException], R], count: int
@@ -245,7 +245,7 @@ def _work_on(
     _busy = True
     try:
         for index, item in chunk:
-            connection.send_bytes(_message(index, item, call(work, item, crashed), crashed))
+            connection.send_bytes(_message(index, item, work(item), crashed))
     except _Stopped:  # the file's `finally` blocks have run: exit now, not at the next chunk
         os._exit(128 + int(signal.SIGTERM))
     finally:
