@@ -14,7 +14,7 @@ import contextlib
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -181,16 +181,24 @@ class OffloadOptions(CommonOptions):
 def check_destinations(
     destinations: list[tuple[str, Path]],
     inputs: list[Path],
-    produced: Iterable[tuple[str, Path]] = (),
+    produced: Sequence[tuple[str, Path]] = (),
 ) -> None:
     """Usage errors: a file named by an option (`destinations`) that is one of the inputs, or
-    that another output also writes: another option's, a backup, a file below --output-dir
-    (`produced`)."""
+    that another output also writes: another option's, a backup, a file below --output-dir or
+    --runbook-dir (`produced`); or two of `produced` that are one file."""
     for option, path in destinations:
         for config in inputs:
             if same_file(path, config):
                 raise click.UsageError(f"{option} names the input file {config}; name another file")
-    first = {os.path.realpath(path): option for option, path in produced}
+    first: dict[str, str] = {}
+    for option, path in produced:
+        # Two files' outputs can meet only across options: with --runbook-dir the same folder
+        # as --output-dir, the runbook of a.config is the output of an input named a.config.ps1.
+        if first.setdefault(os.path.realpath(path), option) != option:
+            other = first[os.path.realpath(path)]
+            raise click.UsageError(
+                f"{other} and {option} would both write {path}; give them different folders"
+            )
     for option, path in destinations:
         other = first.setdefault(os.path.realpath(path), option)
         if other != option:

@@ -731,6 +731,23 @@ def test_a_runbook_dir_that_would_write_over_an_input_is_a_usage_error(
     assert snapshot(tmp_path) == before
 
 
+def test_a_runbook_that_would_be_another_files_output_is_a_usage_error(
+    confedit_exe, tmp_path, fleet
+):
+    """With --runbook-dir the --output-dir, the runbook of a.config is the output of an input
+    named a.config.ps1: the patched file would be lost under a script."""
+    source = (tmp_path / fleet["cas-2016"]).read_bytes()
+    for name in ("a.config", "a.config.ps1"):
+        (tmp_path / name).write_bytes(source)
+    before = snapshot(tmp_path)
+    folders = ("--output-dir", "out", "--runbook-dir", "out")
+    proc = run(confedit_exe, "offload", "a.config", "a.config.ps1", *folders, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    message = b"--output-dir and --runbook-dir would both write out/a.config.ps1; give them"
+    assert message in proc.stderr
+    assert snapshot(tmp_path) == before
+
+
 def test_a_folder_outside_the_current_directory_is_mirrored_under_its_own_name(
     confedit_exe, tmp_path, fleet
 ):
