@@ -52,6 +52,12 @@ def _services(
     return tuple(name.lower() for name in value)
 
 
+def _complete_services(ctx: click.Context, param: click.Parameter, typed: str) -> list[str]:
+    """Shell completion of --service: the names that start with what is typed."""
+    del ctx, param
+    return [name for name in exchange.SERVICE_BY_NAME if name.startswith(typed.lower())]
+
+
 def _site(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A site's name; one trailing slash is tolerated, as in location paths."""
     del ctx, param
@@ -399,6 +405,7 @@ def main() -> None:
     "services",
     multiple=True,
     callback=_services,
+    shell_complete=_complete_services,
     metavar="NAME",
     help=f"Service to offload (repeatable): {exchange.service_names()}. Default: all but rpc.",
 )

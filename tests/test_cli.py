@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -467,3 +468,21 @@ def test_a_run_over_one_file_loads_no_worker_processes(tmp_path):
 def test_a_run_in_one_process_loads_no_worker_processes(args, tmp_path):
     two_servers(tmp_path)
     assert loaded(args, "multiprocessing pickle confedit.workers", tmp_path) == []
+
+
+def test_bash_completes_commands_and_service_names(confedit_exe):
+    """As a user's shell does: the script `_CONFEDIT_COMPLETE=bash_source` prints, evaluated in
+    bash, asked for what follows a partly typed word."""
+
+    def completions(*words: str) -> list[str]:
+        script = (
+            f'eval "$(_CONFEDIT_COMPLETE=bash_source {confedit_exe})"; '
+            f"COMP_WORDS=({shlex.join(words)}); COMP_CWORD={len(words) - 1}; "
+            '_confedit_completion confedit; printf "%s\\n" "${COMPREPLY[@]}"'
+        )
+        proc = subprocess.run(["bash", "-c", script], capture_output=True, check=True)
+        return proc.stdout.decode().split()
+
+    assert completions("confedit", "au") == ["audit"]
+    assert completions("confedit", "offload", "--service", "e") == ["ecp", "ews", "eas"]
+    assert completions("confedit", "offload", "--format", "") == ["text", "json"]
