@@ -88,12 +88,17 @@ class Fleet:
         )
 
     @property
-    def unknown_site(self) -> str | None:
-        """Why no server was compared, if the front-end site is in no file's <sites>: a
-        misspelt --site, most likely (with each file's site of the nearest name)."""
-        if self.compared or self.front_end_found:
+    def front_end_problem(self) -> str | None:
+        """Why no server was compared, if none was: the front-end site is in no file's <sites>
+        (a misspelt --site, most likely: with each file's site of the nearest name), or no file
+        has the Exchange virtual directories in it, or no file could be audited."""
+        if self.compared:
             return None
-        return exchange.unknown_site(self.front_end, self.nearest_sites)
+        if not self.servers:
+            return "no file could be audited: see each file's error"
+        if not self.front_end_found:
+            return exchange.unknown_site(self.front_end, self.nearest_sites)
+        return f"no Exchange front-end virtual directory in '{self.front_end}' in any file"
 
     def to_json(self) -> dict[str, Any]:
         """The fleet report (schema: schemas/fleet-report.schema.json), without errors."""
@@ -120,8 +125,8 @@ class Fleet:
                 for server in self.servers
             ],
         }
-        if self.unknown_site is not None:
-            data["front_end_problem"] = self.unknown_site
+        if self.front_end_problem is not None:
+            data["front_end_problem"] = self.front_end_problem
         return data
 
 
@@ -216,11 +221,9 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
             )
         )
     compared = len(fleet.compared)
-    if fleet.unknown_site is not None:
-        unknown = shown(fleet.unknown_site)
-        lines.append(paint(f"no Client Access server among the files: {unknown}", "bad", color))
-    elif not compared:
-        lines.append(paint("no Client Access server among the files", "bad", color))
+    if fleet.front_end_problem is not None:
+        problem = shown(fleet.front_end_problem)
+        lines.append(paint(f"no Client Access server among the files: {problem}", "bad", color))
     elif compared == 1:
         lines.append(paint("one Client Access server: nothing to compare it with", "dim", color))
     elif differing:

@@ -196,7 +196,21 @@ def test_a_fleet_where_nothing_is_compared_fails_and_a_misspelt_site_is_named(
     assert json.loads(as_json.stdout)["exit_code"] == as_json.returncode == 1
     plain = run(confedit_exe, "audit", "--fleet", "fleet/web", cwd=tmp_path)
     assert plain.returncode == 1
-    assert plain.stdout.decode().splitlines()[-1] == "no Client Access server among the files"
+    assert plain.stdout.decode().splitlines()[-1] == (
+        "no Client Access server among the files: no Exchange front-end virtual directory in "
+        "'Default Web Site' in any file"
+    )
+    plain_json = run(
+        confedit_exe, "audit", "--fleet", "fleet/web", "--format", "json", cwd=tmp_path
+    )
+    assert json.loads(plain_json.stdout)["front_end_problem"] == (
+        "no Exchange front-end virtual directory in 'Default Web Site' in any file"
+    )
+    broken = ("audit", "--fleet", "--format", "json", "fleet/cas-broken")
+    invalid = run(confedit_exe, *broken, cwd=tmp_path)
+    assert invalid.returncode == 4
+    problem = json.loads(invalid.stdout)["front_end_problem"]
+    assert problem == "no file could be audited: see each file's error"
 
 
 def test_offloading_the_fleet_makes_it_agree(confedit_exe, tmp_path, fleet):

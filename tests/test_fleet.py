@@ -84,7 +84,10 @@ def test_in_colour_only_the_odd_cells_are_red_and_the_text_is_the_same(reports):
 def test_without_any_client_access_server_nothing_agrees_or_is_offloaded(reports):
     fleet = fleet_of([reports["web"]])
     assert fleet.consistent and not fleet.all_offloaded
-    assert render_fleet(fleet).splitlines()[-1] == "no Client Access server among the files"
+    assert render_fleet(fleet).splitlines()[-1] == (
+        "no Client Access server among the files: no Exchange front-end virtual directory in "
+        "'Default Web Site' in any file"
+    )
 
 
 def test_a_site_in_no_files_sites_is_named_as_the_likely_mistake():
