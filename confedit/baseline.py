@@ -21,7 +21,6 @@ import contextlib
 import copy
 import os
 import posixpath
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -34,7 +33,7 @@ from lxml import etree
 
 from confedit import exchange
 from confedit.document import Document, load
-from confedit.errors import ConfeditError, InvalidInput, Refused, UsageProblem
+from confedit.errors import ConfeditError, InvalidInput, Refused, UsageProblem, shell_command
 from confedit.iis import (
     SSL_FLAGS,
     TOKEN_CHECKING,
@@ -116,12 +115,13 @@ def _how_to_see(revision: str, path: Path, version: Version) -> str:
     first."""
     git = ["git", "-C", str(path.parent.absolute())]
     if version.renamed_from is None:
-        return f"`{shlex.join([*git, 'diff', revision, '--', path.name])}` shows"
+        return f"`{shell_command([*git, 'diff', revision, '--', path.name])}` shows"
     paths = [version.renamed_from, path.name]
-    diff = f"`{shlex.join([*git, 'diff', '--find-renames', revision, '--', *paths])}` shows"
+    diff = f"`{shell_command([*git, 'diff', '--find-renames', revision, '--', *paths])}` shows"
     if version.staged:
         return diff
-    return f"after `{shlex.join([*git, 'add', '--all', '--', *paths])}` (the rename staged), {diff}"
+    stage = shell_command([*git, "add", "--all", "--", *paths])
+    return f"after `{stage}` (the rename staged), {diff}"
 
 
 def back_end_changes(before: Document, after: Document) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from enum import IntEnum
 from typing import Final
 
@@ -28,6 +29,25 @@ def shown(name: str) -> str:
     terminal) written as its Python escape (\\n, \\t, \\x1b), so that a message stays on its
     line and shows what the name holds. The JSON reports keep names and paths as they are."""
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], name)
+
+
+def shell_command(words: list[str]) -> str:
+    """A command to paste from a message, quoted for a POSIX shell as shlex.join quotes it; but
+    a word holding a control character (a line break in a folder's name) is written in bash's
+    $'...' form, its bytes escaped, so that the command stays on the message's line and runs
+    as given (shown() would write \\n inside plain quotes: another name)."""
+    return " ".join(_ansi_c(word) if _CONTROL.search(word) else shlex.quote(word) for word in words)
+
+
+def _ansi_c(word: str) -> str:
+    def escaped(char: str) -> str:
+        if char in "\\'":
+            return "\\" + char
+        if _CONTROL.match(char):  # as the bytes of the name (a surrogate: its undecoded byte)
+            return "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogateescape"))
+        return char
+
+    return "$'" + "".join(escaped(char) for char in word) + "'"
 
 
 class ConfeditError(Exception):

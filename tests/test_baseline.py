@@ -506,6 +506,24 @@ def test_the_git_diff_the_refusal_advises_is_quoted_for_a_shell(repo, original):
     assert f"`git -C '{folder}' diff HEAD -- applicationHost.config`" in str(caught.value.advice)
 
 
+def test_the_git_diff_advised_for_a_folder_with_a_line_break_runs_in_bash(repo, original):
+    """The command stays on the message's line, and is the folder's: $'...' with its bytes."""
+    folder = repo / "servers" / "cas\n2 'x'"
+    folder.mkdir()
+    config = folder / "applicationHost.config"
+    config.write_bytes(original)
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "a folder name with a line break")
+    config.write_bytes(back_end_edited(original))
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(config, config.read_bytes(), "HEAD", "cas")
+    advice = str(caught.value.advice)
+    command = advice.split("`")[1]
+    assert "\n" not in advice and "cas\\x0a2 \\'x\\'" in command
+    shown = subprocess.run(["bash", "-c", command], capture_output=True, check=True).stdout
+    assert b'+                <access sslFlags="Ssl" />' in shown.splitlines()
+
+
 def test_the_git_diff_the_refusal_advises_works_from_outside_the_repository(
     repo, original, tmp_path_factory, monkeypatch
 ):
