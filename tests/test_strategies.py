@@ -217,6 +217,25 @@ def test_a_binding_with_sni_has_the_host_name_iis_requires_for_it(config):
         assert bool(host) == bool(int(binding.get("sslFlags", "0")) & 1), etree.tostring(binding)
 
 
+@pytest.mark.parametrize(
+    ("flags", "host"),
+    [
+        ("1", "mail.contoso.com"),
+        ("3", "mail.contoso.com"),
+        ("0", ""),
+        ("Sni", "mail.contoso.com"),
+        ("CentralCertStore, sni", "mail.contoso.com"),
+        ("None", ""),
+    ],
+)
+def test_a_built_binding_takes_its_flags_as_a_number_or_names(flags, host):
+    site = build.Site("Default Web Site", binding_ssl_flags=flags)
+    raw = build.render([site], [])
+    (binding,) = etree.fromstring(raw).iter("binding")
+    assert binding.get("sslFlags") == flags
+    assert binding.get("bindingInformation") == f"*:443:{host}"
+
+
 def test_building_blocks_shrink_to_the_plain_case():
     assert _minimal(st_iis.location_paths()) == "Default Web Site"
     assert _minimal(st_iis.ssl_flags(), lambda v: "," in v).count(",") == 1

@@ -73,7 +73,8 @@ class App(Compact):
 class Site(Compact):
     name: str
     applications: tuple[App, ...] = (App("/"),)
-    # sslFlags of an https <binding>: an SNI setting of the binding, not the access section
+    # sslFlags of an https <binding>: an SNI setting of the binding, not the access section; a
+    # number ("1") as IIS Manager writes it, or names ("Sni, CentralCertStore"), as IIS reads too
     binding_ssl_flags: str | None = None
 
 
@@ -261,7 +262,13 @@ def _site(lines: _Writer, site: Site, style: Style) -> None:
 def _binding_information(ssl_flags: str) -> str:
     """IP, port and host name: a binding with SNI (bit 1 of its sslFlags) needs a host name,
     which IIS refuses to leave out."""
-    return "*:443:mail.contoso.com" if int(ssl_flags) & 1 else "*:443:"
+    return "*:443:mail.contoso.com" if _sni(ssl_flags) else "*:443:"
+
+
+def _sni(ssl_flags: str) -> bool:
+    if ssl_flags.strip().isdigit():
+        return bool(int(ssl_flags) & 1)
+    return "sni" in {name.strip().lower() for name in ssl_flags.split(",")}
 
 
 def _comments(lines: _Writer, index: int, loc: Loc, style: Style) -> None:
