@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import doctest
+import subprocess
+import sys
 
 import pytest
 from hypothesis import find, given, settings
@@ -266,3 +268,14 @@ def test_generated_config_knows_its_sites_and_text():
     assert "Default Web Site/mapi" in config.site_paths()
     assert config.site("default web site") is build.EXCHANGE_FRONT_END
     assert config.site_paths("Exchange Back End") == []
+
+
+def test_without_hypothesis_the_import_error_names_the_extra():
+    code = "import sys; sys.modules['hypothesis'] = None\nimport confedit.testing.strategies"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    assert proc.returncode == 1
+    last = proc.stderr.decode().splitlines()[-1]
+    assert last == (
+        "ModuleNotFoundError: confedit.testing.strategies needs Hypothesis: install "
+        "confedit[testing]"
+    )

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Final
 
-from hypothesis import strategies as st
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as missing:  # the package installed without its `testing` extra
+    raise ModuleNotFoundError(
+        "confedit.testing.strategies needs Hypothesis: install confedit[testing]",
+        name=missing.name,
+    ) from missing
 
 from confedit.spans import fold
 from confedit.testing.build import (
