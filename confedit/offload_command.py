@@ -92,6 +92,12 @@ class OffloadOptions(CommonOptions):
             raise click.UsageError("--backup needs --in-place")
         if self.backup is not None and not self.backup.strip():
             raise click.UsageError("--backup needs a non-empty SUFFIX such as .bak")
+        if self.backup is not None and "/" in self.backup:
+            raise click.UsageError(
+                f"--backup takes a SUFFIX added to each file's name, such as .bak, with no '/' "
+                f"in it (with one, CONFIG+SUFFIX is a path: CONFIG/ is CONFIG itself); got "
+                f"{self.backup!r}"
+            )
         writes = (self.output, self.output_dir, self.in_place, self.runbook, self.runbook_dir)
         if self.check and any(writes):
             raise click.UsageError(

@@ -407,6 +407,19 @@ def test_a_backup_over_another_input_or_through_a_symlink_is_refused(confedit_ex
     assert config.read_bytes() == SAMPLE.read_bytes()
 
 
+@pytest.mark.parametrize("suffix", ["/", "/.", "/old", ".d/bak"])
+def test_a_backup_suffix_holding_a_slash_is_a_usage_error(confedit_exe, tmp_path, suffix):
+    """CONFIG + '/' names CONFIG itself: the backup was written over the input, then replaced by
+    the patched file, and the run exited 0 with the original lost."""
+    config = copy_sample(tmp_path)
+    before = snapshot_folder(tmp_path)
+    args = ("offload", config.name, "--in-place", "--backup", suffix)
+    proc = run(confedit_exe, *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert b"--backup takes a SUFFIX added to each file's name" in proc.stderr
+    assert snapshot_folder(tmp_path) == before
+
+
 @pytest.mark.parametrize("written", [["--in-place", "--backup", ".orig"], ["-o", "out.config"]])
 def test_a_diff_that_cannot_be_written_leaves_the_config_as_it_was(confedit_exe, tmp_path, written):
     """The outputs are written together: none of them, if one cannot be."""
