@@ -87,6 +87,27 @@ def _undecodable(text: str) -> bool:
     return False
 
 
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A value that names something. An empty one (`-o "$OUT"` with OUT unset) ran as if the
+    option were left out: a preview instead of a file, a gate without its --since check."""
+    del ctx
+    if value == "":
+        raise click.BadParameter(
+            f"an empty {param.metavar} names nothing (an unset shell variable?); name one, or "
+            "leave out the option"
+        )
+    return value
+
+
+def _folder(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """--output-dir or --runbook-dir as a Path; an empty one is refused before it becomes '.'."""
+    named = _not_empty(ctx, param, value)
+    if named is None:
+        return None
+    click.Path(file_okay=False).convert(named, param, ctx)  # refuses a file's name
+    return Path(named)
+
+
 _SITE = click.option(
     "--site",
     metavar="NAME",
@@ -364,11 +385,17 @@ def main() -> None:
 
 @main.command()
 @_CONFIGS
-@click.option("-o", "--output", metavar="PATH", help="Write the patched file here ('-': stdout).")
+@click.option(
+    "-o",
+    "--output",
+    metavar="PATH",
+    callback=_not_empty,
+    help="Write the patched file here ('-': stdout).",
+)
 @click.option(
     "--output-dir",
-    type=click.Path(path_type=Path, file_okay=False),
     metavar="DIR",
+    callback=_folder,
     help=(
         "Write each patched file below DIR, at its path from the current directory (for a "
         "folder outside it: from that folder's parent, its name included)."
@@ -379,7 +406,11 @@ def main() -> None:
     "--backup", metavar="SUFFIX", help="With --in-place: keep the original as CONFIG+SUFFIX."
 )
 @click.option(
-    "--diff", "diff_to", metavar="PATH", help="Write the unified diff here ('-': stdout)."
+    "--diff",
+    "diff_to",
+    metavar="PATH",
+    callback=_not_empty,
+    help="Write the unified diff here ('-': stdout).",
 )
 @click.option(
     "--check",
@@ -387,17 +418,21 @@ def main() -> None:
     help="Change no file; exit 1 if anything would change (--diff still works).",
 )
 @click.option(
-    "--runbook", metavar="FILE.ps1", help="Write the operator's PowerShell steps (pools, rollback)."
+    "--runbook",
+    metavar="FILE.ps1",
+    callback=_not_empty,
+    help="Write the operator's PowerShell steps (pools, rollback).",
 )
 @click.option(
     "--runbook-dir",
-    type=click.Path(path_type=Path, file_okay=False),
     metavar="DIR",
+    callback=_folder,
     help="Write each file's runbook below DIR, at the path --output-dir uses, plus '.ps1'.",
 )
 @click.option(
     "--since",
     metavar="REV",
+    callback=_not_empty,
     help="Refuse a file whose Exchange Back End differs from its version at git revision REV.",
 )
 @click.option(

@@ -420,6 +420,31 @@ def test_a_backup_suffix_holding_a_slash_is_a_usage_error(confedit_exe, tmp_path
     assert snapshot_folder(tmp_path) == before
 
 
+@pytest.mark.parametrize(
+    ("option", "kind"),
+    [
+        ("-o", b"PATH"),
+        ("--diff", b"PATH"),
+        ("--runbook", b"FILE.ps1"),
+        ("--output-dir", b"DIR"),
+        ("--runbook-dir", b"DIR"),
+        ("--since", b"REV"),
+    ],
+)
+def test_an_empty_value_is_a_usage_error_not_an_option_left_out(
+    confedit_exe, tmp_path, option, kind
+):
+    """`-o "$OUT"` with OUT unset: `-o ''` printed the preview and exited 0 with nothing
+    written, and `--since ''` ran without its Back End check."""
+    config = copy_sample(tmp_path)
+    before = snapshot_folder(tmp_path)
+    proc = run(confedit_exe, "offload", config.name, option, "", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert b"an empty " + kind + b" names nothing" in proc.stderr
+    assert proc.stdout == b""
+    assert snapshot_folder(tmp_path) == before
+
+
 @pytest.mark.parametrize("written", [["--in-place", "--backup", ".orig"], ["-o", "out.config"]])
 def test_a_diff_that_cannot_be_written_leaves_the_config_as_it_was(confedit_exe, tmp_path, written):
     """The outputs are written together: none of them, if one cannot be."""
