@@ -556,12 +556,14 @@ def _report_offloads(
 ) -> None:
     """The combined diff on stdout, the JSON report, each file's lines (if not shown as they
     came) and the summary."""
+    wrote_files = _wrote_files(opts, reports)
     if opts.diff_to == STDIO or _previews(opts):
-        emit_diff(STDIO, b"".join(r.diff for r in reports), color=opts.color_stdout)
+        with written_before(wrote_files):
+            emit_diff(STDIO, b"".join(r.diff for r in reports), color=opts.color_stdout)
     counts = report.summary_counts([r.status for r in reports], OFFLOAD_GROUPS)
     if opts.fmt == "json":
         files = [r.document for r in reports if r.document is not None]
-        with written_before(_wrote_files(opts, reports)):
+        with written_before(wrote_files):
             document = report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code, run_error)
             print_json(document)
     if not streams:

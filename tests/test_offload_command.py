@@ -1301,9 +1301,15 @@ def test_a_config_hidden_by_the_unsearched_output_dir_is_named(confedit_exe, tmp
     assert (tmp_path / output_dir / fleet["cas-2019"]).is_file()
 
 
-def test_a_full_stdout_after_several_files_were_written_says_that_they_were(confedit_exe, tmp_path):
+@pytest.mark.parametrize(
+    "on_stdout",
+    [["--format", "json"], ["--diff", "-"]],  # the combined diff said nothing of the files
+)
+def test_a_full_stdout_after_several_files_were_written_says_that_they_were(
+    confedit_exe, tmp_path, on_stdout
+):
     two_servers(tmp_path)
-    args = [confedit_exe, "offload", ".", "--in-place", "--format", "json", "-q"]
+    args = [confedit_exe, "offload", ".", "--in-place", *on_stdout, "-q"]
     proc = run_into_full_stdout(args, tmp_path)
     assert proc.returncode == 3
     assert proc.stderr == (
