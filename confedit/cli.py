@@ -191,7 +191,7 @@ def _run_mapped(run: _Run, action: Callable[[], int]) -> int:
             traceback.print_exc()
         code = run.fail(error)
     except KeyboardInterrupt as interrupt:
-        code = _interrupted(interrupt)
+        code = _interrupted(interrupt, writes=run.command == "offload")
     except BrokenPipeError:
         code = _stdout_closed()
     except click.UsageError as error:
@@ -215,14 +215,15 @@ def _run_mapped(run: _Run, action: Callable[[], int]) -> int:
 _STREAM_ERRORS: Final = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF}
 
 
-def _interrupted(interrupt: KeyboardInterrupt) -> int:
+def _interrupted(interrupt: KeyboardInterrupt, *, writes: bool) -> int:
     """Ctrl-C or SIGTERM: every file is as it was or completely written, no temporary file is
-    left; the exit code is the shell's for the signal (130, 143)."""
+    left (said only by a command that writes files); the exit code is the shell's for the
+    signal (130, 143)."""
     sig = signal.SIGTERM if isinstance(interrupt, _Terminated) else signal.SIGINT
-    click.echo(
-        "interrupted: files not yet written were left as they were; no temporary file remains",
-        err=True,
-    )
+    said = "interrupted"
+    if writes:
+        said += ": files not yet written were left as they were; no temporary file remains"
+    click.echo(said, err=True)
     return 128 + int(sig)
 
 
@@ -303,7 +304,7 @@ class _Main(click.Group):
             try:
                 code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             except click.exceptions.Abort:
-                code = _interrupted(KeyboardInterrupt())
+                code = _interrupted(KeyboardInterrupt(), writes=False)  # no command has run
             except click.ClickException as error:
                 error.show()
                 code = error.exit_code

@@ -125,6 +125,27 @@ def test_a_stderr_that_cannot_be_written_leaves_the_run_its_exit_code(tmp_path, 
     assert confedit("offload", "--service", "nope", config.name).returncode == 2  # click's
 
 
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (
+            "offload",
+            "interrupted: files not yet written were left as they were; no temporary file remains",
+        ),
+        ("audit", "interrupted"),  # it writes no file: it said the offload's words
+    ],
+)
+def test_an_interrupted_run_says_what_became_of_its_files(monkeypatch, command, said):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(offload_command, "offload", ctrl_c)
+    monkeypatch.setattr("confedit.audit_command.audit", ctrl_c)
+    result = CliRunner().invoke(cli.main, [command, str(SAMPLE)])
+    assert result.exit_code == 130
+    assert result.stderr.splitlines()[-1] == said
+
+
 @pytest.mark.parametrize("command", ["offload", "audit"])
 def test_an_internal_error_is_a_json_report_too(monkeypatch, command):
     def boom(*args, **kwargs):
