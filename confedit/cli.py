@@ -99,6 +99,13 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
+def _paths(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """Each --path given names something, as _not_empty asks of one value."""
+    for path in value:
+        _not_empty(ctx, param, path)
+    return value
+
+
 def _folder(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
     """--output-dir or --runbook-dir as a Path; an empty one is refused before it becomes '.'."""
     named = _not_empty(ctx, param, value)
@@ -450,6 +457,7 @@ def main() -> None:
     "paths",
     multiple=True,
     metavar="SITE/VDIR",
+    callback=_paths,
     help="A location path to offload (repeatable).",
 )
 @_SITE

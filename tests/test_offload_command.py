@@ -429,6 +429,7 @@ def test_a_backup_suffix_holding_a_slash_is_a_usage_error(confedit_exe, tmp_path
         ("--output-dir", b"DIR"),
         ("--runbook-dir", b"DIR"),
         ("--since", b"REV"),
+        ("--path", b"SITE/VDIR"),  # was refused, exit 3, as "'/' is the server level"
     ],
 )
 def test_an_empty_value_is_a_usage_error_not_an_option_left_out(
