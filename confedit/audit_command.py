@@ -15,11 +15,12 @@ import click
 
 from confedit import report, style
 from confedit.auditing import AuditReport, audit, render_table, unlocked_warnings
-from confedit.batch import Input, default_jobs, find_inputs, most_severe, run_all, show_progress
+from confedit.batch import Input, default_jobs, most_severe, run_all, show_progress
 from confedit.command_common import (
     CommonOptions,
     crash,
     echo_err,
+    found_inputs,
     paint_note,
     paint_summary,
     read_item,
@@ -108,11 +109,11 @@ def _audit_crashed(settings: AuditSettings, item: Input, error: BaseException) -
 
 def run_audit_many(opts: AuditOptions) -> int:
     """`confedit audit` over several files, or `--fleet`; returns the run's exit code."""
-    inputs = find_inputs(opts.configs)
-    settings = AuditSettings(opts.site, opts.max_size, opts.debug)
-    progress = "auditing" if show_progress(len(inputs), opts.quiet) else None
     color_out = style.enabled(opts.color, sys.stdout)
     color_err = style.enabled(opts.color, sys.stderr)
+    inputs = found_inputs(opts.configs, color_err)
+    settings = AuditSettings(opts.site, opts.max_size, opts.debug)
+    progress = "auditing" if show_progress(len(inputs), opts.quiet) else None
     tables = not opts.fleet and opts.fmt != "json"
     show = _AuditShown(opts.offloaded, tables, opts.quiet, color_out, color_err)
     streams = streams_each_file()

@@ -47,19 +47,23 @@ class Input:
     problem: str | None = None  # why it cannot be worked on, found while searching
 
 
-def find_inputs(arguments: Sequence[Path], skip: Path | None = None) -> list[Input]:
+def find_inputs(
+    arguments: Sequence[Path], skip: Path | None = None, unfollowed: list[Path] | None = None
+) -> list[Input]:
     """Files named, and every config file (see is_config_name) below the folders named.
 
-    Folders are searched in sorted order, without following symlinked folders; `skip` (the
-    output folder) is not searched. A file found twice is kept once, at its first place, and
-    named by its own path rather than by a symlink to it.
+    Folders are searched in sorted order, without following symlinked folders (a link may lead
+    out of the tree, or back up it); those met are added to `unfollowed`, for the caller to
+    warn of. `skip` (the output folder) is not searched. A file found twice is kept once, at its
+    first place, and named by its own path rather than by a symlink to it.
     """
     found: list[Input] = []
     skipped = os.path.realpath(skip) if skip is not None else None
     cwd = logical_cwd()  # found once
+    links = unfollowed if unfollowed is not None else []
     at: dict[str, int] = {}  # a file's real path -> its place in `found`
     for argument in arguments:
-        for item in _expand(argument, skipped, cwd):
+        for item in _expand(argument, skipped, cwd, links):
             key = os.path.realpath(item.path)
             if key not in at:
                 at[key] = len(found)
@@ -69,7 +73,7 @@ def find_inputs(arguments: Sequence[Path], skip: Path | None = None) -> list[Inp
     return found
 
 
-def _expand(argument: Path, skipped: str | None, cwd: Path) -> list[Input]:
+def _expand(argument: Path, skipped: str | None, cwd: Path, links: list[Path]) -> list[Input]:
     if not argument.is_dir():
         return [Input(argument, label_of(argument, None, cwd))]
     label = partial(label_of, folder=argument, cwd=cwd)
@@ -80,6 +84,9 @@ def _expand(argument: Path, skipped: str | None, cwd: Path) -> list[Input]:
         found.append(Input(where, label(where), f"cannot search: {error.strerror}"))
 
     for folder, subfolders, files in os.walk(argument, onerror=unreadable):
+        links += sorted(
+            Path(folder, name) for name in subfolders if Path(folder, name).is_symlink()
+        )
         subfolders[:] = sorted(
             name
             for name in subfolders

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from confedit import report, style
-from confedit.batch import Input, on_terminal
+from confedit.batch import Input, find_inputs, on_terminal
 from confedit.errors import (
     ConfeditError,
     InternalError,
@@ -20,6 +21,7 @@ from confedit.errors import (
     StdoutFailed,
     WorkerDied,
     WorkerLost,
+    shown,
 )
 from confedit.files import STDOUT_CLOSED, Snapshot, read_input, stdout_open
 
@@ -93,6 +95,22 @@ def streams_each_file() -> bool:
     terminal (a pipeline's log, say), where a long run would otherwise be silent to the end.
     On a terminal the files are shown together at the end, after the progress bar if any."""
     return not on_terminal(sys.stderr)
+
+
+def found_inputs(configs: Sequence[Path], color: bool, skip: Path | None = None) -> list[Input]:
+    """The files to work on (see batch.find_inputs), with a warning for each symlinked folder
+    the search met and did not follow: a server's folder reached by a link would otherwise be
+    left out without a word."""
+    unfollowed: list[Path] = []
+    inputs = find_inputs(configs, skip, unfollowed)
+    warning = style.paint("warning:", "warn", color)
+    for link in unfollowed:
+        echo_err(
+            f"{warning} {shown(str(link))} is a symlinked folder, not searched: name it to "
+            "search it",
+            color,
+        )
+    return inputs
 
 
 def echo_err(text: str, color: bool) -> None:

@@ -29,6 +29,7 @@ from confedit.command_common import (
     CommonOptions,
     crash,
     echo_err,
+    found_inputs,
     paint_note,
     paint_summary,
     read_item,
@@ -485,7 +486,7 @@ def _crashed(settings: FileSettings, item: Input, error: BaseException) -> FileR
 
 def run_offload_many(opts: OffloadOptions) -> int:
     """`confedit offload` over several files; returns the run's exit code."""
-    inputs = find_inputs(opts.configs, skip=opts.output_dir)
+    inputs = found_inputs(opts.configs, style.enabled(opts.color, sys.stderr), opts.output_dir)
     _check_destinations(opts, inputs)
     if opts.output_dir is not None:
         _warn_unsearched(opts, opts.output_dir, inputs)

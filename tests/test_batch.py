@@ -66,6 +66,18 @@ def test_a_file_named_twice_or_also_found_in_a_folder_is_kept_once(tmp_path, mon
     assert [item.label for item in found] == ["srv/applicationHost.config"]
 
 
+def test_symlinked_folders_are_not_searched_but_listed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / "real" / "applicationHost.config")
+    touch(tmp_path / "exports" / "cas1" / "applicationHost.config")
+    (tmp_path / "exports" / "cas2").symlink_to(tmp_path / "real")
+    (tmp_path / "exports" / "cas1" / "up").symlink_to(tmp_path)  # a loop, were it followed
+    unfollowed: list[Path] = []
+    found = find_inputs([Path("exports")], unfollowed=unfollowed)
+    assert [item.label for item in found] == ["exports/cas1/applicationHost.config"]
+    assert unfollowed == [Path("exports/cas2"), Path("exports/cas1/up")]  # as the walk meets them
+
+
 def test_the_output_folder_is_not_searched(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     touch(tmp_path / "srv" / "applicationHost.config")

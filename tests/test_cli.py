@@ -507,3 +507,18 @@ def test_bash_completes_commands_and_service_names(confedit_exe):
     assert completions("confedit", "au") == ["audit"]
     assert completions("confedit", "offload", "--service", "e") == ["ecp", "ews", "eas"]
     assert completions("confedit", "offload", "--format", "") == ["text", "json"]
+
+
+@pytest.mark.parametrize("command", [["offload", "--check"], ["audit"], ["audit", "--fleet"]])
+def test_a_symlinked_server_folder_is_named_as_not_searched(confedit_exe, tmp_path, command):
+    """A folder search does not follow links; a server reached by one must not go unmentioned."""
+    for server in ("cas1", "elsewhere/cas2"):
+        (tmp_path / server).mkdir(parents=True)
+        shutil.copyfile(SAMPLE, tmp_path / server / "applicationHost.config")
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "cas1").rename(tmp_path / "exports" / "cas1")
+    (tmp_path / "exports" / "cas2").symlink_to(tmp_path / "elsewhere" / "cas2")
+    proc = run(confedit_exe, *command, "exports", cwd=tmp_path)
+    warning = "warning: exports/cas2 is a symlinked folder, not searched: name it to search it"
+    assert warning in proc.stderr.decode().splitlines()
+    assert b"exports/cas2/applicationHost.config" not in proc.stdout + proc.stderr
