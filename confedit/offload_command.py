@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 
@@ -279,11 +279,18 @@ def _is_stdout(destination: str) -> bool:
         return True
     try:
         out = os.fstat(sys.stdout.fileno())
-        if not (stat.S_ISREG(out.st_mode) or stat.S_ISFIFO(out.st_mode)):
-            return False
-        return os.path.samestat(Path(destination).stat(), out)
-    except (OSError, ValueError, AttributeError):  # not there yet; stdout closed or captured
+    except (OSError, ValueError, AttributeError):  # stdout closed (`>&-`), or captured
+        # Its names lead nowhere then, but still mean it: the run needs the stdout it lacks.
+        return destination in _STDOUT_NAMES
+    if not (stat.S_ISREG(out.st_mode) or stat.S_ISFIFO(out.st_mode)):
         return False
+    try:
+        return os.path.samestat(Path(destination).stat(), out)
+    except OSError:  # not there yet
+        return False
+
+
+_STDOUT_NAMES: Final = frozenset({"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"})
 
 
 def stage_in_place(

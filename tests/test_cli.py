@@ -93,6 +93,7 @@ def test_a_path_given_as_the_site_is_a_usage_error(confedit_exe, command):
     [
         ["offload", "--in-place", "--format", "json"],  # the report
         ["offload", "--in-place", "--diff", "-"],  # an output
+        ["offload", "--in-place", "--diff", "/dev/stdout"],  # by a name that leads nowhere then
         ["audit"],  # the table
     ],
 )
