@@ -133,6 +133,7 @@ class _Run:
     debug: bool
     name: str | None = None
     command: str = "offload"
+    writes: bool = False  # whether the run writes files, for an interruption to speak of them
 
     def fail(self, error: ConfeditError) -> int:
         if self.fmt == "json" and not isinstance(error, StdoutFailed):
@@ -198,7 +199,7 @@ def _run_mapped(run: _Run, action: Callable[[], int]) -> int:
             traceback.print_exc()
         code = run.fail(error)
     except KeyboardInterrupt as interrupt:
-        code = _interrupted(interrupt, writes=run.command == "offload")
+        code = _interrupted(interrupt, writes=run.writes)
     except BrokenPipeError:
         code = _stdout_closed()
     except click.UsageError as error:
@@ -486,7 +487,8 @@ def offload(**options: Any) -> None:
     from confedit.offload_command import OffloadOptions, run_offload  # noqa: PLC0415
 
     opts = OffloadOptions(**options)
-    run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config))
+    name = None if opts.many else str(opts.config)
+    run = _Run(opts.fmt, opts.debug, name, writes=opts.writes_files)
 
     def validated_run() -> int:
         opts.validate()

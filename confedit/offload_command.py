@@ -134,6 +134,12 @@ class OffloadOptions(CommonOptions):
         """The files named by -o, --diff and --runbook (not stdout), by option."""
         return [(option, Path(value)) for option, value in self._named_outputs() if value != STDIO]
 
+    @property
+    def writes_files(self) -> bool:
+        """Whether this run writes any file (stdout is not one)."""
+        folders = self.output_dir is not None or self.runbook_dir is not None
+        return self.in_place or folders or bool(self.destinations())
+
     def _named_outputs(self) -> list[tuple[str, str]]:
         named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
         return [(option, value) for option, value in named if value]

@@ -127,22 +127,26 @@ def test_a_stderr_that_cannot_be_written_leaves_the_run_its_exit_code(tmp_path, 
 
 
 @pytest.mark.parametrize(
-    ("command", "said"),
+    ("args", "said"),
     [
         (
-            "offload",
+            ["offload", "--diff", "out.diff"],
             "interrupted: files not yet written were left as they were; no temporary file remains",
         ),
-        ("audit", "interrupted"),  # it writes no file: it said the offload's words
+        # they write no file: they said the words of an offload that writes
+        (["offload"], "interrupted"),  # the preview
+        (["offload", "--check"], "interrupted"),
+        (["audit"], "interrupted"),
     ],
 )
-def test_an_interrupted_run_says_what_became_of_its_files(monkeypatch, command, said):
+def test_an_interrupted_run_says_what_became_of_its_files(monkeypatch, tmp_path, args, said):
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(offload_command, "offload", ctrl_c)
     monkeypatch.setattr("confedit.audit_command.audit", ctrl_c)
-    result = CliRunner().invoke(cli.main, [command, str(SAMPLE)])
+    result = CliRunner().invoke(cli.main, [*args, str(SAMPLE)])
     assert result.exit_code == 130
     assert result.stderr.splitlines()[-1] == said
 
