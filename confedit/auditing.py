@@ -342,13 +342,22 @@ def _render_offloaded(report: AuditReport, color: bool) -> str:
             )
         )
     if report.all_offloaded:
-        verdict = paint("all default targets are offloaded", "good", color)
+        verdict = paint(_all_offloaded(report), "good", color)
     elif report.front_end_problem is not None:
         verdict = paint(f"NOT offloaded: {shown(report.front_end_problem)}", "bad", color)
     else:
         verdict = paint("NOT offloaded: run confedit offload", "bad", color)
     table = aligned(rows, paint_cell=_offloaded_role if color else None)
     return "\n".join([paint(shown(report.name), "header", color), *table, verdict])
+
+
+def _all_offloaded(report: AuditReport) -> str:
+    """The verdict of a file whose default targets are all offloaded, naming those it lacks:
+    'all' alone would vouch for directories that are not there."""
+    absent = [row.service or row.path for row in report.targets() if not row.in_sites]
+    if not absent:
+        return "all default targets are offloaded"
+    return f"all default targets present are offloaded; absent: {', '.join(absent)}"
 
 
 def _offloaded_role(row: int, column: int, text: str) -> str | None:

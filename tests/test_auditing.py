@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from confedit import offload
 from confedit.auditing import audit, render_table, unlocked_warnings
 from confedit.fleet import fleet_of
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
@@ -95,6 +96,17 @@ def test_default_targets_a_server_does_not_have_are_marked_absent():
     assert any(line.startswith("(absent): ") for line in lines)  # the legend says what it means
     assert not any("Client Access server?" in line for line in lines)  # the others are there
     assert "(absent)" not in render_table(audit(raw, "x"))
+
+
+def test_an_offloaded_file_lacking_default_targets_names_them_in_its_verdict():
+    offloaded = offload(CAS.read_bytes()).output
+    oab = re.compile(rb'<application path="/OAB".*?</application>', re.DOTALL)
+    without_oab, removed = oab.subn(b"", offloaded)
+    assert removed == 1
+    verdict = render_table(audit(without_oab, "x"), offloaded_only=True).splitlines()[-1]
+    assert verdict == "all default targets present are offloaded; absent: oab"
+    whole = render_table(audit(offloaded, "x"), offloaded_only=True).splitlines()[-1]
+    assert whole == "all default targets are offloaded"
 
 
 def test_a_site_that_is_not_in_sites_is_named_as_the_likely_mistake():
