@@ -47,12 +47,11 @@ def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[lis
         _check_untouched_bytes(document.data, steps, output)
         actions = []
         shift = 0  # how far the output has moved at this edit, from the edits before it
-        checked: dict[Shape, list[str]] = {}
         for index, edit in enumerate(steps):
             if _shares_element(steps, index):
                 raise VerificationFailed("two edits change one element")
             at = edit.start + shift
-            actions.append(_check_meaning(document, edit, output, at, checked=checked))
+            actions.append(_check_meaning(document, edit, output, at))
             shift += edit.delta
         _check_access_defined_once(document, steps)
         _check_back_end(document, steps, output)
@@ -95,20 +94,21 @@ def _shares_element(steps: list[Edit], index: int) -> bool:
     return False
 
 
-def _check_meaning(
-    document: Document,
-    edit: Edit,
-    output: bytes,
-    at: int,
-    *,
-    checked: dict[Shape, list[str]],
-) -> list[str]:
+# The outline pairs that passed both checks, with their xmldiff actions. The checks of a pair
+# depend on nothing else, and the same few pairs recur in every file of a fleet (the Exchange
+# virtual directories hold the same sections on every server): a pair checked once in this
+# process is not checked again. Emptied when full (a pair is a few hundred bytes): clear() is
+# one step, safe when threads share the module.
+_CHECKED: Final[dict[Shape, tuple[str, ...]]] = {}
+_CHECKED_AT_MOST: Final = 256
+
+
+def _check_meaning(document: Document, edit: Edit, output: bytes, at: int) -> list[str]:
     """Parse the changed element from the output (where the edit starts at offset `at`) and
     compare it with the expected change.
 
-    Most edited locations hold the same sections, so their outlines are often alike, and the
-    checks of an outline pair depend on nothing else: `checked` keeps the xmldiff actions of
-    each pair that passed in this run, and an equal pair is not checked twice.
+    Most edited locations hold the same sections, so their outlines are often alike: an outline
+    pair is checked once (see _CHECKED).
     """
     anchor, span = edit.anchor, edit.anchor_span
     if anchor is None or span is None:  # a new <location>
@@ -120,10 +120,14 @@ def _check_meaning(
     before_outline = _outline(anchor, created=False)
     after_outline = _outline(after, created=bool(edit.creates))
     shape = (etree.tostring(before_outline), etree.tostring(after_outline), edit.creates)
-    if shape not in checked:
+    actions = _CHECKED.get(shape)
+    if actions is None:
         _check_same(_expected(before_outline, edit), after_outline, edit)
-        checked[shape] = _semantic_actions(before_outline, after_outline, edit)
-    return checked[shape]
+        actions = tuple(_semantic_actions(before_outline, after_outline, edit))
+        if len(_CHECKED) >= _CHECKED_AT_MOST:
+            _CHECKED.clear()
+        _CHECKED[shape] = actions
+    return list(actions)
 
 
 def _check_same(expected: etree._Element, actual: etree._Element, edit: Edit) -> None:

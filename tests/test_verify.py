@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from confedit import engine, offload, writing
+from confedit import engine, offload, verify, writing
 from confedit.document import ElementSpan
 from confedit.edits import Edit, ordered, touches
 from confedit.errors import VerificationFailed
@@ -74,6 +74,27 @@ def test_semantic_changes_come_from_xmldiff():
     inserted, updated = result.semantic_changes
     assert any("InsertNode" in action and "access" in action for action in inserted)
     assert any("UpdateAttrib" in action and "sslFlags" in action for action in updated)
+
+
+def test_an_outline_pair_is_checked_by_xmldiff_once_per_process(monkeypatch):
+    from xmldiff.diff import Differ
+
+    calls = []
+    real_diff = Differ.diff
+
+    def counted(self, left=None, right=None):
+        calls.append(left)
+        return real_diff(self, left, right)
+
+    monkeypatch.setattr(Differ, "diff", counted)
+    monkeypatch.setattr(verify, "_CHECKED", {}, raising=False)  # forget earlier tests
+    first = offload(RAW, Request(), name="x")
+    assert calls  # the file's distinct pairs, each once
+    calls.clear()
+    # another server of the fleet: the same outlines, written otherwise around them
+    again = offload(RAW.replace(b"<!--", b"<!-- another server"), Request(), name="y")
+    assert calls == []
+    assert again.semantic_changes == first.semantic_changes
 
 
 def test_two_edits_in_one_element_are_caught(monkeypatch):
