@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import copy
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, TypeVar
 
 from lxml import etree
 
@@ -36,6 +36,8 @@ from confedit.spans import site_of_path
 ACCESS_XPATH: Final = "system.webServer/security/access"  # below a <location>
 # An outline pair as it is checked: before, after (serialised) and the elements the edit creates.
 Shape = tuple[bytes, bytes, tuple[str, ...]]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[list[str]]:
@@ -97,10 +99,14 @@ def _shares_element(steps: list[Edit], index: int) -> bool:
 # The outline pairs that passed both checks, with their xmldiff actions. The checks of a pair
 # depend on nothing else, and the same few pairs recur in every file of a fleet (the Exchange
 # virtual directories hold the same sections on every server): a pair checked once in this
-# process is not checked again. Emptied when full (a pair is a few hundred bytes): clear() is
-# one step, safe when threads share the module.
+# process is not checked again.
 _CHECKED: Final[dict[Shape, tuple[str, ...]]] = {}
-_CHECKED_AT_MOST: Final = 256
+# The outline of each changed element parsed from an output, serialised, by the element's bytes
+# (and the namespaces around it): the same bytes parse to the same element, and the files of a
+# fleet hold the same edited elements. Only elements of up to _KEYED_UP_TO bytes, their key.
+_AFTER_OUTLINES: Final[dict[tuple[bytes, bytes, bool], bytes]] = {}
+_KEYED_UP_TO: Final = 4096
+_REMEMBERED: Final = 256  # entries per table; emptied when full
 
 
 def _check_meaning(document: Document, edit: Edit, output: bytes, at: int) -> list[str]:
@@ -116,18 +122,38 @@ def _check_meaning(document: Document, edit: Edit, output: bytes, at: int) -> li
         _check_same(_expected(None, edit), after, edit)
         return [f'insert <location path={edit.location_path!r}> with <access sslFlags="None" />']
     start = at - (edit.start - span.start)
-    after = _parse_fragment(output[start : start + span.end - span.start + edit.delta], anchor)
+    fragment = output[start : start + span.end - span.start + edit.delta]
+    created = bool(edit.creates)
     before_outline = _outline(anchor, created=False)
-    after_outline = _outline(after, created=bool(edit.creates))
-    shape = (etree.tostring(before_outline), etree.tostring(after_outline), edit.creates)
+    shape = (
+        etree.tostring(before_outline),
+        _after_outline(fragment, anchor, created),
+        edit.creates,
+    )
     actions = _CHECKED.get(shape)
     if actions is None:
+        after_outline = _outline(_parse_fragment(fragment, anchor), created=created)
         _check_same(_expected(before_outline, edit), after_outline, edit)
         actions = tuple(_semantic_actions(before_outline, after_outline, edit))
-        if len(_CHECKED) >= _CHECKED_AT_MOST:
-            _CHECKED.clear()
-        _CHECKED[shape] = actions
+        _remember(_CHECKED, shape, actions)
     return list(actions)
+
+
+def _after_outline(fragment: bytes, context: etree._Element, created: bool) -> bytes:
+    """The serialised outline of the element `fragment` holds (see _AFTER_OUTLINES)."""
+    key = (fragment, _declarations(context), created)
+    text = _AFTER_OUTLINES.get(key)
+    if text is None:
+        text = etree.tostring(_outline(_parse_fragment(fragment, context), created=created))
+        if len(fragment) <= _KEYED_UP_TO:
+            _remember(_AFTER_OUTLINES, key, text)
+    return text
+
+
+def _remember(table: dict[K, V], key: K, value: V) -> None:
+    if len(table) >= _REMEMBERED:
+        table.clear()  # one step: safe when threads share the module
+    table[key] = value
 
 
 def _check_same(expected: etree._Element, actual: etree._Element, edit: Edit) -> None:
@@ -146,13 +172,18 @@ def _check_same(expected: etree._Element, actual: etree._Element, edit: Edit) ->
 _FRAGMENT_PARSER: Final = make_parser()
 
 
-def _parse_fragment(fragment: bytes, context: etree._Element) -> etree._Element:
-    """Parse one element cut from the output, with the namespaces in scope at its place."""
-    declarations = b"".join(
+def _declarations(context: etree._Element) -> bytes:
+    """The namespace prefixes in scope at `context`, as attributes of a wrapper element."""
+    return b"".join(
         b" xmlns:" + prefix.encode() + b'="' + uri.encode() + b'"'
         for prefix, uri in context.nsmap.items()
         if prefix
     )
+
+
+def _parse_fragment(fragment: bytes, context: etree._Element) -> etree._Element:
+    """Parse one element cut from the output, with the namespaces in scope at its place."""
+    declarations = _declarations(context)
     try:
         wrapper = etree.fromstring(
             b"<fragment" + declarations + b">" + fragment + b"</fragment>", _FRAGMENT_PARSER

@@ -97,6 +97,34 @@ def test_an_outline_pair_is_checked_by_xmldiff_once_per_process(monkeypatch):
     assert again.semantic_changes == first.semantic_changes
 
 
+def test_an_edited_element_is_parsed_once_per_process_for_the_same_bytes(monkeypatch):
+    parsed = []
+    real_parse = verify._parse_fragment
+
+    def counted(fragment, context):
+        parsed.append(fragment)
+        return real_parse(fragment, context)
+
+    monkeypatch.setattr(verify, "_parse_fragment", counted)
+    for table in ("_AFTER_OUTLINES", "_CHECKED"):  # forget earlier tests
+        monkeypatch.setattr(verify, table, {}, raising=False)
+    first = offload(RAW, Request(), name="x")
+    new_locations = sum(edit.anchor is None for edit in first.edits)
+    assert parsed
+    parsed.clear()
+    # another server of the fleet: the same edited elements, written otherwise around them
+    again = offload(RAW.replace(b"<!--", b"<!-- another server"), Request(), name="y")
+    assert len(parsed) == new_locations  # each made from its edit's own text: parsed every time
+    assert again.semantic_changes == first.semantic_changes
+    parsed.clear()
+    edit = next(e for e in first.edits if e.anchor is not None and e.anchor.tag == "security")
+    span = edit.anchor_span
+    spelled = RAW[span.start : span.end].replace(b"<authentication>", b"<authentication >", 1)
+    assert spelled != RAW[span.start : span.end]
+    offload(RAW[: span.start] + spelled + RAW[span.end :], Request(), name="z")
+    assert len(parsed) == new_locations + 1  # an element written otherwise is parsed again
+
+
 def test_two_edits_in_one_element_are_caught(monkeypatch):
     real_plan = engine.plan
 
