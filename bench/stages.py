@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confedit import engine
+from confedit import engine, verify
 from confedit.plan import Request
 
 STAGES = ("load", "Config", "plan", "splice", "verify", "unified_diff")
@@ -77,6 +77,7 @@ def recording(memory: bool = False) -> Iterator[list[Call]]:
 
 def record(raw: bytes, request: Request, *, memory: bool = False) -> dict[str, Call]:
     """The stages of one offload of `raw`, including its diff, by stage name."""
+    verify.forget()  # one file's whole cost, as in bench/lib_worker.py
     with recording(memory) as calls:
         engine.offload(raw, request, name="input").diff("input")
     return {call.name: call for call in calls}

@@ -87,14 +87,18 @@ def test_an_outline_pair_is_checked_by_xmldiff_once_per_process(monkeypatch):
         return real_diff(self, left, right)
 
     monkeypatch.setattr(Differ, "diff", counted)
-    monkeypatch.setattr(verify, "_CHECKED", {}, raising=False)  # forget earlier tests
+    verify.forget()  # the earlier tests' pairs
     first = offload(RAW, Request(), name="x")
     assert calls  # the file's distinct pairs, each once
+    checked_once = len(calls)
     calls.clear()
     # another server of the fleet: the same outlines, written otherwise around them
     again = offload(RAW.replace(b"<!--", b"<!-- another server"), Request(), name="y")
     assert calls == []
     assert again.semantic_changes == first.semantic_changes
+    verify.forget()  # as a measurement of one file's whole cost does
+    offload(RAW, Request(), name="x")
+    assert len(calls) == checked_once
 
 
 def test_an_edited_element_is_parsed_once_per_process_for_the_same_bytes(monkeypatch):
@@ -106,8 +110,7 @@ def test_an_edited_element_is_parsed_once_per_process_for_the_same_bytes(monkeyp
         return real_parse(fragment, context)
 
     monkeypatch.setattr(verify, "_parse_fragment", counted)
-    for table in ("_AFTER_OUTLINES", "_CHECKED"):  # forget earlier tests
-        monkeypatch.setattr(verify, table, {}, raising=False)
+    verify.forget()  # the earlier tests' elements
     first = offload(RAW, Request(), name="x")
     new_locations = sum(edit.anchor is None for edit in first.edits)
     assert parsed
