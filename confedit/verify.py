@@ -7,7 +7,8 @@ the file size:
 1. bytes: every byte outside the edited spans is identical to the input (one comparison per gap);
 2. meaning: each changed element, cut from the output and parsed on its own, equals the input's
    element with the intended change applied, and xmldiff finds exactly that change and nothing
-   else. A well-formed element replaced by a well-formed element (or a new <location> inserted
+   else (its other children are compared as stubs: the edit must replace none of their bytes).
+   A well-formed element replaced by a well-formed element (or a new <location> inserted
    between two top-level elements) keeps the document well-formed, so the whole output re-parses;
 3. one definition per path: an edit that creates <access> does so where no <location> of that
    path has one (IIS refuses a section defined twice for one path);
@@ -53,6 +54,7 @@ def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[lis
             if _shares_element(steps, index):
                 raise VerificationFailed("two edits change one element")
             at = edit.start + shift
+            _check_children_kept(document.data, edit)
             actions.append(_check_meaning(document, edit, output, at))
             shift += edit.delta
         _check_access_defined_once(document, steps)
@@ -94,6 +96,22 @@ def _shares_element(steps: list[Edit], index: int) -> bool:
             return True
         after += 1
     return False
+
+
+def _check_children_kept(data: bytes, edit: Edit) -> None:
+    """The outlines compare the children of the edited element as stubs, their bytes being the
+    input's: that holds only if the edit replaces none of the content between its tags (it
+    changes the start tag, replaces a self-closed element, or inserts after the content)."""
+    span = edit.anchor_span
+    if span is None:  # a new <location>: it replaces nothing
+        return
+    if edit.start < span.start or edit.end > span.end:
+        raise VerificationFailed(f"the edit of {edit.location_path!r} reaches outside its element")
+    start, end = max(edit.start, span.start_tag_end), min(edit.end, span.end_tag_start)
+    if start < end and data[start:end].strip():
+        raise VerificationFailed(
+            f"the edit of {edit.location_path!r} at byte {edit.start} rewrites an unchanged child"
+        )
 
 
 # The outline pairs that passed both checks, with their xmldiff actions. The checks of a pair

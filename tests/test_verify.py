@@ -69,6 +69,25 @@ def test_an_edit_inside_the_back_end_is_caught(monkeypatch):
         offload(RAW, Request(services=("owa",)), name="x")
 
 
+def test_an_edit_that_rewrites_an_unchanged_child_is_caught(monkeypatch):
+    """The children of an edited element other than the new one are compared as stubs, since
+    their bytes are the input's: an edit reaching back into one must be refused, not outlined
+    as unchanged."""
+
+    def into_the_child_before(edit: Edit, config) -> Edit:
+        if not edit.creates or edit.anchor is None:
+            return edit
+        child = config.document.data.rindex(b'enabled="', 0, edit.start) + len(b'enabled="')
+        old = config.document.data[child : edit.start]
+        return dataclasses.replace(
+            edit, start=child, text=b"EVIL" + old[old.index(b'"') :] + edit.text
+        )
+
+    _break(monkeypatch, into_the_child_before)
+    with pytest.raises(VerificationFailed, match="unchanged child"):
+        offload(RAW, Request(services=("owa",)), name="x")
+
+
 def test_semantic_changes_come_from_xmldiff():
     result = offload(RAW, Request(services=("owa", "oab")), name="x")
     inserted, updated = result.semantic_changes
