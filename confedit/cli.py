@@ -276,13 +276,29 @@ _JOBS = click.option(
     metavar="N",
     help="Work on N files at once (default: the number of CPUs).",
 )
+
+
+class _NamedPath(click.Path):
+    """A CONFIG that names something: click makes an empty one Path('.'), and `confedit offload
+    --in-place "$CONFIG"` with CONFIG unset searched the current folder and rewrote its files."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "":
+            self.fail(
+                "an empty CONFIG names nothing (an unset shell variable?); name a file or a folder",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 _CONFIGS = click.argument(
     "configs",
     metavar="CONFIG...",
     nargs=-1,
     required=True,
     # readable=False: an unreadable file is that file's error (exit 4), not a usage error
-    type=click.Path(path_type=Path, readable=False),
+    type=_NamedPath(path_type=Path, readable=False),
 )
 _MAX_SIZE = click.option(
     "--max-size",

@@ -446,6 +446,21 @@ def test_an_empty_value_is_a_usage_error_not_an_option_left_out(
     assert snapshot_folder(tmp_path) == before
 
 
+@pytest.mark.parametrize("command", [["offload", "--in-place"], ["audit"]])
+def test_an_empty_config_is_a_usage_error_not_the_current_folder(confedit_exe, tmp_path, command):
+    """`confedit offload --in-place "$CONFIG"` with CONFIG unset searched the current folder
+    and rewrote every applicationHost.config below it."""
+    server = tmp_path / "srv1"
+    server.mkdir()
+    copy_sample(server)
+    before = snapshot_folder(tmp_path)
+    proc = run(confedit_exe, *command, "", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert b"an empty CONFIG names nothing" in proc.stderr
+    assert proc.stdout == b""
+    assert snapshot_folder(tmp_path) == before
+
+
 @pytest.mark.parametrize("written", [["--in-place", "--backup", ".orig"], ["-o", "out.config"]])
 def test_a_diff_that_cannot_be_written_leaves_the_config_as_it_was(confedit_exe, tmp_path, written):
     """The outputs are written together: none of them, if one cannot be."""
