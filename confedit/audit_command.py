@@ -111,7 +111,7 @@ def run_audit_many(opts: AuditOptions) -> int:
     """`confedit audit` over several files, or `--fleet`; returns the run's exit code."""
     color_out = style.enabled(opts.color, sys.stdout)
     color_err = style.enabled(opts.color, sys.stderr)
-    inputs = found_inputs(opts.configs, color_err)
+    inputs = found_inputs(opts.configs, color_err, quiet=opts.quiet)
     settings = AuditSettings(opts.site, opts.max_size, opts.debug)
     progress = "auditing" if show_progress(len(inputs), opts.quiet) else None
     tables = not opts.fleet and opts.fmt != "json"

@@ -97,12 +97,16 @@ def streams_each_file() -> bool:
     return not on_terminal(sys.stderr)
 
 
-def found_inputs(configs: Sequence[Path], color: bool, skip: Path | None = None) -> list[Input]:
+def found_inputs(
+    configs: Sequence[Path], color: bool, *, quiet: bool, skip: Path | None = None
+) -> list[Input]:
     """The files to work on (see batch.find_inputs), with a warning for each symlinked folder
-    the search met and did not follow: a server's folder reached by a link would otherwise be
-    left out without a word."""
+    the search met and did not follow (unless `quiet`): a server's folder reached by a link
+    would otherwise be left out without a word."""
     unfollowed: list[Path] = []
     inputs = find_inputs(configs, skip, unfollowed)
+    if quiet:
+        return inputs
     warning = style.paint("warning:", "warn", color)
     for link in unfollowed:
         echo_err(

@@ -499,7 +499,12 @@ def _crashed(settings: FileSettings, item: Input, error: BaseException) -> FileR
 
 def run_offload_many(opts: OffloadOptions) -> int:
     """`confedit offload` over several files; returns the run's exit code."""
-    inputs = found_inputs(opts.configs, style.enabled(opts.color, sys.stderr), opts.output_dir)
+    inputs = found_inputs(
+        opts.configs,
+        style.enabled(opts.color, sys.stderr),
+        quiet=opts.quiet,
+        skip=opts.output_dir,
+    )
     _check_destinations(opts, inputs)
     if opts.output_dir is not None:
         _warn_unsearched(opts, opts.output_dir, inputs)

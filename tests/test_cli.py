@@ -527,3 +527,13 @@ def test_a_symlinked_server_folder_is_named_as_not_searched(confedit_exe, tmp_pa
     warning = "warning: exports/cas2 is a symlinked folder, not searched: name it to search it"
     assert warning in proc.stderr.decode().splitlines()
     assert b"exports/cas2/applicationHost.config" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("command", [["offload", "--check", "-q"], ["audit", "-q"]])
+def test_quiet_keeps_the_symlinked_folder_warnings_off_stderr(confedit_exe, tmp_path, command):
+    """-q is only errors on stderr: the warnings of a folder search too."""
+    (tmp_path / "exports" / "cas1").mkdir(parents=True)
+    shutil.copyfile(SAMPLE, tmp_path / "exports" / "cas1" / "applicationHost.config")
+    (tmp_path / "exports" / "cas2").symlink_to(tmp_path / "exports" / "cas1")
+    proc = run(confedit_exe, *command, "exports", cwd=tmp_path)
+    assert b"warning" not in proc.stderr, proc.stderr
