@@ -4,6 +4,7 @@ file's lines on stderr."""
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -108,13 +109,26 @@ def found_inputs(
     if quiet:
         return inputs
     warning = style.paint("warning:", "warn", color)
-    for link in unfollowed:
+    for link in _unsearched(unfollowed, configs, skip):
         echo_err(
             f"{warning} {shown(str(link))} is a symlinked folder, not searched: name it to "
             "search it",
             color,
         )
     return inputs
+
+
+def _unsearched(links: list[Path], configs: Sequence[Path], skip: Path | None) -> list[Path]:
+    """The links whose folder the run neither searches by another way (below a folder named,
+    which holds it for real) nor writes to (the output folder): naming those would not help."""
+    searched = [Path(os.path.realpath(config)) for config in configs if config.is_dir()]
+    if skip is not None:
+        searched.append(Path(os.path.realpath(skip)))
+    return [
+        link
+        for link in links
+        if not any(Path(os.path.realpath(link)).is_relative_to(folder) for folder in searched)
+    ]
 
 
 def echo_err(text: str, color: bool) -> None:

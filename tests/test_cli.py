@@ -537,3 +537,29 @@ def test_quiet_keeps_the_symlinked_folder_warnings_off_stderr(confedit_exe, tmp_
     (tmp_path / "exports" / "cas2").symlink_to(tmp_path / "exports" / "cas1")
     proc = run(confedit_exe, *command, "exports", cwd=tmp_path)
     assert b"warning" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("link", "named"),
+    [
+        ("exports/cas2", ["exports"]),  # a link to a folder searched in the same tree
+        ("exports/cas2", ["exports", "elsewhere"]),  # to a folder named too
+        ("exports/patched", ["exports", "--output-dir", "exports/out"]),  # to the output folder
+    ],
+)
+def test_no_warning_for_a_symlinked_folder_the_run_searches_or_writes(
+    confedit_exe, tmp_path, link, named
+):
+    """'name it to search it' is wrong advice for a folder whose files are in the run already,
+    and for the output folder, whose patched files are not inputs."""
+    for server in ("exports/cas1", "elsewhere/cas2"):
+        (tmp_path / server).mkdir(parents=True)
+        shutil.copyfile(SAMPLE, tmp_path / server / "applicationHost.config")
+    (tmp_path / "exports" / "out").mkdir()
+    target = {"exports/cas2": "exports/cas1", "exports/patched": "exports/out"}[link]
+    if "elsewhere" in named:
+        target = "elsewhere/cas2"
+    (tmp_path / link).symlink_to(tmp_path / target)
+    proc = run(confedit_exe, "offload", *named, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert b"symlinked" not in proc.stderr, proc.stderr
