@@ -18,7 +18,14 @@ import click
 
 from confedit import __version__, exchange, style
 from confedit.errors import ConfeditError, InternalError, StdoutFailed, UsageProblem
-from confedit.files import DEFAULT_MAX_SIZE, print_json, silence_stdout, stdout_open, to_null
+from confedit.files import (
+    DEFAULT_MAX_SIZE,
+    STDOUT_NAMES,
+    print_json,
+    silence_stdout,
+    stdout_open,
+    to_null,
+)
 
 if TYPE_CHECKING:
     from click.decorators import FC
@@ -97,6 +104,15 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) ->
             "leave out the option"
         )
     return value
+
+
+def _output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A file to write, or '-' for stdout. /dev/stdout (and /dev/fd/1, /proc/self/fd/1) is
+    stdout itself and is written like '-': as a file, stdout redirected with `>>` lost what
+    it held, and `{ echo header; confedit ...; } > all.txt` its header, the new file being
+    renamed over the one stdout writes to."""
+    named = _not_empty(ctx, param, value)
+    return "-" if named in STDOUT_NAMES else named
 
 
 def _paths(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -414,7 +430,7 @@ def main() -> None:
     "-o",
     "--output",
     metavar="PATH",
-    callback=_not_empty,
+    callback=_output,
     help="Write the patched file here ('-': stdout).",
 )
 @click.option(
@@ -434,7 +450,7 @@ def main() -> None:
     "--diff",
     "diff_to",
     metavar="PATH",
-    callback=_not_empty,
+    callback=_output,
     help="Write the unified diff here ('-': stdout).",
 )
 @click.option(
@@ -445,7 +461,7 @@ def main() -> None:
 @click.option(
     "--runbook",
     metavar="FILE.ps1",
-    callback=_not_empty,
+    callback=_output,
     help="Write the operator's PowerShell steps (pools, rollback).",
 )
 @click.option(

@@ -327,6 +327,8 @@ def _give_to(descriptor: int, uid: int, gid: int) -> None:
 
 
 STDOUT_CLOSED: Final = "it is closed"
+# Other names of stdout: `-o /dev/stdout` is `-o -` (see cli._output).
+STDOUT_NAMES: Final = frozenset({"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"})
 
 
 def to_stdout(data: bytes) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import click
 
@@ -278,7 +278,8 @@ def run_offload(opts: OffloadOptions) -> int:
 
 
 def _is_stdout(destination: str) -> bool:
-    """`-`, or stdout under another name: /dev/stdout, /dev/fd/1, the file it is redirected to.
+    """`-` (which /dev/stdout and its other names became: see cli._output), or the file stdout
+    is redirected to.
     Only a stdout that keeps what is written counts (a file or a pipe): two writers into
     /dev/null or a terminal spoil nothing a program reads."""
     if destination == STDIO:
@@ -286,17 +287,13 @@ def _is_stdout(destination: str) -> bool:
     try:
         out = os.fstat(sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # stdout closed (`>&-`), or captured
-        # Its names lead nowhere then, but still mean it: the run needs the stdout it lacks.
-        return destination in _STDOUT_NAMES
+        return False
     if not (stat.S_ISREG(out.st_mode) or stat.S_ISFIFO(out.st_mode)):
         return False
     try:
         return os.path.samestat(Path(destination).stat(), out)
     except OSError:  # not there yet
         return False
-
-
-_STDOUT_NAMES: Final = frozenset({"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"})
 
 
 def stage_in_place(

@@ -495,6 +495,26 @@ def test_an_unreadable_input_is_that_files_error_and_the_others_go_on(confedit_e
     assert b"2 files: 1 needs work, 0 unchanged, 0 refused, 1 invalid" in proc.stderr
 
 
+@pytest.mark.parametrize("name", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+def test_dev_stdout_redirected_to_a_file_is_written_like_stdout(confedit_exe, tmp_path, name):
+    """`{ echo header; confedit ... -o /dev/stdout; echo footer; } > all.txt`: the patched file
+    was written to a temporary file renamed over all.txt, so the header was lost and the
+    footer went to the file the rename had replaced."""
+    collected = tmp_path / "all.txt"
+    with collected.open("ab") as out:
+        out.write(b"header\n")
+        out.flush()
+        proc = subprocess.run(
+            [confedit_exe, "offload", str(SAMPLE), "-o", name, "-q"],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+        out.write(b"footer\n")
+    assert proc.returncode == 0, proc.stderr
+    assert collected.read_bytes() == b"header\n" + PATCHED.read_bytes() + b"footer\n"
+
+
 def test_output_to_dev_stdout_and_a_fifo_is_written_as_it_is(confedit_exe, tmp_path):
     """/dev/stdout leads to a pipe here: it is written directly, never replaced by a rename
     (nor taken for a missing file because its link resolves to 'pipe:[...]')."""
