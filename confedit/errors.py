@@ -33,17 +33,23 @@ def shown(name: str) -> str:
 
 def shell_command(words: list[str]) -> str:
     """A command to paste from a message, quoted for a POSIX shell as shlex.join quotes it; but
-    a word holding a control character (a line break in a folder's name) is written in bash's
-    $'...' form, its bytes escaped, so that the command stays on the message's line and runs
-    as given (shown() would write \\n inside plain quotes: another name)."""
-    return " ".join(_ansi_c(word) if _CONTROL.search(word) else shlex.quote(word) for word in words)
+    a word holding a control character (a line break in a folder's name) or a byte that is not
+    UTF-8 is written in bash's $'...' form, its bytes escaped, so that the command stays on the
+    message's line and runs as given (shown() would write \\n inside plain quotes: another
+    name)."""
+    return " ".join(_ansi_c(word) if _ESCAPED.search(word) else shlex.quote(word) for word in words)
+
+
+# What a pasted command must hold as escaped bytes: a control character, or a byte of a name
+# that is not UTF-8 (a surrogate, which plain quotes would show as the text '\udce9').
+_ESCAPED: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
 
 
 def _ansi_c(word: str) -> str:
     def escaped(char: str) -> str:
         if char in "\\'":
             return "\\" + char
-        if _CONTROL.match(char):  # as the bytes of the name (a surrogate: its undecoded byte)
+        if _ESCAPED.match(char):  # as the bytes of the name (a surrogate: its undecoded byte)
             return "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogateescape"))
         return char
 

@@ -524,6 +524,24 @@ def test_the_git_diff_advised_for_a_folder_with_a_line_break_runs_in_bash(repo, 
     assert b'+                <access sslFlags="Ssl" />' in shown.splitlines()
 
 
+def test_the_git_diff_advised_for_a_folder_name_that_is_not_utf8_runs_in_bash(repo, original):
+    """A Latin-1 name (byte 0xe9): the command showed '\\udce9' inside plain quotes, another
+    folder; it is written as $'...\\xe9...', the folder's own byte."""
+    folder = Path(os.fsdecode(bytes(repo / "servers") + b"/caf\xe9"))
+    folder.mkdir(parents=True)
+    config = folder / "applicationHost.config"
+    config.write_bytes(original)
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "a folder name in Latin-1")
+    config.write_bytes(back_end_edited(original))
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(config, config.read_bytes(), "HEAD", "cas")
+    command = str(caught.value.advice).split("`")[1]
+    assert "caf\\xe9" in command
+    shown = subprocess.run(["bash", "-c", os.fsencode(command)], capture_output=True, check=True)
+    assert b'+                <access sslFlags="Ssl" />' in shown.stdout.splitlines()
+
+
 def test_the_git_diff_the_refusal_advises_works_from_outside_the_repository(
     repo, original, tmp_path_factory, monkeypatch
 ):
