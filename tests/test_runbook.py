@@ -259,12 +259,15 @@ _NAMES = st.text(
 ).filter(lambda name: name.strip() == name)
 
 
-@given(pool=_NAMES, directory=_NAMES)
-def test_names_reach_powershell_as_the_file_spells_them(pool, directory):
+@given(pool=_NAMES, directory=_NAMES, inherited=st.booleans())
+def test_names_reach_powershell_as_the_file_spells_them(pool, directory, inherited):
     """Whatever quotes, dollars, backticks or braces a pool or a directory's name holds, the
-    script parses, its $pools holds exactly the pool, and the appcmd steps name the path."""
+    script parses, its $pools holds exactly the pool, and the appcmd steps name the path: the
+    change, and its inverse (`set config` back to the value the file set, or `clear config`
+    where the directory inherited its value)."""
     path = f"Default Web Site/{directory}"
-    result = offload(_named_oab(pool, directory), Request(paths=(path,)), name="x")
+    raw = _named_oab(pool, directory, inherited=inherited)
+    result = offload(raw, Request(paths=(path,)), name="x")
     script = render_runbook(result, "x").decode("utf-8-sig")
     root = powershell.parse(script)
     assert powershell.syntax_errors(root) == []
@@ -276,6 +279,7 @@ def test_names_reach_powershell_as_the_file_spells_them(pool, directory):
     assert [powershell.verbatim(s) for s in powershell.nodes(pools, "string_literal")] == [pool]
     steps = _appcmd_steps(script)
     assert len(steps) == 2  # the change, and its inverse
+    assert (" clear config " in steps[1]) == inherited, steps[1]
     for step in steps:
         arguments = powershell.nodes(powershell.parse(step), "string_literal")
         assert powershell.verbatim(arguments[0]) == path, step
@@ -286,10 +290,15 @@ def _appcmd_steps(script: str) -> list[str]:
     return [line[2:] for line in script.split("\r\n") if line.startswith("# & ")]
 
 
-def _named_oab(pool: str, directory: str) -> bytes:
-    """The sample with OAB's pool and directory named as given, escaped for an attribute."""
+def _named_oab(pool: str, directory: str, *, inherited: bool = False) -> bytes:
+    """The sample with OAB's pool and directory named as given, escaped for an attribute;
+    `inherited`: without OAB's own <access>, so that it inherits the site's sslFlags."""
     escaped = {name: xml.sax.saxutils.quoteattr(name).encode() for name in (pool, directory)}
-    raw = SAMPLE.replace(b'"MSExchangeOABAppPool"', escaped[pool])
+    raw = SAMPLE
+    if inherited:
+        oab = raw.index(b'<location path="Default Web Site/OAB">')
+        raw = raw[:oab] + raw[oab:].replace(b'<access sslFlags="Ssl, Ssl128" />', b"", 1)
+    raw = raw.replace(b'"MSExchangeOABAppPool"', escaped[pool])
     quoted = escaped[directory]
     raw = raw.replace(b'path="/OAB"', b"path=" + quoted[:1] + b"/" + quoted[1:])
     prefix = b"Default Web Site/"
