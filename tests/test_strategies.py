@@ -238,6 +238,11 @@ def test_a_built_binding_takes_its_flags_as_a_number_or_names(flags, host):
     assert binding.get("bindingInformation") == f"*:443:{host}"
 
 
+def test_a_built_binding_refuses_a_flag_iis_does_not_know():
+    with pytest.raises(ValueError, match="Snii is no binding flag"):
+        build.render([build.Site("Default Web Site", binding_ssl_flags="Snii")], [])
+
+
 def test_building_blocks_shrink_to_the_plain_case():
     assert _minimal(st_iis.location_paths()) == "Default Web Site"
     assert _minimal(st_iis.ssl_flags(), lambda v: "," in v).count(",") == 1
@@ -270,12 +275,19 @@ def test_generated_config_knows_its_sites_and_text():
     assert config.site_paths("Exchange Back End") == []
 
 
-def test_without_hypothesis_the_import_error_names_the_extra():
-    code = "import sys; sys.modules['hypothesis'] = None\nimport confedit.testing.strategies"
+@pytest.mark.parametrize(
+    ("missing", "said"),
+    [
+        (
+            "hypothesis",
+            "confedit.testing.strategies needs Hypothesis: install confedit[testing]",
+        ),
+        # Hypothesis is there, one of its own dependencies is not: that one is named
+        ("sortedcontainers", "import of sortedcontainers halted; None in sys.modules"),
+    ],
+)
+def test_without_hypothesis_the_import_error_names_the_extra(missing, said):
+    code = f"import sys; sys.modules[{missing!r}] = None\nimport confedit.testing.strategies"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
     assert proc.returncode == 1
-    last = proc.stderr.decode().splitlines()[-1]
-    assert last == (
-        "ModuleNotFoundError: confedit.testing.strategies needs Hypothesis: install "
-        "confedit[testing]"
-    )
+    assert proc.stderr.decode().splitlines()[-1] == f"ModuleNotFoundError: {said}"

@@ -265,10 +265,28 @@ def _binding_information(ssl_flags: str) -> str:
     return "*:443:mail.contoso.com" if _sni(ssl_flags) else "*:443:"
 
 
+# The flags of an https binding (IIS 10), as IIS reads them by name in any case.
+_BINDING_FLAGS: Final = frozenset(
+    {
+        "none",
+        "sni",
+        "centralcertstore",
+        "disablehttp2",
+        "disableocspstp",
+        "disablequic",
+        "disabletls13",
+        "disablelegacytls",
+    }
+)
+
+
 def _sni(ssl_flags: str) -> bool:
     if ssl_flags.strip().isdigit():
         return bool(int(ssl_flags) & 1)
-    return "sni" in {name.strip().lower() for name in ssl_flags.split(",")}
+    names = [name.strip() for name in ssl_flags.split(",")]
+    if unknown := [name for name in names if name.lower() not in _BINDING_FLAGS]:
+        raise ValueError(f"binding_ssl_flags: {', '.join(unknown)} is no binding flag")
+    return "sni" in {name.lower() for name in names}
 
 
 def _comments(lines: _Writer, index: int, loc: Loc, style: Style) -> None:

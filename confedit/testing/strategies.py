@@ -23,6 +23,8 @@ from typing import Final
 try:
     from hypothesis import strategies as st
 except ModuleNotFoundError as missing:  # the package installed without its `testing` extra
+    if missing.name != "hypothesis":  # Hypothesis is there, one of its own dependencies not
+        raise
     raise ModuleNotFoundError(
         "confedit.testing.strategies needs Hypothesis: install confedit[testing]",
         name=missing.name,
