@@ -150,29 +150,32 @@ def _check_meaning(document: Document, edit: Edit, output: bytes, at: int) -> li
     fragment = output[start : start + span.end - span.start + edit.delta]
     created = bool(edit.creates)
     before_outline = _outline(anchor, created=False)
-    shape = (
-        etree.tostring(before_outline),
-        _after_outline(fragment, anchor, created),
-        edit.creates,
-    )
+    after_text, after_outline = _after_outline(fragment, anchor, created)
+    shape = (etree.tostring(before_outline), after_text, edit.creates)
     actions = _CHECKED.get(shape)
     if actions is None:
-        after_outline = _outline(_parse_fragment(fragment, anchor), created=created)
+        if after_outline is None:  # its text was remembered, the pair is new: parse it now
+            after_outline = _outline(_parse_fragment(fragment, anchor), created=created)
         _check_same(_expected(before_outline, edit), after_outline, edit)
         actions = tuple(_semantic_actions(before_outline, after_outline, edit))
         _remember(_CHECKED, shape, actions)
     return list(actions)
 
 
-def _after_outline(fragment: bytes, context: etree._Element, created: bool) -> bytes:
-    """The serialised outline of the element `fragment` holds (see _AFTER_OUTLINES)."""
+def _after_outline(
+    fragment: bytes, context: etree._Element, created: bool
+) -> tuple[bytes, etree._Element | None]:
+    """The outline of the element `fragment` holds, serialised (see _AFTER_OUTLINES), and the
+    outline itself when it was parsed here (None when its text was remembered)."""
     key = (fragment, _declarations(context), created)
     text = _AFTER_OUTLINES.get(key)
-    if text is None:
-        text = etree.tostring(_outline(_parse_fragment(fragment, context), created=created))
-        if len(fragment) <= _KEYED_UP_TO:
-            _remember(_AFTER_OUTLINES, key, text)
-    return text
+    if text is not None:
+        return text, None
+    outline = _outline(_parse_fragment(fragment, context), created=created)
+    text = etree.tostring(outline)
+    if len(fragment) <= _KEYED_UP_TO:
+        _remember(_AFTER_OUTLINES, key, text)
+    return text, outline
 
 
 def _remember(table: dict[K, V], key: K, value: V) -> None:
