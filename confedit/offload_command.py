@@ -207,8 +207,8 @@ def check_destinations(
     for option, path in produced:
         # Two files' outputs can meet only across options: with --runbook-dir the same folder
         # as --output-dir, the runbook of a.config is the output of an input named a.config.ps1.
-        if first.setdefault(os.path.realpath(path), option) != option:
-            other = first[os.path.realpath(path)]
+        other = first.setdefault(os.path.realpath(path), option)
+        if other != option:
             raise click.UsageError(
                 f"{other} and {option} would both write {path}; give them different folders"
             )
