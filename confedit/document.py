@@ -25,6 +25,7 @@ from confedit.spans import (
     fold,
     locate,
     locate_last,
+    nested_location,
     pair_spans,
     reduced_copy,
     site_of_path,
@@ -267,7 +268,7 @@ def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None
     _check_text(data, encoding, name)
     _refuse_doctype(data, name)
     scope = None if sites is None else frozenset(fold(s) for s in sites) | {""}
-    root, reduced = _parse(raw, name, scope)
+    root, reduced = _parse(raw, data, name, scope)
     if not isinstance(root.tag, str) or root.tag != "configuration":
         raise InvalidInput(
             f"{NOT_APPHOST}: the root element is <{root.tag}>, expected <configuration>",
@@ -387,7 +388,7 @@ _LIBXML_HINT = re.compile(r",? (?:use|try) XML_PARSE_HUGE(?: option)?")
 
 
 def _parse(
-    raw: bytes, name: str, scope: frozenset[str] | None
+    raw: bytes, data: bytes, name: str, scope: frozenset[str] | None
 ) -> tuple[etree._Element, Reduced | None]:
     reduced = None
     try:
@@ -396,7 +397,7 @@ def _parse(
         else:
             root, reduced = _parse_large(raw, scope)
         for element in root.iter("location"):
-            _check_top_level(element, name)
+            _check_top_level(element, data, name)
     except etree.XMLSyntaxError as exc:
         line, column = exc.position if exc.position else (None, None)
         message = _LIBXML_HINT.sub("", _LIBXML_WHERE.sub("", (exc.msg or str(exc)).strip()))
@@ -483,14 +484,18 @@ def _take_out_markers(root: etree._Element, blanked: int) -> bool:
     return True
 
 
-def _check_top_level(location: etree._Element, name: str) -> None:
+def _check_top_level(location: etree._Element, data: bytes, name: str) -> None:
     parent = location.getparent()
     if parent is not None and parent.getparent() is not None:
+        # The first such element, in the tree and in the bytes; libxml2's line numbers stop
+        # at 65535, and the elements before it may be out of a large file's tree.
+        offset = nested_location(data)
+        line = sourceline(location) if offset is None else data.count(b"\n", 0, offset) + 1
         raise InvalidInput(
             "<location> is only allowed directly inside <configuration>; IIS would not load "
             "this file",
             source=name,
-            line=sourceline(location),
+            line=line,
         )
 
 

@@ -403,6 +403,21 @@ def root_end_tag(data: bytes, start: int) -> int:
     return found
 
 
+def nested_location(data: bytes) -> int | None:
+    """Offset of the first <location> start tag that is not directly inside the root element
+    (comments, CDATA and processing instructions skipped whole); None if there is none."""
+    depth = 0
+    for match in _TAGS.finditer(data):
+        end_name, start_name, empty = match.groups()
+        if end_name is not None:
+            depth -= 1
+        elif start_name is not None:
+            if start_name == b"location" and depth > 1:
+                return match.start()
+            depth += not empty
+    return None
+
+
 # --- elements inside a location -----------------------------------------------------------------
 
 # A start tag (group 1: its name), or markup skipped whole; end tags do not match at all.

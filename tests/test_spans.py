@@ -181,6 +181,23 @@ def test_reported_lines_are_right_past_line_65535():
     assert target["line"] == real_line
 
 
+def test_a_nested_location_past_line_65535_is_refused_at_its_own_line(loader):
+    """The refusal of a <location> inside another element named libxml2's line, 65535 for
+    any later line: the user was sent to the wrong place in a large file."""
+    raw = with_filler(12_000, Loc("Default Web Site/owa", "Ssl")).replace(
+        b"<system.webServer>\n", b'<system.webServer>\n<!-- <location path="x" /> -->\n', 1
+    )
+    nested = b'<location path="x" />'
+    raw = raw[: raw.rindex(b"<security>")] + nested + raw[raw.rindex(b"<security>") :]
+    real_line = raw[: raw.rindex(nested)].count(b"\n") + 1
+    assert real_line > 65535
+    for sites in (None, SCOPE):
+        with pytest.raises(InvalidInput) as refused:
+            load(raw, "big", sites=sites)
+        assert refused.value.line == real_line
+        assert "only allowed directly inside <configuration>" in str(refused.value)
+
+
 LOADERS = ["whole-tree", "reduced-copy", "pruning-parse"]
 
 
