@@ -1,4 +1,8 @@
-"""The command line: options in, a library call, files/text/exit code out. No logic of its own."""
+"""The command line: click options in, a command's run, exit code out.
+
+What each command does is offload_command.py's and audit_command.py's; here is how every run
+ends: each error's message and exit code (and its JSON report), Ctrl-C and SIGTERM, a closed
+stdout, a stderr that cannot fail."""
 
 from __future__ import annotations
 

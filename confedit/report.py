@@ -1,4 +1,4 @@
-"""Text and JSON renderings of results and errors (no I/O here: the CLI prints them)."""
+"""Text and JSON renderings of results and errors (no I/O here: the commands print them)."""
 
 from __future__ import annotations
 
