@@ -9,6 +9,7 @@ The public names are loaded on first use, so that `confedit --version` stays fas
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -57,8 +58,6 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in _HOMES:
-        import importlib  # noqa: PLC0415
-
         value = getattr(importlib.import_module(_HOMES[name]), name)
         globals()[name] = value  # loaded once
         return value

@@ -162,7 +162,7 @@ class _Run:
         return int(error.exit_code)
 
     def _json_report(self, error: ConfeditError) -> None:
-        from confedit import report  # noqa: PLC0415
+        from confedit import report  # noqa: PLC0415 - it loads the engine: JSON errors only
 
         render = report.audit_error_json if self.command == "audit" else report.error_json
         try:
@@ -520,6 +520,7 @@ def offload(**options: Any) -> None:
     CONFIG may be several files and folders (searched for applicationHost.config). With none
     of -o, --output-dir, --in-place, --diff or --check, prints the diff and writes nothing.
     """
+    # Imported here: `confedit --help` (and shell completion) load nothing heavy.
     from confedit.offload_command import OffloadOptions, run_offload  # noqa: PLC0415
 
     opts = OffloadOptions(**options)
@@ -559,7 +560,7 @@ def audit(**options: Any) -> None:
 
     CONFIG may be several files and folders (searched for applicationHost.config).
     """
-    from confedit.audit_command import AuditOptions, run_audit  # noqa: PLC0415
+    from confedit.audit_command import AuditOptions, run_audit  # noqa: PLC0415 - as in offload()
 
     opts = AuditOptions(**options)
     run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config), command="audit")

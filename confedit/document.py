@@ -141,7 +141,7 @@ class Document:
         tree holds only some of them (see load). A parse that builds no tree."""
         names = _SiteNames()
         parser = etree.XMLParser(
-            target=names,  # type: ignore[arg-type]
+            target=names,  # type: ignore[arg-type]  # the stubs say str | bytes; lxml gives str
             encoding="utf-8",  # `data` is UTF-8, whatever its declaration says
             resolve_entities=False,
             no_network=True,

@@ -279,7 +279,7 @@ class _Staged:
     def discard(self) -> None:
         if self.temporary is not None:
             with contextlib.suppress(OSError):
-                os.unlink(self.temporary)  # noqa: PTH108
+                os.unlink(self.temporary)  # noqa: PTH108 - a str path from mkstemp
             self.temporary = None
 
     def _failed(self, exc: OSError) -> WriteFailed:

@@ -36,7 +36,7 @@ class Compact:
 
     def _shown(self) -> list[tuple[str | None, object]]:
         shown: list[tuple[str | None, object]] = []
-        for item in dataclasses.fields(self):  # type: ignore[arg-type]
+        for item in dataclasses.fields(self):  # type: ignore[arg-type]  # a dataclasses mixin
             value = getattr(self, item.name)
             if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
                 shown.append((None, value))
