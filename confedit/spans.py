@@ -338,9 +338,8 @@ class _Droppable(NamedTuple):
 def _droppable(scope: frozenset[str]) -> _Droppable:
     """Whole <location> and <site> elements whose path or name is certainly outside `scope`.
     A value the parser reads otherwise than its bytes is never certain, so never dropped (see
-    _UNCERTAIN). Consecutive ones
-    (whitespace between them) make one match: a file with a hundred thousand other sites
-    costs a handful of matches, not a hundred thousand."""
+    _UNCERTAIN). Consecutive ones (whitespace between them) make one match: a file with a
+    hundred thousand other sites costs a handful of matches, not a hundred thousand."""
     names = b"|".join(re.escape(site.encode()) for site in sorted(scope) if site)
     # The server level's key "" is always in scope: the paths "", ".", "./" and any that
     # starts with "/" (see site_of_path), and a site named "" (as _parse_pruned reads it).

@@ -54,8 +54,8 @@ def with_filler(count: int, *locations: Loc) -> bytes:
 
 @pytest.mark.parametrize("prune_above", [0, 1 << 40], ids=["pruned", "whole-tree"])
 def test_locations_past_line_65535_are_found_and_edited(monkeypatch, prune_above):
-    monkeypatch.setattr("confedit.document.PRUNE_ABOVE", prune_above)
     """libxml2 reports wrong line numbers past 65535; pairing must not depend on them."""
+    monkeypatch.setattr("confedit.document.PRUNE_ABOVE", prune_above)
     raw = with_filler(
         12_000, Loc("Default Web Site/owa", shape="security"), Loc("Default Web Site/ecp", "Ssl")
     )
