@@ -502,7 +502,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
         quiet=opts.quiet,
         skip=opts.output_dir,
     )
-    _check_destinations(opts, inputs)
+    _check_files_destinations(opts, inputs)
     if opts.output_dir is not None:
         _warn_unsearched(opts, opts.output_dir, inputs)
     settings = FileSettings(
@@ -541,7 +541,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
         with contextlib.suppress(OSError):  # best effort: the run ends interrupted either way
             _flush_outputs(opts, inputs[: len(done)])
         raise
-    unsynced = _sync_output_dir(opts, inputs)
+    unsynced = _sync_output_folders(opts, inputs)
     unwritten = _write_diff_file(opts, reports)
     run_errors = [error for error in (unsynced, unwritten) if error is not None]
     codes = [file.exit_code for file in reports] + [error.exit_code for error in run_errors]
@@ -602,9 +602,9 @@ def _flush_outputs(opts: OffloadOptions, items: list[Input]) -> None:
         sync_filesystems([*folders, *written])
 
 
-def _sync_output_dir(opts: OffloadOptions, inputs: list[Input]) -> WriteFailed | None:
-    """Make the files written to the output folder durable before the run reports success;
-    the error if the kernel says that failed."""
+def _sync_output_folders(opts: OffloadOptions, inputs: list[Input]) -> WriteFailed | None:
+    """Make the files written to --output-dir and --runbook-dir durable before the run reports
+    success; the error if the kernel says that failed."""
     try:
         _flush_outputs(opts, inputs)
     except OSError as exc:
@@ -659,7 +659,7 @@ def _wrote_files(opts: OffloadOptions, reports: list[FileReport]) -> bool:
     return (opts.in_place or folders) and any(not r.failed for r in reports)
 
 
-def _check_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
+def _check_files_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
     """Usage errors that need the list of files: two files with one name in the diff or the
     output folder, or an output that would overwrite its input."""
     if _shows_diff(opts) or opts.output_dir is not None or opts.runbook_dir is not None:
