@@ -5,9 +5,10 @@ exactly "the input plus the intended sslFlags edits", at a cost that follows the
 the file size:
 
 1. bytes: every byte outside the edited spans is identical to the input (one comparison per gap);
-2. meaning: each changed element, cut from the output and parsed on its own, equals the input's
-   element with the intended change applied, and xmldiff finds exactly that change and nothing
-   else (its other children are compared as stubs: the edit must replace none of their bytes).
+2. meaning: each changed element (one edit each), cut from the output and parsed on its own,
+   equals the input's element with the intended change applied, and xmldiff finds exactly that
+   change and nothing else (its other children are compared as stubs: the edit must replace
+   none of their bytes).
    A well-formed element replaced by a well-formed element (or a new <location> inserted
    between two top-level elements) keeps the document well-formed, so the whole output re-parses;
 3. one definition per path: an edit that creates <access> does so where no <location> of that
