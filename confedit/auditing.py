@@ -70,10 +70,7 @@ class AuditReport:
             return None
         if not self.front_end_found:
             return exchange.unknown_site(self.front_end, self.nearest_site)
-        return (
-            f"no Exchange front-end virtual directory in '{self.front_end}' "
-            "(is this a Client Access server?)"
-        )
+        return exchange.NOT_A_CAS.format(site=self.front_end)
 
     @property
     def all_offloaded(self) -> bool:

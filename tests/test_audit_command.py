@@ -35,7 +35,7 @@ def test_audit_table_and_drift_gate(confedit_exe):
     # A server without front-end directories: offload would refuse it, so it is not advised.
     plain = run(confedit_exe, "audit", "--offloaded", str(CORPUS / "iis" / REVERSE_PROXY))
     assert plain.returncode == 1
-    assert b"no Exchange front-end virtual directory" in plain.stdout
+    assert b"no Exchange front-end virtual directories" in plain.stdout
     assert b"run confedit offload" not in plain.stdout
     report = json.loads(run(confedit_exe, "audit", "--format", "json", str(PATCHED)).stdout)
     assert report["all_offloaded"] is True

@@ -130,6 +130,6 @@ def test_a_plain_iis_server_is_audited_as_one_without_the_exchange_front_end():
     assert len(targets) == len(report.targets()) == 7
     assert all(line.split()[1] == "(absent)" for line in targets)
     assert (
-        "no Exchange front-end virtual directory in 'Default Web Site' "
-        "(is this a Client Access server?)"
+        "no Exchange front-end virtual directories in 'Default Web Site' — is this a Client "
+        "Access server?"
     ) in lines

@@ -213,8 +213,8 @@ def test_an_audit_without_the_front_end_says_why_in_json_too(confedit_exe, tmp_p
     plain = CORPUS / "iis" / "reverse-proxy.applicationHost.config"
     other = run_json(confedit_exe, "audit", str(plain), "--offloaded", cwd=tmp_path, code=1)
     assert other["front_end_problem"] == (
-        "no Exchange front-end virtual directory in 'Default Web Site' "
-        "(is this a Client Access server?)"
+        "no Exchange front-end virtual directories in 'Default Web Site' — is this a Client "
+        "Access server?"
     )
     assert "front_end_problem" not in run_json(
         confedit_exe, "audit", str(SAMPLE), cwd=tmp_path, code=0
