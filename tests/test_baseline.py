@@ -506,38 +506,28 @@ def test_the_git_diff_the_refusal_advises_is_quoted_for_a_shell(repo, original):
     assert f"`git -C '{folder}' diff HEAD -- applicationHost.config`" in str(caught.value.advice)
 
 
-def test_the_git_diff_advised_for_a_folder_with_a_line_break_runs_in_bash(repo, original):
-    """The command stays on the message's line, and is the folder's: $'...' with its bytes."""
-    folder = repo / "servers" / "cas\n2 'x'"
-    folder.mkdir()
+@pytest.mark.parametrize(
+    ("name", "escaped"),
+    [
+        (b"cas\n2 'x'", "cas\\x0a2 \\'x\\'"),  # a line break: stays on the message's line
+        (b"caf\xe9", "caf\\xe9"),  # Latin-1: plain quotes showed '\\udce9', another folder
+    ],
+    ids=["line-break", "not-utf8"],
+)
+def test_the_git_diff_advised_for_an_odd_folder_name_runs_in_bash(repo, original, name, escaped):
+    """The command is written as $'...' with the folder's own bytes escaped."""
+    folder = Path(os.fsdecode(bytes(repo / "servers") + b"/" + name))
+    folder.mkdir(parents=True)
     config = folder / "applicationHost.config"
     config.write_bytes(original)
     git(repo, "add", ".")
-    git(repo, "commit", "-qm", "a folder name with a line break")
+    git(repo, "commit", "-qm", "an odd folder name")
     config.write_bytes(back_end_edited(original))
     with pytest.raises(Refused) as caught:
         check_back_end_since(config, config.read_bytes(), "HEAD", "cas")
     advice = str(caught.value.advice)
     command = advice.split("`")[1]
-    assert "\n" not in advice and "cas\\x0a2 \\'x\\'" in command
-    shown = subprocess.run(["bash", "-c", command], capture_output=True, check=True).stdout
-    assert b'+                <access sslFlags="Ssl" />' in shown.splitlines()
-
-
-def test_the_git_diff_advised_for_a_folder_name_that_is_not_utf8_runs_in_bash(repo, original):
-    """A Latin-1 name (byte 0xe9): the command showed '\\udce9' inside plain quotes, another
-    folder; it is written as $'...\\xe9...', the folder's own byte."""
-    folder = Path(os.fsdecode(bytes(repo / "servers") + b"/caf\xe9"))
-    folder.mkdir(parents=True)
-    config = folder / "applicationHost.config"
-    config.write_bytes(original)
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "a folder name in Latin-1")
-    config.write_bytes(back_end_edited(original))
-    with pytest.raises(Refused) as caught:
-        check_back_end_since(config, config.read_bytes(), "HEAD", "cas")
-    command = str(caught.value.advice).split("`")[1]
-    assert "caf\\xe9" in command
+    assert "\n" not in advice and escaped in command
     shown = subprocess.run(["bash", "-c", os.fsencode(command)], capture_output=True, check=True)
     assert b'+                <access sslFlags="Ssl" />' in shown.stdout.splitlines()
 
