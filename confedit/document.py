@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import functools
 import io
 import re
 from collections.abc import Collection
@@ -31,6 +32,7 @@ from confedit.spans import (
     site_of_path,
     sourceline,
     subtree_spans,
+    top_level_spans,
 )
 
 __all__ = ["Document", "ElementSpan", "Encoding", "Location", "load", "make_parser", "sourceline"]
@@ -40,6 +42,8 @@ NOT_APPHOST = "not an applicationHost.config"
 # _parse_large): the tree of a 100 MB file would take several times its size. Below it, a plain
 # parse is faster.
 PRUNE_ABOVE: Final = 8 * 1024 * 1024
+# The highest line number libxml2 records: every element from that line on is said to be there.
+LAST_LINE: Final = 65535
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,19 @@ class Document:
     # The copy a large file's tree was parsed from (see _parse_large): its <location> elements
     # are found in it, a tenth of the bytes to scan, and their spans mapped back to `data`.
     reduced: Reduced | None = field(default=None, repr=False)
+    # Whether the tree was parsed while pruning (see _parse_pruned): it then lacks elements the
+    # bytes hold, and no copy of the bytes matches it.
+    pruned: bool = False
     _located: list[tuple[Location, ...]] = field(default_factory=list, repr=False)
     _by_element: dict[etree._Element, Location] = field(default_factory=dict, repr=False)
     _line_marks: list[tuple[int, int]] = field(default_factory=lambda: [(0, 1)], repr=False)
     _spans: dict[etree._Element, dict[etree._Element, ElementSpan]] = field(
+        default_factory=dict, repr=False
+    )
+    # The root's children as the tree's bytes hold them (the reduced copy's, if any); and the
+    # spans inside the sections of them asked about (see _offset_outside_locations).
+    _tops: list[list[tuple[bytes, ElementSpan]]] = field(default_factory=list, repr=False)
+    _section_spans: dict[etree._Element, dict[etree._Element, ElementSpan]] = field(
         default_factory=dict, repr=False
     )
 
@@ -166,16 +179,58 @@ class Document:
         self._line_marks.insert(index + 1, (offset, line))
         return line
 
+    @functools.cached_property
+    def line_count(self) -> int:
+        """The number of lines of the file."""
+        return self.data.count(b"\n") + 1
+
     def line_of(self, element: etree._Element) -> int:
-        """The line of an element's start tag. libxml2's own line numbers are wrong past line
-        65535, so elements inside a located <location> are placed by their byte offset."""
+        """The line of an element's start tag. libxml2 records lines up to 65535 (LAST_LINE)
+        only; for an element past it, lxml's `sourceline` is a neighbour's line, or 65535, or
+        an earlier one. So elements inside a located <location> are placed by their byte
+        offset, and in a file that long, the others too."""
         top = element
         while (parent := top.getparent()) is not None and parent.getparent() is not None:
             top = parent
         location = self.location_of(top)
-        if location is None:
-            return sourceline(element)  # outside any <location> in scope: libxml2's count
-        return self.line_at(self.spans_in(location)[element].start)
+        if location is not None:
+            return self.line_at(self.spans_in(location)[element].start)
+        if self.line_count < LAST_LINE:
+            return sourceline(element)  # libxml2's count is right in a file this short
+        offset = self._offset_outside_locations(top, element)
+        return sourceline(element) if offset is None else self.line_at(offset)
+
+    def _offset_outside_locations(self, top: etree._Element, element: etree._Element) -> int | None:
+        """The offset of `element`, inside `top`, a child of the root that is not a <location>
+        in scope. None inside a <location> or <system.applicationHost> of a tree parsed while
+        pruning: it lacks elements the bytes hold there. (That parse keeps the whitespace, from
+        which libxml2 takes lines past LAST_LINE: where the whitespace inside or after the
+        element ends, the next line in an indented file.)"""
+        if self.pruned and top.tag in ("location", "system.applicationHost"):
+            return None
+        data = self.reduced.data if self.reduced is not None else self.data
+        if top not in self._section_spans:
+            span = self._span_of_child(top, data)
+            try:
+                if span is None:
+                    return None
+                self._section_spans[top] = pair_spans(data, top, span)
+            except VerificationFailed:
+                return None
+        offset = self._section_spans[top][element].start
+        return self.reduced.original(offset) if self.reduced is not None else offset
+
+    def _span_of_child(self, top: etree._Element, data: bytes) -> ElementSpan | None:
+        """The span of `top`, a child of the root, in `data`, the bytes of the tree."""
+        if not self._tops:  # a reduced copy keeps the bytes before the first blanked element
+            self._tops.append(top_level_spans(data, self.root_content_start()))
+        if self.pruned:  # it keeps every element but <location>s: the n-th of a name is the n-th
+            spans = [span for name, span in self._tops[0] if name == top.tag.encode()]
+            index = sum(1 for _ in top.itersiblings(top.tag, preceding=True))
+        else:  # the bytes hold the tree's elements and no others (blanked ones are markers)
+            spans = [span for _, span in self._tops[0]]
+            index = sum(1 for _ in top.itersiblings(etree.Element, preceding=True))
+        return spans[index] if index < len(spans) else None
 
     def spans_in(self, location: Location) -> dict[etree._Element, ElementSpan]:
         """Byte spans of `location` and every element inside it (computed once, on demand)."""
@@ -279,8 +334,15 @@ def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None
         raise InvalidInput(
             f"{NOT_APPHOST}: it has no <system.applicationHost><sites> section", source=name
         )
+    pruned = scope is not None and len(raw) >= PRUNE_ABOVE and reduced is None
     return Document(
-        name=name, data=data, encoding=encoding, root=root, scope=scope, reduced=reduced
+        name=name,
+        data=data,
+        encoding=encoding,
+        root=root,
+        scope=scope,
+        reduced=reduced,
+        pruned=pruned,
     )
 
 

@@ -402,6 +402,32 @@ def root_end_tag(data: bytes, start: int) -> int:
     return found
 
 
+def top_level_spans(data: bytes, start: int) -> list[tuple[bytes, ElementSpan]]:
+    """The name and span of each element directly inside the root, in file order, found by a
+    scan from `start` (just after the root's start tag) that skips comments, CDATA sections
+    and processing instructions whole. It stops at the root's end tag."""
+    found: list[tuple[bytes, ElementSpan]] = []
+    depth = 0
+    opened: tuple[bytes, int, int] = (b"", 0, 0)  # the open top-level element: name, offsets
+    for match in _TAGS.finditer(data, start):
+        end_name, start_name, empty = match.groups()
+        if end_name is not None:
+            if depth == 0:
+                break  # the root's end tag
+            depth -= 1
+            if depth == 0:
+                name, begin, start_tag_end = opened
+                found.append((name, ElementSpan(begin, start_tag_end, match.start(), match.end())))
+        elif start_name is not None:
+            if depth == 0 and empty:
+                end = match.end()
+                found.append((start_name, ElementSpan(match.start(), end, end, end)))
+            elif depth == 0:
+                opened = (start_name, match.start(), match.end())
+            depth += not empty
+    return found
+
+
 def nested_location(data: bytes) -> int | None:
     """Offset of the first <location> start tag that is not directly inside the root element
     (comments, CDATA and processing instructions skipped whole); None if there is none."""

@@ -12,7 +12,7 @@ from confedit.document import load
 from confedit.errors import InvalidInput
 from confedit.iis import SSL_FLAGS, Config
 from confedit.plan import Request
-from confedit.spans import ElementSpan, attribute_value
+from confedit.spans import ElementSpan, attribute_value, top_level_spans
 from confedit.testing.build import (
     EXCHANGE_BACK_END,
     EXCHANGE_FRONT_END,
@@ -196,6 +196,113 @@ def test_a_nested_location_past_line_65535_is_refused_at_its_own_line(loader):
             load(raw, "big", sites=sites)
         assert refused.value.line == real_line
         assert "only allowed directly inside <configuration>" in str(refused.value)
+
+
+def with_many_apps(count: int, server_ssl_flags: str, *locations: Loc) -> bytes:
+    """A file whose server-level <system.webServer> comes after `count` applications of
+    another site (three lines each), as a hosting server's large <sites> puts it."""
+    filler = Site("Filler", tuple(App(f"/app{n}") for n in range(count)))
+    sites = [EXCHANGE_FRONT_END, EXCHANGE_BACK_END, filler]
+    return render(sites, list(locations), LF, server_ssl_flags=server_ssl_flags)
+
+
+def server_access_line(raw: bytes) -> int:
+    server_level = raw.index(b"</system.applicationHost>")
+    return raw[: raw.index(b"<access ", server_level)].count(b"\n") + 1
+
+
+def test_a_server_level_setting_past_line_65535_is_reported_at_its_own_line(loader):
+    """An inherited value's source outside every <location> was reported at libxml2's line,
+    65535 for any later line: the server-level <access> of a large file, in the JSON report's
+    `before.line` of every target that inherits it."""
+    from confedit.report import result_json
+
+    raw = with_many_apps(25_000, "Ssl", Loc("Default Web Site/owa", shape="security"))
+    real_line = server_access_line(raw)
+    assert real_line > 65535
+    result = offload(raw, Request(services=("owa",)), name="big")
+    (target,) = result_json(result, diff="", status="changed", exit_code=0)["targets"]
+    assert target["before"]["source"] == "(server level)"
+    assert target["before"]["line"] == real_line
+
+
+def test_a_server_level_refusal_past_line_65535_names_its_own_line(loader):
+    raw = with_many_apps(25_000, "Bogus", Loc("Default Web Site/owa", "Ssl"))
+    real_line = server_access_line(raw)
+    assert real_line > 65535
+    with pytest.raises(InvalidInput) as refused:
+        offload(raw, Request(services=("owa",)), name="big")
+    assert refused.value.line == real_line
+    assert 'sslFlags="Bogus"' in str(refused.value)
+
+
+def test_a_section_defined_twice_past_line_65535_names_both_lines(loader):
+    raw = with_many_apps(25_000, "Ssl", Loc("", "Ssl"), Loc("Default Web Site/owa", "Ssl"))
+    first = server_access_line(raw)
+    second = raw[: raw.index(b"<access ", raw.index(b'<location path="">'))].count(b"\n") + 1
+    assert 65535 < first < second
+    with pytest.raises(InvalidInput) as refused:
+        offload(raw, Request(services=("owa",)), name="big")
+    assert f"(lines {first} and {second})" in str(refused.value)
+    assert refused.value.line == second
+
+
+def test_an_element_after_a_large_site_is_placed_at_its_own_line(loader):
+    """libxml2 gave the element after 25,000 applications, past line 65535, the line of an
+    element before them (73): it looks for a line among an element's neighbours. In a tree
+    parsed while pruning, <sites> lacks the other sites, so the bytes cannot be paired with
+    it; that parse keeps the whitespace, from which libxml2 takes lines past 65535, the line
+    where the whitespace next to the element ends."""
+    raw = with_many_apps(25_000, "Ssl", Loc("Default Web Site/owa", "Ssl"))
+    document = load(raw, "big", sites=SCOPE)
+    defaults = document.root.find("system.applicationHost/sites/applicationDefaults")
+    real_line = raw[: raw.index(b"<applicationDefaults ")].count(b"\n") + 1
+    assert real_line > 65535
+    if loader == "pruning-parse":
+        assert document.line_of(defaults) in (real_line, real_line + 1)
+    else:
+        assert document.line_of(defaults) == real_line
+
+
+# Markup in which a scanner that does not skip comments, CDATA sections and processing
+# instructions whole, or reads a quoted value's ">" or "/" as the end of a tag, goes wrong.
+_NOISE = st.sampled_from(
+    [
+        "<!-- <a> </configuration> -->",
+        "<?pi <b/> ?>",
+        "<![CDATA[</a><a>]]>",
+        "text &gt; &lt;/a&gt;",
+        "\n    ",
+    ]
+)
+_TAG = st.sampled_from(["a", "location", "system.webServer", "x-y.z"])
+_ATTRIBUTE = st.sampled_from(['', ' v="1>2"', " v='/>'", ' v="a/b" w="&lt;c&gt;"'])
+
+
+def _elements(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    def element(tag: str, attribute: str, inside: list[str]) -> str:
+        if not inside:
+            return f"<{tag}{attribute}/>"
+        return f"<{tag}{attribute}>{''.join(inside)}</{tag} >"
+
+    return st.builds(element, _TAG, _ATTRIBUTE, st.lists(children, max_size=3))
+
+
+_CONTENT = st.recursive(_NOISE, _elements, max_leaves=12)
+
+
+@given(st.lists(_CONTENT, max_size=6))
+def test_top_level_spans_are_the_root_children_as_lxml_reads_them(children):
+    data = ("<configuration>" + "".join(children) + "</configuration><!-- </a> -->").encode()
+    root = etree.fromstring(data)
+    found = top_level_spans(data, len(b"<configuration>"))
+    elements = list(root.iterchildren(etree.Element))
+    assert [name.decode() for name, _ in found] == [el.tag for el in elements]
+    for (_, span), element in zip(found, elements, strict=True):
+        whole = etree.fromstring(data[span.start : span.end])
+        assert etree.tostring(whole) == etree.tostring(element, with_tail=False)
+        start_tag = data[span.start : span.start_tag_end]
+        assert start_tag.endswith(b">") and start_tag.count(b"<") == 1
 
 
 LOADERS = ["whole-tree", "reduced-copy", "pruning-parse"]
