@@ -211,9 +211,9 @@ class Document:
         data = self.reduced.data if self.reduced is not None else self.data
         if top not in self._section_spans:
             span = self._span_of_child(top, data)
+            if span is None:
+                return None
             try:
-                if span is None:
-                    return None
                 self._section_spans[top] = pair_spans(data, top, span)
             except VerificationFailed:
                 return None
@@ -224,7 +224,8 @@ class Document:
         """The span of `top`, a child of the root, in `data`, the bytes of the tree."""
         if not self._tops:  # a reduced copy keeps the bytes before the first blanked element
             self._tops.append(top_level_spans(data, self.root_content_start()))
-        if self.pruned:  # it keeps every element but <location>s: the n-th of a name is the n-th
+        if self.pruned:  # it keeps every child of the root but <location>s: the n-th of a
+            # name in the tree is the n-th in the bytes
             spans = [span for name, span in self._tops[0] if name == top.tag.encode()]
             index = sum(1 for _ in top.itersiblings(top.tag, preceding=True))
         else:  # the bytes hold the tree's elements and no others (blanked ones are markers)
