@@ -276,7 +276,7 @@ _NOISE = st.sampled_from(
     ]
 )
 _TAG = st.sampled_from(["a", "location", "system.webServer", "x-y.z"])
-_ATTRIBUTE = st.sampled_from(['', ' v="1>2"', " v='/>'", ' v="a/b" w="&lt;c&gt;"'])
+_ATTRIBUTE = st.sampled_from(["", ' v="1>2"', " v='/>'", ' v="a/b" w="&lt;c&gt;"'])
 
 
 def _elements(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
