@@ -63,8 +63,7 @@ def find_inputs(
     links = unfollowed if unfollowed is not None else []
     at: dict[str, int] = {}  # a file's real path -> its place in `found`
     for argument in arguments:
-        for item in _expand(argument, skipped, cwd, links):
-            key = os.path.realpath(item.path)
+        for item, key in _expand(argument, skipped, cwd, links):
             if key not in at:
                 at[key] = len(found)
                 found.append(item)
@@ -73,33 +72,58 @@ def find_inputs(
     return found
 
 
-def _expand(argument: Path, skipped: str | None, cwd: Path, links: list[Path]) -> list[Input]:
+def _expand(
+    argument: Path, skipped: str | None, cwd: Path, links: list[Path]
+) -> list[tuple[Input, str]]:
+    """The inputs found from one argument, each with its real path."""
     if not argument.is_dir():
-        return [Input(argument, label_of(argument, None, cwd))]
+        return [(Input(argument, label_of(argument, None, cwd)), os.path.realpath(argument))]
     label = partial(label_of, folder=argument, cwd=cwd)
-    found: list[Input] = []
+    found: list[tuple[Input, str]] = []
 
     def unreadable(error: OSError) -> None:
         where = Path(error.filename) if error.filename else argument
-        found.append(Input(where, label(where), f"cannot search: {error.strerror}"))
+        problem = f"cannot search: {error.strerror}"
+        found.append((Input(where, label(where), problem), os.path.realpath(where)))
 
+    # Real paths are built from the folder's own, one name at a time: os.path.realpath would
+    # look up every folder of the path again, for every folder and file below it.
+    reals = {os.fspath(argument): os.path.realpath(argument)}  # each folder searched, resolved
     for folder, subfolders, files in os.walk(argument, onerror=unreadable):
-        links += sorted(
-            Path(folder, name) for name in subfolders if Path(folder, name).is_symlink()
-        )
-        subfolders[:] = sorted(
-            name
+        real = reals.get(folder) or os.path.realpath(folder)
+        linked = {name for name in subfolders if _is_link(_joined(folder, name))}
+        links += sorted(Path(folder, name) for name in linked)
+        resolved = {
+            name: os.path.realpath(Path(folder, name)) if name in linked else _joined(real, name)
             for name in subfolders
-            if skipped is None or os.path.realpath(Path(folder, name)) != skipped
-        )
+        }
+        subfolders[:] = sorted(name for name in subfolders if resolved[name] != skipped)
+        reals.update((_joined(folder, name), resolved[name]) for name in subfolders)
         for name in sorted(files):
             if is_config_name(name):
                 path = Path(folder, name)
-                found.append(Input(path, label(path)))
+                found.append((Input(path, label(path)), _real_path(folder, name, real)))
     if not found:
         problem = "is a directory with no applicationHost.config in it (searched recursively)"
-        return [Input(argument, label(argument), problem)]
+        return [(Input(argument, label(argument), problem), os.path.realpath(argument))]
     return found
+
+
+def _real_path(folder: str, name: str, real_folder: str) -> str:
+    """os.path.realpath of `name` in `folder`, whose real path is `real_folder`: one lstat of
+    the name, instead of one per folder of its path."""
+    path = _joined(folder, name)
+    return os.path.realpath(path) if _is_link(path) else _joined(real_folder, name)
+
+
+# Strings, not Paths, for the paths made for every folder and file found: making a Path object
+# costs more than the system call.
+def _joined(folder: str, name: str) -> str:
+    return os.path.join(folder, name)  # noqa: PTH118 - see above
+
+
+def _is_link(path: str) -> bool:
+    return os.path.islink(path)  # noqa: PTH114 - see above
 
 
 def label_of(path: Path, folder: Path | None, cwd: Path) -> str:

@@ -6,6 +6,7 @@ Each line keeps its own line ending (CRLF, LF or none at the end of the file), s
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ def relative_label(
     full = base / path
     for spelling in (_resolved, _typed) if full.is_symlink() else (_typed, _resolved):
         file, folder = spelling(full, base)
-        if file.is_relative_to(folder):
+        with contextlib.suppress(ValueError):  # not below it (is_relative_to would do this twice)
             return file.relative_to(folder).as_posix()
     return None
 

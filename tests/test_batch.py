@@ -86,6 +86,50 @@ def test_the_output_folder_is_not_searched(tmp_path, monkeypatch):
     assert [item.label for item in found] == ["srv/applicationHost.config"]
 
 
+def test_the_output_folder_is_not_searched_whichever_way_either_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / "srv" / "applicationHost.config")
+    touch(tmp_path / "srv" / "patched" / "srv" / "applicationHost.config")
+    (tmp_path / "via").symlink_to(tmp_path / "srv")
+    for searched, skip in [("via", "srv/patched"), ("srv", "via/patched"), ("via", "via/patched")]:
+        found = find_inputs([Path(searched)], skip=Path(skip))
+        assert [item.label for item in found] == [f"{searched}/applicationHost.config"]
+
+
+def test_a_file_found_twice_through_symlinks_is_kept_once_by_its_own_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = touch(tmp_path / "srv" / "b" / "applicationHost.config")
+    touch(tmp_path / "srv" / "c" / "applicationHost.config")
+    (tmp_path / "srv" / "a").mkdir()
+    (tmp_path / "srv" / "a" / "applicationHost.config").symlink_to(config)
+    (tmp_path / "via").symlink_to(tmp_path / "srv")
+    found = find_inputs([Path("srv"), Path("via/c/applicationHost.config")])
+    assert [item.label for item in found] == [
+        "srv/b/applicationHost.config",  # at the link's place, named by the file's own path
+        "srv/c/applicationHost.config",
+    ]
+
+
+def test_finding_files_resolves_no_path_per_file(tmp_path, monkeypatch):
+    """A fleet's search must not resolve each path found folder by folder (os.path.realpath: a
+    system call per folder of the path): that was most of the time before the first worker
+    started."""
+    monkeypatch.chdir(tmp_path)
+    for server in range(20):
+        touch(tmp_path / "fleet" / f"srv{server:02d}" / "applicationHost.config")
+    calls: list[str] = []
+    real_realpath = os.path.realpath
+
+    def realpath(path, *args, **kwargs):
+        calls.append(os.fspath(path))
+        return real_realpath(path, *args, **kwargs)
+
+    monkeypatch.setattr(os.path, "realpath", realpath)
+    found = find_inputs([Path("fleet")], skip=Path("patched"))
+    assert len(found) == 20
+    assert len(calls) <= 3, calls
+
+
 def test_a_folder_without_configs_is_one_input_with_a_problem(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     touch(tmp_path / "empty" / "notes.txt")
