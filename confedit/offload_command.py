@@ -203,6 +203,8 @@ def check_destinations(
         for config in inputs:
             if same_file(path, config):
                 raise click.UsageError(f"{option} names the input file {config}; name another file")
+    if len({option for option, _ in [*produced, *destinations]}) < 2:
+        return  # only the files of two options are compared: with one, there is nothing to do
     first: dict[str, str] = {}
     for option, path in produced:
         # Two files' outputs can meet only across options: with --runbook-dir the same folder
