@@ -15,8 +15,10 @@ from typing import TypeVar
 
 import pytest
 
+from confedit import batch
 from confedit import workers as confedit_workers
-from confedit.batch import Input, find_inputs, most_severe, run_all, show_progress
+from confedit.batch import Input, find_inputs, label_of, most_severe, run_all, show_progress
+from confedit.diffing import logical_cwd
 from confedit.errors import ExitCode
 
 T = TypeVar("T")
@@ -128,6 +130,51 @@ def test_finding_files_resolves_no_path_per_file(tmp_path, monkeypatch):
     found = find_inputs([Path("fleet")], skip=Path("patched"))
     assert len(found) == 20
     assert len(calls) <= 3, calls
+
+
+@pytest.mark.parametrize(
+    "argument",
+    [".", "exports", "./exports/", "exports/../exports", "ABSOLUTE", "..", "../elsewhere"],
+)
+def test_files_found_are_labelled_as_label_of_labels_each(tmp_path, monkeypatch, argument):
+    """The search labels the files below a folder from the folder's own label; label_of is what
+    a label is: the current directory below the folder named, above it, and outside it."""
+    cwd = tmp_path / "work"
+    touch(cwd / "exports" / "a" / "deep" / "applicationHost.config")
+    touch(cwd / "exports" / "b" / "cas.applicationHost.config")
+    (cwd / "exports" / "c").mkdir()
+    (cwd / "exports" / "c" / "applicationHost.config").symlink_to(tmp_path / "outside.config")
+    touch(tmp_path / "outside.config")
+    touch(tmp_path / "elsewhere" / "srv" / "applicationHost.config")
+    monkeypatch.chdir(cwd)
+    folder = Path(str(cwd / "exports") if argument == "ABSOLUTE" else argument)
+    found = find_inputs([folder])
+    assert len(found) >= 1 and all(item.problem is None for item in found)
+    assert [item.label for item in found] == [
+        label_of(item.path, folder, logical_cwd()) for item in found
+    ]
+
+
+def test_finding_files_labels_no_file_with_pathlib(tmp_path, monkeypatch):
+    """Making each label with pathlib (relative_label: normalizing and comparing Path objects)
+    took more time than the rest of the search; a file's label is made from its folder's."""
+    monkeypatch.chdir(tmp_path)
+    for server in range(20):
+        touch(tmp_path / "fleet" / f"srv{server:02d}" / "applicationHost.config")
+    calls: list[Path] = []
+    real_relative_label = batch.relative_label
+
+    def relative_label(path, *args, **kwargs):
+        calls.append(path)
+        return real_relative_label(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "relative_label", relative_label)
+    found = find_inputs([Path("fleet")])
+    assert [item.label for item in found][:2] == [
+        "fleet/srv00/applicationHost.config",
+        "fleet/srv01/applicationHost.config",
+    ]
+    assert calls == [], calls
 
 
 def test_a_folder_without_configs_is_one_input_with_a_problem(tmp_path, monkeypatch):
