@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from confedit import batch
 from confedit import workers as confedit_workers
@@ -433,3 +436,89 @@ def test_a_send_that_fails_for_want_of_memory_neither_hangs_nor_loses_a_file(
     results = within(60, lambda: run_all(double, list(range(40)), jobs=2, crashed=died))
     assert [index for index, result in enumerate(results) if isinstance(result, str)] == lost
     assert all(result == 2 * index for index, result in enumerate(results) if index not in lost)
+
+
+def _found_one_path_at_a_time(arguments: list[Path], skip: Path | None) -> list[Input]:
+    """find_inputs as it was written before it built paths one name at a time: each folder and
+    file resolved with os.path.realpath, each file labelled with label_of. The reference."""
+    found: list[Input] = []
+    skipped = os.path.realpath(skip) if skip is not None else None
+    at: dict[str, int] = {}
+    for argument in arguments:
+        items = [Input(argument, label_of(argument, None, logical_cwd()))]
+        if argument.is_dir():
+            items = []
+            for folder, subfolders, files in os.walk(argument):
+                subfolders[:] = sorted(
+                    name for name in subfolders if os.path.realpath(Path(folder, name)) != skipped
+                )
+                items += [
+                    Input(Path(folder, name), label_of(Path(folder, name), argument, logical_cwd()))
+                    for name in sorted(files)
+                    if batch.is_config_name(name)
+                ]
+            if not items:
+                problem = (
+                    "is a directory with no applicationHost.config in it (searched recursively)"
+                )
+                items = [Input(argument, label_of(argument, argument, logical_cwd()), problem)]
+        for item in items:
+            key = os.path.realpath(item.path)
+            if key not in at:
+                at[key] = len(found)
+                found.append(item)
+            elif found[at[key]].path.is_symlink() and not item.path.is_symlink():
+                found[at[key]] = item
+    return found
+
+
+_NAMES = st.sampled_from(["a", "b", "srv1", "x y"])
+_FILES = st.sampled_from(["applicationHost.config", "cas.applicationHost.config", "other.txt"])
+_TREE = st.lists(st.tuples(st.lists(_NAMES, max_size=3), _FILES), min_size=1, max_size=8)
+# Links: (where, to): a folder or file link at a folder path of the tree, to a path of it
+_LINKS = st.lists(
+    st.tuples(st.lists(_NAMES, min_size=1, max_size=2), st.integers(0, 7)), max_size=3
+)
+_SPELLINGS = st.sampled_from(["{t}", "./{t}/", "{t}/../top", "{abs}", "{t}/a", "{t}/a/.."])
+
+
+@given(
+    tree=_TREE,
+    links=_LINKS,
+    spellings=st.lists(_SPELLINGS, min_size=1, max_size=3),
+    cwd_at=st.sampled_from(["above", "in", "below", "alias"]),
+    skip=st.sampled_from([None, "{t}/b", "{t}/a/srv1"]),
+)
+def test_finding_files_finds_and_labels_as_resolving_every_path_does(
+    tree, links, spellings, cwd_at, skip
+):
+    """Over random trees with symlinked folders and files, spelled in several ways from several
+    places, the search finds, orders, keeps once and labels the files as the plain way does."""
+    with tempfile.TemporaryDirectory() as scratch:
+        top = Path(scratch, "top")
+        top.mkdir()
+        made = []
+        for folders, name in tree:
+            made.append(touch(top.joinpath(*folders, name)))
+        for where, index in links:
+            link = top.joinpath(*where, "link")
+            if not link.parent.exists() or link.exists():
+                continue
+            target = made[index % len(made)]
+            link.symlink_to(
+                target if index % 2 else target.parent, target_is_directory=index % 2 == 0
+            )
+        cwd = {"above": Path(scratch), "in": top, "below": top / "a", "alias": top}[cwd_at]
+        cwd.mkdir(exist_ok=True)
+        if cwd_at == "alias":  # the shell's $PWD names the folder through a symlink
+            cwd = Path(scratch, "alias")
+            cwd.symlink_to(top, target_is_directory=True)
+        t = os.path.relpath(top, cwd)
+        arguments = [Path(s.format(t=t, abs=top)) for s in spellings]
+        output = Path(skip.format(t=t)) if skip else None
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(cwd)
+            patch.setenv("PWD", str(cwd))
+            arguments = [a for a in arguments if a.exists()]
+            expected = _found_one_path_at_a_time(arguments, output)
+            assert find_inputs(arguments, skip=output) == expected
