@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import codecs
-import functools
 import io
 import re
 from collections.abc import Collection
@@ -179,24 +178,17 @@ class Document:
         self._line_marks.insert(index + 1, (offset, line))
         return line
 
-    @functools.cached_property
-    def line_count(self) -> int:
-        """The number of lines of the file."""
-        return self.data.count(b"\n") + 1
-
     def line_of(self, element: etree._Element) -> int:
-        """The line of an element's start tag. libxml2 records lines up to 65535 (LAST_LINE)
-        only; for an element past it, lxml's `sourceline` is a neighbour's line, or 65535, or
-        an earlier one. So elements inside a located <location> are placed by their byte
-        offset, and in a file that long, the others too."""
+        """The line where an element's start tag begins, placed by its byte offset. lxml's
+        `sourceline` is where the start tag ends (a line late when its attributes go on
+        lines of their own), and libxml2 records lines up to 65535 (LAST_LINE) only: for an
+        element past it, it is a neighbour's line, or 65535, or an earlier one."""
         top = element
         while (parent := top.getparent()) is not None and parent.getparent() is not None:
             top = parent
         location = self.location_of(top)
         if location is not None:
             return self.line_at(self.spans_in(location)[element].start)
-        if self.line_count < LAST_LINE:
-            return sourceline(element)  # libxml2's count is right in a file this short
         offset = self._offset_outside_locations(top, element)
         return sourceline(element) if offset is None else self.line_at(offset)
 

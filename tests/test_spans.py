@@ -568,3 +568,20 @@ def test_a_site_element_outside_sites_is_not_blanked_from_a_large_file(monkeypat
     plain, large = _plain_and_large(monkeypatch, raw, Request())
     assert plain[0] == "written"
     assert large == plain
+
+
+def test_a_server_level_line_in_a_short_file_is_where_its_start_tag_begins(loader):
+    """In a file too short for libxml2's limit, the server level's <access> was reported at
+    libxml2's line, where its start tag ends: a line late when its attributes are on a line of
+    their own, while inside a <location> (and past line 65535) confedit names the line where
+    the start tag begins. Both are now where it begins."""
+    raw = render(
+        [EXCHANGE_FRONT_END, EXCHANGE_BACK_END],
+        [Loc("Default Web Site/owa", "Ssl")],
+        LF,
+        server_ssl_flags="Bogus",
+    ).replace(b'<access sslFlags="Bogus"', b'<access\n    sslFlags="Bogus"')
+    real_line = raw[: raw.index(b'<access\n    sslFlags="Bogus"')].count(b"\n") + 1
+    with pytest.raises(InvalidInput) as refused:
+        offload(raw, Request(services=("owa",)), name="short")
+    assert refused.value.line == real_line
