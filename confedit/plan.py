@@ -110,6 +110,8 @@ class _Draft:
     refusals: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     extended_protection: list[str] = field(default_factory=list)  # paths where it is on
+    # Each lock that forbids a target's change (the reason, after the paths), with the paths.
+    locked: dict[str, list[str]] = field(default_factory=dict)
 
 
 def plan(config: Config, request: Request) -> Plan:
@@ -125,6 +127,7 @@ def plan(config: Config, request: Request) -> Plan:
     targets += _descendants(draft, targets)
     for target in targets:
         _check(draft, target)
+    _judge_locks(draft)
     _judge_extended_protection(draft)
     if draft.refusals:
         raise Refused(draft.refusals, source=config.document.name)
@@ -387,13 +390,21 @@ def _check_locks(draft: _Draft, target: Target) -> None:
         for access in config.elements_at(level, SSL_FLAGS):
             lock = _lock_on(access)
             if lock and config.flows_to(access, target.key):
-                draft.refusals.append(
-                    f"'{target.path}': IIS would reject the change with \"Lock violation\": "
-                    f"sslFlags is locked by {lock} at {access.where} "
-                    f"(line {config.document.line_of(access.element)}); "
+                reason = (
+                    f'IIS would reject the change with "Lock violation": sslFlags is locked by '
+                    f"{lock} at {access.where} (line {config.document.line_of(access.element)}); "
                     "remove that lock first"
                 )
+                draft.locked.setdefault(reason, []).append(target.path)
                 return
+
+
+def _judge_locks(draft: _Draft) -> None:
+    """One refusal a lock, naming every path it forbids: a lock above the front end forbids
+    them all, which with --include-descendants may be thousands."""
+    for reason, paths in draft.locked.items():
+        named = ", ".join(f"'{path}'" for path in paths)
+        draft.refusals.append(f"{named}: {reason}")
 
 
 def _lock_on(access: Definition) -> str | None:

@@ -585,6 +585,32 @@ def test_a_lock_on_an_ancestor_is_refused_with_the_iis_wording(lock):
         owa_only(raw)
 
 
+def test_one_lock_over_many_targets_is_one_reason_naming_them_all():
+    """A lock above the front end was one reason a target: with --include-descendants on a
+    hosting server's file, thousands of lines that all name the same lock."""
+    descendants = [Loc(f"Default Web Site/owa/app{n}", "Ssl") for n in range(50)]
+    raw = render(
+        SITES,
+        [
+            Loc("Default Web Site", "Ssl", access_attributes=(("lockAttributes", "sslFlags"),)),
+            *BACK,
+            Loc("Default Web Site/owa", shape="security"),
+            *descendants,
+        ],
+        LF,
+    )
+    with pytest.raises(Refused) as refused:
+        offload(raw, Request(services=("owa", "ecp"), include_descendants=True), name="t.config")
+    (reason,) = refused.value.reasons
+    paths = ["Default Web Site/owa", "Default Web Site/ecp", *(d.path for d in descendants)]
+    assert reason.startswith(", ".join(f"'{path}'" for path in paths) + ": ")
+    line = raw[: raw.index(b'<access sslFlags="Ssl" lockAttributes')].count(b"\n") + 1
+    assert reason.endswith(
+        'sslFlags is locked by lockAttributes="sslFlags" on <access> at Default Web Site '
+        f"(line {line}); remove that lock first"
+    )
+
+
 def test_a_lock_that_spares_ssl_flags_or_sits_on_the_target_itself_is_fine():
     spared = render(
         SITES,
