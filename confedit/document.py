@@ -375,9 +375,14 @@ def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
 def _check_text(data: bytes, encoding: Encoding, name: str) -> None:
     nul = data.find(b"\x00")
     if nul != -1:
-        line = data.count(b"\n", 0, nul) + 1
-        where = f"byte offset {nul}" if encoding.is_utf8 else f"line {line}"
-        raise InvalidInput(f"NUL byte at {where}: binary or mis-encoded file", source=name)
+        # The line for an editor, and in UTF-8 the offset too, for a hex viewer (a UTF-16
+        # file's offsets are those of its transcoding).
+        where = f" at byte offset {nul}" if encoding.is_utf8 else ""
+        raise InvalidInput(
+            f"NUL byte{where}: binary or mis-encoded file",
+            source=name,
+            line=data.count(b"\n", 0, nul) + 1,
+        )
     # A UTF-16 file's working bytes are its UTF-8 transcoding, without the BOM.
     declared = _DECLARED_ENCODING.match(data, len(encoding.bom) if encoding.is_utf8 else 0)
     if declared:
@@ -419,8 +424,11 @@ def _check_utf8(data: bytes, name: str, chunk: int = 1 << 20) -> None:
         try:
             decoder.decode(data[offset : offset + chunk], final=offset + chunk >= len(data))
         except UnicodeDecodeError as exc:
+            bad = offset - pending + exc.start
             raise InvalidInput(
-                f"invalid UTF-8 at byte offset {offset - pending + exc.start}", source=name
+                f"invalid UTF-8 at byte offset {bad}",
+                source=name,
+                line=data.count(b"\n", 0, bad) + 1,
             ) from None
 
 

@@ -142,6 +142,30 @@ def test_invalid_utf8_offset_is_exact_across_chunks():
             _check_utf8(data, "x", chunk=chunk)
 
 
+@pytest.mark.parametrize(
+    ("byte", "codec", "message"),
+    [
+        (b"\xff", "utf-8", "invalid UTF-8 at byte offset {offset}"),
+        (b"\x00", "utf-8", "NUL byte at byte offset {offset}"),
+        (b"\x00", "utf-16-le", "NUL byte: "),
+    ],
+)
+def test_a_bad_byte_deep_in_a_large_file_is_named_by_its_line_too(byte, codec, message):
+    """A bad byte was named by its byte offset alone (by its line alone in UTF-16, and not as
+    the line of the error in the JSON report): in a hosting server's file of a hundred thousand
+    lines, a number no editor goes to."""
+    raw = MINIMAL.replace(b"<sites />", b"<!--" + b"\n" * 70_000 + b"-->\n    <sites>x</sites>")
+    offset = raw.index(b"<sites>x") + len(b"<sites>")
+    raw = raw[:offset] + byte + raw[offset + 1 :]
+    line = raw.count(b"\n", 0, offset) + 1
+    if codec != "utf-8":
+        raw = codecs.BOM_UTF16_LE + raw.replace(b"UTF-8", b"UTF-16").decode().encode(codec)
+    with pytest.raises(InvalidInput) as info:
+        load(raw, "big.config")
+    assert info.value.line == line
+    assert str(info.value).startswith(f"big.config:{line}: {message.format(offset=offset)}")
+
+
 @pytest.mark.parametrize("declared", ["UTF-16", "unicode", "same byte order"])
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
 def test_utf16_with_bom_is_read_and_written_back_the_same(codec, declared):
