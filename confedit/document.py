@@ -353,8 +353,12 @@ def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
             try:
                 text = raw[len(bom) :].decode(codec)
             except UnicodeDecodeError as exc:
+                # The text before the bad code unit decodes: its line breaks give the line.
+                before = raw[len(bom) : len(bom) + exc.start].decode(codec)
                 raise InvalidInput(
-                    f"invalid {codec.upper()} at byte offset {exc.start + len(bom)}", source=name
+                    f"invalid {codec.upper()} at byte offset {exc.start + len(bom)}",
+                    source=name,
+                    line=before.count("\n") + 1,
                 ) from None
             if not text.lstrip().startswith("<"):
                 raise InvalidInput(

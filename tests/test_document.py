@@ -166,6 +166,22 @@ def test_a_bad_byte_deep_in_a_large_file_is_named_by_its_line_too(byte, codec, m
     assert str(info.value).startswith(f"big.config:{line}: {message.format(offset=offset)}")
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_invalid_utf16_deep_in_a_large_file_is_named_by_its_line_too(codec):
+    text = MINIMAL.replace(b"UTF-8", b"UTF-16").decode()
+    text = text.replace("<sites />", "<!--" + "\n" * 70_000 + "-->\n    <sites>x</sites>")
+    at = text.index("<sites>x") + len("<sites>")
+    bom = codecs.BOM_UTF16_LE if codec == "utf-16-le" else codecs.BOM_UTF16_BE
+    lone_surrogate = "\ud800".encode(codec, "surrogatepass")
+    raw = bom + text[:at].encode(codec) + lone_surrogate + text[at + 1 :].encode(codec)
+    line = text.count("\n", 0, at) + 1
+    with pytest.raises(InvalidInput) as info:
+        load(raw, "big.config")
+    assert info.value.line == line
+    offset = len(bom) + 2 * at
+    assert str(info.value) == f"big.config:{line}: invalid {codec.upper()} at byte offset {offset}"
+
+
 @pytest.mark.parametrize("declared", ["UTF-16", "unicode", "same byte order"])
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
 def test_utf16_with_bom_is_read_and_written_back_the_same(codec, declared):
