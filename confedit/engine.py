@@ -57,11 +57,11 @@ class Result:
         offsets: list[tuple[int, str]] = []
         for outcome in self.outcomes:
             edit = outcome.edit
-            if edit is None:
+            inner = -1 if edit is None else edit.text.find(b"<access")
+            if edit is None or inner == -1:  # the start tag is the input's: at outcome.offset
                 offsets.append((moves.offset(outcome.offset), outcome.target.path))
-                continue
-            inner = edit.text.find(b"<access")
-            offsets.append((moves.start(edit) + max(inner, 0), outcome.target.path))
+            else:  # written by the edit
+                offsets.append((moves.start(edit) + inner, outcome.target.path))
         lines: dict[str, int] = {}
         line, scanned = 1, 0
         for offset, path in sorted(offsets):

@@ -181,3 +181,22 @@ def test_a_file_with_carriage_returns_alone_is_patched_on_its_one_line(tmp_path)
     assert run_git_apply(tmp_path, "applicationHost.config", carriage_returns, diff) == (
         result.output
     )
+
+
+@pytest.mark.parametrize("attribute", ['sslFlags="Ssl"', 'enabled="true"'], ids=["set", "added"])
+def test_a_target_s_line_is_its_access_start_tag_when_the_attribute_is_on_a_later_line(attribute):
+    """A target whose <access> start tag goes over two lines, sslFlags (or the attribute
+    sslFlags is added after) on the second, was reported at the second line, while its
+    `before.line` and every other target's line name the line of '<access'."""
+    from confedit.testing.build import EXCHANGE_BACK_END, EXCHANGE_FRONT_END, Loc, Style, render
+
+    raw = render(
+        [EXCHANGE_FRONT_END, EXCHANGE_BACK_END],
+        [Loc("Default Web Site/owa", "Ssl")],
+        Style(newline="\n", bom=False, header_comment=False),
+    ).replace(b'<access sslFlags="Ssl"', b"<access\n    " + attribute.encode())
+    assert raw.count(b"<access\n    ") == 1
+    result = offload(raw, Request(services=("owa",)), name="x")
+    assert result.outcomes[0].action == "rewritten"
+    start = result.output.index(b"<access\n    ")
+    assert result.lines["Default Web Site/owa"] == result.output.count(b"\n", 0, start) + 1
