@@ -41,8 +41,6 @@ NOT_APPHOST = "not an applicationHost.config"
 # _parse_large): the tree of a 100 MB file would take several times its size. Below it, a plain
 # parse is faster.
 PRUNE_ABOVE: Final = 8 * 1024 * 1024
-# The highest line number libxml2 records: every element from that line on is said to be there.
-LAST_LINE: Final = 65535
 
 
 @dataclass(frozen=True)
@@ -181,7 +179,7 @@ class Document:
     def line_of(self, element: etree._Element) -> int:
         """The line where an element's start tag begins, placed by its byte offset. lxml's
         `sourceline` is where the start tag ends (a line late when its attributes go on
-        lines of their own), and libxml2 records lines up to 65535 (LAST_LINE) only: for an
+        lines of their own), and libxml2 records lines up to 65535 only: for an
         element past it, it is a neighbour's line, or 65535, or an earlier one."""
         top = element
         while (parent := top.getparent()) is not None and parent.getparent() is not None:
@@ -196,7 +194,7 @@ class Document:
         """The offset of `element`, inside `top`, a child of the root that is not a <location>
         in scope. None inside a <location> or <system.applicationHost> of a tree parsed while
         pruning: it lacks elements the bytes hold there. (That parse keeps the whitespace, from
-        which libxml2 takes lines past LAST_LINE: where the whitespace inside or after the
+        which libxml2 takes lines past 65535: where the whitespace inside or after the
         element ends, the next line in an indented file.)"""
         if self.pruned and top.tag in ("location", "system.applicationHost"):
             return None
