@@ -258,3 +258,17 @@ def make_fleet(root: Path, corpus: Path, samples: Path) -> dict[str, Path]:
     (root / "fleet" / "cas-2016" / "applicationHost.config.bak").write_bytes(b"not a config")
     (root / "fleet" / "README.txt").write_text("exports of the Client Access servers\n")
     return paths
+
+
+# Resets SIGINT, then becomes the command: exec keeps a handler reset to the default.
+_SIGINT_RESET: Final = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
+def as_at_a_terminal(argv: list[str]) -> list[str]:
+    """`argv` run with SIGINT as a command typed at a terminal has it. The tests may run in a
+    background job of a shell script, which starts every process with SIGINT ignored (as
+    confedit then leaves it: see test_console)."""
+    return [sys.executable, "-c", _SIGINT_RESET, *argv]

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
+from tests.helpers import as_at_a_terminal
+
 # Ctrl-C arrives while click is being imported (the moment is made certain by sending it from
 # the import itself): the run must end with 130, not a traceback of the import, nor go on.
 INTERRUPTED_WHILE_LOADING = """
@@ -25,7 +27,7 @@ print("went on")
 
 def test_ctrl_c_while_loading_exits_130_without_a_traceback():
     proc = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_WHILE_LOADING, "--version"],
+        as_at_a_terminal([sys.executable, "-c", INTERRUPTED_WHILE_LOADING, "--version"]),
         capture_output=True,
         check=False,
     )

@@ -38,6 +38,7 @@ from tests.conftest import (
 )
 from tests.helpers import (
     access_values,
+    as_at_a_terminal,
     back_end_blocks,
     git_env,
     run_in_pty,
@@ -1119,7 +1120,11 @@ def test_an_interrupted_run_stops_its_workers_and_leaves_every_file_whole(
         (folder / "applicationHost.config").write_bytes(original)
     args = [confedit_exe, "offload", "fleet", "--in-place", "--backup", ".bak", "-q", "-j", "2"]
     proc = subprocess.Popen(
-        args, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        as_at_a_terminal(args),
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while not list(tmp_path.glob("fleet/*/*.bak")) and time.monotonic() < deadline:
