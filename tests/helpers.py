@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 from lxml import etree
@@ -272,3 +272,17 @@ def as_at_a_terminal(argv: list[str]) -> list[str]:
     background job of a shell script, which starts every process with SIGINT ignored (as
     confedit then leaves it: see test_console)."""
     return [sys.executable, "-c", _SIGINT_RESET, *argv]
+
+
+def record_realpath(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths os.path.realpath is asked to resolve from now on (a system call for each
+    folder of the path), in order."""
+    calls: list[str] = []
+    real_realpath = os.path.realpath
+
+    def realpath(path: str, *args: Any, **kwargs: Any) -> str:
+        calls.append(os.fspath(path))
+        return real_realpath(path, *args, **kwargs)
+
+    monkeypatch.setattr(os.path, "realpath", realpath)
+    return calls

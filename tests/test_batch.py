@@ -23,6 +23,7 @@ from confedit import workers as confedit_workers
 from confedit.batch import Input, find_inputs, label_of, most_severe, run_all, show_progress
 from confedit.diffing import logical_cwd
 from confedit.errors import ExitCode
+from tests.helpers import record_realpath
 
 T = TypeVar("T")
 
@@ -122,14 +123,7 @@ def test_finding_files_resolves_no_path_per_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for server in range(20):
         touch(tmp_path / "fleet" / f"srv{server:02d}" / "applicationHost.config")
-    calls: list[str] = []
-    real_realpath = os.path.realpath
-
-    def realpath(path, *args, **kwargs):
-        calls.append(os.fspath(path))
-        return real_realpath(path, *args, **kwargs)
-
-    monkeypatch.setattr(os.path, "realpath", realpath)
+    calls = record_realpath(monkeypatch)
     found = find_inputs([Path("fleet")], skip=Path("patched"))
     assert len(found) == 20
     assert len(calls) <= 3, calls

@@ -41,6 +41,7 @@ from tests.helpers import (
     as_at_a_terminal,
     back_end_blocks,
     git_env,
+    record_realpath,
     run_in_pty,
     run_into_full_stdout,
     strip_ansi,
@@ -830,14 +831,7 @@ def test_the_files_of_one_output_folder_are_not_resolved_against_each_other(tmp_
     per folder of its path) took a third of the checks made before the first file."""
     inputs = [tmp_path / f"srv{server:02d}" / "applicationHost.config" for server in range(20)]
     produced = [("--output-dir", tmp_path / "out" / path.relative_to(tmp_path)) for path in inputs]
-    calls: list[str] = []
-    real_realpath = os.path.realpath
-
-    def realpath(path, *args, **kwargs):
-        calls.append(os.fspath(path))
-        return real_realpath(path, *args, **kwargs)
-
-    monkeypatch.setattr(os.path, "realpath", realpath)
+    calls = record_realpath(monkeypatch)
     offload_command.check_destinations([], inputs, produced)
     assert calls == []
     runbooks = [("--runbook-dir", tmp_path / "out" / "srv00" / "applicationHost.config")]
