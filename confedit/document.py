@@ -214,8 +214,9 @@ class Document:
         """The span of `top`, a child of the root, in `data`, the bytes of the tree."""
         if not self._tops:  # a reduced copy keeps the bytes before the first blanked element
             self._tops.append(top_level_spans(data, self.root_content_start()))
-        if self.pruned:  # it keeps every child of the root but <location>s: the n-th of a
-            # name in the tree is the n-th in the bytes
+        if self.pruned:
+            # It keeps every child of the root but <location>s: the n-th of a name in the tree
+            # is the n-th in the bytes.
             spans = [span for name, span in self._tops[0] if name == top.tag.encode()]
             index = sum(1 for _ in top.itersiblings(top.tag, preceding=True))
         else:  # the bytes hold the tree's elements and no others (blanked ones are markers)
