@@ -1,25 +1,40 @@
 """`confedit audit --fleet`: do all Client Access servers have the same SSL policy?
 
 One row per server file, one column per default target; a cell is the target's effective
-sslFlags and Extended Protection. A column where the servers differ is a finding: Microsoft's
-procedure asks for every Client Access server to be configured the same way.
+sslFlags and Extended Protection, and those of the paths below it that differ from it (owa's
+Integrated keeping SSL where owa is offloaded). A column where the servers differ is a finding:
+Microsoft's procedure asks for every Client Access server to be configured the same way.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from confedit import exchange
 from confedit.auditing import AuditReport, Row, aligned, is_offloaded
 from confedit.batch import CONFIG_NAME
 from confedit.errors import shown
+from confedit.iis import is_below, path_key
 from confedit.style import paint
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/fleet-report-1.json"
 SERVICES: Final = exchange.DEFAULT_SERVICES
 CONFIG_ENDINGS: Final = ("/" + CONFIG_NAME, "." + CONFIG_NAME)
+
+
+@dataclass(frozen=True)
+class Below:
+    """A path below a target whose policy differs from the target's."""
+
+    key: str  # relative to the target, folded: what servers are compared by
+    path: str = field(compare=False)  # relative to the target, as the file spells it
+    ssl_flags: str
+    extended_protection: str
+
+    def text(self) -> str:
+        return f"{self.path}={_policy_text(self.ssl_flags, self.extended_protection)}"
 
 
 @dataclass(frozen=True)
@@ -29,21 +44,25 @@ class Cell:
     present: bool  # the path is an application or virtual directory in <sites>
     ssl_flags: str  # effective, formatted as IIS does
     extended_protection: str  # effective tokenChecking
+    # Two servers alike at the target can differ below it: one offloaded owa/Integrated too.
+    below: tuple[Below, ...] = ()
 
     @property
     def offloaded(self) -> bool | None:
         return is_offloaded(self.ssl_flags) if self.present else None
 
-    def text(self) -> str:
-        """Compact: 'None', 'Ssl,Ssl128', with '/EP=Require' when Extended Protection is on."""
+    def text(self, *, below: bool = False) -> str:
+        """Compact: 'None', 'Ssl,Ssl128', with '/EP=Require' when Extended Protection is on;
+        with `below`, the paths below that differ follow ('None;Integrated=Ssl,Ssl128')."""
         if not self.present:
             return "absent"
-        flags = self.ssl_flags.replace(", ", ",")
-        return (
-            flags
-            if self.extended_protection.lower() == "none"
-            else f"{flags}/EP={self.extended_protection}"
-        )
+        shown_below = [path.text() for path in self.below] if below else []
+        return ";".join([_policy_text(self.ssl_flags, self.extended_protection), *shown_below])
+
+
+def _policy_text(ssl_flags: str, extended_protection: str) -> str:
+    flags = ssl_flags.replace(", ", ",")
+    return flags if extended_protection.lower() == "none" else f"{flags}/EP={extended_protection}"
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,14 @@ class Fleet:
     @property
     def compared(self) -> list[Server]:
         return [server for server in self.servers if server.compared]
+
+    def disagreeing_below(self) -> list[str]:
+        """Services whose paths below differ between the compared servers."""
+        return [
+            service
+            for service in SERVICES
+            if len({server.cells[service].below for server in self.compared}) > 1
+        ]
 
     def disagreeing(self) -> list[str]:
         """Services whose cells differ between the compared servers."""
@@ -118,6 +145,14 @@ class Fleet:
                             "effective_ssl_flags": cell.ssl_flags,
                             "extended_protection": cell.extended_protection,
                             "offloaded": cell.offloaded,
+                            "below": [
+                                {
+                                    "path": below.path,
+                                    "effective_ssl_flags": below.ssl_flags,
+                                    "extended_protection": below.extended_protection,
+                                }
+                                for below in cell.below
+                            ],
                         }
                         for service, cell in server.cells.items()
                     },
@@ -142,13 +177,34 @@ def fleet_of(reports: list[AuditReport]) -> Fleet:
 
 def _server(report: AuditReport) -> Server:
     rows: dict[str, Row] = {row.service: row for row in report.targets() if row.service}
-    return Server(report.name, {service: _cell(rows.get(service)) for service in SERVICES})
+    return Server(report.name, {service: _cell(rows.get(service), report) for service in SERVICES})
 
 
-def _cell(row: Row | None) -> Cell:
+def _cell(row: Row | None, report: AuditReport) -> Cell:
     if row is None or not row.in_sites:
         return Cell(False, "", "")  # what it would inherit is no setting of this server's
-    return Cell(row.in_sites, row.effective_ssl_flags, row.extended_protection)
+    below = tuple(_below(row, other) for other in _differing_below(row, report))
+    return Cell(row.in_sites, row.effective_ssl_flags, row.extended_protection, below)
+
+
+def _differing_below(target: Row, report: AuditReport) -> list[Row]:
+    """The front end's paths below the target whose policy is not the target's, by path."""
+    key = path_key(target.path)
+    policy = (target.effective_ssl_flags, target.extended_protection.lower())
+    below = [
+        row
+        for row in report.rows
+        if row.role == target.role
+        and is_below(path_key(row.path), key)
+        and (row.effective_ssl_flags, row.extended_protection.lower()) != policy
+    ]
+    return sorted(below, key=lambda row: path_key(row.path))
+
+
+def _below(target: Row, row: Row) -> Below:
+    depth = len(path_key(target.path).split("/"))
+    path = "/".join(row.path.strip("/").split("/")[depth:])
+    return Below(path_key(path), path, row.effective_ssl_flags, row.extended_protection)
 
 
 # --- text --------------------------------------------------------------------------------------
@@ -157,10 +213,11 @@ def _cell(row: Row | None) -> Cell:
 def render_fleet(fleet: Fleet, *, color: bool = False) -> str:
     """The matrix, a line marking the columns where servers differ, and the verdict."""
     differing = set(fleet.disagreeing())
+    detailed = set(fleet.disagreeing_below())  # what differs there is below the target
     header = ("SERVER", *SERVICES)
     names = _server_names([server.file for server in fleet.servers])
     body = [
-        (name, *(_shown(server, service) for service in SERVICES))
+        (name, *(_shown(server, service, service in detailed) for service in SERVICES))
         for name, server in zip(names, fleet.servers, strict=True)
     ]
     marks = ("", *("DIFFERS" if service in differing else "same" for service in SERVICES))
@@ -183,8 +240,8 @@ def render_fleet(fleet: Fleet, *, color: bool = False) -> str:
     return "\n".join([*lines, "", *_verdict(fleet, differing, color)])
 
 
-def _shown(server: Server, service: str) -> str:
-    return server.cells[service].text() if server.compared else "-"
+def _shown(server: Server, service: str, below: bool) -> str:
+    return server.cells[service].text(below=below) if server.compared else "-"
 
 
 def _server_names(files: list[str]) -> list[str]:

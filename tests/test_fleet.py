@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from confedit.auditing import AuditReport, audit
-from confedit.fleet import Cell, fleet_of, render_fleet
+from confedit.fleet import Below, Cell, fleet_of, render_fleet
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
 from tests.helpers import strip_ansi
 
@@ -34,7 +34,8 @@ def test_identical_servers_agree(reports):
     fleet = fleet_of([reports["cas1"], reports["cas2"]])
     assert fleet.consistent and fleet.disagreeing() == []
     assert not fleet.all_offloaded
-    assert fleet.servers[0].cells["owa"] == Cell(True, "Ssl, Ssl128", "None")
+    calendar = Below("calendar", "Calendar", "None", "None")  # owa/Calendar does not require SSL
+    assert fleet.servers[0].cells["owa"] == Cell(True, "Ssl, Ssl128", "None", (calendar,))
 
 
 def test_extended_protection_differs_where_it_is_on(reports):
@@ -63,8 +64,9 @@ def test_the_matrix_marks_the_columns_that_differ(reports):
     fleet = fleet_of([reports["cas1"], reports["cas2"], reports["ep"]])
     lines = render_fleet(fleet).splitlines()
     assert lines[0].split() == ["SERVER", "owa", "ecp", "ews", "autodiscover", "eas", "oab", "mapi"]
-    assert lines[1].split() == ["fleet/cas1", *["Ssl,Ssl128"] * 7]
-    assert lines[3].split()[:2] == ["fleet/ep", "Ssl,Ssl128/EP=Require"]
+    # owa/Calendar differs too (Extended Protection on there as well): owa's cells show it
+    assert lines[1].split() == ["fleet/cas1", "Ssl,Ssl128;Calendar=None", *["Ssl,Ssl128"] * 6]
+    assert lines[3].split()[:2] == ["fleet/ep", "Ssl,Ssl128/EP=Require;Calendar=None/EP=Require"]
     assert lines[4].split() == ["DIFFERS", "DIFFERS", "DIFFERS", "same", *["DIFFERS"] * 3]
     # the marks stand under their columns
     assert lines[4].index("same") == lines[0].index("autodiscover")
@@ -150,3 +152,35 @@ def test_a_control_character_in_a_skipped_files_name_is_escaped(reports):
     text = render_fleet(fleet_of([reports["cas1"], web]))
     assert "not compared (no Exchange front-end targets): fleet/evil\\n\\x1b[31m/" in text
     assert "\x1b" not in text
+
+
+def integrated_offloaded_too() -> AuditReport:
+    """The offloaded sample, with owa/Integrated offloaded as well (--include-descendants)."""
+    raw = OFFLOADED.read_bytes()
+    start = raw.index(b'<location path="Default Web Site/owa/Integrated">')
+    at = raw.index(b'sslFlags="Ssl, Ssl128"', start)
+    raw = raw[:at] + b'sslFlags="None"' + raw[at + len(b'sslFlags="Ssl, Ssl128"') :]
+    return audit(raw, "fleet/all/applicationHost.config")
+
+
+def test_servers_that_differ_below_a_target_disagree_on_it(reports):
+    # Both have owa offloaded; on one, owa/Integrated still requires SSL. The fleet said they
+    # agreed: a gate of "all servers configured the same" passed over it.
+    fleet = fleet_of([reports["done"], integrated_offloaded_too()])
+    assert fleet.disagreeing() == ["owa"]
+    lines = render_fleet(fleet).splitlines()
+    assert lines[1].split()[:2] == ["fleet/done", "None;Integrated=Ssl,Ssl128"]
+    assert lines[2].split()[:2] == ["fleet/all", "None"]
+    assert lines[-1] == "the 2 servers disagree on: owa"
+    below = fleet.to_json()["servers"][0]["targets"]["owa"]["below"]
+    assert below == [
+        {"path": "Integrated", "effective_ssl_flags": "Ssl, Ssl128", "extended_protection": "None"}
+    ]
+
+
+def test_paths_below_a_target_are_shown_only_in_a_column_where_they_differ(reports):
+    # Every server has owa/Calendar on None while owa requires SSL: alike, it is no finding, and
+    # each owa cell stays the target's value alone.
+    lines = render_fleet(fleet_of([reports["cas1"], reports["cas2"]])).splitlines()
+    assert lines[1].split() == ["fleet/cas1", *["Ssl,Ssl128"] * 7]
+    assert fleet_of([reports["cas1"], reports["cas2"]]).servers[0].cells["owa"].below
