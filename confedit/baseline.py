@@ -8,6 +8,9 @@ repository can be changed by hand or by another tool. What counts as the Back En
   does);
 - the site's definition in `<sites>` (bindings, applications, pools), and the pool of each of
   its applications wherever it is set (on the application, or by an `<applicationDefaults>`);
+- the definition in `<applicationPools>` of each pool its applications run in, and the
+  `<applicationPoolDefaults>` every pool takes what it does not set from (a pool stopped or run
+  as another identity stops the Back End as surely as a changed location);
 - the effective SSL policy (sslFlags and Extended Protection) of each Back End path, with or
   without a `<location>` of its own: this catches a change made above the site, e.g. at the
   server level, that the site inherits;
@@ -141,6 +144,7 @@ def back_end_changes(before: Document, after: Document) -> list[str]:
     if (old_site and _canonical(old_site.element)) != (new_site and _canonical(new_site.element)):
         changes.append(f"the site definition of {exchange.BACK_END_SITE!r} in <sites> was changed")
     changes += _pool_changes(old_site, new_site)
+    changes += _pool_definition_changes(before, after, new_site)
     # Effective values follow from the changes above, if there are any: named too, they would
     # be the same change twice. An unlock is named in any case: one made outside the site (in
     # <configSections>, say) is not among them, and would be found only on the next run.
@@ -170,6 +174,53 @@ def _pool_changes(before: Site | None, after: Site | None) -> list[str]:
         for key, (path, pool) in sorted(new.items())
         if key in old and old[key][1] != pool
     ]
+
+
+def _pool_definition_changes(before: Document, after: Document, site: Site | None) -> list[str]:
+    """The pools the Back End's applications run in (now) whose <applicationPools> entry
+    changed, and the <applicationPoolDefaults> if any application runs in a pool. (A pool
+    exchanged for another on an application is _pool_changes' finding.)"""
+    users: dict[str, list[str]] = {}  # pool name in lower case -> the paths that run in it
+    spelled: dict[str, str] = {}
+    for app in site.applications if site else ():
+        if app.pool:
+            users.setdefault(app.pool.lower(), []).append(app.config_path)
+            spelled.setdefault(app.pool.lower(), app.pool)
+    if not users:
+        return []
+    old, new = _pool_elements(before), _pool_elements(after)
+    changes = [
+        f"the application pool {spelled[name]!r} in <applicationPools>, "
+        f"which {', '.join(map(repr, paths))} {'runs' if len(paths) == 1 else 'run'} in, "
+        "was changed"
+        for name, paths in users.items()
+        if _canonical_or_none(old.get(name)) != _canonical_or_none(new.get(name))
+    ]
+    if _canonical_or_none(old.get(_DEFAULTS)) != _canonical_or_none(new.get(_DEFAULTS)):
+        changes.append(
+            "<applicationPoolDefaults> in <applicationPools>, which every pool of the Exchange "
+            "Back End takes its defaults from, was changed"
+        )
+    return changes
+
+
+_DEFAULTS: Final = "<applicationPoolDefaults>"  # not a pool's key: those are in lower case
+
+
+def _pool_elements(document: Document) -> dict[str, etree._Element]:
+    """Each pool's <add> by its name in lower case (IIS compares pool names so), and the
+    <applicationPoolDefaults> under _DEFAULTS."""
+    found: dict[str, etree._Element] = {}
+    for pools in document.root.iterfind("system.applicationHost/applicationPools"):
+        for element in pools.iterchildren("add", "applicationPoolDefaults"):
+            key = _DEFAULTS if element.tag == "applicationPoolDefaults" else element.get("name")
+            if key is not None:
+                found.setdefault(key if key == _DEFAULTS else key.lower(), element)
+    return found
+
+
+def _canonical_or_none(element: etree._Element | None) -> bytes | None:
+    return _canonical(element) if element is not None else None
 
 
 def _pools(site: Site | None) -> dict[str, tuple[str, str | None]]:

@@ -157,6 +157,33 @@ def test_a_pool_set_by_the_application_defaults_counts(original):
     )
 
 
+POWERSHELL_POOL = b'<add name="MSExchangePowerShellAppPool" managedRuntimeVersion="v4.0"'
+
+
+def test_a_change_to_a_pool_a_back_end_application_runs_in_counts(original):
+    # The Back End's PowerShell stops starting with the server: its pool no longer starts.
+    stopped = replace_once(original, POWERSHELL_POOL, POWERSHELL_POOL + b' autoStart="false"')
+    assert changes(original, stopped) == [
+        "the application pool 'MSExchangePowerShellAppPool' in <applicationPools>, which "
+        "'Exchange Back End/PowerShell' runs in, was changed"
+    ]
+    # every pool takes what <applicationPoolDefaults> does not set from it
+    defaults = b'<applicationPoolDefaults managedRuntimeVersion="v4.0">'
+    older = replace_once(
+        original, defaults, b'<applicationPoolDefaults managedRuntimeVersion="v2.0">'
+    )
+    assert changes(original, older) == [
+        "<applicationPoolDefaults> in <applicationPools>, which every pool of the Exchange Back "
+        "End takes its defaults from, was changed"
+    ]
+
+
+def test_a_change_to_a_pool_only_the_front_end_runs_in_does_not_count(original):
+    front = b'<add name="MSExchangeMapiFrontEndAppPool" queueLength="65535" autoStart="true"'
+    stopped = front.replace(b'"true"', b'"false"')
+    assert changes(original, replace_once(original, front, stopped)) == []
+
+
 def test_the_spelling_of_a_server_level_extended_protection_value_does_not_count(original):
     def server_level(value: bytes) -> bytes:
         token = b'<extendedProtection tokenChecking="' + value + b'" />'
