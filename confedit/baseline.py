@@ -6,8 +6,10 @@ repository can be changed by hand or by another tool. What counts as the Back En
 - every `<location>` of the Exchange Back End site, compared as canonical XML (attribute order,
   whitespace between elements, comments and the spelling of its path do not count; any setting
   does);
-- the site's definition in `<sites>` (bindings, applications, pools), and the pool of each of
-  its applications wherever it is set (on the application, or by an `<applicationDefaults>`);
+- the site's definition in `<sites>` (bindings, applications, pools), the defaults of every
+  site there (`<siteDefaults>`, `<applicationDefaults>`, `<virtualDirectoryDefaults>`), and the
+  pool of each of its applications wherever it is set (on the application, or by an
+  `<applicationDefaults>`);
 - the definition in `<applicationPools>` of each pool its applications run in, and the
   `<applicationPoolDefaults>` every pool takes what it does not set from (a pool stopped or run
   as another identity stops the Back End as surely as a changed location);
@@ -143,6 +145,7 @@ def back_end_changes(before: Document, after: Document) -> list[str]:
     old_site, new_site = _site(old_config), _site(new_config)
     if (old_site and _canonical(old_site.element)) != (new_site and _canonical(new_site.element)):
         changes.append(f"the site definition of {exchange.BACK_END_SITE!r} in <sites> was changed")
+    changes += _site_defaults_changes(before, after)
     changes += _pool_changes(old_site, new_site)
     changes += _pool_definition_changes(before, after, new_site)
     # Effective values follow from the changes above, if there are any: named too, they would
@@ -163,6 +166,33 @@ def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
 
 def _site(config: Config) -> Site | None:
     return config.sites.get(_BACK_END)
+
+
+_SITE_DEFAULTS: Final = ("siteDefaults", "applicationDefaults", "virtualDirectoryDefaults")
+
+
+def _site_defaults_changes(before: Document, after: Document) -> list[str]:
+    """The defaults in <sites> that the Back End's site, applications and virtual directories
+    take what they do not set from. The pool an <applicationDefaults> names is left to
+    _pool_changes, which names the applications it reaches (those without a pool of their own)."""
+    old, new = _site_defaults(before), _site_defaults(after)
+    return [
+        f"<{tag}> in <sites>, which the Exchange Back End takes what it does not set from, "
+        "was changed"
+        for tag in _SITE_DEFAULTS
+        if old.get(tag) != new.get(tag)
+    ]
+
+
+def _site_defaults(document: Document) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for sites in document.root.iterfind("system.applicationHost/sites"):
+        for element in sites.iterchildren(*_SITE_DEFAULTS):
+            clone = copy.deepcopy(element)
+            if clone.tag == "applicationDefaults" and "applicationPool" in clone.attrib:
+                del clone.attrib["applicationPool"]
+            found.setdefault(clone.tag, _canonical(clone))
+    return found
 
 
 def _pool_changes(before: Site | None, after: Site | None) -> list[str]:

@@ -184,6 +184,31 @@ def test_a_change_to_a_pool_only_the_front_end_runs_in_does_not_count(original):
     assert changes(original, replace_once(original, front, stopped)) == []
 
 
+@pytest.mark.parametrize(
+    ("element", "old", "new"),
+    [
+        ("<siteDefaults>", b"<siteDefaults>", b'<siteDefaults serverAutoStart="false">'),
+        (
+            "<applicationDefaults>",
+            b'<applicationDefaults applicationPool="DefaultAppPool" />',
+            b'<applicationDefaults applicationPool="DefaultAppPool" enabledProtocols="http" />',
+        ),
+        (
+            "<virtualDirectoryDefaults>",
+            b'<virtualDirectoryDefaults allowSubDirConfig="true" />',
+            b'<virtualDirectoryDefaults allowSubDirConfig="true" logonMethod="Network" />',
+        ),
+    ],
+)
+def test_a_change_to_the_defaults_every_site_takes_counts(original, element, old, new):
+    # The Back End's site, applications and virtual directories take from these what they do
+    # not set themselves: the Back End changes as the site definition does.
+    assert changes(original, replace_once(original, old, new)) == [
+        f"{element} in <sites>, which the Exchange Back End takes what it does not set from, "
+        "was changed"
+    ]
+
+
 def test_the_spelling_of_a_server_level_extended_protection_value_does_not_count(original):
     def server_level(value: bytes) -> bytes:
         token = b'<extendedProtection tokenChecking="' + value + b'" />'
