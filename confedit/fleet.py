@@ -46,18 +46,25 @@ class Cell:
     extended_protection: str  # effective tokenChecking
     # Two servers alike at the target can differ below it: one offloaded owa/Integrated too.
     below: tuple[Below, ...] = ()
+    # A web.config may set sslFlags there (the access section unlocked): what that server
+    # enforces is not in the file. What unlocks it (its line) is not compared, only whether.
+    unlocked: bool = False
+    unlocked_by: str | None = field(default=None, compare=False)
 
     @property
     def offloaded(self) -> bool | None:
         return is_offloaded(self.ssl_flags) if self.present else None
 
     def text(self, *, below: bool = False) -> str:
-        """Compact: 'None', 'Ssl,Ssl128', with '/EP=Require' when Extended Protection is on;
-        with `below`, the paths below that differ follow ('None;Integrated=Ssl,Ssl128')."""
+        """Compact: 'None', 'Ssl,Ssl128', with '/EP=Require' when Extended Protection is on and
+        '/unlocked' when a web.config may set sslFlags; with `below`, the paths below that
+        differ follow ('None;Integrated=Ssl,Ssl128')."""
         if not self.present:
             return "absent"
+        policy = _policy_text(self.ssl_flags, self.extended_protection)
+        policy += "/unlocked" if self.unlocked else ""
         shown_below = [path.text() for path in self.below] if below else []
-        return ";".join([_policy_text(self.ssl_flags, self.extended_protection), *shown_below])
+        return ";".join([policy, *shown_below])
 
 
 def _policy_text(ssl_flags: str, extended_protection: str) -> str:
@@ -145,6 +152,7 @@ class Fleet:
                             "effective_ssl_flags": cell.ssl_flags,
                             "extended_protection": cell.extended_protection,
                             "offloaded": cell.offloaded,
+                            "unlocked_by": cell.unlocked_by,
                             "below": [
                                 {
                                     "path": below.path,
@@ -184,7 +192,14 @@ def _cell(row: Row | None, report: AuditReport) -> Cell:
     if row is None or not row.in_sites:
         return Cell(False, "", "")  # what it would inherit is no setting of this server's
     below = tuple(_below(row, other) for other in _differing_below(row, report))
-    return Cell(row.in_sites, row.effective_ssl_flags, row.extended_protection, below)
+    return Cell(
+        row.in_sites,
+        row.effective_ssl_flags,
+        row.extended_protection,
+        below,
+        row.unlocked_by is not None,
+        row.unlocked_by,
+    )
 
 
 def _differing_below(target: Row, report: AuditReport) -> list[Row]:

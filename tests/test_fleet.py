@@ -184,3 +184,20 @@ def test_paths_below_a_target_are_shown_only_in_a_column_where_they_differ(repor
     lines = render_fleet(fleet_of([reports["cas1"], reports["cas2"]])).splitlines()
     assert lines[1].split() == ["fleet/cas1", *["Ssl,Ssl128"] * 7]
     assert fleet_of([reports["cas1"], reports["cas2"]]).servers[0].cells["owa"].below
+
+
+def test_a_server_whose_access_section_is_unlocked_at_a_target_disagrees_on_it(reports):
+    # A web.config below owa could turn SSL back on (or off) on that server alone: the file's
+    # sslFlags is the same, the server's effective policy may not be.
+    raw = OFFLOADED.read_bytes()
+    tag = b'<location path="Default Web Site/owa">'
+    unlocked = audit(
+        raw.replace(tag, tag[:-1] + b' overrideMode="Allow">', 1),
+        "fleet/open/applicationHost.config",
+    )
+    fleet = fleet_of([reports["done"], unlocked])
+    assert fleet.disagreeing() == ["owa"]
+    assert render_fleet(fleet).splitlines()[2].split()[:2] == ["fleet/open", "None/unlocked"]
+    cell = fleet.to_json()["servers"][1]["targets"]["owa"]
+    assert cell["unlocked_by"].startswith('overrideMode="Allow" at Default Web Site/owa (line ')
+    assert fleet.to_json()["servers"][0]["targets"]["owa"]["unlocked_by"] is None

@@ -171,6 +171,7 @@ def test_fleet_report(confedit_exe, fleet_dir):
         "effective_ssl_flags": "Ssl, Ssl128",
         "extended_protection": "Require",
         "offloaded": False,
+        "unlocked_by": None,
         "below": [  # owa/Calendar: no SSL, as on the other servers, but Extended Protection
             {"path": "Calendar", "effective_ssl_flags": "None", "extended_protection": "Require"}
         ],
