@@ -100,11 +100,14 @@ def _undecodable(text: str) -> bool:
 
 def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A value that names something. An empty one (`-o "$OUT"` with OUT unset) ran as if the
-    option were left out: a preview instead of a file, a gate without its --since check."""
+    option were left out: a preview instead of a file, a gate without its --since check. A
+    blank one (`-o "$OUT "`) named a file ' ' or a path ' ': no name a user means (`./ `
+    still names such a file)."""
     del ctx
-    if value == "":
+    if value is not None and not value.strip():
+        empty = "an empty" if value == "" else "a blank"
         raise click.BadParameter(
-            f"an empty {param.metavar} names nothing (an unset shell variable?); name one, or "
+            f"{empty} {param.metavar} names nothing (an unset shell variable?); name one, or "
             "leave out the option"
         )
     return value

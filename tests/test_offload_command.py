@@ -449,6 +449,33 @@ def test_an_empty_value_is_a_usage_error_not_an_option_left_out(
     assert snapshot_folder(tmp_path) == before
 
 
+@pytest.mark.parametrize("blank", [" ", "\t", "  "])
+@pytest.mark.parametrize(
+    ("option", "kind"),
+    [
+        ("-o", b"PATH"),
+        ("--diff", b"PATH"),
+        ("--runbook", b"FILE.ps1"),
+        ("--output-dir", b"DIR"),
+        ("--runbook-dir", b"DIR"),
+        ("--since", b"REV"),
+        ("--path", b"SITE/VDIR"),  # was refused, exit 3: "' ' is outside the front-end site"
+    ],
+)
+def test_a_blank_value_is_a_usage_error_as_an_empty_one_is(
+    confedit_exe, tmp_path, option, kind, blank
+):
+    """`-o "$OUT "` with OUT unset: `-o ' '` wrote the patched file under the name ' ', and
+    `--diff ' '` the diff, where --site and --backup already refused a blank value."""
+    config = copy_sample(tmp_path)
+    before = snapshot_folder(tmp_path)
+    proc = run(confedit_exe, "offload", config.name, option, blank, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert b"a blank " + kind + b" names nothing" in proc.stderr
+    assert proc.stdout == b""
+    assert snapshot_folder(tmp_path) == before
+
+
 @pytest.mark.parametrize("command", [["offload", "--in-place"], ["audit"]])
 def test_an_empty_config_is_a_usage_error_not_the_current_folder(confedit_exe, tmp_path, command):
     """`confedit offload --in-place "$CONFIG"` with CONFIG unset searched the current folder
