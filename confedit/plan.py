@@ -326,7 +326,7 @@ def _check(draft: _Draft, target: Target) -> None:
         )
         return
     if site != front or not target.key:
-        draft.refusals.append(_outside(target, request.site))
+        draft.refusals.append(_outside(config, target, request.site))
         return
     if _is_mrsproxy(draft, target.key):
         draft.refusals.append(f"'{target.path}': {exchange.MRSPROXY_REASON}")
@@ -338,7 +338,7 @@ def _check(draft: _Draft, target: Target) -> None:
     _check_extended_protection(draft, target)
 
 
-def _outside(target: Target, front: str) -> str:
+def _outside(config: Config, target: Target, front: str) -> str:
     """Why a target is outside the front-end site, with the spelling meant if it is clear."""
     if not target.key:  # "", ".", "/" or "./": shown as '' it would say nothing
         return (
@@ -351,10 +351,23 @@ def _outside(target: Target, front: str) -> str:
             f"'{target.path}' is not a location path: they start with the site's name and use "
             f"'/' between names; did you mean '{meant}'?"
         )
+    misspelt = _misspelt_site(config, target.path.partition("/")[0])
+    if misspelt:
+        return f"'{target.path}': {misspelt}"
     return (
         f"'{target.path}' is outside the front-end site '{front}' "
         "(choose another front-end site with --site)"
     )
+
+
+def _misspelt_site(config: Config, name: str) -> str | None:
+    """Why `name` is wrong if it is no site of the file but near one of them (a typo in a
+    --path's site, which choosing another --site would not mend), else None."""
+    if path_key(name) in {path_key(site) for site in config.site_names}:
+        return None
+    if exchange.nearest_site(name, config.site_names) is None:
+        return None
+    return _unknown_site(config, name)
 
 
 def _not_in_sites(config: Config, target: Target) -> str:

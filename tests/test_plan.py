@@ -256,6 +256,28 @@ def test_other_sites_are_refused():
         offload(config(), Request(paths=("Other Site/owa",)), name="t")
 
 
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        (  # a typo in the path's site: not another site, but the front end misspelt
+            "Default Web Sitee/owa",
+            "'Default Web Sitee/owa': the site 'Default Web Sitee' is not in <sites>; "
+            "did you mean 'Default Web Site'?",
+        ),
+        (  # a site of the file, near the front end's name: another site indeed
+            "Default Web Site2/owa",
+            "'Default Web Site2/owa' is outside the front-end site 'Default Web Site' "
+            "(choose another front-end site with --site)",
+        ),
+    ],
+)
+def test_a_paths_site_not_in_sites_is_answered_with_the_site_meant(path, reason):
+    raw = config(sites=[*SITES, Site("Default Web Site2", (App("/"), App("/owa")))])
+    with pytest.raises(Refused) as info:
+        offload(raw, Request(paths=(path,)), name="t")
+    assert info.value.reasons == [reason]
+
+
 @pytest.mark.parametrize("path", ["/", "", ".", "./"])
 def test_the_server_level_as_a_path_is_named_so(path):
     with pytest.raises(Refused) as info:
