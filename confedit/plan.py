@@ -6,6 +6,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from lxml import etree
+
 from confedit import exchange
 from confedit.document import Location
 from confedit.edits import Edit
@@ -403,9 +405,10 @@ def _check_locks(draft: _Draft, target: Target) -> None:
         for access in config.elements_at(level, SSL_FLAGS):
             lock = _lock_on(access)
             if lock and config.flows_to(access, target.key):
+                what, holder = lock
                 reason = (
                     f'IIS would reject the change with "Lock violation": sslFlags is locked by '
-                    f"{lock} at {access.where} (line {config.document.line_of(access.element)}); "
+                    f"{what} at {access.where} (line {config.document.line_of(holder)}); "
                     "remove that lock first"
                 )
                 draft.locked.setdefault(reason, []).append(target.path)
@@ -420,19 +423,21 @@ def _judge_locks(draft: _Draft) -> None:
         draft.refusals.append(f"{named}: {reason}")
 
 
-def _lock_on(access: Definition) -> str | None:
+def _lock_on(access: Definition) -> tuple[str, etree._Element] | None:
+    """The lock on `access` that forbids changing sslFlags below it, and the element that
+    holds the lock (its line is the one to name), if there is one."""
     element = access.element
     names = _names(element.get("lockAttributes"))
     if names & {"sslflags", "*"}:
-        return f'lockAttributes="{element.get("lockAttributes")}" on <access>'
+        return f'lockAttributes="{element.get("lockAttributes")}" on <access>', element
     except_names = element.get("lockAllAttributesExcept")
     if except_names is not None and "sslflags" not in _names(except_names):
-        return f'lockAllAttributesExcept="{except_names}" on <access>'
+        return f'lockAllAttributesExcept="{except_names}" on <access>', element
     if element.get("lockItem", "").lower() == "true":
-        return 'lockItem="true" on <access>'
+        return 'lockItem="true" on <access>', element
     security = element.getparent()
     if security is not None and _names(security.get("lockElements")) & {"access", "*"}:
-        return f'lockElements="{security.get("lockElements")}" on <security>'
+        return f'lockElements="{security.get("lockElements")}" on <security>', security
     return None
 
 

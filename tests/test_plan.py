@@ -607,6 +607,21 @@ def test_a_lock_on_an_ancestor_is_refused_with_the_iis_wording(lock):
         owa_only(raw)
 
 
+def test_a_lock_on_security_is_named_at_its_own_line():
+    """The reason names the line of the lock, not that of the <access> below it."""
+    raw = config()
+    start = raw.index(b"<security>", raw.index(b'<location path="Default Web Site">'))
+    raw = raw[:start] + b'<security lockElements="access">' + raw[start + len(b"<security>") :]
+    line = raw[:start].count(b"\n") + 1
+    with pytest.raises(Refused) as refused:
+        owa_only(raw)
+    (reason,) = refused.value.reasons
+    assert reason.endswith(
+        f'sslFlags is locked by lockElements="access" on <security> at Default Web Site '
+        f"(line {line}); remove that lock first"
+    )
+
+
 def test_one_lock_over_many_targets_is_one_reason_naming_them_all():
     """A lock above the front end was one reason a target: with --include-descendants on a
     hosting server's file, thousands of lines that all name the same lock."""
