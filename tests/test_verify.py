@@ -14,9 +14,9 @@ from confedit.edits import Edit, ordered, touches
 from confedit.errors import VerificationFailed
 from confedit.plan import Request
 from confedit.verify import _shares_element
-from tests.conftest import EXCHANGE
+from tests.conftest import corpus_files
 
-RAW = (EXCHANGE / "e2013-cas-mbx.applicationHost.config").read_bytes()
+RAW = corpus_files("e2013-cas-mbx.applicationHost.config")[0].read_bytes()
 
 
 def _break(monkeypatch, change):
