@@ -383,6 +383,12 @@ def _not_in_sites(config: Config, target: Target) -> str:
                 f"'{target.path}' is not a path: {app.pool} is an application pool, and it serves "
                 f"'{app.config_path}' — use that path"
             )
+    if target.service in exchange.SERVICE_BY_NAME:
+        # Its path is the service's own: a near spelling would be another service's path.
+        return (
+            f"'{target.path}' (--service {target.service}) is not an application or virtual "
+            f"directory of '{site.name}' in <sites>: this server's file has none for that service"
+        )
     paths = site.config_paths()
     by_key = {path_key(p): p for p in paths}
     close = difflib.get_close_matches(target.key, list(by_key), n=3, cutoff=0.6)

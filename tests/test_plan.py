@@ -427,6 +427,19 @@ def test_an_explicit_target_absent_from_sites_is_refused():
         offload(raw, Request(services=("mapi",)), name="t")
 
 
+def test_a_service_absent_from_sites_is_not_answered_with_another_services_path():
+    # 'OAB' is near 'owa' and 'API' as text, but --service oab means the OAB directory: another
+    # service's path is no spelling of it.
+    apps = tuple(a for a in EXCHANGE_FRONT_END.applications if a.path != "/OAB")
+    raw = render([Site("Default Web Site", apps), EXCHANGE_BACK_END], [ROOT, *BACK], LF)
+    with pytest.raises(Refused) as info:
+        offload(raw, Request(services=("oab",)), name="t")
+    message = str(info.value)
+    assert "did you mean" not in message
+    assert "--service oab" in message
+    assert "has none for that service" in message
+
+
 # --- Extended Protection, descendants, certificates, locks, delegation --------------------------
 
 
