@@ -326,8 +326,8 @@ _CONFIGS = click.argument(
 _MAX_SIZE = click.option(
     "--max-size",
     type=_Size(),
-    default=DEFAULT_MAX_SIZE,
-    show_default="512M",
+    default=f"{DEFAULT_MAX_SIZE >> 20}M",  # converted by _Size; shown as written
+    show_default=True,
     help="Refuse inputs larger than this (checked before reading).",
 )
 

@@ -320,6 +320,13 @@ def test_help_names_the_options_as_the_readme_does(confedit_exe):
     assert "Colour the tables (auto" in " ".join(audit.split())
 
 
+def test_help_shows_the_size_limits_default_as_a_size(confedit_exe):
+    """click writes a default given as text in parentheses, as a description: (512M)."""
+    for command in ("offload", "audit"):
+        text = " ".join(run(confedit_exe, command, "--help").stdout.decode().split())
+        assert "[default: 512M]" in text
+
+
 # --- several files -----------------------------------------------------------------------------
 
 
