@@ -238,6 +238,9 @@ _WINDOWS_AUTH: Final = ("security", "authentication", "windowsAuthentication")
 WINDOWS_AUTH_ENABLED: Final = Setting(_WINDOWS_AUTH, "enabled", "false")
 TOKEN_CHECKING: Final = Setting((*_WINDOWS_AUTH, "extendedProtection"), "tokenChecking", "None")
 
+# Not a value of its own: the lock a <security> element may hold on the <access> below it.
+SECURITY_LOCK: Final = Setting(("security",), "lockElements", "")
+
 SETTINGS: Final = (SSL_FLAGS, WINDOWS_AUTH_ENABLED, TOKEN_CHECKING)  # indexed together
 
 _TOKEN_CHECKING_NAMES: Final = {name.lower(): name for name in ("None", "Allow", "Require")}
@@ -377,16 +380,32 @@ class Config:
         in_locations: dict[Setting, list[Definition]] = {setting: [] for setting in settings}
         for element in self.document.root.iter(*by_tag):
             setting = by_tag[element.tag]
-            top, between = placement(element)
-            if top is None:
-                continue
-            if top.tag == "system.webServer" and between == setting.elements[:-1]:
-                server[setting].append(Definition(element, None))
-            elif between == ("system.webServer", *setting.elements[:-1]):
-                location = self.owner(top)
-                if location is not None:
-                    in_locations[setting].append(Definition(element, location))
+            definition = self._placed(element, setting)
+            if definition is not None:
+                found = server if definition.location is None else in_locations
+                found[setting].append(definition)
         return {setting: server[setting] + in_locations[setting] for setting in settings}
+
+    def holding(self, setting: Setting) -> list[Definition]:
+        """The elements of the setting in scope that have its attribute, in file order. One
+        search for them alone: for an attribute few elements have, such as a lock, where
+        elements() would make a Definition of every element of its kind."""
+        tag, attribute = setting.elements[-1], setting.attribute
+        found = self.document.root.iterfind(f".//{tag}[@{attribute}]")
+        return [d for d in (self._placed(element, setting) for element in found) if d]
+
+    def _placed(self, element: etree._Element, setting: Setting) -> Definition | None:
+        """`element` as an element of the setting: at the server level, or in an in-scope
+        <location>; None anywhere else (in another section, or an out-of-scope site)."""
+        top, between = placement(element)
+        if top is None:
+            return None
+        if top.tag == "system.webServer" and between == setting.elements[:-1]:
+            return Definition(element, None)
+        if between == ("system.webServer", *setting.elements[:-1]):
+            location = self.owner(top)
+            return None if location is None else Definition(element, location)
+        return None
 
     def owner(self, element: etree._Element) -> Location | None:
         """The in-scope Location of a top-level <location> element; None for any other."""

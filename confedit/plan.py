@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Final, Literal
 
 from lxml import etree
@@ -14,6 +15,7 @@ from confedit.edits import Edit
 from confedit.errors import Refused, UsageProblem
 from confedit.iis import (
     NONE,
+    SECURITY_LOCK,
     SSL_FLAGS,
     TOKEN_CHECKING,
     Config,
@@ -114,6 +116,11 @@ class _Draft:
     extended_protection: list[str] = field(default_factory=list)  # paths where it is on
     # Each lock that forbids a target's change (the reason, after the paths), with the paths.
     locked: dict[str, list[str]] = field(default_factory=dict)
+
+    @cached_property
+    def locks(self) -> dict[str, list[Lock]]:
+        """The file's locks on sslFlags, found once for all targets (see _locks_by_level)."""
+        return _locks_by_level(self.config)
 
 
 def plan(config: Config, request: Request) -> Plan:
@@ -408,17 +415,36 @@ def _unknown_site(config: Config, name: str) -> str:
 def _check_locks(draft: _Draft, target: Target) -> None:
     config = draft.config
     for level in lineage(target.key)[1:]:
-        for access in config.elements_at(level, SSL_FLAGS):
-            lock = _lock_on(access)
-            if lock and config.flows_to(access, target.key):
-                what, holder = lock
+        for holder, (what, element) in draft.locks.get(level, ()):
+            if config.flows_to(holder, target.key):
                 reason = (
                     f'IIS would reject the change with "Lock violation": sslFlags is locked by '
-                    f"{what} at {access.where} (line {config.document.line_of(holder)}); "
+                    f"{what} at {holder.where} (line {config.document.line_of(element)}); "
                     "remove that lock first"
                 )
                 draft.locked.setdefault(reason, []).append(target.path)
                 return
+
+
+Lock = tuple[Definition, tuple[str, etree._Element]]  # holder, (what, the element to name)
+
+
+def _locks_by_level(config: Config) -> dict[str, list[Lock]]:
+    """The locks on sslFlags for the levels below, by the level that sets them, each with the
+    element (and <location>) that holds it: on an <access>, then on a <security>, which locks
+    the <access> element below whether or not it holds one itself."""
+    found: dict[str, list[Lock]] = {}
+    for access in config.elements(SSL_FLAGS):
+        if lock := _lock_on(access.element):
+            found.setdefault(path_key(access.path), []).append((access, lock))
+    for security in config.holding(SECURITY_LOCK):
+        names = security.element.get("lockElements")
+        if _names(names) & {"access", "*"}:
+            what = f'lockElements="{names}" on <security>'
+            found.setdefault(path_key(security.path), []).append(
+                (security, (what, security.element))
+            )
+    return found
 
 
 def _judge_locks(draft: _Draft) -> None:
@@ -429,10 +455,9 @@ def _judge_locks(draft: _Draft) -> None:
         draft.refusals.append(f"{named}: {reason}")
 
 
-def _lock_on(access: Definition) -> tuple[str, etree._Element] | None:
-    """The lock on `access` that forbids changing sslFlags below it, and the element that
-    holds the lock (its line is the one to name), if there is one."""
-    element = access.element
+def _lock_on(element: etree._Element) -> tuple[str, etree._Element] | None:
+    """The lock on an <access> element that forbids changing sslFlags below it, and the
+    element that holds the lock (its line is the one to name), if there is one."""
     names = _names(element.get("lockAttributes"))
     if names & {"sslflags", "*"}:
         return f'lockAttributes="{element.get("lockAttributes")}" on <access>', element
@@ -441,9 +466,6 @@ def _lock_on(access: Definition) -> tuple[str, etree._Element] | None:
         return f'lockAllAttributesExcept="{except_names}" on <access>', element
     if element.get("lockItem", "").lower() == "true":
         return 'lockItem="true" on <access>', element
-    security = element.getparent()
-    if security is not None and _names(security.get("lockElements")) & {"access", "*"}:
-        return f'lockElements="{security.get("lockElements")}" on <security>', security
     return None
 
 

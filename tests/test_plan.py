@@ -635,6 +635,25 @@ def test_a_lock_on_security_is_named_at_its_own_line():
     )
 
 
+@pytest.mark.parametrize("locked", ["access", "*"])
+def test_a_lock_on_security_holds_without_an_access_element_below_it(locked):
+    """lockElements locks the <access> element of the paths below, whether or not the level
+    that locks it has one of its own."""
+    raw = render(SITES, [Loc("Default Web Site", shape="security"), *BACK], LF)
+    start = raw.index(b"<security", raw.index(b'<location path="Default Web Site">'))
+    end = raw.index(b"</security>", start) + len(b"</security>")
+    lock = f'<security lockElements="{locked}" />'.encode()
+    raw = raw[:start] + lock + raw[end:]
+    line = raw[:start].count(b"\n") + 1
+    with pytest.raises(Refused) as refused:
+        owa_only(raw)
+    (reason,) = refused.value.reasons
+    assert reason.endswith(
+        f'sslFlags is locked by lockElements="{locked}" on <security> at Default Web Site '
+        f"(line {line}); remove that lock first"
+    )
+
+
 def test_one_lock_over_many_targets_is_one_reason_naming_them_all():
     """A lock above the front end was one reason a target: with --include-descendants on a
     hosting server's file, thousands of lines that all name the same lock."""
