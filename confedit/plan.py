@@ -340,11 +340,20 @@ def _check(draft: _Draft, target: Target) -> None:
     if _is_mrsproxy(draft, target.key):
         draft.refusals.append(f"'{target.path}': {exchange.MRSPROXY_REASON}")
         return
-    if target.service != "descendant" and config.sites_spelling(target.key) is None:
+    if target.service != "descendant" and not _is_known_path(config, target.key):
         draft.refusals.append(_not_in_sites(config, target))
         return
     _check_locks(draft, target)
     _check_extended_protection(draft, target)
+
+
+def _is_known_path(config: Config, key: str) -> bool:
+    """An application or virtual directory of <sites>, or a path of a site in <sites> that the
+    file configures with a <location> of its own (a folder such as owa/auth): appcmd sets
+    either. Any other path is more likely a typo than a folder on the server."""
+    if config.sites_spelling(key) is not None:
+        return True
+    return site_of(key) in config.sites and bool(config.locations_at(key))
 
 
 def _outside(config: Config, target: Target, front: str) -> str:

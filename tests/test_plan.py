@@ -440,6 +440,28 @@ def test_a_service_absent_from_sites_is_not_answered_with_another_services_path(
     assert "has none for that service" in message
 
 
+def test_an_explicit_path_with_a_location_of_its_own_is_offloaded_though_not_in_sites():
+    # owa/auth is a folder of the owa application, not in <sites>, with a <location> of its own
+    # in every real export: appcmd sets it like any other path, and so does confedit.
+    raw = config(Loc("Default Web Site/owa/auth", shape="security"))
+    result = offload(raw, Request(paths=("default web site/OWA/Auth",)), name="t")
+    assert [(o.target.path, o.action) for o in result.outcomes] == [
+        ("Default Web Site/owa/auth", "inserted")
+    ]
+    assert (
+        access_values(result.output.removeprefix(b"\xef\xbb\xbf"))["Default Web Site/owa/auth"]
+        == "None"
+    )
+    assert result.plan.pools == ["MSExchangeOWAAppPool"]
+    # The same path without a <location> may be a typo: still refused, with the paths meant;
+    # and so is a location of a site that <sites> does not have.
+    with pytest.raises(Refused, match="not an application or virtual directory"):
+        offload(config(), Request(paths=("Default Web Site/owa/auth",)), name="t")
+    with pytest.raises(Refused, match="the site 'Default Web Site2' is not in <sites>"):
+        request = Request(paths=("Default Web Site2/owa",), site="Default Web Site2")
+        offload(config(Loc("Default Web Site2/owa", shape="security")), request, name="t")
+
+
 # --- Extended Protection, descendants, certificates, locks, delegation --------------------------
 
 
