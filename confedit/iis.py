@@ -566,3 +566,10 @@ def _override_mode(location: etree._Element) -> _Override | None:
         if mode is not None:
             return _Override(mode, f'{attribute}="{value}"')
     return None
+
+
+def decides_override(location: etree._Element) -> bool:
+    """Whether a <location> locks or unlocks the sections inside it for web.config files
+    (overrideMode Allow or Deny, or allowOverride), rather than leaving that to the levels
+    above."""
+    return _override_mode(location) is not None

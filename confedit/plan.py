@@ -22,6 +22,7 @@ from confedit.iis import (
     Definition,
     Resolved,
     SslFlags,
+    decides_override,
     delegated_at,
     is_below,
     lineage,
@@ -589,13 +590,18 @@ def _outcome(config: Config, writer: EditWriter, target: Target) -> Outcome:
 
 
 def _location_to_edit(config: Config, key: str) -> Location | None:
-    """The <location> that gets the setting: the one that already has <access>, else the first.
+    """The <location> that gets the setting: the one that already has <access>, else the first
+    without an override mode of its own, else the first.
 
     IIS allows several <location> elements with one path as long as they define different
-    sections; validate() has already refused two that both define access.
+    sections; validate() has already refused two that both define access. IIS keeps each
+    section's override mode with it (a section in <location overrideMode="Allow"> is unlocked
+    for web.config files), and appcmd's new section asks for none: it does not go into a
+    location that would lock or unlock it.
     """
     for definition in config.elements_at(key, SSL_FLAGS):
         if definition.location is not None:
             return definition.location
     locations = config.locations_at(key)
-    return locations[0] if locations else None
+    inheriting = (location for location in locations if not decides_override(location.element))
+    return next(inheriting, locations[0] if locations else None)

@@ -123,7 +123,8 @@ def explicit(root: etree._Element, path: str) -> str | None:
 
 def pin_none(root: etree._Element, path: str) -> None:
     """What `appcmd set config PATH /section:access /sslFlags:None` means for the tree: the
-    location that defines access (else the first one for the path, else a new one) gets
+    location that defines access (else the first one for the path that neither locks nor
+    unlocks its sections, else the first one, else a new one) gets
     system.webServer/security/access with sslFlags="None" (a value that already means None,
     such as "0", is left as written)."""
     wanted = key(path)
@@ -131,6 +132,8 @@ def pin_none(root: etree._Element, path: str) -> None:
     holder = next(
         (loc for loc in locations if loc.find("system.webServer/" + ACCESS) is not None), None
     )
+    if holder is None:
+        holder = next((loc for loc in locations if plain(loc)), None)
     if holder is None and locations:
         holder = locations[0]
     if holder is None:
@@ -141,6 +144,13 @@ def pin_none(root: etree._Element, path: str) -> None:
         element = child if child is not None else etree.SubElement(element, tag)
     if flag_bits(element.get("sslFlags", "Ssl")) != 0:  # None in any spelling stays as it is
         element.set("sslFlags", "None")
+
+
+def plain(location: etree._Element) -> bool:
+    """A location that neither locks nor unlocks its sections: overrideMode Inherit (or none),
+    no allowOverride."""
+    mode = (location.get("overrideMode") or "inherit").lower()
+    return mode == "inherit" and location.get("allowOverride") is None
 
 
 def location_keys(root: etree._Element) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from lxml import etree
 
 from confedit import offload
 from confedit.errors import InvalidInput, Refused, UsageProblem
@@ -721,6 +722,30 @@ def test_a_lock_that_spares_ssl_flags_or_sits_on_the_target_itself_is_fine():
         Loc("Default Web Site/owa", "Ssl", access_attributes=(("lockAttributes", "sslFlags"),))
     )
     assert owa_only(own).changed
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [(("overrideMode", "Allow"),), (("allowOverride", "true"),), (("overrideMode", "Deny"),)],
+)
+def test_a_new_access_goes_into_a_location_without_an_override_mode_of_its_own(attributes):
+    """A Cumulative Update can leave two <location> elements for one path, one of them with
+    overrideMode or allowOverride, which IIS keeps with each section inside it. appcmd's new
+    access section asks for none: it goes into the other <location>. Written into the first,
+    sslFlags would be unlocked for web.config files (or locked, with Deny), and the diff would
+    create a <security> the other location has."""
+    raw = config(
+        Loc("Default Web Site/owa", shape="webserver", attributes=attributes),
+        Loc("Default Web Site/owa", shape="security"),
+    )
+    result = owa_only(raw)
+    (outcome,) = result.outcomes
+    assert (outcome.action, outcome.created) == ("inserted", ("access",))
+    assert result.findings == ()
+    root = etree.fromstring(result.output.removeprefix(b"\xef\xbb\xbf"))
+    owa = [loc for loc in root.iterfind("location") if loc.get("path") == "Default Web Site/owa"]
+    holds_access = [loc.find("system.webServer/security/access") is not None for loc in owa]
+    assert holds_access == [False, True]
 
 
 def test_override_mode_allow_warns_about_web_config():
