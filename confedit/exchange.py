@@ -38,6 +38,11 @@ BACK_END_REASON: Final = (
     "and Microsoft's procedure says to make no change to it; offload the same directory under "
     f"'{FRONT_END_SITE}' instead"
 )
+
+# A --site naming the Back End: refused by both commands.
+BACK_END_AS_FRONT_END: Final = "the site '{site}' is the Exchange Back End: " + BACK_END_REASON
+
+
 EXTENDED_PROTECTION_STATEMENT: Final = (
     'Microsoft: "Extended Protection is not supported in environments that use SSL offloading. '
     'SSL termination during SSL offloading causes Extended Protection to fail."'

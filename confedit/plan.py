@@ -129,7 +129,7 @@ def plan(config: Config, request: Request) -> Plan:
     validate(config)
     if path_key(request.site) == path_key(exchange.BACK_END_SITE):  # one reason, not one a target
         raise Refused(
-            [f"the site '{request.site}' is the Exchange Back End: {exchange.BACK_END_REASON}"],
+            [exchange.BACK_END_AS_FRONT_END.format(site=request.site)],
             source=config.document.name,
         )
     draft = _Draft(config, request)

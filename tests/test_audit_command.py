@@ -51,6 +51,24 @@ def test_audit_table_and_drift_gate(confedit_exe):
 
 
 @pytest.mark.parametrize("args", [[], ["--offloaded"], ["--format", "json"]])
+def test_the_back_end_as_the_front_end_site_is_refused_as_offload_refuses_it(confedit_exe, args):
+    """`--site "Exchange Back End"` made the Back End the front end: the gate failed with
+    'run confedit offload', which refuses that site, and passed on a Back End that had lost its
+    SSL. The audit refuses it as offload does."""
+    site = ["--site", "exchange back end"]
+    proc = run(confedit_exe, "audit", *site, *args, str(SAMPLE))
+    offload = run(confedit_exe, "offload", *site, str(SAMPLE))
+    assert proc.returncode == offload.returncode == 3
+    reason = "refused: the site 'exchange back end' is the Exchange Back End: "
+    assert reason.encode() in offload.stderr
+    if args == ["--format", "json"]:
+        error = json.loads(proc.stdout)["error"]
+        assert error["kind"] == "refused" and reason in error["message"]
+    else:
+        assert reason.encode() in proc.stderr and proc.stdout == b""
+
+
+@pytest.mark.parametrize("args", [[], ["--offloaded"], ["--format", "json"]])
 def test_audit_says_an_unlocked_access_section_on_stderr_as_every_warning(
     confedit_exe, tmp_path, args
 ):
