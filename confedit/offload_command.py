@@ -23,7 +23,6 @@ from typing import Any
 import click
 
 from confedit import report, style
-from confedit.baseline import check_back_end_since
 from confedit.batch import Input, default_jobs, find_inputs, most_severe, run_all, show_progress
 from confedit.command_common import (
     CommonOptions,
@@ -250,7 +249,7 @@ def run_offload(opts: OffloadOptions) -> int:
         return run_offload_many(opts)
     snapshot = read_input(opts.config, opts.max_size)
     if opts.since:
-        check_back_end_since(opts.config, snapshot.data, opts.since, str(opts.config))
+        _check_since(opts.config, snapshot.data, opts.since, str(opts.config))
     result = offload(snapshot.data, opts.request(), name=str(opts.config))
     diff = result.diff(diff_label(opts.config))
     _, code = result_status(result, opts.check)
@@ -386,7 +385,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
     try:
         snapshot = read_item(item, settings.max_size)
         if settings.since:
-            check_back_end_since(item.path, snapshot.data, settings.since, name)
+            _check_since(item.path, snapshot.data, settings.since, name)
         result = offload(snapshot.data, settings.request, name=name)
         status, code = result_status(result, settings.check)
         # Made before anything is written: a runbook refused leaves the file's outputs unwritten.
@@ -428,6 +427,14 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         diff=diff,
         document=document,
     )
+
+
+def _check_since(path: Path, data: bytes, revision: str, name: str) -> None:
+    # Imported here: only --since runs git (subprocess and the comparison cost every other run
+    # about 2 ms of start-up).
+    from confedit.baseline import check_back_end_since  # noqa: PLC0415
+
+    check_back_end_since(path, data, revision, name)
 
 
 def _writes(settings: FileSettings) -> bool:

@@ -488,6 +488,14 @@ def test_a_run_over_one_file_loads_no_worker_processes(tmp_path):
     assert "confedit.workers" in several  # ... and the check can see them
 
 
+def test_only_a_run_with_since_loads_the_git_comparison(tmp_path):
+    args = ["offload", str(SAMPLE), "-o", "out.config", "-q"]
+    assert loaded(args, "confedit.baseline subprocess", tmp_path) == []
+    assert (tmp_path / "out.config").is_file()  # the run did happen
+    since = ["offload", str(SAMPLE), "--check", "--since", "HEAD", "-q"]
+    assert loaded(since, "confedit.baseline", tmp_path) == ["confedit.baseline"]  # it can see
+
+
 @pytest.mark.parametrize(
     "args",
     [
