@@ -16,6 +16,10 @@ from confedit.errors import Refused
 from confedit.plan import Outcome
 
 APPCMD: Final = r"& $env:windir\system32\inetsrv\appcmd.exe"
+# appcmd deletes a whole section, not one attribute of it: Microsoft.Web.Administration does.
+_LOAD_IIS_API: Final = (
+    "[void][Reflection.Assembly]::LoadWithPartialName('Microsoft.Web.Administration')"
+)
 
 # PowerShell takes each of these for the quote that opens and closes a single-quoted string.
 _SINGLE_QUOTES: Final = "'\u2018\u2019\u201a\u201b"
@@ -93,6 +97,7 @@ def render_runbook(result: Result, name: str, *, option: str = "--runbook") -> b
         *[f"# {_appcmd_set(o.target.path, 'None')}" for o in changed],
         "",
         *_rollback_of_the_file(result),
+        *_load_iis_api(changed),
         *[f"# {_inverse(o)}" for o in changed],
         "#    then recycle the same application pools.",
     ]
@@ -161,8 +166,28 @@ def _appcmd_set(path: str, value: str) -> str:
 
 
 def _inverse(outcome: Outcome) -> str:
-    """The appcmd command that restores the value before the change."""
+    """The command that restores the value before the change."""
+    path = _ps(outcome.target.path)
     if not outcome.inherited:
         return _appcmd_set(outcome.target.path, outcome.before.value)
-    # It was inherited: clearing the setting at this path lets it inherit again.
-    return f"{APPCMD} clear config '{_ps(outcome.target.path)}' /section:access /commit:APPHOST"
+    if _access_was_there(outcome):
+        # Clearing the section would delete the <access> the file had, with its locks.
+        return (
+            "$iis = New-Object Microsoft.Web.Administration.ServerManager; "
+            "$iis.GetApplicationHostConfiguration().GetSection("
+            f"'system.webServer/security/access', '{path}').GetAttribute('sslFlags').Delete(); "
+            "$iis.CommitChanges()"
+        )
+    # The change created <access>: clearing the section at this path lets it inherit again.
+    return f"{APPCMD} clear config '{path}' /section:access /commit:APPHOST"
+
+
+def _access_was_there(outcome: Outcome) -> bool:
+    """Whether the change added sslFlags to an <access> of the file's (one without it)."""
+    return outcome.inherited and not outcome.created
+
+
+def _load_iis_api(changed: list[Outcome]) -> list[str]:
+    if any(_access_was_there(o) for o in changed):
+        return [f"# {_LOAD_IIS_API}"]
+    return []

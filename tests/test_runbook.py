@@ -259,14 +259,22 @@ _NAMES = st.text(
 ).filter(lambda name: name.strip() == name)
 
 
-@given(pool=_NAMES, directory=_NAMES, inherited=st.booleans())
-def test_names_reach_powershell_as_the_file_spells_them(pool, directory, inherited):
+_INVERSES = {  # where OAB's sslFlags came from: how the rollback restores it
+    "set here": " set config ",
+    "inherited": " clear config ",
+    "inherited, <access> kept": ".GetAttribute('sslFlags').Delete()",
+}
+
+
+@given(pool=_NAMES, directory=_NAMES, before=st.sampled_from(sorted(_INVERSES)))
+def test_names_reach_powershell_as_the_file_spells_them(pool, directory, before):
     """Whatever quotes, dollars, backticks or braces a pool or a directory's name holds, the
-    script parses, its $pools holds exactly the pool, and the appcmd steps name the path: the
-    change, and its inverse (`set config` back to the value the file set, or `clear config`
-    where the directory inherited its value)."""
+    script parses, its $pools holds exactly the pool, and the steps name the path: the
+    change, and its inverse (`set config` back to the value the file set, `clear config`
+    where the directory inherited its value, the attribute deleted where the directory
+    inherited it through an <access> of its own)."""
     path = f"Default Web Site/{directory}"
-    raw = _named_oab(pool, directory, inherited=inherited)
+    raw = _named_oab(pool, directory, before=before)
     result = offload(raw, Request(paths=(path,)), name="x")
     script = render_runbook(result, "x").decode("utf-8-sig")
     root = powershell.parse(script)
@@ -279,25 +287,27 @@ def test_names_reach_powershell_as_the_file_spells_them(pool, directory, inherit
     assert [powershell.verbatim(s) for s in powershell.nodes(pools, "string_literal")] == [pool]
     steps = _appcmd_steps(script)
     assert len(steps) == 2  # the change, and its inverse
-    assert (" clear config " in steps[1]) == inherited, steps[1]
+    assert _INVERSES[before] in steps[1], steps[1]
     for step in steps:
         arguments = powershell.nodes(powershell.parse(step), "string_literal")
-        assert powershell.verbatim(arguments[0]) == path, step
+        assert path in [powershell.verbatim(argument) for argument in arguments], step
 
 
 def _appcmd_steps(script: str) -> list[str]:
-    """The appcmd commands the script's comments give to paste, uncommented."""
-    return [line[2:] for line in script.split("\r\n") if line.startswith("# & ")]
+    """The commands the script's comments give to paste for one path, uncommented."""
+    return [line[2:] for line in script.split("\r\n") if line.startswith(("# & ", "# $iis "))]
 
 
-def _named_oab(pool: str, directory: str, *, inherited: bool = False) -> bytes:
+def _named_oab(pool: str, directory: str, *, before: str = "set here") -> bytes:
     """The sample with OAB's pool and directory named as given, escaped for an attribute;
-    `inherited`: without OAB's own <access>, so that it inherits the site's sslFlags."""
+    `before` (see _INVERSES): "inherited", without OAB's own <access>, so that it inherits the
+    site's sslFlags; "inherited, <access> kept", its <access> kept without sslFlags."""
     escaped = {name: xml.sax.saxutils.quoteattr(name).encode() for name in (pool, directory)}
     raw = SAMPLE
-    if inherited:
+    if before != "set here":
+        kept = b"<access />" if before == "inherited, <access> kept" else b""
         oab = raw.index(b'<location path="Default Web Site/OAB">')
-        raw = raw[:oab] + raw[oab:].replace(b'<access sslFlags="Ssl, Ssl128" />', b"", 1)
+        raw = raw[:oab] + raw[oab:].replace(b'<access sslFlags="Ssl, Ssl128" />', kept, 1)
     raw = raw.replace(b'"MSExchangeOABAppPool"', escaped[pool])
     quoted = escaped[directory]
     raw = raw.replace(b'path="/OAB"', b"path=" + quoted[:1] + b"/" + quoted[1:])
@@ -315,3 +325,35 @@ def test_the_rollback_of_a_utf16_file_does_not_send_the_operator_to_its_diff():
     assert "keep a --backup of it" in text
     utf8 = render_runbook(offload(SAMPLE, name="x"), "x").decode("utf-8-sig")
     assert "# 4. Rollback: apply the diff in reverse to the file (git apply -R" in utf8
+
+
+def _owa_with_access(access: bytes) -> bytes:
+    """The sample with `access` (an <access> without sslFlags) in owa's <security>: owa
+    inherits the site's Ssl, and the offload adds the attribute to that element."""
+    start = SAMPLE.index(b'<location path="Default Web Site/owa">')
+    end = SAMPLE.index(b"</authentication>", start) + len(b"</authentication>")
+    return SAMPLE[:end] + b"\n                " + access + SAMPLE[end:]
+
+
+@pytest.mark.parametrize(
+    "access",
+    [b'<access lockAttributes="sslFlags" />', b'<access lockItem="true" />', b"<access />"],
+)
+def test_the_rollback_of_an_attribute_added_to_an_access_deletes_the_attribute_only(access):
+    # `appcmd clear config /section:access` deletes the whole <access>: a lock the file set on
+    # it, which the change kept, would be lost by the rollback.
+    result = offload(_owa_with_access(access), Request(services=("owa",)), name="x")
+    (outcome,) = result.outcomes
+    assert (outcome.action, outcome.created, outcome.inherited) == ("rewritten", (), True)
+    script = render_runbook(result, "x").decode("utf-8-sig")
+    rollback = script[script.index("# 4. Rollback") :]
+    assert " clear config " not in rollback
+    assert "# [void][Reflection.Assembly]::LoadWithPartialName('Microsoft.Web.Administration')" in (
+        rollback.split("\r\n")
+    )
+    (step,) = [line[2:] for line in rollback.split("\r\n") if "'Default Web Site/owa'" in line]
+    assert step.endswith(
+        "$iis.GetApplicationHostConfiguration().GetSection('system.webServer/security/access', "
+        "'Default Web Site/owa').GetAttribute('sslFlags').Delete(); $iis.CommitChanges()"
+    )
+    assert powershell.syntax_errors(powershell.parse(step)) == [], step
