@@ -7,6 +7,7 @@ The Outlook Anywhere steps and iisreset stay commented: they are decisions, not 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import unicodedata
 from typing import Final
 
@@ -32,15 +33,19 @@ _UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Zl", "Zp", "Cf"})
 # script there); a stopped pool reads the configuration when it starts, so it is left alone.
 _RECYCLE: Final = (
     "if ($Apply) {",
+    "    # The pools are in the original file too: only the file itself shows it was deployed.",
+    '    $config = "$env:windir\\system32\\inetsrv\\config\\applicationHost.config"',
+    "    if ((Get-FileHash -LiteralPath $config -Algorithm SHA256).Hash -ne $patched) {",
+    '        throw "$config is not the patched file this runbook was written for, nothing '
+    'recycled: deploy that file first, on the server it was exported from"',
+    "    }",
     "    Import-Module WebAdministration",
-    "    # Every pool is checked before any is recycled: one missing means another server, or a",
-    "    # file not deployed yet.",
+    "    # Every pool is checked before any is recycled: one missing means another server.",
     "    $known = @(Get-ChildItem IIS:\\AppPools | ForEach-Object { $_.Name })",
     "    $missing = @($pools | Where-Object { $known -notcontains $_ })",
     "    if ($missing) {",
     "        throw \"no application pool $($missing -join ', ') on this server, nothing "
-    "recycled: run this script on the server whose file it was written for, after deploying "
-    'it"',
+    'recycled: run this script on the server whose file it was written for"',
     "    }",
     "    foreach ($pool in $pools) {",
     "        $state = (Get-WebAppPoolState -Name $pool).Value",
@@ -78,6 +83,8 @@ def render_runbook(result: Result, name: str, *, option: str = "--runbook") -> b
         *_nothing_changed(changed),
         "# 1. Recycle the application pools of the changed directories.",
         *_pools_not_named(result, changed),
+        f"$patched = '{hashlib.sha256(result.output).hexdigest().upper()}'  # SHA-256 of the "
+        "patched file",
         "$pools = @(",
         *[f"    '{_ps(pool)}'" for pool in result.plan.pools],  # one element per line
         ")",

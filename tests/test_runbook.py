@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 import re
 import xml.sax.saxutils
@@ -215,7 +216,7 @@ def test_a_pool_that_is_not_started_is_left_alone_and_named():
 def test_every_pool_is_looked_up_before_any_is_recycled():
     block = [line.strip() for line in apply_block(render_runbook(offload(SAMPLE), "x").decode())]
     check = block.index("$missing = @($pools | Where-Object { $known -notcontains $_ })")
-    throw = next(i for i, line in enumerate(block) if line.startswith("throw "))
+    throw = next(i for i, line in enumerate(block) if line.startswith('throw "no application'))
     assert check < throw < block.index("foreach ($pool in $pools) {")
     assert "on this server, nothing recycled: run this script on the server" in block[throw]
 
@@ -357,3 +358,24 @@ def test_the_rollback_of_an_attribute_added_to_an_access_deletes_the_attribute_o
         "'Default Web Site/owa').GetAttribute('sslFlags').Delete(); $iis.CommitChanges()"
     )
     assert powershell.syntax_errors(powershell.parse(step)) == [], step
+
+
+def test_the_deployed_file_is_checked_before_any_pool_is_recycled():
+    # The pools are the same in the original file: their check alone let a server where the
+    # patched file was not deployed yet be recycled, and reported as done.
+    result = offload(SAMPLE, name="x")
+    text = render_runbook(result, "x").decode("utf-8-sig")
+    digest = hashlib.sha256(result.output).hexdigest().upper()
+    assert f"$patched = '{digest}'  # SHA-256 of the patched file" in text.split("\r\n")
+    block = [line.strip() for line in apply_block(text)]
+    check = block.index(
+        "if ((Get-FileHash -LiteralPath $config -Algorithm SHA256).Hash -ne $patched) {"
+    )
+    assert (
+        block[check - 1]
+        == '$config = "$env:windir\\system32\\inetsrv\\config\\applicationHost.config"'
+    )
+    assert block[check + 1].startswith('throw "$config is not the patched file')
+    assert check < block.index(
+        "$known = @(Get-ChildItem IIS:\\AppPools | ForEach-Object { $_.Name })"
+    )
