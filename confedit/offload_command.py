@@ -53,7 +53,6 @@ from confedit.files import (
     write_file,
 )
 from confedit.plan import Request
-from confedit.runbook import render_runbook
 
 STDIO = "-"
 OFFLOAD_GROUPS = ("changed", "unchanged", "refused", "invalid")
@@ -257,7 +256,7 @@ def run_offload(opts: OffloadOptions) -> int:
     writes_input_copy = not opts.check and (opts.output or opts.in_place)
     if writes_input_copy:
         check_unchanged(snapshot)
-    runbook = render_runbook(result, str(opts.config)) if opts.runbook else b""
+    runbook = _runbook(result, str(opts.config)) if opts.runbook else b""
     outputs = ((opts.output, result.output), (opts.diff_to, diff), (opts.runbook, runbook))
     # All files are written together or not at all (see Outputs); stdout comes after them.
     with Outputs(partial(check_same_stat, snapshot) if writes_input_copy else None) as files:
@@ -390,7 +389,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         status, code = result_status(result, settings.check)
         # Made before anything is written: a runbook refused leaves the file's outputs unwritten.
         wanted = settings.runbook_dir is not None
-        runbook = render_runbook(result, name, option="--runbook-dir") if wanted else None
+        runbook = _runbook(result, name, option="--runbook-dir") if wanted else None
         if _writes(settings):
             check_unchanged(snapshot)
         if _writes(settings) or runbook is not None:
@@ -429,12 +428,20 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
     )
 
 
+# Imported where used: only --since runs git, and only a runbook needs hashlib; the modules
+# cost every other run about 2 and 4 ms of start-up.
+
+
 def _check_since(path: Path, data: bytes, revision: str, name: str) -> None:
-    # Imported here: only --since runs git (subprocess and the comparison cost every other run
-    # about 2 ms of start-up).
     from confedit.baseline import check_back_end_since  # noqa: PLC0415
 
     check_back_end_since(path, data, revision, name)
+
+
+def _runbook(result: Result, name: str, *, option: str = "--runbook") -> bytes:
+    from confedit.runbook import render_runbook  # noqa: PLC0415
+
+    return render_runbook(result, name, option=option)
 
 
 def _writes(settings: FileSettings) -> bool:

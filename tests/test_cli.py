@@ -488,12 +488,16 @@ def test_a_run_over_one_file_loads_no_worker_processes(tmp_path):
     assert "confedit.workers" in several  # ... and the check can see them
 
 
-def test_only_a_run_with_since_loads_the_git_comparison(tmp_path):
+def test_only_runs_with_since_or_a_runbook_load_git_or_hashlib(tmp_path):
     args = ["offload", str(SAMPLE), "-o", "out.config", "-q"]
-    assert loaded(args, "confedit.baseline subprocess", tmp_path) == []
+    unused = "confedit.baseline subprocess confedit.runbook hashlib"
+    assert loaded(args, unused, tmp_path) == []
     assert (tmp_path / "out.config").is_file()  # the run did happen
+    # ... and the check can see them
     since = ["offload", str(SAMPLE), "--check", "--since", "HEAD", "-q"]
-    assert loaded(since, "confedit.baseline", tmp_path) == ["confedit.baseline"]  # it can see
+    assert loaded(since, "confedit.baseline", tmp_path) == ["confedit.baseline"]
+    runbook = [*args, "--runbook", "out.ps1"]
+    assert loaded(runbook, "confedit.runbook hashlib", tmp_path) == ["confedit.runbook", "hashlib"]
 
 
 @pytest.mark.parametrize(
