@@ -43,6 +43,13 @@ def test_by_default_files_are_well_formed_and_loadable_by_iis(config):
         if root.find("system.webServer/" + xpath) is not None:
             defined.append("")
         assert len(defined) == len(set(defined)), xpath
+    for section in ("directoryBrowse", "handlers", "defaultDocument"):
+        defined = [
+            model.key(loc.get("path", ""))
+            for loc in root.findall("location")
+            if loc.find("system.webServer/" + section) is not None
+        ]
+        assert len(defined) == len(set(defined)), section
     assert all(model.valid_flags(a.get("sslFlags", "None")) for a in root.iter("access"))
 
 
@@ -168,6 +175,42 @@ def test_the_back_end_is_the_real_one_and_requires_ssl(config):
             path in paths for path in (st_iis.BACK_END + app, st_iis.BACK_END + app + "/emsmdb")
         )
     assert config.locations[0] == build.Loc(st_iis.BACK_END, "Ssl, Ssl128")
+
+
+def _children(element):
+    return [child.tag for child in element if isinstance(child.tag, str)]
+
+
+def _laid_out_as_exchange_does(raw):
+    """A location whose <system.webServer> holds other sections around <security>, and whose
+    <security> has <access> after <authentication>, as real Exchange exports have them."""
+    for web_server in etree.fromstring(raw).iterfind("location/system.webServer"):
+        sections = _children(web_server)
+        security = web_server.find("security")
+        if security is None or sections.index("security") in (0, len(sections) - 1):
+            continue
+        inside = _children(security)
+        if "access" in inside and "authentication" in inside[: inside.index("access")]:
+            return True
+    return False
+
+
+def test_locations_are_also_laid_out_as_exchange_writes_them():
+    """The front end's <security> was always the only child of <system.webServer>, and <access>
+    always the first of <security>: every real export has other sections around it (OWA's
+    directoryBrowse, handlers, defaultDocument), and PowerShell's, ActiveSync's and OAB's
+    <access> follows <authentication>."""
+    strategy = st_iis.generated_configs(extended_protection=True)
+    config = _minimal(strategy, lambda c: _laid_out_as_exchange_does(c.raw))
+    assert any(loc.sections for loc in config.locations)
+
+
+def test_a_built_location_holds_the_sections_exchange_writes():
+    loc = build.Loc("Default Web Site/PowerShell", "Ssl", token_checking="None", sections=True)
+    root = etree.fromstring(build.render([build.EXCHANGE_FRONT_END], [loc]))
+    (web_server,) = root.iterfind("location/system.webServer")
+    assert _children(web_server) == ["directoryBrowse", "handlers", "security", "defaultDocument"]
+    assert _children(web_server.find("security")) == ["authentication", "access"]
 
 
 def test_back_end_directories_get_locations_of_their_own_without_look_alikes():

@@ -97,6 +97,10 @@ class Loc(Compact):
     # <location> elements written inside this one, after its <system.webServer>: a file IIS
     # refuses to load (see generated_configs' invalid "nested-location").
     inner: tuple[Loc, ...] = ()
+    # Laid out as Exchange writes its locations: other sections around <security> in
+    # <system.webServer> (directoryBrowse and handlers before it, defaultDocument after it),
+    # and <access> after <authentication>, as in PowerShell's or ActiveSync's location.
+    sections: bool = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -317,8 +321,13 @@ def _location(lines: _Writer, loc: Loc, style: Style, level: int = 1) -> None:
 def _location_body(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
     if loc.shape not in ("empty", "self-closed"):
         lines.add(level, "<system.webServer>")
+        if loc.sections:
+            lines.add(level + 1, _empty("directoryBrowse", [("enabled", "false")], style))
+            lines.add(level + 1, _empty("handlers", [("accessPolicy", "Read, Script")], style))
         if loc.shape in ("access", "security"):
             _security(lines, loc, style, level + 1)
+        if loc.sections:
+            lines.add(level + 1, _empty("defaultDocument", [("enabled", "true")], style))
         lines.add(level, "</system.webServer>")
     for inner in loc.inner:
         _location(lines, inner, style, level)
@@ -328,9 +337,8 @@ def _security(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
     lines.add(level, "<security>")
     if loc.comment is not None:
         lines.add(level + 1, f"<!-- {loc.comment} -->")
-    if loc.shape == "access":
-        flags = [("sslFlags", loc.ssl_flags)] if loc.ssl_flags is not None else []
-        lines.add(level + 1, _empty("access", [*flags, *loc.access_attributes], style))
+    if not loc.sections:
+        _access(lines, loc, style, level + 1)
     if loc.token_checking is not None:
         lines.add(level + 1, "<authentication>")
         lines.add(level + 2, f"<windowsAuthentication {_attr('enabled', 'true', style)}>")
@@ -338,7 +346,15 @@ def _security(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
         lines.add(level + 3, token)
         lines.add(level + 2, "</windowsAuthentication>")
         lines.add(level + 1, "</authentication>")
+    if loc.sections:
+        _access(lines, loc, style, level + 1)
     lines.add(level, "</security>")
+
+
+def _access(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
+    if loc.shape == "access":
+        flags = [("sslFlags", loc.ssl_flags)] if loc.ssl_flags is not None else []
+        lines.add(level, _empty("access", [*flags, *loc.access_attributes], style))
 
 
 EXCHANGE_FRONT_END = Site(

@@ -327,7 +327,9 @@ def generated_configs(
       `back_end=False` or `other_sites=False`: locations of a site `<sites>` does not have);
     - `max_locations`: at most this many drawn `<location>` elements, in any order, some with
       one path spelled in two ways (IIS allows that when they define different sections), some
-      written on one line, some started on the line where the element before them ends;
+      written on one line, some started on the line where the element before them ends, some
+      laid out as Exchange writes them (other sections around `<security>`: directoryBrowse,
+      handlers, defaultDocument; `<access>` after `<authentication>`);
     - `extended_protection`: tokenChecking may be Allow or Require (else only None);
     - `locks`: locks that leave the front end's sslFlags free (`lockAllAttributesExcept`, ...);
     - `invalid`: any of "duplicate-section" (two locations define access for one path),
@@ -517,6 +519,7 @@ def _locations(
         comment=draw(st.none() | st.sampled_from(_COMMENTS)),
         one_line=draw(st.booleans()),
         joined=draw(st.booleans()),
+        sections=draw(st.booleans()),
     )
 
 
@@ -544,24 +547,34 @@ def _key(path: str) -> str:
 
 def _loadable(locations: list[Loc], *, server_has_access: bool) -> list[Loc]:
     """Drop what IIS would refuse to load: a second definition of the access section (or of
-    windowsAuthentication) for one path. Elements the shape has no room for are dropped too."""
+    windowsAuthentication, or of the other sections) for one path. Elements the shape has no
+    room for are dropped too."""
     with_access = {""} if server_has_access else set()
     with_auth: set[str] = set()
+    with_sections: set[str] = set()
     result = []
     for drawn in locations:
         key = _key(drawn.path)
-        loc = _fit(drawn, access_taken=key in with_access, auth_taken=key in with_auth)
+        loc = _fit(
+            drawn,
+            access_taken=key in with_access,
+            auth_taken=key in with_auth,
+            sections_taken=key in with_sections,
+        )
         if loc.shape == "access":
             with_access.add(key)
         if loc.token_checking is not None:
             with_auth.add(key)
+        if loc.sections:
+            with_sections.add(key)
         result.append(loc)
     return result
 
 
-def _fit(loc: Loc, *, access_taken: bool, auth_taken: bool) -> Loc:
+def _fit(loc: Loc, *, access_taken: bool, auth_taken: bool, sections_taken: bool) -> Loc:
     shape = "security" if loc.shape == "access" and access_taken else loc.shape
     has_security = shape in ("access", "security")
+    has_web_server = shape not in ("empty", "self-closed")
     return dataclasses.replace(
         loc,
         shape=shape,
@@ -570,6 +583,7 @@ def _fit(loc: Loc, *, access_taken: bool, auth_taken: bool) -> Loc:
         token_checking=loc.token_checking if has_security and not auth_taken else None,
         comment=loc.comment if has_security else None,
         one_line=loc.one_line and shape != "self-closed",
+        sections=loc.sections and has_web_server and not sections_taken,
     )
 
 
