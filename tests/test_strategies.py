@@ -153,6 +153,21 @@ def test_a_misused_knob_is_refused_at_the_call(strategy, knobs, error, message):
         strategy(**knobs)
 
 
+def test_no_limit_on_locations_type_checks_as_it_runs(tmp_path):
+    """max_locations=None (no limit) was accepted when run, but the knob was typed `int`: a
+    user's `mypy --strict` refused the call."""
+    user = tmp_path / "test_policy.py"
+    user.write_text(
+        "from confedit.testing import strategies as st_iis\n"
+        "st_iis.generated_configs(max_locations=None).example()\n"
+        "st_iis.application_host_configs(max_locations=None).example()\n",
+        encoding="utf-8",
+    )
+    mypy = [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.run([*mypy, str(user)], cwd=REPO, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @given(st_iis.ssl_flags(), st_iis.ssl_flags(valid=False))
 def test_flag_values_are_valid_unless_asked_otherwise(valid, invalid):
     assert model.valid_flags(valid)

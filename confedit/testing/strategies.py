@@ -309,7 +309,7 @@ def generated_configs(
     back_end: bool | None = None,
     other_sites: bool = True,
     look_alikes: bool = True,
-    max_locations: int = 8,
+    max_locations: int | None = 8,
     extended_protection: bool = False,
     locks: bool = True,
     invalid: Collection[str] = (),
@@ -329,7 +329,7 @@ def generated_configs(
       one path spelled in two ways (IIS allows that when they define different sections), some
       written on one line, some started on the line where the element before them ends, some
       laid out as Exchange writes them (other sections around `<security>`: directoryBrowse,
-      handlers, defaultDocument; `<access>` after `<authentication>`);
+      handlers, defaultDocument; `<access>` after `<authentication>`); None: no limit;
     - `extended_protection`: tokenChecking may be Allow or Require (else only None);
     - `locks`: locks that leave the front end's sslFlags free (`lockAllAttributesExcept`, ...);
     - `invalid`: any of "duplicate-section" (two locations define access for one path),
@@ -379,7 +379,7 @@ def application_host_configs(
     back_end: bool | None = None,
     other_sites: bool = True,
     look_alikes: bool = True,
-    max_locations: int = 8,
+    max_locations: int | None = 8,
     extended_protection: bool = False,
     locks: bool = True,
     invalid: Collection[str] = (),
@@ -450,7 +450,7 @@ def _configs(
     back_end: bool | None,
     other_sites: bool,
     look_alikes: bool,
-    max_locations: int,
+    max_locations: int | None,
     extended_protection: bool,
     locks: bool,
     invalid: tuple[str, ...],
