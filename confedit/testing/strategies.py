@@ -201,6 +201,7 @@ def formatting_styles(
     comments that contain `<location>` text (commented-out locations among them), blank lines,
     a final newline, a comment and a processing instruction after the root that hold
     "</configuration>", and the `encodings` asked for ("utf-8", "utf-16-le", "utf-16-be").
+    `mixed_newlines=False` leaves out files that mix CRLF and LF line endings.
 
     >>> from hypothesis import given
     >>> from confedit.testing.build import Site, render
@@ -325,7 +326,8 @@ def generated_configs(
     - `look_alikes`: locations whose paths only look like the targets, and the server level
       (`Exchange Back End/owa` and `Default Web Site2/owa` among them, also with
       `back_end=False` or `other_sites=False`: locations of a site `<sites>` does not have);
-    - `max_locations`: at most this many drawn `<location>` elements, in any order, some with
+    - `max_locations`: at most this many drawn `<location>` elements (besides the Back End's
+      own and those `invalid` adds), in any order, some with
       one path spelled in two ways (IIS allows that when they define different sections), some
       written on one line, some started on the line where the element before them ends, some
       laid out as Exchange writes them (other sections around `<security>`: directoryBrowse,
@@ -336,7 +338,7 @@ def generated_configs(
       "bad-flags" (an sslFlags value IIS rejects), "forbidding-lock" (a lock on the front-end
       site that forbids the change below it), in the sites confedit checks (the front end, the
       Back End, the server level), and "nested-location" (a `<location>` inside another, of
-      any site); each file has at least one of those asked for;
+      any site); each file has exactly one of those asked for (its `invalid` field says which);
     - `styles`: the formatting (default: `formatting_styles()`).
 
     The front-end site always has `/` and at least one of the seven default services, and
