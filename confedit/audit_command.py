@@ -28,7 +28,7 @@ from confedit.command_common import (
     streams_each_file,
 )
 from confedit.errors import ConfeditError, ExitCode, shown
-from confedit.files import print_json, read_input
+from confedit.files import is_folder, print_json, read_input
 from confedit.fleet import fleet_of, render_fleet
 
 AUDIT_GROUPS = ("offloaded", "not_offloaded", "invalid")
@@ -42,7 +42,7 @@ class AuditOptions(CommonOptions):
     @property
     def many(self) -> bool:
         """Several files, a folder to search, or a fleet matrix."""
-        return len(self.configs) > 1 or self.fleet or self.config.is_dir()
+        return len(self.configs) > 1 or self.fleet or is_folder(self.config)
 
 
 def run_audit(opts: AuditOptions) -> int:

@@ -17,6 +17,7 @@ import click
 
 from confedit.diffing import logical_cwd, relative_label
 from confedit.errors import ExitCode
+from confedit.files import is_folder, is_link
 
 CONFIG_NAME: Final = "applicationhost.config"  # matched case-insensitively
 HANDFUL: Final = 5  # more files than this get a progress bar (on a terminal)
@@ -67,7 +68,7 @@ def find_inputs(
             if key not in at:
                 at[key] = len(found)
                 found.append(item)
-            elif found[at[key]].path.is_symlink() and not item.path.is_symlink():
+            elif is_link(found[at[key]].path) and not is_link(item.path):
                 found[at[key]] = item  # found by its own name too: named so, at the first place
     return found
 
@@ -76,7 +77,7 @@ def _expand(
     argument: Path, skipped: str | None, cwd: Path, links: list[Path]
 ) -> list[tuple[Input, str]]:
     """The inputs found from one argument, each with its real path."""
-    if not argument.is_dir():
+    if not is_folder(argument):
         return [(Input(argument, label_of(argument, None, cwd)), os.path.realpath(argument))]
     label = partial(label_of, folder=argument, cwd=cwd)
     found: list[tuple[Input, str]] = []

@@ -24,7 +24,7 @@ from confedit.errors import (
     WorkerLost,
     shown,
 )
-from confedit.files import STDOUT_CLOSED, Snapshot, read_input, stdout_open
+from confedit.files import STDOUT_CLOSED, Snapshot, is_folder, read_input, stdout_open
 
 
 @dataclass
@@ -121,7 +121,7 @@ def found_inputs(
 def _unsearched(links: list[Path], configs: Sequence[Path], skip: Path | None) -> list[Path]:
     """The links whose folder the run neither searches by another way (below a folder named,
     which holds it for real) nor writes to (the output folder): naming those would not help."""
-    searched = [Path(os.path.realpath(config)) for config in configs if config.is_dir()]
+    searched = [Path(os.path.realpath(config)) for config in configs if is_folder(config)]
     if skip is not None:
         searched.append(Path(os.path.realpath(skip)))
     return [

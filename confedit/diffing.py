@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 from confedit.edits import Edit, ordered
+from confedit.files import is_link
 
 NO_NEWLINE = b"\\ No newline at end of file\n"
 _LF = ord("\n")
@@ -35,7 +36,7 @@ def relative_label(
     # them. A symlink to the file itself is named by the file: git apply and patch refuse to
     # patch a symlink.
     full = base / path
-    for spelling in (_resolved, _typed) if full.is_symlink() else (_typed, _resolved):
+    for spelling in (_resolved, _typed) if is_link(full) else (_typed, _resolved):
         file, folder = spelling(full, base)
         with contextlib.suppress(ValueError):  # not below it (is_relative_to would do this twice)
             return file.relative_to(folder).as_posix()

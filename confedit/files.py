@@ -475,6 +475,19 @@ def _syncfs_function() -> Callable[[int], None] | None:
     return syncfs
 
 
+def is_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a folder (through symlinks); False where it cannot be looked at. pathlib's
+    is_dir() raises for a path the kernel refuses (longer than PATH_MAX, or below a folder this
+    user may not search), which would end the run in a traceback: read as a file, such a path
+    gets its own one-line error instead."""
+    return os.path.isdir(path)  # noqa: PTH112 - see above
+
+
+def is_link(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a symlink; False where it cannot be looked at (see is_folder)."""
+    return os.path.islink(path)  # noqa: PTH114 - see is_folder
+
+
 def same_file(a: Path, b: Path) -> bool:
     """Whether two paths name the same file (following symlinks); False if either is missing."""
     try:

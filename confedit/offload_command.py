@@ -45,6 +45,7 @@ from confedit.files import (
     Snapshot,
     check_same_stat,
     check_unchanged,
+    is_folder,
     print_json,
     read_input,
     same_file,
@@ -79,7 +80,7 @@ class OffloadOptions(CommonOptions):
         """Several files (or a folder to search): per-file summary lines and one combined diff.
         An output folder (--output-dir, --runbook-dir) is for several files, even if given one."""
         folders = self.output_dir is not None or self.runbook_dir is not None
-        return len(self.configs) > 1 or folders or self.config.is_dir()
+        return len(self.configs) > 1 or folders or is_folder(self.config)
 
     def validate(self) -> None:
         """Usage errors (exit 2) that can be seen before reading anything."""
@@ -153,7 +154,7 @@ class OffloadOptions(CommonOptions):
             raise click.UsageError("use either -o/--output or --output-dir, not both")
         if self.runbook and self.runbook_dir is not None:
             raise click.UsageError("use either --runbook or --runbook-dir, not both")
-        several = len(self.configs) > 1 or self.config.is_dir()
+        several = len(self.configs) > 1 or is_folder(self.config)
         if (self.output or self.runbook) and not several:  # one CONFIG, and a folder option
             one, folder = ("-o", "--runbook-dir") if self.output else ("--runbook", "--output-dir")
             raise click.UsageError(
@@ -637,8 +638,8 @@ def _warn_unsearched(opts: OffloadOptions, output_dir: Path, inputs: list[Input]
     holds it skipped, that is not where this run writes its outputs: a server's own config,
     most likely, that would otherwise go unmentioned."""
     real = Path(os.path.realpath(output_dir))
-    searched = [Path(os.path.realpath(config)) for config in opts.configs if config.is_dir()]
-    if not real.is_dir() or not any(real.is_relative_to(folder) for folder in searched):
+    searched = [Path(os.path.realpath(config)) for config in opts.configs if is_folder(config)]
+    if not is_folder(real) or not any(real.is_relative_to(folder) for folder in searched):
         return
     known = {os.path.realpath(output_dir / item.label) for item in inputs}  # written here
     known |= {os.path.realpath(item.path) for item in inputs}  # DIR was searched after all

@@ -238,3 +238,37 @@ def test_backup_is_written_before_the_input_is_replaced(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert order == ["applicationHost.config.orig", "applicationHost.config"]
     assert (tmp_path / "applicationHost.config.orig").read_bytes() == SAMPLE.read_bytes()
+
+
+def _below_path_max(tmp_path: Path, data: bytes) -> Path:
+    """A config file whose full path is longer than PATH_MAX (4096 on Linux): made one folder
+    at a time, through descriptors, since no single name can reach it."""
+    folder = os.open(tmp_path, os.O_RDONLY)
+    for _ in range(24):
+        os.mkdir("d" * 200, dir_fd=folder)
+        inner = os.open("d" * 200, os.O_RDONLY, dir_fd=folder)
+        os.close(folder)
+        folder = inner
+    config = os.open("applicationHost.config", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=folder)
+    os.write(config, data)
+    os.close(config)
+    os.close(folder)
+    return tmp_path.joinpath(*["d" * 200] * 24, "applicationHost.config")
+
+
+@pytest.mark.parametrize("command", ["offload", "audit"])
+def test_a_path_longer_than_the_system_allows_is_one_line(confedit_exe, tmp_path, command):
+    """The kernel answers such a path (or one below a folder that may not be searched) with an
+    error that pathlib's is_dir() raises rather than answering False."""
+    config = _below_path_max(tmp_path, SAMPLE.read_bytes())
+    named = subprocess.run(
+        [confedit_exe, command, str(config)], capture_output=True, check=False, cwd=tmp_path
+    )
+    assert named.returncode == 4, named.stderr[-300:]
+    assert named.stderr == f"{config}: cannot read: File name too long\n".encode()
+    searched = subprocess.run(
+        [confedit_exe, command, "d" * 200, "-q"], capture_output=True, check=False, cwd=tmp_path
+    )
+    assert searched.returncode == 4, searched.stderr[-300:]
+    assert b"cannot search: File name too long" in searched.stderr
+    assert searched.stderr.count(b"\n") == 1 and b"Traceback" not in searched.stderr
