@@ -63,7 +63,20 @@ def read_input(path: Path, max_size: int = DEFAULT_MAX_SIZE) -> Snapshot:
         raise InvalidInput(f"cannot read: {exc.strerror or exc}", source=name) from None
     if len(data) > max_size:  # it grew after stat()
         raise InvalidInput(f"the file is over the size limit of {max_size} bytes", source=name)
+    # Shorter than stat() said: cut short after it (these bytes are no version of the file),
+    # unless stat() still says the same, as a sysfs file does, whose size is always a page.
+    if len(data) < info.st_size and not _stat_unchanged(path, info):
+        raise InputChanged(_CHANGED, source=name)
     return Snapshot(path, data, info.st_size, info.st_mtime_ns, (info.st_dev, info.st_ino))
+
+
+def _stat_unchanged(path: Path, before: os.stat_result) -> bool:
+    try:
+        now = path.stat()
+    except OSError:
+        return False
+    same = ("st_dev", "st_ino", "st_size", "st_mtime_ns")
+    return all(getattr(now, field) == getattr(before, field) for field in same)
 
 
 _CHANGED: Final = (

@@ -30,6 +30,19 @@ def grows_after_stat(monkeypatch: pytest.MonkeyPatch, path: Path, extra: bytes) 
     monkeypatch.setattr(Path, "stat", stat_then_grow)
 
 
+def shrinks_after_stat(monkeypatch: pytest.MonkeyPatch, path: Path, size: int) -> None:
+    """Make `path` shrink to `size` bytes just after read_input has taken its stat()."""
+    real_stat = Path.stat
+
+    def stat_then_truncate(self: Path, **kwargs: bool) -> os.stat_result:
+        info = real_stat(self, **kwargs)
+        if self == path:
+            os.truncate(path, size)
+        return info
+
+    monkeypatch.setattr(Path, "stat", stat_then_truncate)
+
+
 def test_a_file_read_whole_is_its_bytes(tmp_path: Path) -> None:
     path = tmp_path / "applicationHost.config"
     path.write_bytes(ORIGINAL)
@@ -61,6 +74,30 @@ def test_growth_past_the_limit_after_stat_is_refused(
     grows_after_stat(monkeypatch, path, b" " * 100)
     with pytest.raises(InvalidInput, match="over the size limit of 5050 bytes"):
         files.read_input(path, max_size=5050)
+
+
+def test_a_file_cut_short_while_read_is_refused_as_changed_not_parsed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "applicationHost.config"
+    path.write_bytes(ORIGINAL)
+    shrinks_after_stat(monkeypatch, path, 1000)
+    # Parsed, its first 1000 bytes would be reported as a file not well-formed (exit 4), at a
+    # line that the file, now short, may not even have.
+    with pytest.raises(InputChanged, match="changed while confedit was working on it"):
+        files.read_input(path)
+
+
+SYSFS_FILE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+@pytest.mark.skipif(not SYSFS_FILE.is_file(), reason="no sysfs file to read here")
+def test_a_file_shorter_than_its_stat_says_but_unchanged_is_read_as_it_is() -> None:
+    """A sysfs file's stat() gives a page's size whatever it holds: reading fewer bytes is no
+    sign that it changed, as it is for a file cut short while being read."""
+    data = SYSFS_FILE.read_bytes()
+    assert SYSFS_FILE.stat().st_size > len(data)
+    assert files.read_input(SYSFS_FILE).data == data
 
 
 @pytest.mark.parametrize("size", [10, files._CHUNK - 1, files._CHUNK, files._CHUNK + 7])
