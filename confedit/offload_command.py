@@ -483,7 +483,7 @@ def _mirror(
     adding those it made to `made`)."""
     missing = []
     for folder in (destination.parent, *destination.parent.parents):
-        if folder.exists():
+        if is_folder(folder):  # not pathlib's exists(): it raises for a path over PATH_MAX
             break
         missing.append(folder)
     made.extend(reversed(missing))

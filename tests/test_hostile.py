@@ -272,3 +272,22 @@ def test_a_path_longer_than_the_system_allows_is_one_line(confedit_exe, tmp_path
     assert searched.returncode == 4, searched.stderr[-300:]
     assert b"cannot search: File name too long" in searched.stderr
     assert searched.stderr.count(b"\n") == 1 and b"Traceback" not in searched.stderr
+
+
+@pytest.mark.parametrize("option", ["--output-dir", "--runbook-dir"])
+def test_an_output_folder_longer_than_the_system_allows_is_a_write_failure(
+    confedit_exe, tmp_path, option
+):
+    config = write(tmp_path, "applicationHost.config", SAMPLE.read_bytes())
+    folder = tmp_path.joinpath(*["o" * 200] * 21)  # over PATH_MAX: nothing below it can be made
+    proc = subprocess.run(
+        [confedit_exe, "offload", str(config), option, str(folder)],
+        capture_output=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 3, proc.stderr[-300:]
+    assert b"cannot create the output folder" in proc.stderr
+    assert b"File name too long" in proc.stderr and b"internal error" not in proc.stderr
+    assert snapshot(tmp_path) == {"applicationHost.config": SAMPLE.read_bytes()}
+    assert [p.name for p in tmp_path.iterdir()] == ["applicationHost.config"]
