@@ -46,6 +46,7 @@ from confedit.files import (
     check_same_stat,
     check_unchanged,
     is_folder,
+    is_link,
     print_json,
     read_input,
     same_file,
@@ -303,7 +304,7 @@ def stage_in_place(
     """Stage the input file's new bytes, after its backup (CONFIG + the suffix) if asked for."""
     if backup:
         copy = Path(f"{snapshot.path}{backup}")
-        if copy.is_symlink():  # writing through it would overwrite whatever it points to
+        if is_link(copy):  # writing through it would overwrite whatever it points to
             raise WriteFailed(
                 "is a symbolic link; confedit writes a backup only as a file of its own: "
                 "remove the link or choose another --backup suffix",

@@ -291,3 +291,18 @@ def test_an_output_folder_longer_than_the_system_allows_is_a_write_failure(
     assert b"File name too long" in proc.stderr and b"internal error" not in proc.stderr
     assert snapshot(tmp_path) == {"applicationHost.config": SAMPLE.read_bytes()}
     assert [p.name for p in tmp_path.iterdir()] == ["applicationHost.config"]
+
+
+def test_a_backup_name_longer_than_the_system_allows_is_a_write_failure(confedit_exe, tmp_path):
+    config = write(tmp_path, "applicationHost.config", SAMPLE.read_bytes())
+    suffix = "." + "b" * 250  # the backup's name is over NAME_MAX (255 bytes)
+    proc = subprocess.run(
+        [confedit_exe, "offload", str(config), "--in-place", "--backup", suffix],
+        capture_output=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 3, proc.stderr[-300:]
+    assert proc.stderr.endswith(b": cannot write: File name too long; nothing was changed\n")
+    assert proc.stderr.count(b"\n") == 1
+    assert snapshot(tmp_path) == {"applicationHost.config": SAMPLE.read_bytes()}
