@@ -256,12 +256,14 @@ def run_offload(opts: OffloadOptions) -> int:
     _, code = result_status(result, opts.check)
 
     writes_input_copy = not opts.check and (opts.output or opts.in_place)
-    if writes_input_copy:
+    # Any file written from the input is refused if the input changed: a diff or a runbook of a
+    # version the file no longer has would be applied to the one it has now.
+    if opts.writes_files:
         check_unchanged(snapshot)
     runbook = _runbook(result, str(opts.config)) if opts.runbook else b""
     outputs = ((opts.output, result.output), (opts.diff_to, diff), (opts.runbook, runbook))
     # All files are written together or not at all (see Outputs); stdout comes after them.
-    with Outputs(partial(check_same_stat, snapshot) if writes_input_copy else None) as files:
+    with Outputs(partial(check_same_stat, snapshot) if opts.writes_files else None) as files:
         if opts.in_place and result.changed:
             stage_in_place(files, snapshot, result, opts.backup)
         for destination, data in outputs:
@@ -359,6 +361,7 @@ class FileSettings:
     since: str | None
     max_size: int
     want_diff: bool  # each file's diff is needed (shown, written or in the JSON report)
+    writes_files: bool  # any file is written from the inputs (see OffloadOptions.writes_files)
     want_json: bool
     debug: bool
 
@@ -392,13 +395,13 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         # Made before anything is written: a runbook refused leaves the file's outputs unwritten.
         wanted = settings.runbook_dir is not None
         runbook = _runbook(result, name, option="--runbook-dir") if wanted else None
-        if _writes(settings):
+        if settings.writes_files:  # a --diff file or a runbook too (see run_offload)
             check_unchanged(snapshot)
         if _writes(settings) or runbook is not None:
             # New files in an output folder are synced to disk once, at the end of the run
             # (run_offload_many); an input replaced in place, and its backup, file by file.
             durable = settings.in_place or not CAN_SYNC_LATER
-            guard = partial(check_same_stat, snapshot) if _writes(settings) else None
+            guard = partial(check_same_stat, snapshot)
             with _folders_undone_on_error() as made, Outputs(guard, durable=durable) as outputs:
                 if settings.in_place and result.changed:
                     stage_in_place(outputs, snapshot, result, settings.backup)
@@ -533,6 +536,7 @@ def run_offload_many(opts: OffloadOptions) -> int:
         since=opts.since,
         max_size=opts.max_size,
         want_diff=_shows_diff(opts) or opts.fmt == "json",
+        writes_files=opts.writes_files,
         want_json=opts.fmt == "json",
         debug=opts.debug,
     )

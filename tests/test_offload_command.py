@@ -285,6 +285,40 @@ def test_input_changed_between_read_and_write_is_refused(monkeypatch, tmp_path):
     assert config.read_bytes() == SAMPLE.read_bytes() + b"\n"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--diff", "out.diff"],
+        ["--runbook", "out.ps1"],
+        ["--check", "--diff", "out.diff"],
+        ["--diff", "out.diff", "-j", "1"],  # with a folder as CONFIG: several files
+        ["--runbook-dir", "runbooks", "-j", "1"],
+    ],
+    ids=["diff", "runbook", "check-diff", "many-diff", "runbook-dir"],
+)
+def test_an_input_changed_while_read_gets_no_diff_or_runbook_written(monkeypatch, tmp_path, args):
+    """A diff (or a runbook) of a version the file no longer has would be applied to the one it
+    has now: a <security> that gained an <access> meanwhile would get a second one."""
+    folder = tmp_path / "cas01"
+    folder.mkdir()
+    config = copy_sample(folder)
+    real_offload = offload_command.offload
+
+    def offload_then_touch(*args, **kwargs):
+        result = real_offload(*args, **kwargs)
+        config.write_bytes(config.read_bytes() + b"\n")
+        return result
+
+    monkeypatch.setattr(offload_command, "offload", offload_then_touch)
+    monkeypatch.chdir(tmp_path)
+    named = "cas01" if "-j" in args else str(config)
+    result = CliRunner().invoke(cli.main, ["offload", named, *args])
+    assert result.exit_code == 3, result.output
+    assert "changed while confedit was working on it" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cas01"]
+    assert config.read_bytes() == SAMPLE.read_bytes() + b"\n"
+
+
 @pytest.mark.parametrize("option", ["-o", "--diff", "--runbook"])
 def test_stdout_under_another_name_is_stdout_for_the_json_report(confedit_exe, tmp_path, option):
     """A machine reading --format json needs exactly one JSON document on stdout."""
