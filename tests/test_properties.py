@@ -200,7 +200,9 @@ def _expected_actions(root: etree._Element, targets: set[str]) -> Counter[tuple[
             elif model.flag_bits(value):
                 expected["UpdateAttrib", "sslFlags", "None"] += 1
             continue
-        element = locations[0] if locations else None
+        # The first that neither locks nor unlocks its sections, else the first (see pin_none).
+        plain = (loc for loc in locations if model.plain(loc))
+        element = next(plain, locations[0] if locations else None)
         missing = ["system.webServer", "security", "access"]
         if element is None:
             expected["InsertNode", "location", ""] += 1
@@ -231,6 +233,24 @@ def _described(action: object) -> tuple[str, str, str]:
                 Loc("Default Web Site/owa", shape="security"),
                 Loc("Default Web Site/OAB", "Ssl"),
                 Loc("default web site/owa/", shape="webserver"),
+            ),
+            LF,
+            "Ssl",
+        ),
+        Request(services=("owa",)),
+    )
+)
+@example(  # ... unless the first unlocks its sections: then the first that does not
+    (
+        GeneratedConfig(
+            (EXCHANGE_FRONT_END,),
+            (
+                Loc(
+                    "Default Web Site/owa",
+                    shape="security",
+                    attributes=(("overrideMode", "Allow"),),
+                ),
+                Loc("Default Web Site/owa", shape="webserver"),
             ),
             LF,
             "Ssl",
