@@ -119,6 +119,25 @@ def test_bombs_fail_fast_and_small(confedit_exe, tmp_path, bomb):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_value_over_the_parsers_limit_is_one_line(confedit_exe, tmp_path):
+    """libxml2 refuses one attribute value (or text, or comment) over 10 MB unless told to take
+    huge files, which confedit never does: a README row says so."""
+    value = b"A" * (11 * 1024 * 1024)
+    site = b'<location path="Default Web Site">'
+    raw = SAMPLE.read_bytes().replace(site, site[:-1] + b' x="' + value + b'">', 1)
+    config = write(tmp_path, "huge-value.config", raw)
+    proc = subprocess.run(
+        [confedit_exe, "offload", str(config), "-o", "out"],
+        capture_output=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 4
+    assert proc.stderr.count(b"\n") == 1
+    assert b": Resource limit exceeded: " in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_size_limit_is_checked_before_reading(confedit_exe, tmp_path):
     proc = subprocess.run(
         [confedit_exe, "offload", str(SAMPLE), "--max-size", "4K"], capture_output=True, check=False
