@@ -269,8 +269,8 @@ def test_a_missing_folder_or_file_is_reported_in_one_line(confedit_exe, tmp_path
     assert proc.returncode == 3 and b"cannot write" in proc.stderr
 
 
-def test_input_changed_between_read_and_write_is_refused(monkeypatch, tmp_path):
-    config = copy_sample(tmp_path)
+def change_after_offload(monkeypatch, config: Path) -> None:
+    """The input changes once confedit has read and offloaded it, before anything is written."""
     real_offload = offload_command.offload
 
     def offload_then_touch(*args, **kwargs):
@@ -279,6 +279,11 @@ def test_input_changed_between_read_and_write_is_refused(monkeypatch, tmp_path):
         return result
 
     monkeypatch.setattr(offload_command, "offload", offload_then_touch)
+
+
+def test_input_changed_between_read_and_write_is_refused(monkeypatch, tmp_path):
+    config = copy_sample(tmp_path)
+    change_after_offload(monkeypatch, config)
     result = CliRunner().invoke(cli.main, ["offload", str(config), "--in-place"])
     assert result.exit_code == 3
     assert "changed while confedit was working on it" in result.output
@@ -302,14 +307,7 @@ def test_an_input_changed_while_read_gets_no_diff_or_runbook_written(monkeypatch
     folder = tmp_path / "cas01"
     folder.mkdir()
     config = copy_sample(folder)
-    real_offload = offload_command.offload
-
-    def offload_then_touch(*args, **kwargs):
-        result = real_offload(*args, **kwargs)
-        config.write_bytes(config.read_bytes() + b"\n")
-        return result
-
-    monkeypatch.setattr(offload_command, "offload", offload_then_touch)
+    change_after_offload(monkeypatch, config)
     monkeypatch.chdir(tmp_path)
     named = "cas01" if "-j" in args else str(config)
     result = CliRunner().invoke(cli.main, ["offload", named, *args])
@@ -457,6 +455,7 @@ def test_a_backup_suffix_holding_a_slash_is_a_usage_error(confedit_exe, tmp_path
     assert snapshot_folder(tmp_path) == before
 
 
+@pytest.mark.parametrize("value", ["", " ", "\t", "  "])
 @pytest.mark.parametrize(
     ("option", "kind"),
     [
@@ -469,43 +468,19 @@ def test_a_backup_suffix_holding_a_slash_is_a_usage_error(confedit_exe, tmp_path
         ("--path", b"SITE/VDIR"),  # was refused, exit 3, as "'/' is the server level"
     ],
 )
-def test_an_empty_value_is_a_usage_error_not_an_option_left_out(
-    confedit_exe, tmp_path, option, kind
+def test_an_empty_or_blank_value_is_a_usage_error_not_an_option_left_out(
+    confedit_exe, tmp_path, option, kind, value
 ):
     """`-o "$OUT"` with OUT unset: `-o ''` printed the preview and exited 0 with nothing
-    written, and `--since ''` ran without its Back End check."""
+    written, and `--since ''` ran without its Back End check. `-o "$OUT "`: `-o ' '` wrote the
+    patched file under the name ' ', and `--diff ' '` the diff (--site and --backup already
+    refused a blank value), and `--path ' '` was refused, exit 3, as outside the front end."""
     config = copy_sample(tmp_path)
     before = snapshot_folder(tmp_path)
-    proc = run(confedit_exe, "offload", config.name, option, "", cwd=tmp_path)
+    proc = run(confedit_exe, "offload", config.name, option, value, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
-    assert b"an empty " + kind + b" names nothing" in proc.stderr
-    assert proc.stdout == b""
-    assert snapshot_folder(tmp_path) == before
-
-
-@pytest.mark.parametrize("blank", [" ", "\t", "  "])
-@pytest.mark.parametrize(
-    ("option", "kind"),
-    [
-        ("-o", b"PATH"),
-        ("--diff", b"PATH"),
-        ("--runbook", b"FILE.ps1"),
-        ("--output-dir", b"DIR"),
-        ("--runbook-dir", b"DIR"),
-        ("--since", b"REV"),
-        ("--path", b"SITE/VDIR"),  # was refused, exit 3: "' ' is outside the front-end site"
-    ],
-)
-def test_a_blank_value_is_a_usage_error_as_an_empty_one_is(
-    confedit_exe, tmp_path, option, kind, blank
-):
-    """`-o "$OUT "` with OUT unset: `-o ' '` wrote the patched file under the name ' ', and
-    `--diff ' '` the diff, where --site and --backup already refused a blank value."""
-    config = copy_sample(tmp_path)
-    before = snapshot_folder(tmp_path)
-    proc = run(confedit_exe, "offload", config.name, option, blank, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert b"a blank " + kind + b" names nothing" in proc.stderr
+    empty = b"an empty " if value == "" else b"a blank "
+    assert empty + kind + b" names nothing" in proc.stderr
     assert proc.stdout == b""
     assert snapshot_folder(tmp_path) == before
 

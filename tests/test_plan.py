@@ -643,30 +643,21 @@ def test_a_lock_on_an_ancestor_is_refused_with_the_iis_wording(lock):
         owa_only(raw)
 
 
-def test_a_lock_on_security_is_named_at_its_own_line():
-    """The reason names the line of the lock, not that of the <access> below it."""
+@pytest.mark.parametrize(
+    ("locked", "holds_access"), [("access", True), ("access", False), ("*", False)]
+)
+def test_a_lock_on_security_is_refused_and_named_at_its_own_line(locked, holds_access):
+    """lockElements locks the <access> element of the paths below, whether or not the
+    <security> that holds it has one of its own; the reason names the line of the lock, not
+    that of the <access> below it."""
     raw = config()
-    start = raw.index(b"<security>", raw.index(b'<location path="Default Web Site">'))
-    raw = raw[:start] + b'<security lockElements="access">' + raw[start + len(b"<security>") :]
-    line = raw[:start].count(b"\n") + 1
-    with pytest.raises(Refused) as refused:
-        owa_only(raw)
-    (reason,) = refused.value.reasons
-    assert reason.endswith(
-        f'sslFlags is locked by lockElements="access" on <security> at Default Web Site '
-        f"(line {line}); remove that lock first"
-    )
-
-
-@pytest.mark.parametrize("locked", ["access", "*"])
-def test_a_lock_on_security_holds_without_an_access_element_below_it(locked):
-    """lockElements locks the <access> element of the paths below, whether or not the level
-    that locks it has one of its own."""
-    raw = render(SITES, [Loc("Default Web Site", shape="security"), *BACK], LF)
     start = raw.index(b"<security", raw.index(b'<location path="Default Web Site">'))
-    end = raw.index(b"</security>", start) + len(b"</security>")
-    lock = f'<security lockElements="{locked}" />'.encode()
-    raw = raw[:start] + lock + raw[end:]
+    if holds_access:
+        end, lock = start + len(b"<security>"), f'<security lockElements="{locked}">'
+    else:
+        end = raw.index(b"</security>", start) + len(b"</security>")
+        lock = f'<security lockElements="{locked}" />'
+    raw = raw[:start] + lock.encode() + raw[end:]
     line = raw[:start].count(b"\n") + 1
     with pytest.raises(Refused) as refused:
         owa_only(raw)
