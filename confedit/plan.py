@@ -344,8 +344,18 @@ def _check(draft: _Draft, target: Target) -> None:
     if target.service != "descendant" and not _is_known_path(config, target.key):
         draft.refusals.append(_not_in_sites(config, target))
         return
-    _check_locks(draft, target)
+    if not _already_none(config, target.key):  # nothing written there: no lock broken
+        _check_locks(draft, target)
     _check_extended_protection(draft, target)
+
+
+def _already_none(config: Config, key: str) -> bool:
+    """Whether the path's own <access> already says None (in any spelling), which the edit
+    leaves as it is (see writing.EditWriter.offload)."""
+    return any(
+        SslFlags.parse(definition.element.get("sslFlags", "")) == NONE
+        for definition in config.definitions(key, SSL_FLAGS)
+    )
 
 
 def _is_known_path(config: Config, key: str) -> bool:

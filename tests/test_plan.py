@@ -668,6 +668,20 @@ def test_a_lock_on_security_is_refused_and_named_at_its_own_line(locked, holds_a
     )
 
 
+def test_a_lock_does_not_refuse_a_target_already_set_to_none():
+    """Nothing is written at a target whose own <access> already says None, so no lock is
+    broken there: an offloaded file with a lock added above it was refused with "IIS would
+    reject the change", though there was no change; the targets that do change still are."""
+    lock = Loc("Default Web Site", "Ssl", access_attributes=(("lockAttributes", "sslFlags"),))
+    owa = Loc("Default Web Site/owa", "None")
+    raw = render(SITES, [lock, *BACK, owa, Loc("Default Web Site/ecp", "Ssl")], LF)
+    assert not owa_only(raw).changed
+    with pytest.raises(Refused) as refused:
+        offload(raw, Request(services=("owa", "ecp")), name="t.config")
+    (reason,) = refused.value.reasons
+    assert reason.startswith("'Default Web Site/ecp': ")
+
+
 def test_one_lock_over_many_targets_is_one_reason_naming_them_all():
     """A lock above the front end was one reason a target: with --include-descendants on a
     hosting server's file, thousands of lines that all name the same lock."""
