@@ -14,6 +14,7 @@ from confedit import offload
 from confedit.errors import InvalidInput, Refused
 from confedit.testing import build
 from confedit.testing import strategies as st_iis
+from confedit.testing.strategies import _with_a_change
 from tests import reference_model as model
 from tests.conftest import REPO
 from tests.helpers import split_bom
@@ -73,6 +74,17 @@ def test_invalid_files_are_refused_as_iis_would(config):
         "nested-location": "only allowed directly inside <configuration>",
     }
     assert wording[kind] in str(info.value)
+
+
+def test_a_forbidding_lock_always_has_a_change_to_forbid():
+    """A target whose own <access> already says None is left as it is, lock or not: in a file
+    where every target's did, the "forbidding-lock" was refused by nothing."""
+    owa, ecp = "Default Web Site/owa", "Default Web Site/ecp"
+    done = [build.Loc(owa, "none"), build.Loc(ecp.upper(), "0"), build.Loc(owa + "/auth", "None")]
+    changed = _with_a_change(done, [owa, ecp])
+    assert [loc.ssl_flags for loc in changed] == ["Ssl", "0", "None"]
+    with_work = [build.Loc(owa, "None"), build.Loc(ecp, shape="security")]
+    assert _with_a_change(with_work, [owa, ecp]) == with_work
 
 
 def test_the_readme_names_every_kind_of_invalid_file_and_encoding():

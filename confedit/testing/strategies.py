@@ -30,6 +30,7 @@ except ModuleNotFoundError as missing:  # the package installed without its `tes
         name=missing.name,
     ) from missing
 
+from confedit.iis import NONE, SslFlags
 from confedit.spans import fold
 from confedit.testing.build import (
     BOMS,
@@ -618,7 +619,8 @@ def _break(
     elif kind == "nested-location":
         locations.insert(draw(st.integers(0, len(locations))), draw(_nesting(paths)))
     else:
-        locations = _locked(locations, draw(st.sampled_from(_FORBIDDING_LOCKS)))
+        lock = draw(st.sampled_from(_FORBIDDING_LOCKS))
+        locations = _with_a_change(_locked(locations, lock), _front_end_targets(config.sites))
     return dataclasses.replace(
         config, locations=tuple(locations), server_ssl_flags=server, invalid=frozenset({kind})
     )
@@ -635,6 +637,30 @@ def _nesting(paths: st.SearchStrategy[str]) -> st.SearchStrategy[Loc]:
         shape=st.sampled_from(("webserver", "empty", "self-closed")),
         inner=inner.map(lambda loc: (loc,)),
     )
+
+
+def _front_end_targets(sites: Iterable[Site]) -> list[str]:
+    """The default targets that the front-end site has."""
+    front = next(site for site in sites if site.name == FRONT_END)
+    return [FRONT_END + app.path for app in front.applications if app.path in DEFAULT_SERVICE_APPS]
+
+
+def _with_a_change(locations: list[Loc], targets: list[str]) -> list[Loc]:
+    """The locations, with a change for the lock to forbid: a target whose own <access> already
+    says None is left as it is, so where every target's does, the first one's requires SSL."""
+
+    def already_none(loc: Loc, target: str) -> bool:
+        flags = loc.ssl_flags
+        own = _key(loc.path) == _key(target) and loc.shape == "access"
+        return own and flags is not None and SslFlags.parse(flags) == NONE
+
+    if not all(any(already_none(loc, target) for loc in locations) for target in targets):
+        return locations
+    first = targets[0]
+    return [
+        dataclasses.replace(loc, ssl_flags="Ssl") if already_none(loc, first) else loc
+        for loc in locations
+    ]
 
 
 def _locked(locations: list[Loc], lock: tuple[str, str]) -> list[Loc]:
