@@ -59,10 +59,18 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
     """Raise Refused if the Back End in `data` differs from `path`'s version at `revision`.
 
     A file that is not in that revision (new), or a repository without any commit yet, has
-    nothing to compare with and passes.
+    nothing to compare with and passes; UsageProblem if a link leads it out of its repository
+    (its history is elsewhere, if anywhere).
     """
     version = revision_version(path, revision)
     named = name  # the old name is named from this one's folder
+    if version is None and _leaves_repository(path):
+        raise UsageProblem(
+            f"--since: it leads out of its git repository (to {os.path.realpath(path)}), whose "
+            "history of that file is not there to compare with; name the file in its own git "
+            "clone, or leave out --since",
+            source=name,
+        )
     if version is None and path.is_symlink():
         path, version = _through_link(path, revision)
         named = str(path)  # the file the link leads to: its folder, not the link's
@@ -98,6 +106,30 @@ def _through_link(link: Path, revision: str) -> tuple[Path, Version | None]:
     if git is None or _top(git, real.parent) != _top(git, link.parent):
         return link, None  # a link out of the repository: no history of it here
     return real, revision_version(real, revision)
+
+
+def _leaves_repository(path: Path) -> bool:
+    """Whether a link, of the file or of a folder on its way, leads out of the repository the
+    file is named in (to a file of no repository, or of another)."""
+    top = _named_top(path)
+    return top is not None and not Path(os.path.realpath(path)).is_relative_to(
+        os.path.realpath(top)
+    )
+
+
+def _named_top(path: Path) -> Path | None:
+    """The top of the repository the file is in as named: its deepest folder with a `.git`.
+    Git, run in the file's folder, would follow a folder link first, to the repository (and
+    the place in it) of what the link leads to now."""
+    for folder in _absolute(path).parents:
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def _absolute(path: Path) -> Path:
+    """The path made absolute, its links kept: Path.resolve would follow them."""
+    return Path(os.path.abspath(path))  # noqa: PTH100
 
 
 def _top(git: str, folder: Path) -> bytes | None:
@@ -383,6 +415,8 @@ def revision_version(path: Path, revision: str) -> Version | None:
             source=str(path),
         )
     commit_id = commit.stdout.decode().strip()
+    if folder.resolve() != _absolute(folder) and _leaves_repository(path):
+        return None  # git, in the folder a link leads to, would read another repository
     content = _content_at(git, folder, commit_id, f"./{path.name}")
     if content is not None:
         return Version(content)

@@ -359,22 +359,49 @@ def test_a_link_to_a_file_renamed_since_names_the_files_old_path(repo, original)
     )
 
 
-def test_a_link_git_does_not_know_out_of_the_repository_passes(repo, original, tmp_path_factory):
-    outside = tmp_path_factory.mktemp("elsewhere") / "applicationHost.config"
-    outside.write_bytes(b"<configuration />")
-    link = repo / "servers" / "linked.applicationHost.config"
-    link.symlink_to(outside)
-    check_back_end_since(link, outside.read_bytes(), "HEAD", "linked")  # nothing to compare
-
-
-def test_a_link_out_of_the_repository_has_no_history_here(repo, original, tmp_path_factory):
+def test_a_link_out_of_the_repository_is_a_usage_problem(repo, original, tmp_path_factory):
+    # no history of the file here: passing it would vouch for a Back End never compared
     outside = tmp_path_factory.mktemp("elsewhere") / "applicationHost.config"
     outside.write_bytes(original)
     link = repo / "servers" / "linked.applicationHost.config"
     link.symlink_to(outside)
+    expected = "leads out of its git repository"
+    with pytest.raises(UsageProblem, match=expected):  # a link git does not know
+        check_back_end_since(link, original, "HEAD", "linked")
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "a link out")
     assert revision_bytes(link, "HEAD") is None
+    with pytest.raises(UsageProblem, match=expected):  # one in the revision
+        check_back_end_since(link, original, "HEAD", "linked")
+
+
+def test_a_link_into_another_repository_is_a_usage_problem(repo, original, tmp_path_factory):
+    other = tmp_path_factory.mktemp("other")
+    git(other, "init", "-q")
+    (other / "applicationHost.config").write_bytes(original)
+    git(other, "add", ".")
+    git(other, "commit", "-qm", "another repository's export")
+    link = repo / "servers" / "linked.applicationHost.config"
+    link.symlink_to(other / "applicationHost.config")
+    with pytest.raises(UsageProblem, match="leads out of its git repository"):
+        check_back_end_since(link, original, "HEAD", "linked")
+
+
+def test_a_file_under_a_folder_link_out_of_the_repository_is_a_usage_problem(
+    repo, original, tmp_path_factory
+):
+    # git, run in the link's folder, would answer from the other repository: its own HEAD
+    other = tmp_path_factory.mktemp("other")
+    git(other, "init", "-q")
+    (other / "cas5").mkdir()
+    (other / "cas5" / "applicationHost.config").write_bytes(original)
+    git(other, "add", ".")
+    git(other, "commit", "-qm", "another repository's export")
+    (repo / "exports").mkdir()
+    (repo / "exports" / "cas5").symlink_to(other / "cas5")
+    config = repo / "exports" / "cas5" / "applicationHost.config"
+    with pytest.raises(UsageProblem, match="leads out of its git repository"):
+        check_back_end_since(config, original, "HEAD", "exports/cas5/applicationHost.config")
 
 
 def test_the_committed_version_is_read_from_the_files_own_folder(repo, original, monkeypatch):
