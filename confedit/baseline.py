@@ -132,6 +132,15 @@ def _absolute(path: Path) -> Path:
     return Path(os.path.abspath(path))  # noqa: PTH100
 
 
+def _folder_link(top: Path, named: str) -> str | None:
+    """The deepest folder on the way to `named` (relative to `top`) that is a link, if any."""
+    parts = named.split("/")[:-1]
+    for end in range(len(parts), 0, -1):
+        if (top / "/".join(parts[:end])).is_symlink():
+            return "/".join(parts[:end])
+    return None
+
+
 def _top(git: str, folder: Path) -> bytes | None:
     top = _git(git, folder, "rev-parse", "--show-toplevel")
     return top.stdout if top.returncode == 0 else None
@@ -150,6 +159,9 @@ def _how_to_see(revision: str, path: Path, version: Version) -> str:
     directory, even outside the repository. After a rename they name both paths, so that git
     shows the edits, not the whole file as new; a rename git does not know of yet is staged
     first."""
+    if version.link is not None:  # what changed under the file's name: the link on its way
+        git = ["git", "-C", str(version.link[0])]
+        return f"`{shell_command([*git, 'diff', revision, '--', version.link[1]])}` shows"
     git = ["git", "-C", str(path.parent.absolute())]
     if version.renamed_from is None:
         return f"`{shell_command([*git, 'diff', revision, '--', path.name])}` shows"
@@ -388,6 +400,8 @@ class Version:
     content: bytes
     renamed_from: str | None = None  # relative to the file's folder
     staged: bool = True  # whether git sees the rename without being told of the new file
+    # read through a folder link retargeted since: the repository's top, the link from there
+    link: tuple[Path, str] | None = None
 
 
 def revision_version(path: Path, revision: str) -> Version | None:
@@ -415,6 +429,9 @@ def revision_version(path: Path, revision: str) -> Version | None:
             source=str(path),
         )
     commit_id = commit.stdout.decode().strip()
+    linked = _through_folder_link(git, path, commit_id)
+    if linked is not None:
+        return linked
     if folder.resolve() != _absolute(folder) and _leaves_repository(path):
         return None  # git, in the folder a link leads to, would read another repository
     content = _content_at(git, folder, commit_id, f"./{path.name}")
@@ -425,6 +442,27 @@ def revision_version(path: Path, revision: str) -> Version | None:
     old, staged = _renamed_from(git, folder, commit_id, path.name)
     content = _content_at(git, folder, commit_id, old) if old else None
     return Version(content, old, staged) if content is not None else None
+
+
+def _through_folder_link(git: str, path: Path, commit: str) -> Version | None:
+    """The file's version at `commit` by its path as named, for a file named through a folder
+    link: each link on the way followed as it was then. Git, run in the file's folder, would
+    follow the link as it is now (`exports/cas05` retargeted to `../servers/cas03`: cas03's
+    own history). None if no folder on the way is a link, or the path is not in `commit`."""
+    top = _named_top(path)
+    if top is None:
+        return None
+    named = Path(os.path.relpath(_absolute(path), top)).as_posix()
+    link = _folder_link(top, named)
+    if link is None:
+        return None
+    content = _content_at(git, top, commit, named)
+    if content is None:
+        return None
+    now = Path(os.path.realpath(path))
+    then = _resolved_at(git, top, commit, named)
+    moved = then is None or now != Path(os.path.realpath(top), then)
+    return Version(content, link=(top, link) if moved else None)
 
 
 def _revision_hint(git: str, folder: Path) -> str:
@@ -509,21 +547,63 @@ _SYMLINK_MODE: Final = b"120000"
 
 def _content_at(git: str, folder: Path, commit: str, path: str) -> bytes | None:
     """The blob at `path` (relative to `folder`) in `commit`, through the links there."""
+    found = _blob_at(git, folder, commit, path)
+    return found[1] if found else None
+
+
+def _resolved_at(git: str, folder: Path, commit: str, path: str) -> str | None:
+    """The path (relative to `folder`) of the file `path` led to in `commit`."""
+    found = _blob_at(git, folder, commit, path)
+    return found[0] if found else None
+
+
+def _blob_at(git: str, folder: Path, commit: str, path: str) -> tuple[str, bytes] | None:
+    """The file `path` led to in `commit` and its blob, links followed, those of the folders
+    on the way too (ls-tree finds nothing below a link)."""
     for _ in range(_LINKS_FOLLOWED):
         listed = _git(git, folder, "ls-tree", "-z", commit, "--", path)
-        if listed.returncode != 0 or not listed.stdout:
-            return None  # not in that commit, or outside the repository
+        if listed.returncode != 0:
+            return None  # outside the repository
+        if not listed.stdout:
+            path = _through_linked_folder(git, folder, commit, path) or ""
+            if not path:
+                return None  # not in that commit
+            continue
         mode, _kind, rest = listed.stdout.split(b" ", 2)
         blob = _git(git, folder, "cat-file", "blob", rest.split(b"\t", 1)[0].decode())
         if blob.returncode != 0:
             return None  # a folder there
         if mode != _SYMLINK_MODE:
-            return blob.stdout
-        target = os.fsdecode(blob.stdout)
-        if posixpath.isabs(target):
+            return path, blob.stdout
+        path = _link_target(path, blob.stdout) or ""
+        if not path:
             return None  # a link out of the repository: no history of it here
-        path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
     return None
+
+
+def _through_linked_folder(git: str, folder: Path, commit: str, path: str) -> str | None:
+    """`path` with its first folder that is a link in `commit` replaced by the link's target;
+    None if no folder on the way is one."""
+    parts = posixpath.normpath(path).split("/")
+    for end in range(1, len(parts)):
+        prefix = "/".join(parts[:end])
+        listed = _git(git, folder, "ls-tree", "-z", commit, "--", prefix)
+        if listed.returncode != 0 or not listed.stdout.startswith(_SYMLINK_MODE + b" "):
+            continue
+        blob_id = listed.stdout.split(b" ", 2)[2].split(b"\t", 1)[0].decode()
+        blob = _git(git, folder, "cat-file", "blob", blob_id)
+        target = _link_target(prefix, blob.stdout) if blob.returncode == 0 else None
+        return posixpath.join(target, *parts[end:]) if target else None
+    return None
+
+
+def _link_target(link: str, text: bytes) -> str | None:
+    """Where a link at `link` whose text is `text` leads, relative to the same folder; None
+    for an absolute target (out of the repository)."""
+    target = os.fsdecode(text)
+    if posixpath.isabs(target):
+        return None
+    return posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
 
 
 # Git exports these to its hooks (pre-commit runs as one); they would point every look-up at

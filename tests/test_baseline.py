@@ -404,6 +404,38 @@ def test_a_file_under_a_folder_link_out_of_the_repository_is_a_usage_problem(
         check_back_end_since(config, original, "HEAD", "exports/cas5/applicationHost.config")
 
 
+def test_a_folder_link_retargeted_since_the_revision_is_followed_as_it_was_then(repo, original):
+    # exports/cas5 led to cas5's export at the revision; it now leads to another server's
+    servers = repo / "servers"
+    (servers / "cas5").mkdir()
+    (servers / "cas5" / "applicationHost.config").write_bytes(original)
+    (servers / "cas1" / "applicationHost.config").write_bytes(back_end_edited(original))
+    (repo / "exports").mkdir()
+    folder = repo / "exports" / "cas5"
+    folder.symlink_to("../servers/cas5")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "cas1 and cas5 differ")
+    folder.unlink()
+    folder.symlink_to("../servers/cas1")
+    git(repo, "commit", "-qam", "exports/cas5 leads to cas1")
+    config = folder / "applicationHost.config"
+    assert revision_bytes(config, "HEAD~1") == original
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(config, config.read_bytes(), "HEAD~1", "exports/cas5/x")
+    # the advised diff shows what changed under that name: the link
+    advised = shlex.join(["git", "-C", str(repo), "diff", "HEAD~1", "--", "exports/cas5"])
+    assert f"`{advised}` shows it" in str(caught.value.advice)
+
+
+def test_a_file_under_a_folder_link_git_does_not_know_has_its_own_history(repo, original):
+    (repo / "exports").mkdir()
+    (repo / "exports" / "cas1").symlink_to("../servers/cas1")
+    config = repo / "exports" / "cas1" / "applicationHost.config"
+    assert revision_bytes(config, "HEAD") == original
+    with pytest.raises(Refused):
+        check_back_end_since(config, back_end_edited(original), "HEAD", "exports/cas1/x")
+
+
 def test_the_committed_version_is_read_from_the_files_own_folder(repo, original, monkeypatch):
     monkeypatch.chdir(repo.parent)  # outside the repository
     config = repo / "servers" / "cas1" / "applicationHost.config"
