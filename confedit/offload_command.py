@@ -255,7 +255,9 @@ def run_offload(opts: OffloadOptions) -> int:
     diff = result.diff(diff_label(opts.config))
     _, code = result_status(result, opts.check)
 
-    writes_input_copy = not opts.check and (opts.output or opts.in_place)
+    # The summary says "changed" once the patched config is out: to -o (a file or stdout) or
+    # over the input; a --diff or a --runbook alone leaves it "to change".
+    config_out = not opts.check and bool(opts.output or opts.in_place)
     # Any file written from the input is refused if the input changed: a diff or a runbook of a
     # version the file no longer has would be applied to the one it has now.
     if opts.writes_files:
@@ -277,7 +279,7 @@ def run_offload(opts: OffloadOptions) -> int:
             emit_diff(STDIO, diff, color=opts.color_stdout)
         if opts.runbook == STDIO:
             to_stdout(runbook)
-        _report(opts, result, diff, code, written=bool(writes_input_copy))
+        _report(opts, result, diff, code, written=config_out)
     return int(code)
 
 
@@ -397,7 +399,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         runbook = _runbook(result, name, option="--runbook-dir") if wanted else None
         if settings.writes_files:  # a --diff file or a runbook too (see run_offload)
             check_unchanged(snapshot)
-        if _writes(settings) or runbook is not None:
+        if _writes_config(settings) or runbook is not None:
             # New files in an output folder are synced to disk once, at the end of the run
             # (run_offload_many); an input replaced in place, and its backup, file by file.
             durable = settings.in_place or not CAN_SYNC_LATER
@@ -426,7 +428,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         path=name,
         status=status,
         exit_code=int(code),
-        headline=report.summary_line(result, name, written=_writes(settings)),
+        headline=report.summary_line(result, name, written=_writes_config(settings)),
         notes=tuple(report.finding_lines(result)),
         diff=diff,
         document=document,
@@ -449,7 +451,9 @@ def _runbook(result: Result, name: str, *, option: str = "--runbook") -> bytes:
     return render_runbook(result, name, option=option)
 
 
-def _writes(settings: FileSettings) -> bool:
+def _writes_config(settings: FileSettings) -> bool:
+    """Whether each file's patched config is written (--in-place, --output-dir); a --runbook-dir
+    or the combined --diff are other files (see FileSettings.writes_files)."""
     return settings.in_place or settings.output_dir is not None
 
 
@@ -510,7 +514,7 @@ def _failed(settings: FileSettings, name: str, error: ConfeditError) -> FileRepo
 
 
 def _crashed(settings: FileSettings, item: Input, error: BaseException) -> FileReport:
-    writes = _writes(settings) or settings.runbook_dir is not None
+    writes = _writes_config(settings) or settings.runbook_dir is not None
     failure = crash(item, error, settings.debug, writes=writes)
     return _failed(settings, str(item.path), failure)
 
