@@ -455,8 +455,8 @@ def _locks_by_level(config: Config) -> dict[str, list[Lock]]:
     the <access> element below whether or not it holds one itself."""
     found: dict[str, list[Lock]] = {}
     for access in config.elements(SSL_FLAGS):
-        if lock := _lock_on(access.element):
-            found.setdefault(path_key(access.path), []).append((access, lock))
+        if what := _lock_on(access.element):
+            found.setdefault(path_key(access.path), []).append((access, (what, access.element)))
     for security in config.holding(SECURITY_LOCK):
         names = security.element.get("lockElements")
         if _names(names) & {"access", "*"}:
@@ -475,17 +475,17 @@ def _judge_locks(draft: _Draft) -> None:
         draft.refusals.append(f"{named}: {reason}")
 
 
-def _lock_on(element: etree._Element) -> tuple[str, etree._Element] | None:
-    """The lock on an <access> element that forbids changing sslFlags below it, and the
-    element that holds the lock (its line is the one to name), if there is one."""
+def _lock_on(element: etree._Element) -> str | None:
+    """The lock an <access> element holds that forbids changing sslFlags below it, if any (a
+    lockElements on its <security> is found by _locks_by_level)."""
     names = _names(element.get("lockAttributes"))
     if names & {"sslflags", "*"}:
-        return f'lockAttributes="{element.get("lockAttributes")}" on <access>', element
+        return f'lockAttributes="{element.get("lockAttributes")}" on <access>'
     except_names = element.get("lockAllAttributesExcept")
     if except_names is not None and "sslflags" not in _names(except_names):
-        return f'lockAllAttributesExcept="{except_names}" on <access>', element
+        return f'lockAllAttributesExcept="{except_names}" on <access>'
     if element.get("lockItem", "").lower() == "true":
-        return 'lockItem="true" on <access>', element
+        return 'lockItem="true" on <access>'
     return None
 
 
