@@ -120,7 +120,7 @@ def _to_search(
 ) -> list[str]:
     """The subfolders to search, in order: not the output folder, and not a symlinked folder
     (os.walk does not go into those); the linked ones go to `links`."""
-    linked = {name for name in subfolders if _is_link(_joined(folder, name))}
+    linked = {name for name in subfolders if is_link(_joined(folder, name))}
     links += sorted(Path(folder, name) for name in linked)
     kept = []
     for name in sorted(subfolders):
@@ -140,7 +140,7 @@ def _found(
     path = Path(folder, name)
     joined = _joined(folder, name)
     below = _below(here.label, name)
-    if _is_link(joined) or below is None:  # named as label_of names it
+    if is_link(joined) or below is None:  # named as label_of names it
         return Input(path, label(path)), os.path.realpath(joined)
     return Input(path, below), _joined(here.real, name)
 
@@ -164,10 +164,6 @@ def _below(label: str | None, name: str) -> str | None:
 # costs more than the system call.
 def _joined(folder: str, name: str) -> str:
     return os.path.join(folder, name)  # noqa: PTH118 - see above
-
-
-def _is_link(path: str) -> bool:
-    return os.path.islink(path)  # noqa: PTH114 - see above
 
 
 def label_of(path: Path, folder: Path | None, cwd: Path) -> str:
