@@ -34,7 +34,9 @@ class Snapshot:
 
 
 def read_input(path: Path, max_size: int = DEFAULT_MAX_SIZE) -> Snapshot:
-    """Read a config file, checking its kind and size before reading it whole."""
+    """Read a config file, checking its kind and size before reading it whole. One that grew
+    past the size limit since stat() is InvalidInput; one read shorter than stat() said, with
+    stat() now saying otherwise (cut short meanwhile), is InputChanged."""
     name = str(path)
     try:
         info = path.stat()
@@ -142,7 +144,8 @@ class Outputs:
 
     With `durable=False` nothing is fsynced: the files are still written whole and renamed into
     place, and the caller makes them durable later with sync_filesystems(). Only for files that
-    replace no one's data (a batch's --output-dir): an input or a backup is always fsynced.
+    replace no one's data (a batch's --output-dir and --runbook-dir): an input or a backup is
+    always fsynced.
     """
 
     def __init__(
@@ -491,8 +494,9 @@ def _syncfs_function() -> Callable[[int], None] | None:
 def is_folder(path: str | os.PathLike[str]) -> bool:
     """Whether `path` is a folder (through symlinks); False where it cannot be looked at. pathlib's
     is_dir() raises for a path the kernel refuses (longer than PATH_MAX, or below a folder this
-    user may not search), which would end the run in a traceback: read as a file, such a path
-    gets its own one-line error instead."""
+    user may not search), which would end the run in a traceback: such a path then gets its own
+    one-line error where it is used (an input that cannot be read, an output folder that cannot
+    be made)."""
     return os.path.isdir(path)  # noqa: PTH112 - see above
 
 
