@@ -39,6 +39,7 @@ from lxml import etree
 from confedit import exchange
 from confedit.document import Document, load
 from confedit.errors import ConfeditError, InvalidInput, Refused, UsageProblem, shell_command
+from confedit.files import is_link
 from confedit.iis import (
     SSL_FLAGS,
     TOKEN_CHECKING,
@@ -71,7 +72,7 @@ def check_back_end_since(path: Path, data: bytes, revision: str, name: str) -> N
             "clone, or leave out --since",
             source=name,
         )
-    if version is None and path.is_symlink():
+    if version is None and is_link(path):
         path, version = _through_link(path, revision)
         named = str(path)  # the file the link leads to: its folder, not the link's
     if version is None:
@@ -136,7 +137,7 @@ def _folder_link(top: Path, named: str) -> str | None:
     """The deepest folder on the way to `named` (relative to `top`) that is a link, if any."""
     parts = named.split("/")[:-1]
     for end in range(len(parts), 0, -1):
-        if (top / "/".join(parts[:end])).is_symlink():
+        if is_link(top / "/".join(parts[:end])):
             return "/".join(parts[:end])
     return None
 
