@@ -152,14 +152,28 @@ def _all_locations(data: bytes) -> list[tuple[ElementSpan, str]]:
     return found
 
 
-_PATH_ATTRIBUTE: Final = re.compile(rb"""\spath\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-
-
 def _attribute_path(start_tag: bytes) -> str:
-    match = _PATH_ATTRIBUTE.search(start_tag)
-    if match is None:
-        return ""
-    return attribute_value(match.group(1) if match.group(1) is not None else match.group(2))
+    found = attribute_span(start_tag, 0, len(start_tag), b"path")
+    return "" if found is None else attribute_value(start_tag[found[0] : found[1]])
+
+
+# One attribute of a start tag (groups: its name, then its value in double or single quotes).
+_ATTRIBUTE: Final = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+def attribute_span(data: bytes, start: int, end: int, name: bytes) -> tuple[int, int] | None:
+    """Where the value of the attribute `name` lies, between its quotes, in the start tag
+    data[start:end]; None if the tag has no such attribute. The attributes are read one after
+    the other: a search for ` name="` could match inside another attribute's quoted value
+    (`note=' path="x"'`)."""
+    name_end = _NAME_END.search(data, start + 1, end)
+    position = name_end.start() if name_end else end
+    while match := _ATTRIBUTE.match(data, position, end):
+        if match.group(1) == name:
+            group = 2 if match.group(2) is not None else 3
+            return match.start(group), match.end(group)
+        position = match.end()
+    return None
 
 
 def _path(match: re.Match[bytes]) -> str:

@@ -585,3 +585,20 @@ def test_a_server_level_line_in_a_short_file_is_where_its_start_tag_begins(loade
     with pytest.raises(InvalidInput) as refused:
         offload(raw, Request(services=("owa",)), name="short")
     assert refused.value.line == real_line
+
+
+@pytest.mark.parametrize("site", [b"Default Web Site", b"Default&#32;Web Site"])
+def test_a_path_written_inside_another_attribute_is_not_the_location_s_path(site):
+    """Another attribute's quoted value may hold ` path="..."`: the quick scan and the full one
+    (taken for a site name written with a character reference) both read the path attribute
+    itself, so the location is paired with its element and edited."""
+    raw = with_filler(1, Loc("Default Web Site/owa", "Ssl")).replace(
+        b'<location path="Default Web Site/owa">',
+        b"""<location note=' path="Filler/app"' path=\"""" + site + b'/owa">',
+    )
+    result = offload(raw, Request(services=("owa",)), name="x")
+    assert [o.action for o in result.outcomes] == ["rewritten"]
+    assert access_values(result.output)["Default Web Site/owa"] == "None"
+    assert etree.fromstring(result.output).find("location[@note]").get("note") == (
+        ' path="Filler/app"'
+    )
