@@ -12,14 +12,13 @@ from lxml import etree
 from confedit.document import Document, ElementSpan, Location
 from confedit.edits import Edit
 from confedit.iis import NONE, SslFlags
-from confedit.spans import root_end_tag
+from confedit.spans import attribute_span, root_end_tag
 
 Action = Literal["rewritten", "inserted", "created", "unchanged"]
 ACCESS: Final = b'<access sslFlags="None" />'
 ACCESS_CHAIN: Final = ("system.webServer", "security", "access")  # below a <location>
 
 
-_SSL_FLAGS_ATTR: Final = re.compile(rb"""\ssslFlags\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _TAG_CLOSE: Final = re.compile(rb"\s*/?>\Z")
 
 
@@ -50,10 +49,9 @@ class EditWriter:
         if value is not None and SslFlags.parse(value) == NONE:
             return "unchanged", span.start
         data = self.document.data
-        match = _SSL_FLAGS_ATTR.search(data, span.start, span.start_tag_end)
-        if match:
-            group = 1 if match.group(1) is not None else 2
-            start, end, text = match.start(group), match.end(group), b"None"
+        found = attribute_span(data, span.start, span.start_tag_end, b"sslFlags")
+        if found:
+            (start, end), text = found, b"None"
         else:  # <access> without the attribute: add it after the last attribute
             close = _TAG_CLOSE.search(data, span.start, span.start_tag_end)
             start = end = close.start() if close else span.start_tag_end - 1

@@ -185,3 +185,26 @@ def test_the_only_location_started_on_the_line_before_does_not_set_the_indentati
     output = offload(raw, Request(services=("owa",))).output
     new = b'\n    <location path="Default Web Site/owa">' + OWA_NONE + b"\n    </location>"
     assert output == raw.replace(b"    </location>\n", b"    </location>" + new + b"\n")
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        b"""note=' sslFlags="None"' sslFlags="Ssl" """,
+        b"""note=" sslFlags='None'" sslFlags='Ssl'""",
+        b"""sslFlags="Ssl" note=' sslFlags="Ssl"'""",
+    ],
+)
+def test_only_the_sslflags_attribute_is_rewritten_not_text_in_another_value(attributes):
+    """Another attribute's quoted value may hold ` sslFlags="..."` (single quotes around double,
+    or the reverse): the value rewritten is that of the sslFlags attribute itself, and the
+    other attribute keeps its text."""
+    access = b"<access " + attributes + b" />"
+    block = OWA_SECURITY.replace(b"<authentication />", access)
+    raw = NO_LOCATION.replace(b"</configuration>", block + b"</configuration>")
+    result = offload(raw, Request(services=("owa",)))
+    old = etree.fromstring(raw).find("location/system.webServer/security/access")
+    new = etree.fromstring(result.output).find("location/system.webServer/security/access")
+    assert new.get("sslFlags") == "None"
+    assert new.get("note") == old.get("note")
+    assert [o.action for o in result.outcomes] == ["rewritten"]
