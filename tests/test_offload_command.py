@@ -40,6 +40,7 @@ from tests.helpers import (
     access_values,
     as_at_a_terminal,
     back_end_blocks,
+    changed_lines,
     git_env,
     record_realpath,
     run_in_pty,
@@ -1579,3 +1580,30 @@ def test_an_output_folder_that_cannot_be_created_is_reported_under_the_input_it_
         "out/fleet/cas-2016: Not a directory; check that --output-dir can be written to"
     )
     assert lines[1].startswith("fleet/cas-2019/ApplicationHost.config: cannot create")
+
+
+def test_text_like_an_attribute_inside_another_attribute_s_value_is_left_alone(
+    confedit_exe, tmp_path
+):
+    """`note=' path="..."'` on a <location> (with its site name written with a character
+    reference, which takes the full scan) and `note=' sslFlags="None"'` on an <access>: the
+    run exits 0 (it was an internal error, exit 3), the diff rewrites the sslFlags attribute
+    itself, and the output audits as offloaded."""
+    location = b"""<location note=' path="Default Web Site/ecp"' path="Default&#32;Web Site/EWS">"""
+    access = b"""<access note=' sslFlags="None"' sslFlags="Ssl, Ssl128" />"""
+    raw = SAMPLE.read_bytes()
+    raw = raw.replace(b'<location path="Default Web Site/EWS">', location)
+    mapi = raw.index(b'<location path="Default Web Site/mapi">')
+    raw = raw[:mapi] + raw[mapi:].replace(b'<access sslFlags="Ssl, Ssl128" />', access, 1)
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(raw)
+    out, diff = tmp_path / "out.config", tmp_path / "offload.diff"
+    proc = run(confedit_exe, "offload", str(config), "-o", str(out), "--diff", str(diff))
+    assert proc.returncode == 0, proc.stderr
+    mapi_lines = [line for line in changed_lines(diff.read_bytes()) if b"note=" in line]
+    assert mapi_lines == [
+        b"-                " + access + b"\r",
+        b"+                " + access.replace(b'"Ssl, Ssl128"', b'"None"') + b"\r",
+    ]
+    assert access_values(out.read_bytes())["Default Web Site/EWS"] == "None"
+    assert run(confedit_exe, "audit", str(out), "--offloaded").returncode == 0
