@@ -16,7 +16,7 @@ from typing import Final, NamedTuple
 from lxml import etree
 
 from confedit.document import Document, Location
-from confedit.errors import InvalidInput
+from confedit.errors import InvalidInput, Refused
 from confedit.spans import fold
 
 FLAGS_WORDING: Final = (
@@ -491,9 +491,14 @@ class Config:
 
 def validate(config: Config) -> None:
     """Refuse (exit 4) what IIS would not load, in the sites confedit reasons about: the access
-    section defined twice for one path, or an invalid sslFlags value."""
+    section defined twice for one path, an invalid sslFlags value, or an attribute confedit
+    reads written in another case. Refuse (exit 3) an access section kept in another file."""
     _check_defined_once(config)
+    for setting in SETTINGS:
+        for definition in config.elements(setting):
+            _check_attribute_names(config, definition, setting)
     for definition in config.elements(SSL_FLAGS):
+        _check_not_elsewhere(config, definition)
         value = definition.element.get("sslFlags")
         try:
             SslFlags.parse(value if value is not None else "None")
@@ -503,6 +508,52 @@ def validate(config: Config) -> None:
                 source=config.document.name,
                 line=config.document.line_of(definition.element),
             ) from None
+
+
+# The attributes confedit reads on an element of a setting, besides the setting's own.
+_READ_ATTRIBUTES: Final = (
+    "configSource",
+    "lockAttributes",
+    "lockAllAttributesExcept",
+    "lockElements",
+    "lockAllElementsExcept",
+    "lockItem",
+)
+
+
+def _check_attribute_names(config: Config, definition: Definition, setting: Setting) -> None:
+    """IIS reads attribute names case-sensitively and refuses a file with one it does not
+    know: `SslFlags="Ssl"` is neither the value nor something IIS would load."""
+    spelled = {fold(name): name for name in (setting.attribute, *_READ_ATTRIBUTES)}
+    for key in definition.element.keys():  # noqa: SIM118 - iterating an element gives children
+        name = str(key)  # always str from lxml; the stubs allow bytes too
+        right = spelled.get(fold(name))
+        if right is not None and name != right:
+            raise InvalidInput(
+                f"unrecognized attribute '{name}' on <{definition.element.tag}>: IIS reads "
+                f"attribute names case-sensitively (the attribute is '{right}') and would not "
+                "load this file",
+                source=config.document.name,
+                line=config.document.line_of(definition.element),
+            )
+
+
+def _check_not_elsewhere(config: Config, definition: Definition) -> None:
+    """An access section with configSource is read by IIS from that file, which confedit is not
+    given: its sslFlags is unknown here, and no attribute may be written beside configSource."""
+    source = definition.element.get("configSource")
+    if source is not None:
+        line = config.document.line_of(definition.element)
+        raise Refused(
+            [
+                f"the access section at {definition.where} (line {line}) is kept in "
+                f'configSource="{source}", not in this file: confedit can neither see nor '
+                "change its sslFlags"
+            ],
+            source=config.document.name,
+            advice="move the section's settings into applicationHost.config, then run "
+            "confedit again",
+        )
 
 
 def _check_defined_once(config: Config) -> None:

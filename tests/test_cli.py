@@ -582,3 +582,27 @@ def test_no_warning_for_a_symlinked_folder_the_run_searches_or_writes(
     proc = run(confedit_exe, "offload", *named, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert b"symlinked" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (b'SslFlags="Ssl"', 4, ":244: unrecognized attribute 'SslFlags' on <access>"),
+        (b'configSource="oab.config"', 3, "refused: the access section at Default Web Site/OAB"),
+    ],
+)
+@pytest.mark.parametrize("command", ["offload", "audit"])
+def test_an_access_section_confedit_cannot_read_stops_both_commands(
+    confedit_exe, tmp_path, case, command
+):
+    attributes, code, said = case
+    raw = SAMPLE.read_bytes()
+    access = raw.index(b"<access ", raw.index(b'<location path="Default Web Site/OAB"'))
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(raw[:access] + b"<access " + attributes + raw[raw.index(b" />", access) :])
+    args = [command, str(config)] + (["-o", str(tmp_path / "out")] if command == "offload" else [])
+    result = run(confedit_exe, *args)
+    assert result.returncode == code
+    [line] = result.stderr.decode().splitlines()
+    assert said in line
+    assert not (tmp_path / "out").exists()

@@ -13,7 +13,7 @@ from lxml import etree
 
 from confedit import offload
 from confedit.document import load
-from confedit.errors import InvalidInput
+from confedit.errors import InvalidInput, Refused
 from confedit.iis import (
     FLAGS_WORDING,
     SSL_FLAGS,
@@ -302,3 +302,40 @@ def test_invalid_ssl_flags_are_refused_with_the_iis_wording(value):
         in str(info.value)
     )
     assert info.value.line is not None
+
+
+def owa_access(raw: bytes, attributes: bytes) -> bytes:
+    """`raw` with the <access> of Default Web Site/owa written with `attributes` instead."""
+    start = raw.index(b'<location path="Default Web Site/owa">')
+    access = raw.index(b'<access sslFlags="Ssl" />', start)
+    return raw[:access] + b"<access " + attributes + b" />" + raw[access + 25 :]
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [b'SslFlags="Ssl"', b'SSLFLAGS="None"', b'sslFlags="Ssl" LockAttributes="sslFlags"'],
+)
+def test_an_attribute_name_in_another_case_is_refused_as_iis_refuses_it(attributes):
+    # IIS reads attribute names case-sensitively: "Unrecognized attribute 'SslFlags'. Note that
+    # attribute names are case-sensitive." The value must not be read as set, nor the lock as
+    # absent.
+    raw = owa_access(config(Loc("Default Web Site/owa", "Ssl")), attributes)
+    with pytest.raises(InvalidInput) as info:
+        owa_only(raw)
+    wrong = attributes.split(b" ")[-1].split(b"=")[0].decode()
+    assert f"unrecognized attribute '{wrong}'" in str(info.value)
+    assert "case-sensitive" in str(info.value)
+    assert info.value.line is not None
+    assert info.value.exit_code == 4
+
+
+def test_an_access_section_kept_in_another_file_is_refused():
+    # configSource: IIS reads the section from a file confedit is not given; its sslFlags there
+    # is unknown, and an attribute written beside configSource would make the section invalid.
+    raw = owa_access(config(Loc("Default Web Site/owa", "Ssl")), b'configSource="access.config"')
+    with pytest.raises(Refused) as info:
+        owa_only(raw)
+    message = str(info.value)
+    assert 'configSource="access.config"' in message
+    assert "not in this file" in message
+    assert info.value.exit_code == 3
