@@ -1,9 +1,10 @@
 """What `confedit offload` does with files and streams: read, call the library, write, report.
 
-Over several files (or folders), each file is worked on by itself, in parallel, and reported in
-input order; then one combined diff and a closing summary. A file's errors are its own: they
-become its report (exit code included) and never stop the others. Workers run in other
-processes, so they take paths and return plain data.
+Over several files (or folders), each file is worked on by itself and reported in input order;
+then one combined diff and a closing summary. With --jobs above 1 (the default: the number of
+CPUs), files are worked on in parallel by worker processes, which take paths and return plain
+data; with --jobs 1, one after another in this process (see batch.run_all). A file's errors are
+its own: they become its report (exit code included) and never stop the others.
 
 Kept apart from cli.py so that click stays a thin layer and `confedit --help` loads nothing heavy.
 """
