@@ -259,6 +259,11 @@ class _Staged:
                 descriptor, self.temporary = tempfile.mkstemp(
                     dir=self.target.parent, prefix=f".{self.target.name}.", suffix=".confedit-tmp"
                 )
+        except FileNotFoundError as exc:
+            raise self._no_new_file(exc) from None
+        except OSError as exc:
+            raise self._failed(exc) from None
+        try:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(self.data)
                 handle.flush()
@@ -297,6 +302,18 @@ class _Staged:
             with contextlib.suppress(OSError):
                 os.unlink(self.temporary)  # noqa: PTH108 - a str path from mkstemp
             self.temporary = None
+
+    def _no_new_file(self, exc: OSError) -> WriteFailed:
+        """A folder that is there but refuses to create a file in it (procfs, sysfs answer
+        ENOENT): "No such file or directory" alone would speak of a destination that exists."""
+        folder = self.target.parent
+        if not is_folder(folder):
+            return self._failed(exc)
+        return WriteFailed(
+            f"cannot write: no file can be created in {folder} ({exc.strerror}), and confedit "
+            f"writes a new file there to rename over it{NOTHING_CHANGED}",
+            source=self.name,
+        )
 
     def _failed(self, exc: OSError) -> WriteFailed:
         # Streams are written, and temporary files made, before any file is renamed into place:

@@ -1607,3 +1607,19 @@ def test_text_like_an_attribute_inside_another_attribute_s_value_is_left_alone(
     ]
     assert access_values(out.read_bytes())["Default Web Site/EWS"] == "None"
     assert run(confedit_exe, "audit", str(out), "--offloaded").returncode == 0
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="needs Linux's /proc")
+def test_a_destination_whose_folder_takes_no_new_file_says_so(confedit_exe, tmp_path):
+    """/proc/version exists, but procfs refuses the temporary file that would be renamed over
+    it (ENOENT): the error said "No such file or directory" of a file that is there."""
+    config = copy_sample(tmp_path)
+    before = Path("/proc/version").read_bytes()
+    proc = run(confedit_exe, "offload", str(config), "-o", "/proc/version", "-q")
+    assert proc.returncode == 3
+    assert proc.stderr.decode().splitlines() == [
+        "/proc/version: cannot write: no file can be created in /proc (No such file or "
+        "directory), and confedit writes a new file there to rename over it; nothing was changed"
+    ]
+    assert Path("/proc/version").read_bytes() == before
+    assert config.read_bytes() == SAMPLE.read_bytes()
