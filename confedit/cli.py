@@ -25,6 +25,8 @@ from confedit.errors import ConfeditError, InternalError, StdoutFailed, UsagePro
 from confedit.files import (
     DEFAULT_MAX_SIZE,
     STDOUT_NAMES,
+    is_folder,
+    is_link,
     print_json,
     silence_stdout,
     stdout_open,
@@ -135,6 +137,13 @@ def _folder(ctx: click.Context, param: click.Parameter, value: str | None) -> Pa
     if named is None:
         return None
     click.Path(file_okay=False).convert(named, param, ctx)  # refuses a file's name
+    if is_link(named) and not is_folder(named):
+        # Else making it fails with EEXIST ("File exists") for each file: the link is there,
+        # the folder is not.
+        raise click.BadParameter(
+            f"{named} is a symbolic link to {Path(named).readlink()}, which does not exist; create "
+            "that folder, or name another"
+        )
     return Path(named)
 
 

@@ -1623,3 +1623,20 @@ def test_a_destination_whose_folder_takes_no_new_file_says_so(confedit_exe, tmp_
     ]
     assert Path("/proc/version").read_bytes() == before
     assert config.read_bytes() == SAMPLE.read_bytes()
+
+
+@pytest.mark.parametrize("option", ["--output-dir", "--runbook-dir"])
+def test_an_output_folder_that_is_a_dangling_symlink_says_so(confedit_exe, tmp_path, option):
+    """mkdir through a symlink whose target is missing fails with EEXIST: each file's error said
+    "File exists" of a folder that is not there. The link is named, and its missing target."""
+    config = copy_sample(tmp_path)
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    proc = run(confedit_exe, "offload", config.name, option, "out", "-q", cwd=tmp_path)
+    assert proc.returncode == 2
+    error = proc.stderr.decode().splitlines()[-1]
+    assert error == (
+        f"Error: Invalid value for '{option}': out is a symbolic link to {tmp_path / 'gone'}, "
+        "which does not exist; create that folder, or name another"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config", "out"]
+    assert config.read_bytes() == SAMPLE.read_bytes()
