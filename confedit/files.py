@@ -362,6 +362,8 @@ def _give_to(descriptor: int, uid: int, gid: int) -> None:
 STDOUT_CLOSED: Final = "it is closed"
 # Other names of stdout: `-o /dev/stdout` is `-o -` (see cli._output).
 STDOUT_NAMES: Final = frozenset({"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"})
+# Names of stdin, which --in-place cannot rewrite (see offload_command._check_rewritable).
+STDIN_NAMES: Final = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
 
 
 def to_stdout(data: bytes) -> None:

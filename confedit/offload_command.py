@@ -42,6 +42,7 @@ from confedit.errors import ConfeditError, ExitCode, StdoutFailed, WriteFailed, 
 from confedit.files import (
     CAN_SYNC_LATER,
     NOTHING_CHANGED,
+    STDIN_NAMES,
     Outputs,
     Snapshot,
     check_same_stat,
@@ -90,6 +91,9 @@ class OffloadOptions(CommonOptions):
             self._validate_many()
         if self.output and self.in_place:
             raise click.UsageError("use either -o/--output or --in-place, not both")
+        if self.in_place:
+            for config in self.configs:
+                _check_rewritable(config)
         if self.backup is not None and not self.in_place:
             raise click.UsageError("--backup needs --in-place")
         if self.backup is not None and not self.backup.strip():
@@ -190,6 +194,27 @@ class OffloadOptions(CommonOptions):
     @property
     def color_stdout(self) -> bool:
         return style.enabled(self.color, sys.stdout)
+
+
+def _check_rewritable(config: Path) -> None:
+    """A usage error if --in-place cannot rewrite `config`: stdin, which has no name to rename
+    a new file to or to put a backup beside (/dev/stdin redirected from a file was rewritten
+    through the link, its backup written to /dev/stdin.bak), or something that is not a regular
+    file (a FIFO, a device). A folder is searched; a file that cannot be looked at is its own
+    error, when read."""
+    if str(config) in STDIN_NAMES:
+        raise click.UsageError(
+            f"--in-place rewrites a file by its name, and {config} is stdin: name the file"
+        )
+    try:
+        mode = config.stat().st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise click.UsageError(
+            f"--in-place rewrites a regular file, and {config} is not one; use -o to write the "
+            "result elsewhere"
+        )
 
 
 def check_destinations(

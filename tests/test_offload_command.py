@@ -1640,3 +1640,41 @@ def test_an_output_folder_that_is_a_dangling_symlink_says_so(confedit_exe, tmp_p
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config", "out"]
     assert config.read_bytes() == SAMPLE.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["-", "/dev/stdin", "/dev/fd/0"])
+def test_in_place_on_stdin_is_a_usage_error(confedit_exe, tmp_path, name):
+    """/dev/stdin redirected from a file was rewritten through the link, and its backup written
+    to /dev/stdin.bak; `-` was "no such file" (exit 4). Stdin has no name to rewrite or to put
+    a backup beside: both are refused alike, before anything is read or written."""
+    config = copy_sample(tmp_path)
+    backup = Path(f"{name}.bak")
+    assert not backup.exists()
+    with config.open("rb") as stdin:
+        args = ("offload", name, "--in-place", "--backup", ".bak")
+        proc = run(confedit_exe, *args, cwd=tmp_path, stdin=stdin)
+    made = backup.exists()
+    if made:  # written by a confedit that does not refuse: not left behind in /dev
+        backup.unlink()
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines()[-1] == (
+        f"Error: --in-place rewrites a file by its name, and {name} is stdin: name the file"
+    )
+    assert not made
+    assert config.read_bytes() == SAMPLE.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_in_place_on_a_fifo_is_a_usage_error(confedit_exe, tmp_path):
+    """A FIFO cannot be rewritten in place (there is no file to put the new bytes in): it was
+    read as an invalid input (exit 4), as if the fault were its content."""
+    copy_sample(tmp_path)
+    os.mkfifo(tmp_path / "fifo")
+    proc = run(confedit_exe, "offload", "fifo", "--in-place", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines()[-1] == (
+        "Error: --in-place rewrites a regular file, and fifo is not one; use -o to write the "
+        "result elsewhere"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config", "fifo"]
