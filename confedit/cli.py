@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import os
 import signal
 import sys
 import threading
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 import click
 
 from confedit import __version__, exchange, style
-from confedit.errors import ConfeditError, InternalError, StdoutFailed, UsageProblem
+from confedit.errors import ConfeditError, InternalError, InvalidInput, StdoutFailed, UsageProblem
 from confedit.files import (
     DEFAULT_MAX_SIZE,
     STDOUT_NAMES,
@@ -321,7 +322,35 @@ class _NamedPath(click.Path):
                 param,
                 ctx,
             )
+        if isinstance(value, str) and ctx is not None:
+            _note_named_as_folder(ctx, value)
         return super().convert(value, param, ctx)
+
+
+_NOT_FOLDERS: Final = "confedit.not_folders"  # in click's ctx.meta: see _note_named_as_folder
+
+
+def _note_named_as_folder(ctx: click.Context, name: str) -> None:
+    """Keep the error of a file named as a folder (`a.config/`), which the system refuses to
+    open (ENOTDIR): the Path made of it drops the slash, and the file was read, and rewritten
+    with --in-place. Raised by _refuse_named_as_folders, once the command runs."""
+    if not name.endswith("/") or is_folder(name):
+        return
+    try:
+        os.stat(name)  # noqa: PTH116 - Path(name) would drop the slash
+    except NotADirectoryError as exc:
+        error = InvalidInput(f"cannot read: {exc.strerror}", source=name)
+        ctx.meta.setdefault(_NOT_FOLDERS, []).append(error)
+    except OSError:  # missing, say: so is the file without the slash, and reading says so
+        pass
+
+
+def _refuse_named_as_folders() -> None:
+    """The error of the first CONFIG that names a file as a folder (see _note_named_as_folder):
+    the run stops before anything is read or written."""
+    errors = click.get_current_context().meta.get(_NOT_FOLDERS, [])
+    if errors:
+        raise errors[0]
 
 
 _CONFIGS = click.argument(
@@ -540,6 +569,7 @@ def offload(**options: Any) -> None:
     run = _Run(opts.fmt, opts.debug, name, writes=opts.writes_files)
 
     def validated_run() -> int:
+        _refuse_named_as_folders()
         opts.validate()
         return run_offload(opts)
 
@@ -576,4 +606,9 @@ def audit(**options: Any) -> None:
 
     opts = AuditOptions(**options)
     run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config), command="audit")
-    _guarded(run, lambda: run_audit(opts))
+
+    def checked_run() -> int:
+        _refuse_named_as_folders()
+        return run_audit(opts)
+
+    _guarded(run, checked_run)
