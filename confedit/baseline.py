@@ -6,10 +6,10 @@ repository can be changed by hand or by another tool. What counts as the Back En
 - every `<location>` of the Exchange Back End site, compared as canonical XML (attribute order,
   whitespace between elements, comments and the spelling of its path do not count; any setting
   does);
-- the site's definition in `<sites>` (bindings, applications, pools), the defaults of every
-  site there (`<siteDefaults>`, `<applicationDefaults>`, `<virtualDirectoryDefaults>`), and the
-  pool of each of its applications wherever it is set (on the application, or by an
-  `<applicationDefaults>`);
+- the site's definition in `<sites>` (bindings, applications in any order, pools), the
+  defaults of every site there (`<siteDefaults>`, `<applicationDefaults>`,
+  `<virtualDirectoryDefaults>`), and the pool of each of its applications wherever it is set
+  (on the application, or by an `<applicationDefaults>`);
 - the definition in `<applicationPools>` of each pool its applications run in, and the
   `<applicationPoolDefaults>` every pool takes what it does not set from (a pool stopped or run
   as another identity stops the Back End as surely as a changed location);
@@ -188,7 +188,9 @@ def back_end_changes(before: Document, after: Document) -> list[str]:
             changes.append(f"<location path={spelling!r}> was changed")
     old_config, new_config = Config(before), Config(after)
     old_site, new_site = _site(old_config), _site(new_config)
-    if (old_site and _canonical(old_site.element)) != (new_site and _canonical(new_site.element)):
+    if (old_site and _site_canonical(old_site.element)) != (
+        new_site and _site_canonical(new_site.element)
+    ):
         changes.append(f"the site definition of {exchange.BACK_END_SITE!r} in <sites> was changed")
     changes += _site_defaults_changes(before, after)
     changes += _pool_changes(old_site, new_site)
@@ -211,6 +213,17 @@ def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
 
 def _site(config: Config) -> Site | None:
     return config.sites.get(_BACK_END)
+
+
+def _site_canonical(site: etree._Element) -> bytes:
+    """The site's canonical XML, its applications in the order of their paths: IIS finds an
+    application by its path, and a re-export may list them in another order."""
+    clone = copy.deepcopy(site)
+    applications = list(clone.iterchildren("application"))
+    for application in applications:
+        clone.remove(application)
+    clone.extend(sorted(applications, key=lambda app: path_key(app.get("path", ""))))
+    return _canonical(clone)
 
 
 _SITE_DEFAULTS: Final = ("siteDefaults", "applicationDefaults", "virtualDirectoryDefaults")

@@ -239,6 +239,42 @@ def test_a_back_end_application_without_a_location_of_its_own_counts(original):
     )
 
 
+BACK_END_SITE = b'<site name="Exchange Back End"'
+OWA_APPLICATION = (
+    b'                <application path="/owa" applicationPool="MSExchangeOWAAppPool">\n'
+    b'                    <virtualDirectory path="/" physicalPath="C:\\Program Files\\Microsoft'
+    b'\\Exchange Server\\V15\\ClientAccess\\owa" />\n'
+    b"                </application>\n"
+)
+
+
+def in_back_end_site(data: bytes, old: bytes, new: bytes) -> bytes:
+    """`old` replaced by `new` in the Back End's <site> (the front end's may hold it too)."""
+    start = data.index(BACK_END_SITE)
+    end = data.index(b"</site>", start)
+    return data[:start] + replace_once(data[start:end], old, new) + data[end:]
+
+
+def test_the_order_of_the_back_end_applications_does_not_count(original):
+    # IIS finds an application by its path; a re-export may list them in another order
+    moved = in_back_end_site(original, OWA_APPLICATION, b"")
+    moved = in_back_end_site(moved, b"                <bindings>", OWA_APPLICATION + b"<bindings>")
+    assert moved != original
+    assert changes(original, moved) == []
+
+
+def test_a_changed_application_still_counts_in_any_order(original):
+    moved = in_back_end_site(original, OWA_APPLICATION, b"")
+    changed = OWA_APPLICATION.replace(b"ClientAccess\\owa", b"ClientAccess\\other")
+    changed = in_back_end_site(moved, b"                <bindings>", changed + b"<bindings>")
+    assert changes(original, changed) == [
+        "the site definition of 'Exchange Back End' in <sites> was changed"
+    ]
+    assert changes(original, moved) == [  # removed: its path falls to the root application
+        "the site definition of 'Exchange Back End' in <sites> was changed"
+    ]
+
+
 # --- git -------------------------------------------------------------------------------------
 
 
