@@ -9,7 +9,8 @@ repository can be changed by hand or by another tool. What counts as the Back En
 - the site's definition in `<sites>` (bindings, applications in any order, pools), the
   defaults of every site there (`<siteDefaults>`, `<applicationDefaults>`,
   `<virtualDirectoryDefaults>`), and the pool of each of its applications wherever it is set
-  (on the application, or by an `<applicationDefaults>`);
+  (on the application, or by an `<applicationDefaults>`), a pool's name ignoring case, as IIS
+  compares it;
 - the definition in `<applicationPools>` of each pool its applications run in, and the
   `<applicationPoolDefaults>` every pool takes what it does not set from (a pool stopped or run
   as another identity stops the Back End as surely as a changed location);
@@ -51,6 +52,7 @@ from confedit.iis import (
     site_of,
     validate,
 )
+from confedit.spans import fold
 
 _BACK_END = path_key(exchange.BACK_END_SITE)
 _SCOPE: Final = (exchange.BACK_END_SITE,)  # what load() keeps in the tree: the rest is not needed
@@ -223,7 +225,17 @@ def _site_canonical(site: etree._Element) -> bytes:
     for application in applications:
         clone.remove(application)
     clone.extend(sorted(applications, key=lambda app: path_key(app.get("path", ""))))
+    for element in (*applications, *clone.iterchildren("applicationDefaults")):
+        _fold_pool_name(element, "applicationPool")
     return _canonical(clone)
+
+
+def _fold_pool_name(element: etree._Element, attribute: str) -> None:
+    """The pool `attribute` names, folded: IIS compares pool names ignoring case, so
+    `MSExchangeOWAAppPool` and `msexchangeowaapppool` are one pool, run as one account."""
+    value = element.get(attribute)
+    if value is not None:
+        element.set(attribute, fold(value))
 
 
 _SITE_DEFAULTS: Final = ("siteDefaults", "applicationDefaults", "virtualDirectoryDefaults")
@@ -260,7 +272,7 @@ def _pool_changes(before: Site | None, after: Site | None) -> list[str]:
     return [
         f"the application pool of {path!r} is now {pool!r} (was {old[key][1]!r})"
         for key, (path, pool) in sorted(new.items())
-        if key in old and old[key][1] != pool
+        if key in old and _pool_key(old[key][1]) != _pool_key(pool)
     ]
 
 
@@ -268,12 +280,12 @@ def _pool_definition_changes(before: Document, after: Document, site: Site | Non
     """The pools the Back End's applications run in (now) whose <applicationPools> entry
     changed, and the <applicationPoolDefaults> if any application runs in a pool. (A pool
     exchanged for another on an application is _pool_changes' finding.)"""
-    users: dict[str, list[str]] = {}  # pool name in lower case -> the paths that run in it
+    users: dict[str, list[str]] = {}  # pool name folded -> the paths that run in it
     spelled: dict[str, str] = {}
     for app in site.applications if site else ():
         if app.pool:
-            users.setdefault(app.pool.lower(), []).append(app.config_path)
-            spelled.setdefault(app.pool.lower(), app.pool)
+            users.setdefault(fold(app.pool), []).append(app.config_path)
+            spelled.setdefault(fold(app.pool), app.pool)
     if not users:
         return []
     old, new = _pool_elements(before), _pool_elements(after)
@@ -282,9 +294,9 @@ def _pool_definition_changes(before: Document, after: Document, site: Site | Non
         f"which {', '.join(map(repr, paths))} {'runs' if len(paths) == 1 else 'run'} in, "
         "was changed"
         for name, paths in users.items()
-        if _canonical_or_none(old.get(name)) != _canonical_or_none(new.get(name))
+        if _pool_canonical(old.get(name)) != _pool_canonical(new.get(name))
     ]
-    if _canonical_or_none(old.get(_DEFAULTS)) != _canonical_or_none(new.get(_DEFAULTS)):
+    if _pool_canonical(old.get(_DEFAULTS)) != _pool_canonical(new.get(_DEFAULTS)):
         changes.append(
             "<applicationPoolDefaults> in <applicationPools>, which every pool of the Exchange "
             "Back End takes its defaults from, was changed"
@@ -292,23 +304,32 @@ def _pool_definition_changes(before: Document, after: Document, site: Site | Non
     return changes
 
 
-_DEFAULTS: Final = "<applicationPoolDefaults>"  # not a pool's key: those are in lower case
+_DEFAULTS: Final = "<applicationPoolDefaults>"  # not a pool's key: those are folded
 
 
 def _pool_elements(document: Document) -> dict[str, etree._Element]:
-    """Each pool's <add> by its name in lower case (IIS compares pool names so), and the
+    """Each pool's <add> by its name folded (IIS compares pool names ignoring case), and the
     <applicationPoolDefaults> under _DEFAULTS."""
     found: dict[str, etree._Element] = {}
     for pools in document.root.iterfind("system.applicationHost/applicationPools"):
         for element in pools.iterchildren("add", "applicationPoolDefaults"):
             key = _DEFAULTS if element.tag == "applicationPoolDefaults" else element.get("name")
             if key is not None:
-                found.setdefault(key if key == _DEFAULTS else key.lower(), element)
+                found.setdefault(key if key == _DEFAULTS else fold(key), element)
     return found
 
 
-def _canonical_or_none(element: etree._Element | None) -> bytes | None:
-    return _canonical(element) if element is not None else None
+def _pool_canonical(element: etree._Element | None) -> bytes | None:
+    """A pool's <add> (or the defaults) as canonical XML, its name folded; None for none."""
+    if element is None:
+        return None
+    clone = copy.deepcopy(element)
+    _fold_pool_name(clone, "name")
+    return _canonical(clone)
+
+
+def _pool_key(pool: str | None) -> str | None:
+    return fold(pool) if pool is not None else None
 
 
 def _pools(site: Site | None) -> dict[str, tuple[str, str | None]]:

@@ -275,6 +275,65 @@ def test_a_changed_application_still_counts_in_any_order(original):
     ]
 
 
+POWERSHELL_APPLICATION = (
+    b'<application path="/PowerShell" applicationPool="MSExchangePowerShellAppPool">'
+)
+DEFAULT_POOL = b'<applicationDefaults applicationPool="DefaultAppPool" />'
+
+
+def pool_respelled(data: bytes, where: str, spelling: bytes) -> bytes:
+    """The file with the name of the PowerShell application's pool (or, for "defaults", of the
+    pool <applicationDefaults> gives the root application) spelled otherwise in one place."""
+    if where == "application":
+        return in_back_end_site(
+            data,
+            POWERSHELL_APPLICATION,
+            POWERSHELL_APPLICATION.replace(b"MSExchangePowerShellAppPool", spelling),
+        )
+    if where == "definition":
+        return replace_once(
+            data, POWERSHELL_POOL, POWERSHELL_POOL.replace(b"MSExchangePowerShellAppPool", spelling)
+        )
+    return replace_once(data, DEFAULT_POOL, DEFAULT_POOL.replace(b"DefaultAppPool", spelling))
+
+
+@pytest.mark.parametrize(
+    ("places", "spelling"),
+    [
+        (("application",), b"msexchangepowershellapppool"),
+        (("definition",), b"msexchangepowershellapppool"),
+        (("application", "definition"), b"MSEXCHANGEPOWERSHELLAPPPOOL"),
+        (("defaults",), b"defaultapppool"),
+    ],
+)
+def test_the_case_of_a_back_end_pool_name_does_not_count(original, places, spelling):
+    # IIS compares pool names ignoring case: the same pool, run as the same account
+    respelled = original
+    for where in places:
+        respelled = pool_respelled(respelled, where, spelling)
+    assert respelled != original
+    assert changes(original, respelled) == []
+
+
+def test_another_pool_for_a_back_end_application_still_counts(original):
+    other = pool_respelled(original, "application", b"MSExchangeOWAAppPool")
+    assert changes(original, other) == [
+        "the site definition of 'Exchange Back End' in <sites> was changed",
+        "the application pool of 'Exchange Back End/PowerShell' is now 'MSExchangeOWAAppPool' "
+        "(was 'MSExchangePowerShellAppPool')",
+    ]
+    renamed = pool_respelled(original, "definition", b"MSExchangePowerShellAppPool2")
+    assert changes(original, renamed) == [
+        "the application pool 'MSExchangePowerShellAppPool' in <applicationPools>, which "
+        "'Exchange Back End/PowerShell' runs in, was changed"
+    ]
+    by_defaults = pool_respelled(original, "defaults", b"DefaultAppPool2")
+    assert changes(original, by_defaults) == [
+        "the application pool of 'Exchange Back End' is now 'DefaultAppPool2' "
+        "(was 'DefaultAppPool')",
+    ]
+
+
 # --- git -------------------------------------------------------------------------------------
 
 
