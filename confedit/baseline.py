@@ -4,8 +4,8 @@ confedit itself never edits the Back End (verify.py proves it for every result),
 repository can be changed by hand or by another tool. What counts as the Back End here:
 
 - every `<location>` of the Exchange Back End site, compared as canonical XML (attribute order,
-  whitespace between elements, comments and the spelling of its path do not count; any setting
-  does);
+  whitespace between elements, comments, the spelling of its path and the order of the
+  locations of one path do not count; any setting does);
 - the site's definition in `<sites>` (bindings, applications in any order, pools), the
   defaults of every site there (`<siteDefaults>`, `<applicationDefaults>`,
   `<virtualDirectoryDefaults>`), and the pool of each of its applications wherever it is set
@@ -186,7 +186,7 @@ def back_end_changes(before: Document, after: Document) -> list[str]:
             changes.append(f"<location path={spelling!r}> was removed")
         elif key not in old:
             changes.append(f"<location path={spelling!r}> was added")
-        elif old[key][1] != new[key][1]:
+        elif sorted(old[key][1]) != sorted(new[key][1]):  # their order does not count to IIS
             changes.append(f"<location path={spelling!r}> was changed")
     old_config, new_config = Config(before), Config(after)
     old_site, new_site = _site(old_config), _site(new_config)

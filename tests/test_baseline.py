@@ -334,6 +334,22 @@ def test_another_pool_for_a_back_end_application_still_counts(original):
     ]
 
 
+def test_the_order_of_two_locations_of_one_back_end_path_does_not_count(original):
+    # one path may have a <location> per section (IIS-NOTES: order of locations does not matter)
+    first = (
+        b'<location path="Exchange Back End/ecp/new" overrideMode="Allow">'
+        b'<system.webServer><defaultDocument enabled="false" /></system.webServer></location>\n'
+    )
+    second = b'<location path="Exchange Back End/ecp/new"><system.web /></location>\n'
+    in_order = replace_once(original, POWERSHELL, first + second + POWERSHELL)
+    swapped = replace_once(original, POWERSHELL, second + first + POWERSHELL)
+    assert changes(in_order, swapped) == []
+    changed = replace_once(
+        original, POWERSHELL, second + first.replace(b'"false"', b'"true"') + POWERSHELL
+    )
+    assert changes(in_order, changed) == ["<location path='Exchange Back End/ecp/new'> was changed"]
+
+
 # --- git -------------------------------------------------------------------------------------
 
 
