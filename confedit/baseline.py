@@ -4,8 +4,9 @@ confedit itself never edits the Back End (verify.py proves it for every result),
 repository can be changed by hand or by another tool. What counts as the Back End here:
 
 - every `<location>` of the Exchange Back End site, compared as canonical XML (attribute order,
-  whitespace between elements, comments, the spelling of its path and the order of the
-  locations of one path do not count; any setting does);
+  whitespace between elements, comments, the spelling of its path, the order of the
+  locations of one path, and the spelling of sslFlags and tokenChecking values, which IIS
+  reads in any case and sslFlags in any order, do not count; any setting does);
 - the site's definition in `<sites>` (bindings, applications in any order, pools), the
   defaults of every site there (`<siteDefaults>`, `<applicationDefaults>`,
   `<virtualDirectoryDefaults>`), and the pool of each of its applications wherever it is set
@@ -45,6 +46,7 @@ from confedit.iis import (
     SSL_FLAGS,
     TOKEN_CHECKING,
     Config,
+    Setting,
     Site,
     SslFlags,
     delegated_at,
@@ -209,8 +211,29 @@ def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
     for location in document.locations():
         key = path_key(location.path)
         if key and site_of(key) == _BACK_END:
-            found.setdefault(key, (location.path, []))[1].append(_canonical(location.element))
+            canonical = _location_canonical(location.element)
+            found.setdefault(key, (location.path, []))[1].append(canonical)
     return found
+
+
+def _location_canonical(location: etree._Element) -> bytes:
+    """The location's canonical XML, its SSL policy spelled one way: IIS reads sslFlags in any
+    case and order (a set of flags) and tokenChecking in any case, as _value_changes compares
+    them. A value IIS would reject is kept as written."""
+    clone = copy.deepcopy(location)
+    for element, value in _settings(clone, SSL_FLAGS):
+        with contextlib.suppress(ValueError):
+            element.set(SSL_FLAGS.attribute, str(SslFlags.parse(value)))
+    for element, value in _settings(clone, TOKEN_CHECKING):
+        element.set(TOKEN_CHECKING.attribute, value.lower())
+    return _canonical(clone)
+
+
+def _settings(location: etree._Element, setting: Setting) -> list[tuple[etree._Element, str]]:
+    """Each element of the location that sets `setting`, and its value."""
+    path = "/".join(("system.webServer", *setting.elements))
+    found = location.iterfind(path)
+    return [(el, value) for el in found if (value := el.get(setting.attribute)) is not None]
 
 
 def _site(config: Config) -> Site | None:

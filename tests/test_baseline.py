@@ -350,6 +350,48 @@ def test_the_order_of_two_locations_of_one_back_end_path_does_not_count(original
     assert changes(in_order, changed) == ["<location path='Exchange Back End/ecp/new'> was changed"]
 
 
+POWERSHELL_ACCESS = b'<access sslFlags="Ssl, SslNegotiateCert, Ssl128" />'
+
+
+def in_location(data: bytes, location: bytes, old: bytes, new: bytes) -> bytes:
+    """`old` replaced by `new` in the first <location> that starts with `location`."""
+    start = data.index(location)
+    end = data.index(b"</location>", start)
+    return data[:start] + replace_once(data[start:end], old, new) + data[end:]
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [b"Ssl,SslNegotiateCert,Ssl128", b"ssl128, SSL, sslnegotiatecert", b"296"],
+)
+def test_the_spelling_of_sslflags_in_a_back_end_location_does_not_count(original, spelling):
+    # IIS reads the flags in any case and order, or as their number (IIS-NOTES: compare as sets)
+    respelled = replace_once(
+        original, POWERSHELL_ACCESS, b'<access sslFlags="' + spelling + b'" />'
+    )
+    assert changes(original, respelled) == []
+
+
+def test_the_case_of_extended_protection_in_a_back_end_location_does_not_count(original):
+    autodiscover = b'<location path="Exchange Back End/Autodiscover">'
+    token = b'<extendedProtection tokenChecking="None" flags="None">'
+    respelled = in_location(original, autodiscover, token, token.replace(b'"None" f', b'"none" f'))
+    assert changes(original, respelled) == []
+    required = in_location(original, autodiscover, token, token.replace(b"None", b"Require", 1))
+    assert changes(original, required) == [
+        "<location path='Exchange Back End/Autodiscover'> was changed"
+    ]
+
+
+@pytest.mark.parametrize("value", [b"Ssl, Ssl128", b"ssl, ssl128", b"32", b"Sll"])
+def test_other_sslflags_in_a_back_end_location_still_count(original, value):
+    # another set of flags, however spelled, or a value IIS rejects: the location changed
+    changed = replace_once(original, POWERSHELL_ACCESS, b'<access sslFlags="' + value + b'" />')
+    assert changes(original, changed)[0] == (
+        "<location path='Exchange Back End/PowerShell'> was changed"
+    )
+
+
 # --- git -------------------------------------------------------------------------------------
 
 
