@@ -429,6 +429,30 @@ def test_a_back_end_change_since_head_is_refused(repo, original):
     check_back_end_since(config, offload(original).output, "HEAD", "x")  # front end only: fine
 
 
+def test_a_re_export_that_leaves_the_back_end_as_iis_sees_it_passes(repo, original):
+    # applications and locations in another order, a pool's name in other case, attributes in
+    # another order, a character written as a reference, a comment: IIS's end state is the same
+    config = repo / "servers" / "cas1" / "applicationHost.config"
+    moved = in_back_end_site(original, OWA_APPLICATION, b"")
+    moved = in_back_end_site(moved, b"                <bindings>", OWA_APPLICATION + b"<bindings>")
+    respelled = pool_respelled(moved, "application", b"msexchangepowershellapppool")
+    respelled = replace_once(
+        respelled,
+        b'<site name="Exchange Back End" id="2" serverAutoStart="true">',
+        b'<site serverAutoStart="true" id="&#50;" name="Exchange Back End"><!-- re-exported -->',
+    )
+    flags = b"ssl,ssl128,SslNegotiateCert"
+    respelled = replace_once(respelled, POWERSHELL_ACCESS, b'<access sslFlags="' + flags + b'" />')
+    check_back_end_since(config, respelled, "HEAD", "servers/cas1/applicationHost.config")
+    changed = replace_once(respelled, flags, b"ssl,ssl128")  # and one real change
+    with pytest.raises(Refused) as caught:
+        check_back_end_since(config, changed, "HEAD", "servers/cas1/applicationHost.config")
+    assert caught.value.reasons == [
+        "the Exchange Back End changed since HEAD: "
+        "<location path='Exchange Back End/PowerShell'> was changed"
+    ]
+
+
 def test_a_refusal_counts_the_changes_not_the_advice_that_follows_them(repo, original):
     config = repo / "servers" / "cas1" / "applicationHost.config"
     changed = back_end_edited(original)
