@@ -7,11 +7,11 @@ repository can be changed by hand or by another tool. What counts as the Back En
   whitespace between elements, comments, the spelling of its path, the order of the
   locations of one path, and the spelling of sslFlags and tokenChecking values, which IIS
   reads in any case and sslFlags in any order, do not count; any setting does);
-- the site's definition in `<sites>` (bindings, applications in any order, pools), the
-  defaults of every site there (`<siteDefaults>`, `<applicationDefaults>`,
-  `<virtualDirectoryDefaults>`), and the pool of each of its applications wherever it is set
-  (on the application, or by an `<applicationDefaults>`), a pool's name ignoring case, as IIS
-  compares it;
+- the site's definition in `<sites>` (bindings, applications and their virtual directories
+  in any order, pools), the defaults of every site there (`<siteDefaults>`,
+  `<applicationDefaults>`, `<virtualDirectoryDefaults>`), and the pool of each of its
+  applications wherever it is set (on the application, or by an `<applicationDefaults>`), a
+  pool's name ignoring case, as IIS compares it;
 - the definition in `<applicationPools>` of each pool its applications run in, and the
   `<applicationPoolDefaults>` every pool takes what it does not set from (a pool stopped or run
   as another identity stops the Back End as surely as a changed location);
@@ -241,16 +241,25 @@ def _site(config: Config) -> Site | None:
 
 
 def _site_canonical(site: etree._Element) -> bytes:
-    """The site's canonical XML, its applications in the order of their paths: IIS finds an
-    application by its path, and a re-export may list them in another order."""
+    """The site's canonical XML, its applications, and the virtual directories of each, in the
+    order of their paths: IIS finds each by its path, and a re-export may list them in another
+    order."""
     clone = copy.deepcopy(site)
-    applications = list(clone.iterchildren("application"))
+    applications = _sort_by_path(clone, "application")
     for application in applications:
-        clone.remove(application)
-    clone.extend(sorted(applications, key=lambda app: path_key(app.get("path", ""))))
+        _sort_by_path(application, "virtualDirectory")
     for element in (*applications, *clone.iterchildren("applicationDefaults")):
         _fold_pool_name(element, "applicationPool")
     return _canonical(clone)
+
+
+def _sort_by_path(parent: etree._Element, tag: str) -> list[etree._Element]:
+    """Move the `tag` children of `parent` to its end, in the order of their paths."""
+    children = list(parent.iterchildren(tag))
+    for child in children:
+        parent.remove(child)
+    parent.extend(sorted(children, key=lambda child: path_key(child.get("path", ""))))
+    return children
 
 
 def _fold_pool_name(element: etree._Element, attribute: str) -> None:

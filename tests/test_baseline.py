@@ -263,6 +263,27 @@ def test_the_order_of_the_back_end_applications_does_not_count(original):
     assert changes(original, moved) == []
 
 
+ROOT_DIRECTORIES = (
+    b'                    <virtualDirectory path="/mapi" physicalPath="C:\\Program Files\\Microsoft'
+    b'\\Exchange Server\\V15\\ClientAccess\\mapi" />\n',
+    b'                    <virtualDirectory path="/Exchange" physicalPath="C:\\Program Files'
+    b'\\Microsoft\\Exchange Server\\V15\\ClientAccess\\owa" />\n',
+)
+
+
+def test_the_order_of_the_virtual_directories_of_a_back_end_application_does_not_count(
+    original,
+):
+    # as for applications: IIS finds a virtual directory by its path
+    mapi, exchange = ROOT_DIRECTORIES
+    swapped = in_back_end_site(original, mapi + exchange, exchange + mapi)
+    assert changes(original, swapped) == []
+    moved = exchange + mapi.replace(b"ClientAccess\\mapi", b"ClientAccess\\owa")
+    assert changes(original, in_back_end_site(original, mapi + exchange, moved)) == [
+        "the site definition of 'Exchange Back End' in <sites> was changed"
+    ]
+
+
 def test_a_changed_application_still_counts_in_any_order(original):
     moved = in_back_end_site(original, OWA_APPLICATION, b"")
     changed = OWA_APPLICATION.replace(b"ClientAccess\\owa", b"ClientAccess\\other")
