@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -18,6 +18,7 @@ from confedit.iis import (
     Config,
     SslFlags,
     delegated_at,
+    parent_key,
     path_key,
     site_of,
     token_checking_name,
@@ -147,6 +148,7 @@ def audit_config(config: Config, site: str = exchange.FRONT_END_SITE) -> AuditRe
     services = {path_key(f"{front}/{s.directory}"): s for s in exchange.SERVICES if s.default}
     keys = [key for key in config.keys if key and site_of(key) in roles]
     keys += [key for key in services if key not in keys]
+    keys += [key for key in _unlisted(config, roles) if key not in keys]
     order = {role: i for i, role in enumerate(roles)}
     keys.sort(key=lambda k: (order[site_of(k)], k))
     rows = []
@@ -169,6 +171,26 @@ def audit_config(config: Config, site: str = exchange.FRONT_END_SITE) -> AuditRe
         front_site is not None,
         nearest,
     )
+
+
+def _unlisted(config: Config, sites: Collection[str]) -> list[str]:
+    """The applications and virtual directories of `sites` without a <location> whose policy
+    is not their parent path's: a child application past inheritInChildApplications="false".
+    Without a row of their own, the table would show them inheriting what they do not."""
+    return [
+        key
+        for site in sites
+        for key in config.paths_below(site)
+        if not config.locations_at(key)
+        and _policy(config, key) != _policy(config, parent_key(key) or "")
+    ]
+
+
+def _policy(config: Config, key: str) -> tuple[str, str]:
+    """The effective sslFlags and Extended Protection at `key`, as the table shows them."""
+    ssl = config.resolve(key, SSL_FLAGS)
+    token = config.resolve(key, TOKEN_CHECKING)
+    return str(SslFlags.parse(ssl.value)), token_checking_name(token.value)
 
 
 def _row(config: Config, key: str, path: str, role: str, service: exchange.Service | None) -> Row:

@@ -286,3 +286,39 @@ def record_realpath(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(os.path, "realpath", realpath)
     return calls
+
+
+# owa offloaded on a server whose owa/Integrated is a child application with no <location>
+SMALL_CAS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<configuration>
+    <system.applicationHost>
+        <sites>
+            <site name="Default Web Site" id="1">
+                <application path="/" />
+                <application path="/owa" />
+                <application path="/owa/Integrated" />
+            </site>
+        </sites>
+    </system.applicationHost>
+    <system.webServer>
+        <security>
+            <access sslFlags="None" />
+        </security>
+    </system.webServer>
+    <location path="Default Web Site">
+        <system.webServer>
+            <security>
+                <access sslFlags="Ssl, Ssl128" />
+            </security>
+        </system.webServer>
+    </location>
+    <location path="Default Web Site/owa"%s>
+        <system.webServer>
+            <security>
+                <access sslFlags="None" />
+            </security>
+        </system.webServer>
+    </location>
+</configuration>
+"""
+NOT_INHERITED = b' inheritInChildApplications="false"'

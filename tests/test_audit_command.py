@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import CORPUS, PATCHED, SAMPLE, close_stdout, run, two_servers
-from tests.helpers import strip_ansi
+from tests.helpers import NOT_INHERITED, SMALL_CAS, strip_ansi
 
 REVERSE_PROXY = "reverse-proxy.applicationHost.config"
 
@@ -192,6 +192,20 @@ def test_the_fleet_matrix_and_its_exit_codes(confedit_exe, tmp_path, fleet):
     ]
     assert b"not compared (no Exchange front-end targets): fleet/web/" in whole.stdout
     assert whole.stderr.startswith(b"fleet/cas-broken/applicationHost.config:128:22:")
+
+
+def test_a_fleet_differing_past_inherit_false_fails_the_gate(confedit_exe, tmp_path):
+    # owa/Integrated, a child application with no <location>, requires SSL on cas1 alone: its
+    # owa location does not pass None into child applications (inheritInChildApplications).
+    for name, extra in (("cas1", NOT_INHERITED), ("cas2", b"")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "applicationHost.config").write_bytes(SMALL_CAS % extra)
+    proc = run(confedit_exe, "audit", "--fleet", "--format", "json", "cas1", "cas2", cwd=tmp_path)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == report["exit_code"] == 1
+    assert report["disagreeing"] == ["owa"]
+    (below,) = report["servers"][0]["targets"]["owa"]["below"]
+    assert below["path"] == "Integrated" and below["effective_ssl_flags"] == "Ssl, Ssl128"
 
 
 def test_a_fleet_where_nothing_is_compared_fails_and_a_misspelt_site_is_named(

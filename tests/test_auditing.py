@@ -10,6 +10,7 @@ from confedit import offload
 from confedit.auditing import audit, render_table, unlocked_warnings
 from confedit.fleet import fleet_of
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
+from tests.helpers import NOT_INHERITED, SMALL_CAS
 
 PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
 CAS = EXCHANGE / "e2013-cas.applicationHost.config"
@@ -133,3 +134,17 @@ def test_a_plain_iis_server_is_audited_as_one_without_the_exchange_front_end():
         "no Exchange front-end virtual directories in 'Default Web Site' — is this a Client "
         "Access server?"
     ) in lines
+
+
+def test_a_child_application_past_inherit_false_has_a_row_without_a_location():
+    # The table showed owa offloaded and nothing below it: a reader took owa/Integrated (an
+    # application with no <location>) to inherit None, where IIS gives it the site's value.
+    report = audit(SMALL_CAS % NOT_INHERITED, "x")
+    (row,) = [row for row in report.rows if row.path == "Default Web Site/owa/Integrated"]
+    assert (row.effective_ssl_flags, row.ssl_flags_from) == ("Ssl, Ssl128", "Default Web Site")
+    assert not row.has_location and row.in_sites and row.requires_ssl
+    table = render_table(report)
+    assert re.search(r"\n  /Integrated \*\s+Ssl, Ssl128\s+/\s+yes\s", table), table
+    # where owa's None flows into it, the row above says all: no row of its own
+    flowing = audit(SMALL_CAS % b"", "x")
+    assert "Default Web Site/owa/Integrated" not in [row.path for row in flowing.rows]

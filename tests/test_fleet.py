@@ -7,7 +7,7 @@ import pytest
 from confedit.auditing import AuditReport, audit
 from confedit.fleet import Below, Cell, fleet_of, render_fleet
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
-from tests.helpers import strip_ansi
+from tests.helpers import NOT_INHERITED, SMALL_CAS, strip_ansi
 
 CAS = EXCHANGE / "e2013-cas.applicationHost.config"
 EXTENDED_PROTECTION = EXCHANGE / "e2013-cas-extended-protection.applicationHost.config"
@@ -201,3 +201,17 @@ def test_a_server_whose_access_section_is_unlocked_at_a_target_disagrees_on_it(r
     cell = fleet.to_json()["servers"][1]["targets"]["owa"]
     assert cell["unlocked_by"].startswith('overrideMode="Allow" at Default Web Site/owa (line ')
     assert fleet.to_json()["servers"][0]["targets"]["owa"]["unlocked_by"] is None
+
+
+def test_a_child_application_without_location_past_inherit_false_is_compared():
+    # IIS-NOTES: owa's None does not flow into the child application owa/Integrated on the
+    # server whose owa location says inheritInChildApplications="false"; Integrated gets the
+    # site's Ssl, Ssl128 there, and owa's None on the other. They were said to agree.
+    stopped = audit(SMALL_CAS % NOT_INHERITED, "cas1/applicationHost.config")
+    flowing = audit(SMALL_CAS % b"", "cas2/applicationHost.config")
+    fleet = fleet_of([stopped, flowing])
+    assert fleet.disagreeing() == ["owa"]
+    lines = render_fleet(fleet).splitlines()
+    assert lines[1].split()[:2] == ["cas1", "None;Integrated=Ssl,Ssl128"]
+    assert lines[2].split()[:2] == ["cas2", "None"]
+    assert lines[-1] == "the 2 servers disagree on: owa"
