@@ -279,8 +279,12 @@ def _server_name(file: str) -> str:
 
 
 def _most_common(fleet: Fleet, service: str) -> Cell | None:
-    counts = Counter(server.cells[service] for server in fleet.compared)
-    return counts.most_common(1)[0][0] if counts else None
+    """The column's most common cell; None on a tie, where no server is the odd one out (two
+    servers that differ: each cell is red, not the second one's alone)."""
+    top = Counter(server.cells[service] for server in fleet.compared).most_common(2)
+    if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+        return None
+    return top[0][0]
 
 
 def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:

@@ -83,6 +83,19 @@ def test_in_colour_only_the_odd_cells_are_red_and_the_text_is_the_same(reports):
     assert rows[3].count(red) == 6  # ep differs from the others in six columns
 
 
+def test_where_no_cell_is_the_most_common_every_cell_of_the_column_is_red(reports):
+    # Two servers, one offloaded: neither is the odd one out. The second alone was red, which
+    # told the reader to fix that one; on a tie no value stands for the fleet.
+    red = "\x1b[31m\x1b[1m"
+    rows = render_fleet(fleet_of([reports["cas1"], reports["done"]]), color=True).splitlines()
+    assert rows[1].count(red) == rows[2].count(red) == 7
+    # two against two and one: tied in six columns, so all five are red there; autodiscover
+    # is three (Extended Protection is off there on ep) against the two offloaded
+    fleet = fleet_of([reports[name] for name in ("cas1", "cas2", "ep", "done", "done")])
+    rows = render_fleet(fleet, color=True).splitlines()
+    assert [rows[i].count(red) for i in (1, 2, 3, 4, 5)] == [6, 6, 6, 7, 7]
+
+
 def test_without_any_client_access_server_nothing_agrees_or_is_offloaded(reports):
     fleet = fleet_of([reports["web"]])
     assert fleet.consistent and not fleet.all_offloaded
