@@ -32,9 +32,13 @@ class Below:
     path: str = field(compare=False)  # relative to the target, as the file spells it
     ssl_flags: str
     extended_protection: str
+    # A web.config may set sslFlags there (see Cell.unlocked); compared as the target's is.
+    unlocked: bool = False
+    unlocked_by: str | None = field(default=None, compare=False)
 
     def text(self) -> str:
-        return f"{self.path}={_policy_text(self.ssl_flags, self.extended_protection)}"
+        policy = _policy_text(self.ssl_flags, self.extended_protection)
+        return f"{self.path}={policy}" + ("/unlocked" if self.unlocked else "")
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ class Fleet:
                                     "path": below.path,
                                     "effective_ssl_flags": below.ssl_flags,
                                     "extended_protection": below.extended_protection,
+                                    "unlocked_by": below.unlocked_by,
                                 }
                                 for below in cell.below
                             ],
@@ -203,23 +208,34 @@ def _cell(row: Row | None, report: AuditReport) -> Cell:
 
 
 def _differing_below(target: Row, report: AuditReport) -> list[Row]:
-    """The front end's paths below the target whose policy is not the target's, by path."""
+    """The front end's paths below the target whose policy is not the target's, or whose
+    access section is unlocked where the target's is not (or the reverse), by path."""
     key = path_key(target.path)
-    policy = (target.effective_ssl_flags, target.extended_protection.lower())
     below = [
         row
         for row in report.rows
         if row.role == target.role
         and is_below(path_key(row.path), key)
-        and (row.effective_ssl_flags, row.extended_protection.lower()) != policy
+        and _policy_of(row) != _policy_of(target)
     ]
     return sorted(below, key=lambda row: path_key(row.path))
+
+
+def _policy_of(row: Row) -> tuple[str, str, bool]:
+    return row.effective_ssl_flags, row.extended_protection.lower(), row.unlocked_by is not None
 
 
 def _below(target: Row, row: Row) -> Below:
     depth = len(path_key(target.path).split("/"))
     path = "/".join(row.path.strip("/").split("/")[depth:])
-    return Below(path_key(path), path, row.effective_ssl_flags, row.extended_protection)
+    return Below(
+        path_key(path),
+        path,
+        row.effective_ssl_flags,
+        row.extended_protection,
+        row.unlocked_by is not None,
+        row.unlocked_by,
+    )
 
 
 # --- text --------------------------------------------------------------------------------------

@@ -187,7 +187,12 @@ def test_servers_that_differ_below_a_target_disagree_on_it(reports):
     assert lines[-1] == "the 2 servers disagree on: owa"
     below = fleet.to_json()["servers"][0]["targets"]["owa"]["below"]
     assert below == [
-        {"path": "Integrated", "effective_ssl_flags": "Ssl, Ssl128", "extended_protection": "None"}
+        {
+            "path": "Integrated",
+            "effective_ssl_flags": "Ssl, Ssl128",
+            "extended_protection": "None",
+            "unlocked_by": None,
+        }
     ]
 
 
@@ -210,7 +215,11 @@ def test_a_server_whose_access_section_is_unlocked_at_a_target_disagrees_on_it(r
     )
     fleet = fleet_of([reports["done"], unlocked])
     assert fleet.disagreeing() == ["owa"]
-    assert render_fleet(fleet).splitlines()[2].split()[:2] == ["fleet/open", "None/unlocked"]
+    # owa/Integrated, below, is unlocked by owa's location too
+    assert render_fleet(fleet).splitlines()[2].split()[:2] == [
+        "fleet/open",
+        "None/unlocked;Integrated=Ssl,Ssl128/unlocked",
+    ]
     cell = fleet.to_json()["servers"][1]["targets"]["owa"]
     assert cell["unlocked_by"].startswith('overrideMode="Allow" at Default Web Site/owa (line ')
     assert fleet.to_json()["servers"][0]["targets"]["owa"]["unlocked_by"] is None
@@ -228,3 +237,22 @@ def test_a_child_application_without_location_past_inherit_false_is_compared():
     assert lines[1].split()[:2] == ["cas1", "None;Integrated=Ssl,Ssl128"]
     assert lines[2].split()[:2] == ["cas2", "None"]
     assert lines[-1] == "the 2 servers disagree on: owa"
+
+
+def test_a_server_whose_access_section_is_unlocked_below_a_target_disagrees_on_it(reports):
+    # overrideMode="Allow" on owa/Integrated's location: a web.config there could set sslFlags
+    # on that server alone. Only a target's own unlocking was compared: the two agreed.
+    raw = OFFLOADED.read_bytes()
+    tag = b'<location path="Default Web Site/owa/Integrated">'
+    unlocked = audit(
+        raw.replace(tag, tag[:-1] + b' overrideMode="Allow">', 1),
+        "fleet/open/applicationHost.config",
+    )
+    fleet = fleet_of([reports["done"], unlocked])
+    assert fleet.disagreeing() == ["owa"]
+    lines = render_fleet(fleet).splitlines()
+    assert lines[1].split()[:2] == ["fleet/done", "None;Integrated=Ssl,Ssl128"]
+    assert lines[2].split()[:2] == ["fleet/open", "None;Integrated=Ssl,Ssl128/unlocked"]
+    (below,) = fleet.to_json()["servers"][1]["targets"]["owa"]["below"]
+    assert below["unlocked_by"].startswith('overrideMode="Allow" at Default Web Site/owa/Integ')
+    assert fleet.to_json()["servers"][0]["targets"]["owa"]["below"][0]["unlocked_by"] is None

@@ -173,7 +173,12 @@ def test_fleet_report(confedit_exe, fleet_dir):
         "offloaded": False,
         "unlocked_by": None,
         "below": [  # owa/Calendar: no SSL, as on the other servers, but Extended Protection
-            {"path": "Calendar", "effective_ssl_flags": "None", "extended_protection": "Require"}
+            {
+                "path": "Calendar",
+                "effective_ssl_flags": "None",
+                "extended_protection": "Require",
+                "unlocked_by": None,
+            }
         ],
     }
     assert [e["file"] for e in document["errors"]] == ["fleet/cas-broken/applicationHost.config"]
