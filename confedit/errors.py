@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from enum import IntEnum
-from typing import Final
+from typing import Any, Final, TypeVar
 
 
 class ExitCode(IntEnum):
@@ -74,6 +74,21 @@ class ConfeditError(Exception):
 
     def __str__(self) -> str:
         return self.prefix + shown(self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickle (a multiprocessing pool returning a worker's error) would call the class with
+        # `args`, the message alone: Refused takes its reasons, StdoutFailed words its message.
+        # The copy is made without __init__, from the args and the attributes as they are.
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+_E = TypeVar("_E", bound=ConfeditError)
+
+
+def _rebuilt(cls: type[_E], args: tuple[Any, ...], state: dict[str, Any]) -> _E:
+    error = cls.__new__(cls, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidInput(ConfeditError):
