@@ -44,6 +44,31 @@ class Request:
     include_descendants: bool = False
     allow_extended_protection: bool = False
 
+    def __post_init__(self) -> None:
+        # The CLI's options reach here checked by click; a program builds its Request itself,
+        # and a wrong type failed far from here (a str ran letter by letter, None raised an
+        # AttributeError). A list of names is taken as its tuple, so a Request stays hashable.
+        object.__setattr__(self, "services", _name_tuple("services", self.services))
+        object.__setattr__(self, "paths", _name_tuple("paths", self.paths))
+        if not isinstance(self.site, str):
+            raise UsageProblem(f"site takes a site's name (str), not {self.site!r}")
+        for name in ("include_descendants", "allow_extended_protection"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageProblem(f"{name} takes True or False, not {getattr(self, name)!r}")
+
+
+def _name_tuple(field_name: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise UsageProblem(
+            f"{field_name} takes a tuple of names, not a str: {field_name}=({value!r},)"
+        )
+    if not isinstance(value, tuple | list):
+        raise UsageProblem(f"{field_name} takes a tuple of names, not {type(value).__name__}")
+    for name in value:
+        if not isinstance(name, str):
+            raise UsageProblem(f"{field_name} takes names (str), not {name!r}")
+    return tuple(value)
+
 
 @dataclass(frozen=True)
 class Finding:

@@ -296,6 +296,33 @@ def test_unknown_service_is_a_usage_problem_listing_the_names():
         offload(config(), Request(services=("outlook",)), name="t")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"services": "owa"}, "services takes a tuple of names, not a str: services=('owa',)"),
+        ({"paths": "Default Web Site/owa"}, "paths takes a tuple of names, not a str"),
+        ({"services": ("owa", None)}, "services takes names (str), not None"),
+        ({"paths": (1,)}, "paths takes names (str), not 1"),
+        ({"paths": None}, "paths takes a tuple of names, not NoneType"),
+        ({"site": None}, "site takes a site's name (str), not None"),
+        ({"include_descendants": "no"}, "include_descendants takes True or False, not 'no'"),
+    ],
+)
+def test_a_request_of_the_wrong_types_is_a_usage_problem_naming_the_field(arguments, message):
+    """A program builds its Request itself: a str for a tuple ran letter by letter ("unknown
+    service 'o'", a refusal for each letter of a path), None or a number failed deep inside
+    with an AttributeError, and "no" asked for the descendants."""
+    with pytest.raises(UsageProblem) as info:
+        Request(**arguments)
+    assert str(info.value).startswith(message)
+
+
+def test_a_request_takes_a_list_of_names_as_its_tuple():
+    assert Request(services=["owa"], paths=["Default Web Site/ecp"]) == Request(
+        services=("owa",), paths=("Default Web Site/ecp",)
+    )
+
+
 def test_the_seeds_application_pool_mistake_is_explained():
     """The seed's EAS step names 'Default Web Site/MSExchangeSyncAppPool' (an application pool)."""
     with pytest.raises(Refused) as info:
