@@ -17,7 +17,7 @@ from typing import Final, NamedTuple
 
 from lxml import etree
 
-from confedit.errors import InvalidInput, VerificationFailed
+from confedit.errors import InvalidInput, UsageProblem, VerificationFailed
 from confedit.spans import (
     MARKER_TARGET,
     ElementSpan,
@@ -309,6 +309,10 @@ def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None
     large file (PRUNE_ABOVE) the other sites' elements are left out of the tree (see
     _parse_large), so a file with thousands of other sites costs little memory for them.
     """
+    if not isinstance(raw, bytes | bytearray):  # a str has lost the file's encoding and BOM
+        raise UsageProblem(
+            f"confedit takes the file's bytes (open(path, 'rb').read()), not {type(raw).__name__}"
+        )
     if not raw:
         raise InvalidInput("empty file", source=name)
     encoding, data = _decode(raw, name)

@@ -8,8 +8,9 @@ import re
 import pytest
 from lxml import etree
 
+import confedit
 from confedit.document import load
-from confedit.errors import InvalidInput
+from confedit.errors import InvalidInput, UsageProblem
 from tests.conftest import VARIANTS, corpus_files, variant
 
 WELL_FORMED = [p for p in corpus_files() if "malformed" not in p.name]
@@ -213,3 +214,17 @@ def test_deep_nesting_is_refused():
     raw = b"<configuration>" + b"<a>" * depth + b"</a>" * depth + b"</configuration>"
     with pytest.raises(InvalidInput):
         load(raw, "deep.config")
+
+
+@pytest.mark.parametrize("entry", ["load", "offload", "audit"])
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [("<configuration/>", "str"), (None, "NoneType"), (memoryview(b"<"), "memoryview")],
+)
+def test_what_is_not_bytes_is_a_usage_problem_saying_to_read_the_file_in_binary(entry, raw, kind):
+    """A program that read the file as text handed over a str: that raised a TypeError from
+    inside load(), a memoryview an AttributeError, and None was called an empty file."""
+    call = getattr(confedit, entry)
+    with pytest.raises(UsageProblem) as info:
+        call(raw) if entry != "load" else call(raw, "a.config")
+    assert str(info.value).endswith(f"takes the file's bytes (open(path, 'rb').read()), not {kind}")
