@@ -62,3 +62,9 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value  # loaded once
         return value
     raise AttributeError(f"module 'confedit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The public names, loaded or not (tab completion and help() read this), not the helpers
+    # of the lazy loading.
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
