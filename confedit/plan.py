@@ -52,9 +52,21 @@ class Request:
         object.__setattr__(self, "paths", _name_tuple("paths", self.paths))
         if not isinstance(self.site, str):
             raise UsageProblem(f"site takes a site's name (str), not {self.site!r}")
+        object.__setattr__(self, "site", _site_name(self.site))
         for name in ("include_descendants", "allow_extended_protection"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageProblem(f"{name} takes True or False, not {getattr(self, name)!r}")
+
+
+def _site_name(site: str) -> str:
+    """The site's name, one trailing slash tolerated as in location paths (as --site takes it)."""
+    name = site.removesuffix("/")
+    if "/" in name:  # IIS forbids it in a site name: a path was meant
+        raise UsageProblem(
+            f"site takes a site's name, which has no '/': {site!r} is a path (here the site is "
+            f"{name.partition('/')[0]!r}); paths takes paths"
+        )
+    return name
 
 
 def _name_tuple(field_name: str, value: object) -> tuple[str, ...]:

@@ -317,6 +317,22 @@ def test_a_request_of_the_wrong_types_is_a_usage_problem_naming_the_field(argume
     assert str(info.value).startswith(message)
 
 
+def test_a_site_with_a_trailing_slash_is_the_site_as_the_cli_takes_it():
+    """It was refused as "the site 'Default Web Site' is not in <sites>; did you mean 'Default
+    Web Site'?", the target being 'Default Web Site//owa'."""
+    result = offload(config(), Request(services=("owa",), site="Default Web Site/"), name="t")
+    assert [outcome.target.path for outcome in result.outcomes] == ["Default Web Site/owa"]
+
+
+def test_a_path_as_the_site_is_a_usage_problem_naming_the_site_meant():
+    with pytest.raises(UsageProblem) as info:
+        Request(site="Default Web Site/owa")
+    assert str(info.value) == (
+        "site takes a site's name, which has no '/': 'Default Web Site/owa' is a path (here the "
+        "site is 'Default Web Site'); paths takes paths"
+    )
+
+
 def test_a_request_takes_a_list_of_names_as_its_tuple():
     assert Request(services=["owa"], paths=["Default Web Site/ecp"]) == Request(
         services=("owa",), paths=("Default Web Site/ecp",)
