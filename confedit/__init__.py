@@ -17,7 +17,10 @@ __version__ = "0.1.0"
 __all__ = [
     "AuditReport",
     "ConfeditError",
+    "ExitCode",
+    "Finding",
     "InvalidInput",
+    "Outcome",
     "Refused",
     "Request",
     "Result",
@@ -36,6 +39,9 @@ _HOMES = {
     "AuditReport": "confedit.auditing",
     "load": "confedit.document",
     "ConfeditError": "confedit.errors",
+    "ExitCode": "confedit.errors",
+    "Finding": "confedit.plan",
+    "Outcome": "confedit.plan",
     "InvalidInput": "confedit.errors",
     "Refused": "confedit.errors",
     "UsageProblem": "confedit.errors",
@@ -48,12 +54,13 @@ if TYPE_CHECKING:
     from confedit.engine import Result, offload
     from confedit.errors import (
         ConfeditError,
+        ExitCode,
         InvalidInput,
         Refused,
         UsageProblem,
         VerificationFailed,
     )
-    from confedit.plan import Request
+    from confedit.plan import Finding, Outcome, Request
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from confedit import exchange
 from confedit.document import load
-from confedit.errors import ExitCode, Refused, shown
+from confedit.errors import ExitCode, Refused, UsageProblem, shown
 from confedit.iis import (
     SCHEMA_DEFAULT,
     SERVER_LEVEL,
@@ -134,6 +134,8 @@ def audit(raw: bytes, name: str = "<input>", site: str = exchange.FRONT_END_SITE
     """Load a config and resolve the SSL policy of every location of both Exchange sites; the
     Back End as the front-end site is refused, as offload refuses it (its gate would advise an
     offload that refuses, and pass a Back End that had lost its SSL)."""
+    if not isinstance(site, str):
+        raise UsageProblem(f"site takes a site's name (str), not {site!r}")
     if path_key(site) == path_key(exchange.BACK_END_SITE):
         raise Refused([exchange.BACK_END_AS_FRONT_END.format(site=site)], source=name)
     config = Config(load(raw, name, sites=(site, exchange.BACK_END_SITE)))

@@ -22,23 +22,29 @@ class Result:
 
     document: Document
     plan: Plan
-    output_data: bytes  # working UTF-8 bytes of the output
+    # The output as confedit works on it: UTF-8, whatever the input's encoding (a UTF-16 file
+    # is transcoded). The file to write is `output`.
+    output_data: bytes
     semantic_changes: tuple[tuple[str, ...], ...]  # xmldiff's actions, per edit
 
     @property
     def changed(self) -> bool:
+        """Whether any byte changes (False: `output` is the input, and the diff is empty)."""
         return bool(self.plan.edits)
 
     @property
     def outcomes(self) -> tuple[Outcome, ...]:
+        """One per target: its action, the value before, the application pool to recycle."""
         return self.plan.outcomes
 
     @property
     def findings(self) -> tuple[Finding, ...]:
+        """The warnings and notes for the operator (`code` is stable for machines)."""
         return self.plan.findings
 
     @property
     def edits(self) -> tuple[Edit, ...]:
+        """The byte edits, as offsets into the input's working bytes (`document.data`)."""
         return self.plan.edits
 
     @cached_property
@@ -47,7 +53,8 @@ class Result:
         return self.document.encoding.encode(self.output_data)
 
     def diff(self, label: str) -> bytes:
-        """Unified diff naming a/LABEL and b/LABEL (LABEL: see diffing.diff_label)."""
+        """Unified diff naming a/LABEL and b/LABEL (LABEL: see diffing.diff_label), in UTF-8
+        whatever the input's encoding: for review (it does not apply to a UTF-16 file)."""
         return unified_diff(self.document.data, self.output_data, self.plan.edits, label)
 
     @cached_property

@@ -8,6 +8,7 @@ import pytest
 
 from confedit import offload
 from confedit.auditing import audit, render_table, unlocked_warnings
+from confedit.errors import UsageProblem
 from confedit.fleet import fleet_of
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
 from tests.helpers import NOT_INHERITED, SMALL_CAS
@@ -148,3 +149,12 @@ def test_a_child_application_past_inherit_false_has_a_row_without_a_location():
     # where owa's None flows into it, the row above says all: no row of its own
     flowing = audit(SMALL_CAS % b"", "x")
     assert "Default Web Site/owa/Integrated" not in [row.path for row in flowing.rows]
+
+
+@pytest.mark.parametrize("site", [None, 1, b"Default Web Site"])
+def test_a_site_that_is_no_name_is_a_usage_problem(site):
+    """As Request(site=...) is: it raised an AttributeError from deep inside."""
+    raw = (SAMPLES / "exchange2013-cas.applicationHost.config").read_bytes()
+    with pytest.raises(UsageProblem) as info:
+        audit(raw, site=site)
+    assert "site takes a site's name (str)" in str(info.value)
