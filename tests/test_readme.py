@@ -1,5 +1,5 @@
-"""The README's Python examples run as written, as a user would run them, and pass
-`mypy --strict`."""
+"""The README's examples run as written, as a user would run them: the Python ones pass
+`mypy --strict`, and the CI job's steps gate a pull request and post its comment."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO, SAMPLE
+from tests.helpers import git_env
 
 
 def example(section: str) -> str:
@@ -86,3 +88,87 @@ def test_the_readme_s_python_examples_pass_mypy_strict(tmp_path, section):
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def workflow_steps() -> dict[str, str]:
+    """The `run` scripts of the README's GitHub Actions workflow, by step name."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(
+        r"```yaml\n(# \.github/workflows/confedit\.yml\n.*?)^```$", readme, re.S | re.M
+    )
+    steps = yaml.safe_load(block.group(1))["jobs"]["ssl-offloading"]["steps"]
+    return {step["name"]: step["run"] for step in steps if "name" in step}
+
+
+def run_step(script: str, values: dict[str, str], cwd: Path, env: dict[str, str]) -> int:
+    """One step as GitHub Actions runs it: its expressions filled in, then `bash -e`."""
+    filled = re.sub(r"\$\{\{ *(.*?) *\}\}", lambda match: values[match.group(1)], script)
+    return subprocess.run(["bash", "-e", "-c", filled], cwd=cwd, env=env, check=False).returncode
+
+
+def pull_request(tmp_path: Path, server: str, config: bytes) -> Path:
+    """A checkout of a pull request that writes `config` as exports/SERVER's file, based on a
+    main branch that holds the unpatched sample as exports/cas01's."""
+    env = git_env()
+    origin = tmp_path / "origin"
+    (origin / "exports" / "cas01").mkdir(parents=True)
+    shutil.copyfile(SAMPLE, origin / "exports" / "cas01" / "applicationHost.config")
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "exports"]):
+        subprocess.run(["git", *args], cwd=origin, env=env, check=True)
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", str(origin), str(checkout)], env=env, check=True)
+    (checkout / "exports" / server).mkdir(exist_ok=True)
+    (checkout / "exports" / server / "applicationHost.config").write_bytes(config)
+    for args in (["add", "."], ["commit", "-qm", "change"]):
+        subprocess.run(["git", *args], cwd=checkout, env=env, check=True)
+    return checkout
+
+
+def run_workflow(
+    tmp_path: Path, server: str, config: bytes, confedit_exe: str
+) -> tuple[str, int, str]:
+    """The README workflow's check and comment steps on a pull request: the gate's exit code,
+    the comment step's, and the comment posted (`gh` records it)."""
+    checkout = pull_request(tmp_path, server, config)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text('#!/bin/sh\ncp "$5" "$GH_RECORD"\n')
+    (bin_dir / "gh").chmod(0o755)
+    outputs = tmp_path / "github-output"
+    outputs.write_text("")
+    path = os.pathsep.join([str(bin_dir), str(Path(confedit_exe).parent), os.environ["PATH"]])
+    env = git_env(PATH=path, GITHUB_OUTPUT=str(outputs), GH_RECORD=str(tmp_path / "posted.md"))
+    steps = workflow_steps()
+    values = {"github.base_ref": "main", "github.event.pull_request.number": "7"}
+    assert run_step(steps["Check the exports"], values, checkout, env) == 0
+    code = outputs.read_text().removeprefix("code=").strip()
+    values |= {"steps.check.outputs.code": code, "github.token": "token"}
+    posted = run_step(steps["Post the diff"], values, checkout, env)
+    comment = tmp_path / "posted.md"
+    return code, posted, comment.read_bytes().decode() if comment.exists() else ""
+
+
+def test_the_readme_s_ci_job_comments_the_diff_of_a_pull_request_with_work_to_do(
+    tmp_path, confedit_exe
+):
+    code, posted, comment = run_workflow(tmp_path, "cas02", SAMPLE.read_bytes(), confedit_exe)
+    assert (code, posted) == ("1", 0)
+    assert comment.startswith("### confedit: exit code 1\n```text\n")
+    diff = comment.split("```diff\n", 1)[1].rsplit("```", 1)[0]
+    assert diff == (tmp_path / "checkout" / "offload.diff").read_bytes().decode()
+    assert diff.startswith("--- a/exports/cas01/applicationHost.config\n")
+    assert "+++ b/exports/cas02/applicationHost.config\n" in diff
+    applies = subprocess.run(
+        ["git", "apply", "--check"], cwd=tmp_path / "checkout", input=diff.encode(), check=False
+    )
+    assert applies.returncode == 0
+
+
+def test_the_readme_s_ci_job_comments_a_refusal_that_leaves_no_diff(tmp_path, confedit_exe):
+    # Every file refused: confedit writes no --diff file, and the comment must still be posted.
+    back_end = b'<location path="Exchange Back End/PowerShell">'
+    touched = SAMPLE.read_bytes().replace(back_end, back_end[:-1] + b' overrideMode="Allow">')
+    code, posted, comment = run_workflow(tmp_path, "cas01", touched, confedit_exe)
+    assert (code, posted) == ("3", 0)
+    assert "the Exchange Back End changed since origin/main" in comment
+    assert "```diff" not in comment
