@@ -8,7 +8,7 @@ Facts and their sources are in docs/IIS-NOTES.md of the team's shared notes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final, NamedTuple
@@ -523,10 +523,16 @@ _READ_ATTRIBUTES: Final = (
 )
 
 
+@functools.lru_cache(maxsize=16)  # one per setting: made once, not once per element
+def _spellings(attribute: str) -> Mapping[str, str]:
+    """The names IIS reads on an element of a setting, by their case-folded form."""
+    return {fold(name): name for name in (attribute, *_READ_ATTRIBUTES)}  # shared: read only
+
+
 def _check_attribute_names(config: Config, definition: Definition, setting: Setting) -> None:
     """IIS reads attribute names case-sensitively and refuses a file with one it does not
     know: `SslFlags="Ssl"` is neither the value nor something IIS would load."""
-    spelled = {fold(name): name for name in (setting.attribute, *_READ_ATTRIBUTES)}
+    spelled = _spellings(setting.attribute)
     for key in definition.element.keys():  # noqa: SIM118 - iterating an element gives children
         name = str(key)  # always str from lxml; the stubs allow bytes too
         right = spelled.get(fold(name))
