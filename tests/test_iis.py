@@ -329,6 +329,25 @@ def test_an_attribute_name_in_another_case_is_refused_as_iis_refuses_it(attribut
     assert info.value.exit_code == 4
 
 
+@pytest.mark.parametrize(
+    ("written", "wrong"),
+    [
+        (b'<windowsAuthentication enabled="true">', b'<windowsAuthentication Enabled="true">'),
+        (b'<extendedProtection tokenChecking="None"', b'<extendedProtection TokenChecking="None"'),
+    ],
+)
+def test_each_setting_has_its_own_attribute_name_checked_for_case(written, wrong):
+    # Not only sslFlags: the other settings confedit reads have their own attribute, which
+    # IIS reads case-sensitively too; a name right for one setting is not right for another.
+    raw = config(Loc("Default Web Site/owa", "Ssl", token_checking="None"))
+    assert raw.count(written) == 1
+    with pytest.raises(InvalidInput) as info:
+        owa_only(raw.replace(written, wrong))
+    name = wrong.split(b" ")[1].split(b"=")[0].decode()
+    assert f"unrecognized attribute '{name}'" in str(info.value)
+    assert info.value.exit_code == 4
+
+
 def test_an_access_section_kept_in_another_file_is_refused():
     # configSource: IIS reads the section from a file confedit is not given; its sslFlags there
     # is unknown, and an attribute written beside configSource would make the section invalid.
