@@ -58,12 +58,22 @@ DEFAULT_SERVICE_APPS: Final = (
     "/OAB",
     "/mapi",
 )
+# The front end's applications a file may have: the builder's, and those real exports also
+# have that no offload targets by default (owa/Calendar, a child application of owa, keeps its
+# own None; API from Exchange 2016 on; PowerShell asks for client certificates, not SSL).
+FRONT_END_APPS: Final = (
+    *EXCHANGE_FRONT_END.applications,
+    App("/owa/Calendar", "MSExchangeOWACalendarAppPool"),
+    App("/owa/oma", "MSExchangeOWAAppPool"),
+    App("/API", "MSExchangeRestFrontEndAppPool"),
+    App("/PowerShell", "MSExchangePowerShellFrontEndAppPool"),
+)
 # Paths of the front end (applications, and folders below them)...
 FRONT_END_PATHS: Final = (
     FRONT_END,
-    *(FRONT_END + app.path for app in EXCHANGE_FRONT_END.applications if app.path != "/"),
+    *(FRONT_END + app.path for app in FRONT_END_APPS if app.path != "/"),
     f"{FRONT_END}/owa/auth",
-    f"{FRONT_END}/owa/Calendar",
+    f"{FRONT_END}/Microsoft-Server-ActiveSync/Proxy",
     f"{FRONT_END}/ecp/auth/x",
     f"{FRONT_END}/owa/Café\x85",  # non-ASCII, and a C1 control (NEL) that HTML reads as "…"
 )
@@ -342,9 +352,11 @@ def generated_configs(
       any site); each file has exactly one of those asked for (its `invalid` field says which);
     - `styles`: the formatting (default: `formatting_styles()`).
 
-    The front-end site always has `/` and at least one of the seven default services, and
-    sometimes an https `<binding>` with an sslFlags of its own (0, 1 or 3: with SNI, bit 1, it
-    names a host, as IIS requires), a setting of the binding that is not the access section.
+    The front-end site always has `/` and at least one of the seven default services, any of
+    the other applications real exports have (`FRONT_END_APPS`: owa/Integrated, owa/Calendar,
+    owa/oma, API, PowerShell, Rpc), and sometimes an https `<binding>` with an sslFlags of its
+    own (0, 1 or 3: with SNI, bit 1, it names a host, as IIS requires), a setting of the
+    binding that is not the access section.
 
     >>> import confedit
     >>> from hypothesis import given
@@ -483,7 +495,7 @@ def _configs(
 
 @st.composite
 def _front_end_site(draw: st.DrawFn, look_alikes: bool) -> Site:
-    by_path = {app.path: app for app in EXCHANGE_FRONT_END.applications}
+    by_path = {app.path: app for app in FRONT_END_APPS}
     first = draw(st.sampled_from(DEFAULT_SERVICE_APPS))
     others = draw(st.sets(st.sampled_from([p for p in by_path if p not in ("/", first)])))
     chosen = {"/", first, *others}
