@@ -201,7 +201,7 @@ def test_the_back_end_is_the_real_one_and_requires_ssl(config):
         assert any(
             path in paths for path in (st_iis.BACK_END + app, st_iis.BACK_END + app + "/emsmdb")
         )
-    assert config.locations[0] == build.Loc(st_iis.BACK_END, "Ssl, Ssl128")
+    assert build.Loc(st_iis.BACK_END, "Ssl, Ssl128") in config.locations
 
 
 def _children(element):
@@ -261,6 +261,56 @@ def test_the_front_end_may_have_every_application_real_exports_have(path):
 def test_back_end_directories_get_locations_of_their_own_without_look_alikes():
     strategy = st_iis.generated_configs(back_end=True, look_alikes=False)
     _minimal(strategy, lambda c: {loc.path for loc in c.locations} & set(st_iis.BACK_END_PATHS))
+
+
+def _location_paths(raw):
+    return [loc.get("path") for loc in etree.fromstring(raw).iterfind("location")]
+
+
+def _below_back_end_applications(raw):
+    """Back End locations of a virtual directory or a folder, not of an application."""
+    applications = {
+        model.key(st_iis.BACK_END + path) for path in _applications(raw, "Exchange Back End")
+    }
+    back_end = model.key(st_iis.BACK_END) + "/"
+    return [
+        path
+        for path in _location_paths(raw)
+        if model.key(path).startswith(back_end) and model.key(path) not in applications
+    ]
+
+
+def test_the_back_end_has_locations_below_its_applications():
+    """Real exports give the Back End's virtual directories (Exchange, mapi) and folders below
+    its applications (owa/auth, ecp/App_Themes) locations of their own; its locations were
+    only of its applications, so what an offload must leave alone below them was never there."""
+    strategy = st_iis.generated_configs(back_end=True, look_alikes=False)
+    _minimal(strategy, lambda c: _below_back_end_applications(c.raw))
+
+
+def test_the_back_end_has_the_virtual_directories_of_a_real_one():
+    """mapi/emsmdb is an application below the root's virtual directory /mapi, as on a real
+    Mailbox server; owa/Calendar a child application of owa."""
+    config = _minimal(st_iis.generated_configs(back_end=True))
+    assert set(model.site_paths(etree.fromstring(config.raw), st_iis.BACK_END)) >= {
+        "exchange back end/mapi",
+        "exchange back end/mapi/emsmdb",
+        "exchange back end/owa/calendar",
+        "exchange back end/exchange",
+    }
+
+
+def test_a_back_end_location_may_come_after_the_front_ends():
+    """The last location of a 2016 or 2019 export is the Back End's (PushNotifications), after
+    the front end's, so a location an offload appends follows a Back End one; the Back End's
+    locations always came first."""
+
+    def back_end_last(config):
+        paths = [model.key(path) for path in _location_paths(config.raw)]
+        front = [path for path in paths if path.startswith("default web site")]
+        return bool(front) and paths[-1].startswith("exchange back end")
+
+    _minimal(st_iis.generated_configs(back_end=True, look_alikes=False), back_end_last)
 
 
 def test_files_shrink_to_small_readable_examples():

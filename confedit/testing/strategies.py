@@ -88,9 +88,34 @@ LOOK_ALIKE_PATHS: Final = (
     "Other Site",
     "",  # the server level
 )
-# The Back End's counterparts of the front end's directories: what an offload must not touch.
-BACK_END_PATHS: Final = tuple(
-    BACK_END + app.path for app in EXCHANGE_BACK_END.applications if app.path != "/"
+# The Back End as real exports have it: the builder's applications and the rest of a Mailbox
+# server's, and the root application's virtual directories (mapi/emsmdb is an application below
+# the virtual directory /mapi).
+BACK_END_SITE: Final = Site(
+    BACK_END,
+    (
+        App("/", directories=("/mapi", "/Exchange", "/Exchweb", "/Public")),
+        *(app for app in EXCHANGE_BACK_END.applications if app.path != "/"),
+        App("/mapi/nspi", "MSExchangeMapiAddressBookAppPool"),
+        App("/API", "MSExchangeRestAppPool"),
+        App("/owa/Calendar", "MSExchangeOWACalendarAppPool"),
+        App("/EWS/bin", "MSExchangeServicesAppPool"),
+        App("/Rpc", "MSExchangeRpcProxyAppPool"),
+        App("/RpcWithCert", "MSExchangeRpcProxyAppPool"),
+        App("/PushNotifications", "MSExchangePushNotificationsAppPool"),
+    ),
+)
+# What an offload must not touch, each with a <location> in real exports: the Back End's
+# counterparts of the front end's directories, owa/Calendar (which keeps its own None), virtual
+# directories of its root, and folders below its applications.
+BACK_END_PATHS: Final = (
+    *(BACK_END + app.path for app in EXCHANGE_BACK_END.applications if app.path != "/"),
+    f"{BACK_END}/owa/Calendar",
+    f"{BACK_END}/mapi",
+    f"{BACK_END}/Exchange",
+    f"{BACK_END}/owa/auth",
+    f"{BACK_END}/ecp/App_Themes",
+    f"{BACK_END}/Microsoft-Server-ActiveSync/Proxy",
 )
 INVALID_KINDS: Final = ("duplicate-section", "bad-flags", "forbidding-lock", "nested-location")
 
@@ -329,10 +354,11 @@ def generated_configs(
 ) -> st.SearchStrategy[GeneratedConfig]:
     """Whole applicationHost.config files of an Exchange Client Access server, described.
 
-    - `back_end`: with the Exchange Back End site as Exchange defines it (the same directories
-      as the front end, and more), its `<location path="Exchange Back End">` requiring
-      `Ssl, Ssl128` as on a real server, and up to three locations of its directories, drawn
-      like the others (None: either);
+    - `back_end`: with the Exchange Back End site as Exchange defines it (`BACK_END_SITE`: the
+      same directories as the front end, and more), its `<location path="Exchange Back End">`
+      requiring `Ssl, Ssl128` as on a real server, and up to three locations of its
+      applications, virtual directories and folders below them (`BACK_END_PATHS`), drawn like
+      the others, anywhere among them (None: either);
     - `other_sites`: also `Default Web Site2` and `Other Site` in `<sites>`;
     - `look_alikes`: locations whose paths only look like the targets, and the server level
       (`Exchange Back End/owa` and `Default Web Site2/owa` among them, also with
@@ -475,22 +501,38 @@ def _configs(
     sites = [draw(_front_end_site(look_alikes))]
     with_back_end = back_end or (back_end is None and draw(st.booleans()))
     if with_back_end:
-        sites.append(EXCHANGE_BACK_END)
+        sites.append(BACK_END_SITE)
     if other_sites and draw(st.booleans()):
         sites += [Site(f"{FRONT_END}2", (App("/"), App("/owa"))), Site("Other Site")]
     paths = location_paths(look_alikes=look_alikes)
     drawn = st.lists(_locations(paths, extended_protection, locks), max_size=max_locations)
     locations = draw(drawn)
+    back_end_locations = []
     if with_back_end:
         back_end_paths = st.sampled_from(BACK_END_PATHS)
         own = st.lists(_locations(back_end_paths, extended_protection, locks), max_size=3)
-        locations = [Loc(BACK_END, "Ssl, Ssl128"), *draw(own), *locations]
+        back_end_locations = [Loc(BACK_END, "Ssl, Ssl128"), *draw(own)]
     server = draw(st.just("None") | ssl_flags() | (st.none() if not invalid else st.nothing()))
-    locations = _loadable(locations, server_has_access=server is not None)
+    # Made loadable in this order, so that the Back End's own location keeps its access
+    # section whatever look-alike location comes before it in the file.
+    loadable = _loadable([*back_end_locations, *locations], server_has_access=server is not None)
+    split = len(back_end_locations)
+    locations = draw(_interleaved(loadable[:split], loadable[split:]))
     config = GeneratedConfig(tuple(sites), tuple(locations), style, server)
     if invalid:
         config = draw(_break(config, st.sampled_from(invalid), paths))
     return config
+
+
+@st.composite
+def _interleaved(draw: st.DrawFn, back_end: list[Loc], front: list[Loc]) -> list[Loc]:
+    """The Back End's locations among the others, as real exports have them (the last location
+    of a 2016 or 2019 export is the Back End's PushNotifications, after the front end's): each
+    shrinks to the front, in its own order."""
+    locations = list(front)
+    for loc in reversed(back_end):
+        locations.insert(draw(st.integers(0, len(locations))), loc)
+    return locations
 
 
 @st.composite
