@@ -313,6 +313,23 @@ def test_a_back_end_location_may_come_after_the_front_ends():
     _minimal(st_iis.generated_configs(back_end=True, look_alikes=False), back_end_last)
 
 
+@pytest.mark.parametrize("most", [0, 2])
+@pytest.mark.parametrize("invalid", [(), st_iis.INVALID_KINDS])
+def test_max_locations_caps_the_drawn_locations(most, invalid):
+    """The Back End's locations of its directories (up to three) came on top of the limit:
+    max_locations=0 gave files with four locations. Besides the drawn ones a file has only the
+    Back End's own location and what an invalid file needs (two at most, nested included)."""
+
+    @settings(database=None, derandomize=True, max_examples=200)
+    @given(st_iis.generated_configs(max_locations=most, invalid=invalid))
+    def capped(config):
+        count = sum(1 for _ in etree.fromstring(config.raw).iter("location"))
+        extra = (config.site(st_iis.BACK_END) is not None) + 2 * bool(config.invalid)
+        assert count <= most + extra, config
+
+    capped()
+
+
 def test_files_shrink_to_small_readable_examples():
     config = _minimal(st_iis.generated_configs(back_end=False), lambda c: len(c.locations) >= 1)
     assert config == st_iis.GeneratedConfig(

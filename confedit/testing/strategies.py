@@ -363,12 +363,14 @@ def generated_configs(
     - `look_alikes`: locations whose paths only look like the targets, and the server level
       (`Exchange Back End/owa` and `Default Web Site2/owa` among them, also with
       `back_end=False` or `other_sites=False`: locations of a site `<sites>` does not have);
-    - `max_locations`: at most this many drawn `<location>` elements (besides the Back End's
-      own and those `invalid` adds), in any order, some with
-      one path spelled in two ways (IIS allows that when they define different sections), some
-      written on one line, some started on the line where the element before them ends, some
-      laid out as Exchange writes them (other sections around `<security>`: directoryBrowse,
-      handlers, defaultDocument; `<access>` after `<authentication>`); None: no limit;
+    - `max_locations`: at most this many drawn `<location>` elements, the Back End's (up to
+      three) among them; besides them a file has only the Back End's own
+      `<location path="Exchange Back End">` and the one or two that `invalid` adds. In any
+      order, some with one path spelled in two ways (IIS allows that when they define
+      different sections), some written on one line, some started on the line where the
+      element before them ends, some laid out as Exchange writes them (other sections around
+      `<security>`: directoryBrowse, handlers, defaultDocument; `<access>` after
+      `<authentication>`); None: no limit;
     - `extended_protection`: tokenChecking may be Allow or Require (else only None);
     - `locks`: locks that leave the front end's sslFlags free (`lockAllAttributesExcept`, ...);
     - `invalid`: any of "duplicate-section" (two locations define access for one path),
@@ -510,7 +512,8 @@ def _configs(
     back_end_locations = []
     if with_back_end:
         back_end_paths = st.sampled_from(BACK_END_PATHS)
-        own = st.lists(_locations(back_end_paths, extended_protection, locks), max_size=3)
+        room = 3 if max_locations is None else min(3, max_locations - len(locations))
+        own = st.lists(_locations(back_end_paths, extended_protection, locks), max_size=room)
         back_end_locations = [Loc(BACK_END, "Ssl, Ssl128"), *draw(own)]
     server = draw(st.just("None") | ssl_flags() | (st.none() if not invalid else st.nothing()))
     # Made loadable in this order, so that the Back End's own location keeps its access
