@@ -330,6 +330,22 @@ def test_max_locations_caps_the_drawn_locations(most, invalid):
     capped()
 
 
+def _access_registration(raw):
+    registration = etree.fromstring(raw).find(
+        "configSections/sectionGroup[@name='system.webServer']/sectionGroup[@name='security']"
+        "/section[@name='access']"
+    )
+    return None if registration is None else registration.get("overrideModeDefault")
+
+
+@pytest.mark.parametrize("mode", ["Deny", "Allow"])
+def test_the_access_section_may_be_registered_as_real_exports_register_it(mode):
+    """Every real export begins with <configSections>, registering the access section with
+    overrideModeDefault="Deny"; with "Allow" any web.config may set sslFlags, which offload
+    warns of and audit and the --since gate report. No file had <configSections>."""
+    _minimal(st_iis.generated_configs(), lambda c: _access_registration(c.raw) == mode)
+
+
 def test_files_shrink_to_small_readable_examples():
     config = _minimal(st_iis.generated_configs(back_end=False), lambda c: len(c.locations) >= 1)
     assert config == st_iis.GeneratedConfig(

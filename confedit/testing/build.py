@@ -130,9 +130,12 @@ def render(
     locations: Sequence[Loc],
     style: Style = Style(),
     server_ssl_flags: str | None = "None",
+    access_override_default: str | None = None,
 ) -> bytes:
     """The bytes of a well-formed applicationHost.config (`server_ssl_flags=None`: the server
-    level has no <security> element, so the schema default applies)."""
+    level has no <security> element, so the schema default applies). With
+    `access_override_default`, <configSections> registers the access section with that
+    overrideModeDefault ("Deny" in real exports; "Allow" lets any web.config set sslFlags)."""
     lines = _Writer(style)
     declared = "UTF-8" if style.encoding == "utf-8" else "UTF-16"
     lines.add(0, f'<?xml version="1.0" encoding="{declared}"?>')
@@ -145,6 +148,8 @@ def render(
         lines.add(1, "</location>")
         lines.add(0, "-->")
     lines.add(0, "<configuration>")
+    if access_override_default is not None:
+        _registration(lines, access_override_default, style)
     lines.add(1, "<system.applicationHost>")
     lines.add(2, "<sites>")
     for site in sites:
@@ -176,6 +181,18 @@ def render(
         data = text.encode("utf-8")
         return BOMS["utf-8"] + data if style.bom else data
     return BOMS[style.encoding] + text.encode(style.encoding)
+
+
+def _registration(lines: _Writer, override_default: str, style: Style) -> None:
+    """<configSections> as real exports begin it, registering the access section only."""
+    lines.add(1, "<configSections>")
+    lines.add(2, f"<sectionGroup{_attrs([('name', 'system.webServer')], style)}>")
+    lines.add(3, f"<sectionGroup{_attrs([('name', 'security')], style)}>")
+    registered = [("name", "access"), ("overrideModeDefault", override_default)]
+    lines.add(4, _empty("section", registered, style))
+    lines.add(3, "</sectionGroup>")
+    lines.add(2, "</sectionGroup>")
+    lines.add(1, "</configSections>")
 
 
 class _Writer:

@@ -298,9 +298,9 @@ def _checked_encodings(encodings: Iterable[str]) -> tuple[str, ...]:
 class GeneratedConfig(Compact):
     """A drawn applicationHost.config: its description and its bytes.
 
-    `raw` is `render(sites, locations, style, server_ssl_flags)` from confedit.testing.build;
-    `invalid` names what makes the file one IIS would refuse to load or to change (empty unless
-    the strategy's `invalid` knob asked for it).
+    `raw` is `render(sites, locations, style, server_ssl_flags, access_override_default)` from
+    confedit.testing.build; `invalid` names what makes the file one IIS would refuse to load or
+    to change (empty unless the strategy's `invalid` knob asked for it).
     """
 
     sites: tuple[Site, ...]
@@ -308,11 +308,18 @@ class GeneratedConfig(Compact):
     style: Style
     server_ssl_flags: str | None
     invalid: frozenset[str] = frozenset()
+    access_override_default: str | None = None
 
     @cached_property
     def raw(self) -> bytes:
         """The file's bytes, BOM included."""
-        return render(self.sites, self.locations, self.style, self.server_ssl_flags)
+        return render(
+            self.sites,
+            self.locations,
+            self.style,
+            self.server_ssl_flags,
+            self.access_override_default,
+        )
 
     @property
     def text(self) -> str:
@@ -384,7 +391,9 @@ def generated_configs(
     the other applications real exports have (`FRONT_END_APPS`: owa/Integrated, owa/Calendar,
     owa/oma, API, PowerShell, Rpc), and sometimes an https `<binding>` with an sslFlags of its
     own (0, 1 or 3: with SNI, bit 1, it names a host, as IIS requires), a setting of the
-    binding that is not the access section.
+    binding that is not the access section. Files may begin with `<configSections>`, which
+    registers the access section with overrideModeDefault "Deny", as in real exports, or
+    "Allow", which lets any web.config set sslFlags.
 
     >>> import confedit
     >>> from hypothesis import given
@@ -521,7 +530,11 @@ def _configs(
     loadable = _loadable([*back_end_locations, *locations], server_has_access=server is not None)
     split = len(back_end_locations)
     locations = draw(_interleaved(loadable[:split], loadable[split:]))
-    config = GeneratedConfig(tuple(sites), tuple(locations), style, server)
+    # Real exports register the access section with "Deny"; "Allow" delegates it everywhere.
+    registration = draw(st.none() | st.sampled_from(("Deny", "Allow")))
+    config = GeneratedConfig(
+        tuple(sites), tuple(locations), style, server, access_override_default=registration
+    )
     if invalid:
         config = draw(_break(config, st.sampled_from(invalid), paths))
     return config
