@@ -204,15 +204,18 @@ def test_paths_below_a_target_are_shown_only_in_a_column_where_they_differ(repor
     assert fleet_of([reports["cas1"], reports["cas2"]]).servers[0].cells["owa"].below
 
 
+def unlocked_at(path: str) -> AuditReport:
+    """The audit of the offloaded sample as server fleet/open, with overrideMode="Allow" on the
+    <location> of `path`: a web.config there could set sslFlags on that server alone."""
+    tag = f'<location path="{path}">'.encode()
+    raw = OFFLOADED.read_bytes().replace(tag, tag[:-1] + b' overrideMode="Allow">', 1)
+    return audit(raw, "fleet/open/applicationHost.config")
+
+
 def test_a_server_whose_access_section_is_unlocked_at_a_target_disagrees_on_it(reports):
     # A web.config below owa could turn SSL back on (or off) on that server alone: the file's
     # sslFlags is the same, the server's effective policy may not be.
-    raw = OFFLOADED.read_bytes()
-    tag = b'<location path="Default Web Site/owa">'
-    unlocked = audit(
-        raw.replace(tag, tag[:-1] + b' overrideMode="Allow">', 1),
-        "fleet/open/applicationHost.config",
-    )
+    unlocked = unlocked_at("Default Web Site/owa")
     fleet = fleet_of([reports["done"], unlocked])
     assert fleet.disagreeing() == ["owa"]
     # owa/Integrated, below, is unlocked by owa's location too
@@ -242,12 +245,7 @@ def test_a_child_application_without_location_past_inherit_false_is_compared():
 def test_a_server_whose_access_section_is_unlocked_below_a_target_disagrees_on_it(reports):
     # overrideMode="Allow" on owa/Integrated's location: a web.config there could set sslFlags
     # on that server alone. Only a target's own unlocking was compared: the two agreed.
-    raw = OFFLOADED.read_bytes()
-    tag = b'<location path="Default Web Site/owa/Integrated">'
-    unlocked = audit(
-        raw.replace(tag, tag[:-1] + b' overrideMode="Allow">', 1),
-        "fleet/open/applicationHost.config",
-    )
+    unlocked = unlocked_at("Default Web Site/owa/Integrated")
     fleet = fleet_of([reports["done"], unlocked])
     assert fleet.disagreeing() == ["owa"]
     lines = render_fleet(fleet).splitlines()
