@@ -18,12 +18,14 @@ from confedit.iis import (
     Config,
     SslFlags,
     delegated_at,
+    is_below,
     parent_key,
     path_key,
     site_of,
     token_checking_name,
     validate,
 )
+from confedit.plan import NAMED_DESCENDANTS
 from confedit.spans import fold
 from confedit.style import paint
 
@@ -247,20 +249,45 @@ def render_table(report: AuditReport, *, offloaded_only: bool = False, color: bo
 
 
 def unlocked_warnings(report: AuditReport) -> list[str]:
-    """One line per thing that unlocks the access section for default targets: a web.config
-    there could override sslFlags, so the file alone cannot show the effective policy. The
-    command prints them on stderr, as every warning; the tables stay the policy alone."""
+    """One line per thing that unlocks the access section for default targets, and one for the
+    paths below them unlocked apart from them: a web.config there could override sslFlags, so
+    the file alone cannot show the effective policy. The command prints them on stderr, as
+    every warning; the tables stay the policy alone."""
     by_source: dict[str, list[str]] = {}
     for row in report.targets():
         if row.in_sites and row.unlocked_by:
             by_source.setdefault(row.unlocked_by, []).append(row.service or row.path)
-    return [
-        f"warning: the access section is unlocked for {shown(', '.join(services))} by "
-        f"{shown(source)}: a "
+    lines = [_unlocked_line("for " + ", ".join(names), [s]) for s, names in by_source.items()]
+    below = _unlocked_below(report)
+    if below:
+        targets = ", ".join(dict.fromkeys(below.values()))
+        lines.append(_unlocked_line("below " + targets, list(dict.fromkeys(below))))
+    return lines
+
+
+def _unlocked_below(report: AuditReport) -> dict[str, str]:
+    """What unlocks the access section at paths below default targets that are locked (below
+    an unlocked one, its own line says it), each with that target's name, in path order: one
+    <location> at owa/Integrated with overrideMode="Allow", say."""
+    locked = [row for row in report.targets() if not (row.in_sites and row.unlocked_by)]
+    sources: dict[str, str] = {}
+    for row in report.rows:
+        key = path_key(row.path)
+        target = next((t for t in locked if is_below(key, path_key(t.path))), None)
+        if target is not None and row.unlocked_by is not None:
+            sources.setdefault(row.unlocked_by, target.service or target.path)
+    return sources
+
+
+def _unlocked_line(what: str, sources: list[str]) -> str:
+    named = ", ".join(sources[:NAMED_DESCENDANTS])
+    if len(sources) > NAMED_DESCENDANTS:
+        named += f" and {len(sources) - NAMED_DESCENDANTS:,} more"
+    return (
+        f"warning: the access section is unlocked {shown(what)} by {shown(named)}: a "
         "web.config below could override sslFlags, which an offline tool cannot see; check "
         "the web.config files on the server"
-        for source, services in by_source.items()
-    ]
+    )
 
 
 def _table_role(row: int, column: int, text: str) -> str | None:

@@ -86,6 +86,21 @@ def test_audit_says_an_unlocked_access_section_on_stderr_as_every_warning(
     assert (quiet.stdout, quiet.stderr) == (proc.stdout, b"")
 
 
+def test_audit_says_on_stderr_what_unlocks_a_path_below_a_target(confedit_exe, tmp_path):
+    integrated = b'<location path="Default Web Site/owa/Integrated"'
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(
+        PATCHED.read_bytes().replace(integrated + b">", integrated + b' overrideMode="Allow">')
+    )
+    proc = run(confedit_exe, "audit", config.name, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (warning,) = proc.stderr.decode().splitlines()
+    assert warning.startswith(
+        'warning: the access section is unlocked below owa by overrideMode="Allow" at '
+        "Default Web Site/owa/Integrated (line 196): "
+    )
+
+
 # --- several files -----------------------------------------------------------------------------
 
 

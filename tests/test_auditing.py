@@ -53,6 +53,46 @@ def test_a_location_that_unlocks_one_target_is_named_for_it_alone():
     )
 
 
+INTEGRATED = b'<location path="Default Web Site/owa/Integrated"'
+SITE = b'    <location path="Default Web Site">'
+
+
+def test_a_location_that_unlocks_a_path_below_a_target_is_a_warning_too():
+    """overrideMode="Allow" at owa/Integrated unlocked it alone: no default target is unlocked,
+    and the warning covered the targets only, though the fleet compares that path."""
+    raw = PATCHED.read_bytes()
+    unlocked = replace_once(raw, INTEGRATED + b">", INTEGRATED + b' overrideMode="Allow">')
+    (warning,) = unlocked_warnings(audit(unlocked, "x"))
+    assert warning.startswith(
+        'warning: the access section is unlocked below owa by overrideMode="Allow" at '
+        "Default Web Site/owa/Integrated (line 196): a web.config below could override sslFlags"
+    )
+
+
+def test_a_site_level_unlock_is_one_warning_whatever_is_unlocked_below_it():
+    raw = PATCHED.read_bytes()
+    site = replace_once(raw, SITE, SITE[:-1] + b' overrideMode="Allow">')
+    both = replace_once(site, INTEGRATED + b">", INTEGRATED + b' overrideMode="Allow">')
+    (warning,) = unlocked_warnings(audit(both, "x"))
+    assert "unlocked for autodiscover, ecp, ews, mapi, eas, oab, owa by" in warning
+    assert "at Default Web Site (line 143)" in warning
+
+
+def test_the_paths_unlocked_below_the_targets_are_named_ten_at_most():
+    raw = PATCHED.read_bytes()
+    folders = b"".join(
+        b'    <location path="Default Web Site/ecp/f%02d" overrideMode="Allow"><system.webServer>'
+        b'<security><access sslFlags="None" /></security></system.webServer></location>\r\n' % i
+        for i in range(12)
+    )
+    unlocked = replace_once(raw, b"    " + INTEGRATED, folders + b"    " + INTEGRATED)
+    (warning,) = unlocked_warnings(audit(unlocked, "x"))
+    named = re.findall(r"at Default Web Site/ecp/(f\d\d) \(line \d+\)", warning)
+    assert named == [f"f{i:02d}" for i in range(10)]
+    assert "ecp/f09 (line 205) and 2 more: a web.config below" in warning
+    assert warning.startswith("warning: the access section is unlocked below ecp by ")
+
+
 def test_a_location_without_access_neither_unlocks_nor_locks_it():
     # IIS-NOTES "Locking": overrideMode applies to the sections inside its <location>.
     raw = PATCHED.read_bytes()
