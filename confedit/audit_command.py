@@ -190,7 +190,8 @@ def _fleet(opts: AuditOptions, files: list[AuditedFile], color: bool) -> int:
     fleet = fleet_of([file.report for file in files if file.report])
     codes = [file.exit_code for file in files if file.report is None]
     nothing_compared = bool(fleet.servers) and not fleet.compared  # a misspelt --site, say
-    if not fleet.consistent or nothing_compared or (opts.offloaded and not fleet.all_offloaded):
+    offload_gate = opts.offloaded and not fleet.all_offloaded
+    if not fleet.consistent or nothing_compared or offload_gate or not fleet.back_end_requires_ssl:
         codes.append(ExitCode.WORK_FOUND)
     code = most_severe(codes)
     if opts.fmt == "json":

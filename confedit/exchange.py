@@ -39,6 +39,10 @@ BACK_END_REASON: Final = (
     f"'{FRONT_END_SITE}' instead"
 )
 
+# The Back End's paths that Exchange itself leaves on sslFlags="None" (every export with the
+# Mailbox role has them): anonymous calendar publishing, and RPC over HTTP's back end.
+BACK_END_WITHOUT_SSL: Final = ("owa/Calendar", "Rpc", "RpcWithCert")
+
 # A --site naming the Back End: refused by both commands.
 BACK_END_AS_FRONT_END: Final = "the site '{site}' is the Exchange Back End: " + BACK_END_REASON
 

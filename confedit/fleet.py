@@ -17,6 +17,7 @@ from confedit.auditing import AuditReport, Row, aligned, is_offloaded
 from confedit.batch import CONFIG_NAME
 from confedit.errors import shown
 from confedit.iis import is_below, path_key
+from confedit.plan import NAMED_DESCENDANTS
 from confedit.style import paint
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/fleet-report-1.json"
@@ -80,6 +81,9 @@ def _policy_text(ssl_flags: str, extended_protection: str) -> str:
 class Server:
     file: str
     cells: dict[str, Cell]  # by service name
+    # The Back End's topmost paths that do not require SSL, but for those Exchange ships so:
+    # it must keep requiring SSL whatever the front end does, and is no column of the matrix.
+    back_end_without_ssl: tuple[str, ...] = ()
 
     @property
     def compared(self) -> bool:
@@ -126,6 +130,11 @@ class Fleet:
         )
 
     @property
+    def back_end_requires_ssl(self) -> bool:
+        """No server's Back End has a path without SSL (but for those Exchange ships so)."""
+        return not any(server.back_end_without_ssl for server in self.servers)
+
+    @property
     def front_end_problem(self) -> str | None:
         """Why no server was compared, if none was: the front-end site is in no file's <sites>
         (a misspelt --site, most likely: with each file's site of the nearest name), or no file
@@ -146,10 +155,12 @@ class Fleet:
             "consistent": self.consistent,
             "disagreeing": self.disagreeing(),
             "all_offloaded": self.all_offloaded,
+            "back_end_requires_ssl": self.back_end_requires_ssl,
             "servers": [
                 {
                     "file": server.file,
                     "compared": server.compared,
+                    "back_end_without_ssl": list(server.back_end_without_ssl),
                     "targets": {
                         service: {
                             "present": cell.present,
@@ -190,7 +201,25 @@ def fleet_of(reports: list[AuditReport]) -> Fleet:
 
 def _server(report: AuditReport) -> Server:
     rows: dict[str, Row] = {row.service: row for row in report.targets() if row.service}
-    return Server(report.name, {service: _cell(rows.get(service), report) for service in SERVICES})
+    cells = {service: _cell(rows.get(service), report) for service in SERVICES}
+    return Server(report.name, cells, _back_end_without_ssl(report))
+
+
+def _back_end_without_ssl(report: AuditReport) -> tuple[str, ...]:
+    """The Back End's paths that do not require SSL, as the file spells them, but those at or
+    below a path that Exchange ships so, and those below a path already named (a site offloaded
+    by hand is one path, not every path that inherits from it)."""
+    site = path_key(report.back_end)
+    shipped = [f"{site}/{path_key(path)}" for path in exchange.BACK_END_WITHOUT_SSL]
+    named: list[str] = []
+    for row in report.rows:
+        if row.role != "back-end" or row.requires_ssl:
+            continue
+        key = path_key(row.path)
+        covered = [*shipped, *(path_key(path) for path in named)]
+        if not any(key == other or is_below(key, other) for other in covered):
+            named.append(row.path)
+    return tuple(named)
 
 
 def _cell(row: Row | None, report: AuditReport) -> Cell:
@@ -323,4 +352,32 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
         lines.append(paint(f"the {compared} servers disagree on: {names}", "bad", color))
     else:
         lines.append(paint(f"all {compared} servers agree", "good", color))
+    if not fleet.back_end_requires_ssl:
+        lines.append(paint(_back_end_verdict(fleet), "bad", color))
     return lines
+
+
+def _back_end_verdict(fleet: Fleet) -> str:
+    """The servers whose Back End does not require SSL, each with the first ten such paths
+    relative to the site (as the matrix names a server, by its folder)."""
+    names = _server_names([server.file for server in fleet.servers])
+    found = [
+        f"{name} (at {_named(_site_relative(server.back_end_without_ssl))})"
+        for name, server in zip(names, fleet.servers, strict=True)
+        if server.back_end_without_ssl
+    ]
+    return (
+        f"the {exchange.BACK_END_SITE} does not require SSL on {', '.join(found)}: the front end "
+        "proxies to it over SSL, and it must keep requiring it; set its sslFlags back"
+    )
+
+
+def _site_relative(paths: tuple[str, ...]) -> list[str]:
+    return [shown("/" + path.partition("/")[2]) for path in paths]
+
+
+def _named(paths: list[str]) -> str:
+    text = ", ".join(paths[:NAMED_DESCENDANTS])
+    if len(paths) > NAMED_DESCENDANTS:
+        text += f" and {len(paths) - NAMED_DESCENDANTS:,} more"
+    return text

@@ -223,6 +223,37 @@ def test_a_fleet_differing_past_inherit_false_fails_the_gate(confedit_exe, tmp_p
     assert below["path"] == "Integrated" and below["effective_ssl_flags"] == "Ssl, Ssl128"
 
 
+@pytest.mark.parametrize("args", [[], ["--format", "json"]])
+def test_a_fleet_whose_back_end_lost_its_ssl_on_one_server_fails(
+    confedit_exe, tmp_path, fleet, args
+):
+    # One server's Back End offloaded by hand: the front ends agree, and the fleet said
+    # "all 2 servers agree" (exit 0), the Back End being in no column.
+    config = tmp_path / fleet["cas-2019"]
+    tag = b'<location path="Exchange Back End">'
+    raw = config.read_bytes()
+    at = raw.index(b'sslFlags="Ssl, Ssl128"', raw.index(tag))
+    config.write_bytes(raw[:at] + b'sslFlags="None"' + raw[at + len(b'sslFlags="Ssl, Ssl128"') :])
+    servers = ("fleet/cas-2016", "fleet/cas-2019")
+    proc = run(confedit_exe, "audit", "--fleet", *args, *servers, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    if args:
+        report = json.loads(proc.stdout)
+        assert report["exit_code"] == 1 and report["consistent"] is True
+        assert report["back_end_requires_ssl"] is False
+        assert [s["back_end_without_ssl"] for s in report["servers"]] == [
+            [],
+            ["Exchange Back End"],
+        ]
+    else:
+        lines = proc.stdout.decode().splitlines()
+        assert lines[-2:] == [
+            "all 2 servers agree",
+            "the Exchange Back End does not require SSL on fleet/cas-2019 (at /): the front end "
+            "proxies to it over SSL, and it must keep requiring it; set its sslFlags back",
+        ]
+
+
 def test_a_fleet_where_nothing_is_compared_fails_and_a_misspelt_site_is_named(
     confedit_exe, tmp_path, fleet
 ):

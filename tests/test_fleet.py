@@ -254,3 +254,82 @@ def test_a_server_whose_access_section_is_unlocked_below_a_target_disagrees_on_i
     (below,) = fleet.to_json()["servers"][1]["targets"]["owa"]["below"]
     assert below["unlocked_by"].startswith('overrideMode="Allow" at Default Web Site/owa/Integ')
     assert fleet.to_json()["servers"][0]["targets"]["owa"]["below"][0]["unlocked_by"] is None
+
+
+def back_end_offloaded(path: str, name: str = "fleet/hand/applicationHost.config") -> AuditReport:
+    """The offloaded sample with sslFlags="None" at the Back End's `path`, set by hand there
+    (the <location> of the site holds an access section; one is added for another path)."""
+    raw = OFFLOADED.read_bytes()
+    tag = f'<location path="{path}">'.encode()
+    if tag in raw:
+        start = raw.index(tag)
+        at = raw.index(b'sslFlags="Ssl, Ssl128"', start)
+        raw = raw[:at] + b'sslFlags="None"' + raw[at + len(b'sslFlags="Ssl, Ssl128"') :]
+    else:
+        location = tag + b'<system.webServer><security><access sslFlags="None" />'
+        raw = raw.replace(
+            b"</configuration>",
+            location + b"</security></system.webServer></location>\r\n</configuration>",
+        )
+    return audit(raw, name)
+
+
+def test_a_server_whose_back_end_lost_its_ssl_is_named(reports):
+    # The front end of both is the same: the fleet said "all 2 servers agree", and exit 0.
+    fleet = fleet_of([reports["done"], back_end_offloaded("Exchange Back End")])
+    assert fleet.consistent and not fleet.back_end_requires_ssl
+    # the site's own location; its paths below inherit it, and are not named again
+    assert [server.back_end_without_ssl for server in fleet.servers] == [(), ("Exchange Back End",)]
+    lines = render_fleet(fleet).splitlines()
+    assert lines[-2] == "all 2 servers agree"
+    assert lines[-1] == (
+        "the Exchange Back End does not require SSL on fleet/hand (at /): the front end "
+        "proxies to it over SSL, and it must keep requiring it; set its sslFlags back"
+    )
+    data = fleet.to_json()
+    assert data["back_end_requires_ssl"] is False
+    assert [s["back_end_without_ssl"] for s in data["servers"]] == [[], ["Exchange Back End"]]
+
+
+def test_a_back_end_path_offloaded_by_hand_is_named_with_its_server(reports):
+    ews = back_end_offloaded("Exchange Back End/EWS", "fleet/ews/applicationHost.config")
+    fleet = fleet_of([ews, reports["done"], back_end_offloaded("Exchange Back End")])
+    assert (
+        render_fleet(fleet)
+        .splitlines()[-1]
+        .startswith(
+            "the Exchange Back End does not require SSL on fleet/ews (at /EWS), fleet/hand (at /): "
+        )
+    )
+
+
+def test_the_back_end_paths_exchange_itself_leaves_without_ssl_are_no_finding(reports):
+    # Real exports with the Mailbox role have owa/Calendar, Rpc and RpcWithCert on None.
+    servers = [
+        audited(EXCHANGE / f"{name}.applicationHost.config", name)
+        for name in ("e2013-cas-mbx", "e2016", "e2019")
+    ]
+    without = [
+        row.path for row in servers[1].rows if row.role == "back-end" and not row.requires_ssl
+    ]
+    assert without == [
+        "Exchange Back End/owa/Calendar",
+        "Exchange Back End/Rpc",
+        "Exchange Back End/RpcWithCert",
+    ]
+    fleet = fleet_of([*servers, reports["cas1"], reports["web"]])
+    assert fleet.back_end_requires_ssl
+    assert "Back End" not in render_fleet(fleet)
+
+
+def test_a_server_names_ten_back_end_paths_at_most(reports):
+    locations = b"".join(
+        b'<location path="Exchange Back End/f%02d"><system.webServer><security>'
+        b'<access sslFlags="None" /></security></system.webServer></location>\r\n' % i
+        for i in range(12)
+    )
+    raw = OFFLOADED.read_bytes().replace(b"</configuration>", locations + b"</configuration>")
+    fleet = fleet_of([audit(raw, "fleet/many/applicationHost.config")])
+    assert len(fleet.servers[0].back_end_without_ssl) == 12
+    named = ", ".join(f"/f{i:02d}" for i in range(10))
+    assert f"on fleet/many (at {named} and 2 more): " in render_fleet(fleet)
