@@ -83,13 +83,30 @@ class AuditReport:
         return bool(present) and all(_offloaded(row) for row in present)
 
     @property
+    def back_end_without_ssl(self) -> tuple[str, ...]:
+        """The Back End's paths that do not require SSL, as the file spells them, but those at
+        or below a path Exchange itself ships so, and those below a path already named (a site
+        offloaded by hand is one path, not every path that inherits from it)."""
+        site = path_key(self.back_end)
+        shipped = [f"{site}/{path_key(path)}" for path in exchange.BACK_END_WITHOUT_SSL]
+        named: list[str] = []
+        for row in self.rows:
+            if row.role != "back-end" or row.requires_ssl:
+                continue
+            key = path_key(row.path)
+            covered = [*shipped, *(path_key(path) for path in named)]
+            if not any(key == other or is_below(key, other) for other in covered):
+                named.append(row.path)
+        return tuple(named)
+
+    @property
     def status(self) -> str:
         return "offloaded" if self.all_offloaded else "not-offloaded"
 
     def exit_code(self, *, offloaded_only: bool = False) -> int:
         """The file's exit code: with `--offloaded` (`offloaded_only`), 1 when a default target
-        is not offloaded; else 0."""
-        gate_fails = offloaded_only and not self.all_offloaded
+        is not offloaded or the Back End does not require SSL; else 0."""
+        gate_fails = offloaded_only and not (self.all_offloaded and not self.back_end_without_ssl)
         return int(ExitCode.WORK_FOUND if gate_fails else ExitCode.OK)
 
     def to_json(self, *, offloaded_only: bool = False) -> dict[str, Any]:
@@ -103,6 +120,7 @@ class AuditReport:
             "front_end_site": self.front_end,
             "back_end_site": self.back_end,
             "all_offloaded": self.all_offloaded,
+            "back_end_without_ssl": list(self.back_end_without_ssl),
             "offloaded": [
                 {
                     "service": row.service,
@@ -400,7 +418,27 @@ def _render_offloaded(report: AuditReport, color: bool) -> str:
     else:
         verdict = paint("NOT offloaded: run confedit offload", "bad", color)
     table = aligned(rows, paint_cell=_offloaded_role if color else None)
-    return "\n".join([paint(shown(report.name), "header", color), *table, verdict])
+    lines = [paint(shown(report.name), "header", color), *table, verdict]
+    if report.back_end_without_ssl:
+        where = back_end_paths(report.back_end_without_ssl)
+        text = f"the {report.back_end} does not require SSL (at {where}): {BACK_END_ADVICE}"
+        lines.append(paint(text, "bad", color))
+    return "\n".join(lines)
+
+
+# Why a Back End path without SSL is a finding, and what to do: the fleet says it too.
+BACK_END_ADVICE: Final = (
+    "the front end proxies to it over SSL, and it must keep requiring it; set its sslFlags back"
+)
+
+
+def back_end_paths(paths: Sequence[str]) -> str:
+    """Back End paths relative to the site ('/', '/owa'), the first ten, then how many more."""
+    relative = [shown("/" + path.partition("/")[2]) for path in paths]
+    text = ", ".join(relative[:NAMED_DESCENDANTS])
+    if len(relative) > NAMED_DESCENDANTS:
+        text += f" and {len(relative) - NAMED_DESCENDANTS:,} more"
+    return text
 
 
 def _all_offloaded(report: AuditReport) -> str:

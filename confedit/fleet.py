@@ -13,11 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from confedit import exchange
-from confedit.auditing import AuditReport, Row, aligned, is_offloaded
+from confedit.auditing import (
+    BACK_END_ADVICE,
+    AuditReport,
+    Row,
+    aligned,
+    back_end_paths,
+    is_offloaded,
+)
 from confedit.batch import CONFIG_NAME
 from confedit.errors import shown
 from confedit.iis import is_below, path_key
-from confedit.plan import NAMED_DESCENDANTS
 from confedit.style import paint
 
 SCHEMA_ID: Final = "https://confedit.example/schemas/fleet-report-1.json"
@@ -202,24 +208,7 @@ def fleet_of(reports: list[AuditReport]) -> Fleet:
 def _server(report: AuditReport) -> Server:
     rows: dict[str, Row] = {row.service: row for row in report.targets() if row.service}
     cells = {service: _cell(rows.get(service), report) for service in SERVICES}
-    return Server(report.name, cells, _back_end_without_ssl(report))
-
-
-def _back_end_without_ssl(report: AuditReport) -> tuple[str, ...]:
-    """The Back End's paths that do not require SSL, as the file spells them, but those at or
-    below a path that Exchange ships so, and those below a path already named (a site offloaded
-    by hand is one path, not every path that inherits from it)."""
-    site = path_key(report.back_end)
-    shipped = [f"{site}/{path_key(path)}" for path in exchange.BACK_END_WITHOUT_SSL]
-    named: list[str] = []
-    for row in report.rows:
-        if row.role != "back-end" or row.requires_ssl:
-            continue
-        key = path_key(row.path)
-        covered = [*shipped, *(path_key(path) for path in named)]
-        if not any(key == other or is_below(key, other) for other in covered):
-            named.append(row.path)
-    return tuple(named)
+    return Server(report.name, cells, report.back_end_without_ssl)
 
 
 def _cell(row: Row | None, report: AuditReport) -> Cell:
@@ -358,26 +347,13 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
 
 
 def _back_end_verdict(fleet: Fleet) -> str:
-    """The servers whose Back End does not require SSL, each with the first ten such paths
-    relative to the site (as the matrix names a server, by its folder)."""
+    """The servers whose Back End does not require SSL, each with where (as the matrix names a
+    server, by its folder)."""
     names = _server_names([server.file for server in fleet.servers])
     found = [
-        f"{name} (at {_named(_site_relative(server.back_end_without_ssl))})"
+        f"{name} (at {back_end_paths(server.back_end_without_ssl)})"
         for name, server in zip(names, fleet.servers, strict=True)
         if server.back_end_without_ssl
     ]
-    return (
-        f"the {exchange.BACK_END_SITE} does not require SSL on {', '.join(found)}: the front end "
-        "proxies to it over SSL, and it must keep requiring it; set its sslFlags back"
-    )
-
-
-def _site_relative(paths: tuple[str, ...]) -> list[str]:
-    return [shown("/" + path.partition("/")[2]) for path in paths]
-
-
-def _named(paths: list[str]) -> str:
-    text = ", ".join(paths[:NAMED_DESCENDANTS])
-    if len(paths) > NAMED_DESCENDANTS:
-        text += f" and {len(paths) - NAMED_DESCENDANTS:,} more"
-    return text
+    where = ", ".join(found)
+    return f"the {exchange.BACK_END_SITE} does not require SSL on {where}: {BACK_END_ADVICE}"

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import CORPUS, PATCHED, SAMPLE, close_stdout, run, two_servers
 from tests.helpers import NOT_INHERITED, SMALL_CAS, strip_ansi
+from tests.test_schemas import validate
 
 REVERSE_PROXY = "reverse-proxy.applicationHost.config"
 
@@ -332,3 +333,39 @@ def test_an_audit_without_its_stdout_ends_as_an_offload_does(confedit_exe, tmp_p
     gone.stdout.close()  # before confedit writes anything, as `| true` does
     assert gone.wait(timeout=60) == 141
     assert gone.stderr.read() == b""
+
+
+def back_end_offloaded_by_hand(path) -> None:
+    """The patched sample at `path`, with the Exchange Back End's own location set to None."""
+    raw = PATCHED.read_bytes()
+    at = raw.index(b'sslFlags="Ssl, Ssl128"', raw.index(b'<location path="Exchange Back End">'))
+    path.write_bytes(raw[:at] + b'sslFlags="None"' + raw[at + len(b'sslFlags="Ssl, Ssl128"') :])
+
+
+@pytest.mark.parametrize("args", [[], ["--format", "json"]])
+def test_the_offloaded_gate_fails_a_back_end_that_lost_its_ssl(confedit_exe, tmp_path, args):
+    # Every default target offloaded, and the Back End offloaded by hand: the gate said "all
+    # default targets are offloaded" (exit 0), as --fleet did before it checked the Back End.
+    config = tmp_path / "applicationHost.config"
+    back_end_offloaded_by_hand(config)
+    proc = run(confedit_exe, "audit", "--offloaded", *args, str(config))
+    assert proc.returncode == 1, proc.stderr
+    if args:
+        report = json.loads(proc.stdout)
+        assert report["exit_code"] == 1 and report["all_offloaded"] is True
+        assert report["back_end_without_ssl"] == ["Exchange Back End"]
+        validate(report)
+    else:
+        assert proc.stdout.decode().splitlines()[-1] == (
+            "the Exchange Back End does not require SSL (at /): the front end proxies to it over "
+            "SSL, and it must keep requiring it; set its sslFlags back"
+        )
+    # Without --offloaded, audit reports and passes, as it does for targets not offloaded.
+    assert run(confedit_exe, "audit", str(config)).returncode == 0
+
+
+def test_the_offloaded_gate_passes_the_back_end_paths_exchange_leaves_without_ssl(confedit_exe):
+    # owa/Calendar, Rpc and RpcWithCert of the Back End are on None in every real export.
+    report = json.loads(run(confedit_exe, "audit", "--format", "json", str(PATCHED)).stdout)
+    assert report["back_end_without_ssl"] == []
+    assert run(confedit_exe, "audit", "--offloaded", str(PATCHED)).returncode == 0
