@@ -25,7 +25,7 @@ from confedit.iis import (
     token_checking_name,
     validate,
 )
-from confedit.plan import NAMED_DESCENDANTS
+from confedit.plan import first_named
 from confedit.spans import fold
 from confedit.style import paint
 
@@ -298,11 +298,9 @@ def _unlocked_below(report: AuditReport) -> dict[str, str]:
 
 
 def _unlocked_line(what: str, sources: list[str]) -> str:
-    named = ", ".join(sources[:NAMED_DESCENDANTS])
-    if len(sources) > NAMED_DESCENDANTS:
-        named += f" and {len(sources) - NAMED_DESCENDANTS:,} more"
+    by = first_named(sources)
     return (
-        f"warning: the access section is unlocked {shown(what)} by {shown(named)}: a "
+        f"warning: the access section is unlocked {shown(what)} by {shown(by)}: a "
         "web.config below could override sslFlags, which an offline tool cannot see; check "
         "the web.config files on the server"
     )
@@ -434,11 +432,7 @@ BACK_END_ADVICE: Final = (
 
 def back_end_paths(paths: Sequence[str]) -> str:
     """Back End paths relative to the site ('/', '/owa'), the first ten, then how many more."""
-    relative = [shown("/" + path.partition("/")[2]) for path in paths]
-    text = ", ".join(relative[:NAMED_DESCENDANTS])
-    if len(relative) > NAMED_DESCENDANTS:
-        text += f" and {len(relative) - NAMED_DESCENDANTS:,} more"
-    return text
+    return first_named([shown("/" + path.partition("/")[2]) for path in paths])
 
 
 def _all_offloaded(report: AuditReport) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final, Literal
@@ -319,15 +320,18 @@ def _depth(key: str) -> int:
 NAMED_DESCENDANTS: Final = 10
 
 
+def first_named(names: Sequence[str], more: str = "") -> str:
+    """The first NAMED_DESCENDANTS of `names`, then how many more (and `more` after that)."""
+    text = ", ".join(names[:NAMED_DESCENDANTS])
+    if len(names) > NAMED_DESCENDANTS:
+        text += f" and {len(names) - NAMED_DESCENDANTS:,} more{more}"
+    return text
+
+
 def _warn_descendants(draft: _Draft, target: Target, below: list[str]) -> None:
     if not below:
         return
-    named = ", ".join(below[:NAMED_DESCENDANTS])
-    if len(below) > NAMED_DESCENDANTS:
-        named += (
-            f" and {len(below) - NAMED_DESCENDANTS:,} more (a preview with "
-            "--include-descendants lists them all)"
-        )
+    named = first_named(below, " (a preview with --include-descendants lists them all)")
     draft.findings.append(
         Finding(
             "descendants-require-ssl",
