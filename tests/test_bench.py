@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import EXCHANGE, REPO, SAMPLES
 
 HOTSPOTS = REPO / "bench" / "hotspots.py"
@@ -42,3 +44,21 @@ def test_hotspots_batch_leaves_out_a_refused_file_and_measures_the_others(tmp_pa
     assert nothing.stderr.splitlines()[-1] == (
         f"no file below {tmp_path} could be offloaded: nothing to measure"
     )
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def test_instruction_counts_show_a_call_costs_more_than_its_parse():
+    sample = SAMPLES / "exchange2013-cas.applicationHost.config"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "instructions.py"), str(sample), "--calls", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    name, library, _, parse, _, ratio = proc.stdout.splitlines()[1].split()
+    assert name == sample.name
+    # A call parses the file and then does its own work: more than one parse.
+    assert float(library) > float(parse) > 0
+    # the ratio of the counts, which the table rounds to hundredths of a million
+    assert abs(float(ratio.removesuffix("x")) - float(library) / float(parse)) < 0.1
