@@ -12,9 +12,11 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TextIO
 
+from confedit.background import Background
 from confedit.errors import InputChanged, InvalidInput, StdoutFailed, WriteFailed
 
 DEFAULT_MAX_SIZE = 512 * 1024 * 1024
@@ -105,6 +107,33 @@ def check_unchanged(snapshot: Snapshot) -> None:
         raise InputChanged(
             f"cannot re-read the input: {exc.strerror or exc}", source=name
         ) from None
+
+
+# From this size on, rereading() reads the input in a thread: below it, starting one costs
+# about as much as the reading itself.
+_REREAD_IN_THREAD: Final = 4 << 20
+
+
+@contextlib.contextmanager
+def rereading(snapshot: Snapshot) -> Iterator[Callable[[], None]]:
+    """check_unchanged() of `snapshot`, begun now, for what the block writes from its bytes:
+    it yields the check to give Outputs as its last one (which waits for check_unchanged, then
+    calls check_same_stat). A large input is read again in a thread, while the outputs are
+    written: a second pass over 100 MB takes about 45 ms, the writing about as long."""
+    if len(snapshot.data) < _REREAD_IN_THREAD:
+        check_unchanged(snapshot)
+        yield partial(check_same_stat, snapshot)
+        return
+    reread = Background(partial(check_unchanged, snapshot))
+
+    def last_check() -> None:
+        reread.result()
+        check_same_stat(snapshot)
+
+    try:
+        yield last_check
+    finally:
+        reread.wait()  # an error in the block: the thread ends before the file is let go
 
 
 def check_same_stat(snapshot: Snapshot) -> None:

@@ -51,6 +51,7 @@ from confedit.files import (
     is_link,
     print_json,
     read_input,
+    rereading,
     same_file,
     sync_filesystems,
     to_stdout,
@@ -285,18 +286,17 @@ def run_offload(opts: OffloadOptions) -> int:
     # over the input; a --diff or a --runbook alone leaves it "to change".
     config_out = not opts.check and bool(opts.output or opts.in_place)
     # Any file written from the input is refused if the input changed: a diff or a runbook of a
-    # version the file no longer has would be applied to the one it has now.
-    if opts.writes_files:
-        check_unchanged(snapshot)
-    runbook = _runbook(result, str(opts.config)) if opts.runbook else b""
-    outputs = ((opts.output, result.output), (opts.diff_to, diff), (opts.runbook, runbook))
-    # All files are written together or not at all (see Outputs); stdout comes after them.
-    with Outputs(partial(check_same_stat, snapshot) if opts.writes_files else None) as files:
-        if opts.in_place and result.changed:
-            stage_in_place(files, snapshot, result, opts.backup)
-        for destination, data in outputs:
-            if destination and destination != STDIO:
-                files.add(Path(destination), data)
+    # version the file no longer has would be applied to the one it has now. All files are
+    # written together or not at all (see Outputs); stdout comes after them.
+    with rereading(snapshot) if opts.writes_files else contextlib.nullcontext() as unchanged:
+        runbook = _runbook(result, str(opts.config)) if opts.runbook else b""
+        outputs = ((opts.output, result.output), (opts.diff_to, diff), (opts.runbook, runbook))
+        with Outputs(unchanged) as files:
+            if opts.in_place and result.changed:
+                stage_in_place(files, snapshot, result, opts.backup)
+            for destination, data in outputs:
+                if destination and destination != STDIO:
+                    files.add(Path(destination), data)
     wrote_files = bool(opts.destinations()) or bool(opts.in_place and result.changed)
     with written_before(wrote_files):
         if opts.output == STDIO:

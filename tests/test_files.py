@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from functools import partial
 from pathlib import Path
 
@@ -289,3 +290,51 @@ def test_a_file_written_through_a_symlink_is_synced_where_it_lives(tmp_path, mon
         link.symlink_to(target)
         files.sync_filesystems([link])
     assert synced == [shm.stat().st_dev]
+
+
+@pytest.mark.parametrize("in_thread", [False, True], ids=["inline", "thread"])
+def test_outputs_written_while_rereading_are_put_in_place_only_if_the_input_is_unchanged(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, in_thread: bool
+) -> None:
+    """rereading() reads a large input again while the outputs are written (a small one at
+    once): a change of its bytes alone, same size and mtime, still leaves everything as it
+    was, and the reading has ended when the block has."""
+    if in_thread:
+        monkeypatch.setattr(files, "_REREAD_IN_THREAD", 0)
+    path = tmp_path / "applicationHost.config"
+    path.write_bytes(ORIGINAL)
+    snapshot = files.read_input(path)
+    with files.rereading(snapshot) as unchanged, files.Outputs(unchanged) as out:
+        out.add(tmp_path / "a.diff", b"first")
+    assert (tmp_path / "a.diff").read_bytes() == b"first"
+
+    path.write_bytes(ORIGINAL.replace(b" ", b"\t", 1))
+    os.utime(path, ns=(snapshot.mtime_ns, snapshot.mtime_ns))
+    threads = threading.active_count()
+    with (
+        pytest.raises(InputChanged),
+        files.rereading(snapshot) as unchanged,
+        files.Outputs(unchanged) as out,
+    ):
+        out.add(tmp_path / "a.diff", b"second")
+        out.add(tmp_path / "b.diff", b"second")
+    assert threading.active_count() == threads
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.diff", "applicationHost.config"]
+    assert (tmp_path / "a.diff").read_bytes() == b"first"
+
+
+def test_a_failed_write_while_rereading_in_a_thread_ends_the_thread_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(files, "_REREAD_IN_THREAD", 0)
+    path = tmp_path / "applicationHost.config"
+    path.write_bytes(ORIGINAL)
+    snapshot = files.read_input(path)
+    threads = threading.active_count()
+    with (
+        pytest.raises(WriteFailed, match="is a directory"),
+        files.rereading(snapshot) as unchanged,
+        files.Outputs(unchanged) as out,
+    ):
+        out.add(tmp_path, b"not a file")
+    assert threading.active_count() == threads
