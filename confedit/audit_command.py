@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from confedit import report, style
+from confedit import quick_exit, report, style
 from confedit.auditing import AuditReport, audit, render_table, unlocked_warnings
 from confedit.batch import Input, default_jobs, most_severe, run_all, show_progress
 from confedit.command_common import (
@@ -60,6 +60,7 @@ def run_audit(opts: AuditOptions) -> int:
     if not opts.quiet:
         for line in unlocked_warnings(result):
             click.echo(line, err=True)
+    quick_exit.keep(snapshot, result)
     return result.exit_code(offloaded_only=opts.offloaded)
 
 

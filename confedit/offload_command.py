@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from confedit import report, style
+from confedit import quick_exit, report, style
 from confedit.batch import Input, default_jobs, find_inputs, most_severe, run_all, show_progress
 from confedit.command_common import (
     CommonOptions,
@@ -306,6 +306,7 @@ def run_offload(opts: OffloadOptions) -> int:
         if opts.runbook == STDIO:
             to_stdout(runbook)
         _report(opts, result, diff, code, written=config_out)
+    quick_exit.keep(snapshot, result, diff)
     return int(code)
 
 
