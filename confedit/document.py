@@ -524,23 +524,29 @@ def _parse_large(raw: bytes, scope: frozenset[str]) -> tuple[etree._Element, Red
     sites' <location> and <site> elements are blanked out (their line breaks kept, so lines stay
     where they were); the copy is returned too. If it cannot be made with certainty, parse
     while pruning instead."""
-    # The check and the copy each take a pass over the file (about 0.2 s and 0.15 s for 100 MB):
-    # libxml2 checks without Python's lock, in a thread, while the copy's regex scan runs here.
+    # The check takes a pass over the file (about 0.2 s for 100 MB), and the copy's regex scan
+    # and parse about as long: libxml2 checks without Python's lock, in a thread, meanwhile.
     check = Background(partial(_check, raw))
     try:
         reduced = reduced_copy(raw, scope)
+        root = _parse_reduced(reduced)
     finally:
         check.wait()
     check.result()  # a malformed file: its own error, whatever the copy made of it
-    if reduced is not None:
-        try:
-            root = etree.fromstring(reduced.data, make_parser())
-        except etree.XMLSyntaxError:
-            pass  # a blanked span was not one whole element after all: take the slow way
-        else:
-            if _take_out_markers(root, len(reduced.ends)):
-                return root, reduced
-    return _parse_pruned(raw, scope), None
+    if root is None:
+        return _parse_pruned(raw, scope), None
+    return root, reduced
+
+
+def _parse_reduced(reduced: Reduced | None) -> etree._Element | None:
+    """The tree of the copy, without its markers; None if the copy cannot be used."""
+    if reduced is None:
+        return None
+    try:
+        root = etree.fromstring(reduced.data, make_parser())
+    except etree.XMLSyntaxError:
+        return None  # malformed (the check says so), or a blanked span was not one element
+    return root if _take_out_markers(root, len(reduced.ends)) else None
 
 
 def _take_out_markers(root: etree._Element, blanked: int) -> bool:
