@@ -99,6 +99,19 @@ class AuditReport:
                 named.append(row.path)
         return tuple(named)
 
+    def unlocked_below(self) -> list[tuple[Row, Row]]:
+        """Each path below a default target that is locked whose access section is unlocked
+        (one <location> at owa/Integrated with overrideMode="Allow", say), with that target, in
+        path order. Below an unlocked target the target's own unlock covers it."""
+        locked = [row for row in self.targets() if not (row.in_sites and row.unlocked_by)]
+        found: list[tuple[Row, Row]] = []
+        for row in self.rows:
+            key = path_key(row.path)
+            target = next((t for t in locked if is_below(key, path_key(t.path))), None)
+            if target is not None and row.unlocked_by is not None:
+                found.append((row, target))
+        return found
+
     @property
     def status(self) -> str:
         return "offloaded" if self.all_offloaded else "not-offloaded"
@@ -134,6 +147,11 @@ class AuditReport:
                 for row in self.targets()
             ],
         }
+        data["unlocked_below"] = [
+            {"path": row.path, "target": target.service or target.path, "unlocked_by": by}
+            for row, target in self.unlocked_below()
+            if (by := row.unlocked_by) is not None
+        ]
         if self.front_end_problem is not None:
             data["front_end_problem"] = self.front_end_problem
         if not offloaded_only:
@@ -276,25 +294,12 @@ def unlocked_warnings(report: AuditReport) -> list[str]:
         if row.in_sites and row.unlocked_by:
             by_source.setdefault(row.unlocked_by, []).append(row.service or row.path)
     lines = [_unlocked_line("for " + ", ".join(names), [s]) for s, names in by_source.items()]
-    below = _unlocked_below(report)
+    below = report.unlocked_below()
     if below:
-        targets = ", ".join(dict.fromkeys(below.values()))
-        lines.append(_unlocked_line("below " + targets, list(dict.fromkeys(below))))
+        targets = ", ".join(dict.fromkeys(target.service or target.path for _, target in below))
+        sources = [row.unlocked_by for row, _ in below if row.unlocked_by is not None]
+        lines.append(_unlocked_line("below " + targets, list(dict.fromkeys(sources))))
     return lines
-
-
-def _unlocked_below(report: AuditReport) -> dict[str, str]:
-    """What unlocks the access section at paths below default targets that are locked (below
-    an unlocked one, its own line says it), each with that target's name, in path order: one
-    <location> at owa/Integrated with overrideMode="Allow", say."""
-    locked = [row for row in report.targets() if not (row.in_sites and row.unlocked_by)]
-    sources: dict[str, str] = {}
-    for row in report.rows:
-        key = path_key(row.path)
-        target = next((t for t in locked if is_below(key, path_key(t.path))), None)
-        if target is not None and row.unlocked_by is not None:
-            sources.setdefault(row.unlocked_by, target.service or target.path)
-    return sources
 
 
 def _unlocked_line(what: str, sources: list[str]) -> str:

@@ -102,6 +102,29 @@ def test_audit_says_on_stderr_what_unlocks_a_path_below_a_target(confedit_exe, t
     )
 
 
+@pytest.mark.parametrize("gate", [[], ["--offloaded"]], ids=["all-rows", "offloaded"])
+def test_the_json_report_names_what_unlocks_a_path_below_a_target(confedit_exe, tmp_path, gate):
+    """--offloaded leaves out the rows, where each path's unlocked_by is: the gate's machine
+    reader must still learn that a web.config below owa could put SSL back."""
+    integrated = b'<location path="Default Web Site/owa/Integrated"'
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(
+        PATCHED.read_bytes().replace(integrated + b">", integrated + b' overrideMode="Allow">')
+    )
+    proc = run(confedit_exe, "audit", *gate, "--format", "json", config.name, cwd=tmp_path)
+    report = json.loads(proc.stdout)
+    validate(report)
+    assert report["unlocked_below"] == [
+        {
+            "path": "Default Web Site/owa/Integrated",
+            "target": "owa",
+            "unlocked_by": 'overrideMode="Allow" at Default Web Site/owa/Integrated (line 196)',
+        }
+    ]
+    plain = run(confedit_exe, "audit", *gate, "--format", "json", str(PATCHED))
+    assert json.loads(plain.stdout)["unlocked_below"] == []
+
+
 # --- several files -----------------------------------------------------------------------------
 
 
