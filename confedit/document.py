@@ -315,6 +315,8 @@ def load(raw: bytes, name: str = "<input>", sites: Collection[str] | None = None
         raise UsageProblem(
             f"confedit takes the file's bytes (open(path, 'rb').read()), not {type(raw).__name__}"
         )
+    if not isinstance(name, str):  # every message names the file with it
+        raise UsageProblem(f"name takes the file's name as a str, not {type(name).__name__}")
     if not raw:
         raise InvalidInput("empty file", source=name)
     encoding, data = _decode(raw, name)

@@ -228,3 +228,14 @@ def test_what_is_not_bytes_is_a_usage_problem_saying_to_read_the_file_in_binary(
     with pytest.raises(UsageProblem) as info:
         call(raw) if entry != "load" else call(raw, "a.config")
     assert str(info.value).endswith(f"takes the file's bytes (open(path, 'rb').read()), not {kind}")
+
+
+@pytest.mark.parametrize("entry", ["load", "offload", "audit"])
+@pytest.mark.parametrize(("name", "kind"), [(b"a.config", "bytes"), (None, "NoneType")])
+def test_a_name_that_is_not_a_str_is_a_usage_problem(entry, name, kind):
+    """The name is in every message: a bytes name made the error's str() fail with a
+    TypeError, and only once the file had been found malformed."""
+    call = getattr(confedit, entry)
+    with pytest.raises(UsageProblem) as info:
+        call(b"<configuration>", name) if entry == "load" else call(b"<configuration>", name=name)
+    assert str(info.value).endswith(f"name takes the file's name as a str, not {kind}")
