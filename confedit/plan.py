@@ -51,6 +51,8 @@ class Request:
         # AttributeError). A list of names is taken as its tuple, so a Request stays hashable.
         object.__setattr__(self, "services", _name_tuple("services", self.services))
         object.__setattr__(self, "paths", _name_tuple("paths", self.paths))
+        if any(not path.strip() for path in self.paths):  # as --path: refused as "/" otherwise
+            raise UsageProblem(f"paths takes paths: a blank one names nothing ({self.paths!r})")
         if not isinstance(self.site, str):
             raise UsageProblem(f"site takes a site's name (str), not {self.site!r}")
         object.__setattr__(self, "site", _site_name(self.site))

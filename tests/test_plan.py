@@ -279,7 +279,7 @@ def test_a_paths_site_not_in_sites_is_answered_with_the_site_meant(path, reason)
     assert info.value.reasons == [reason]
 
 
-@pytest.mark.parametrize("path", ["/", "", ".", "./"])
+@pytest.mark.parametrize("path", ["/", ".", "./"])
 def test_the_server_level_as_a_path_is_named_so(path):
     with pytest.raises(Refused) as info:
         offload(config(), Request(paths=(path,)), name="t")
@@ -315,6 +315,14 @@ def test_a_request_of_the_wrong_types_is_a_usage_problem_naming_the_field(argume
     with pytest.raises(UsageProblem) as info:
         Request(**arguments)
     assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_path_is_a_usage_problem_as_the_cli_says_it(blank):
+    """--path "" is a usage error (exit 2); the library refused it as the server level "/", or
+    as a path outside the site (exit 3), as if a path had been named."""
+    with pytest.raises(UsageProblem, match="paths takes paths: a blank one names nothing"):
+        Request(paths=("Default Web Site/owa", blank))
 
 
 def test_a_site_with_a_trailing_slash_is_the_site_as_the_cli_takes_it():
