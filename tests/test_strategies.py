@@ -44,7 +44,8 @@ def test_by_default_files_are_well_formed_and_loadable_by_iis(config):
         if root.find("system.webServer/" + xpath) is not None:
             defined.append("")
         assert len(defined) == len(set(defined)), xpath
-    for section in ("directoryBrowse", "handlers", "defaultDocument"):
+    others = ("security/requestFiltering", "security/ipSecurity", *build.AFTER_SECURITY)
+    for section in ("directoryBrowse", "handlers", "defaultDocument", *others):
         defined = [
             model.key(loc.get("path", ""))
             for loc in root.findall("location")
@@ -240,6 +241,149 @@ def test_a_built_location_holds_the_sections_exchange_writes():
     assert _children(web_server.find("security")) == ["authentication", "access"]
 
 
+def _security_orders(raw):
+    """The children of each location's <security>, in order."""
+    root = etree.fromstring(raw)
+    return [_children(s) for s in root.iterfind("location/system.webServer/security")]
+
+
+@pytest.mark.parametrize("section", ["requestFiltering", "ipSecurity"])
+@pytest.mark.parametrize("neighbour", ["authentication", "access"])
+@pytest.mark.parametrize("side", ["before", "after"])
+def test_security_also_holds_other_sections_around_access_and_authentication(
+    section, neighbour, side
+):
+    """<security> held only <authentication> and <access>: Exchange's Rpc locations have a
+    <requestFiltering> (with its <requestLimits>) before them, and IIS takes <ipSecurity>
+    there too, in any place among them."""
+
+    def placed(config):
+        for order in _security_orders(config.raw):
+            if section in order and neighbour in order:
+                before = order.index(section) < order.index(neighbour)
+                if before == (side == "before"):
+                    return True
+        return False
+
+    config = _minimal(st_iis.generated_configs(extended_protection=True), placed)
+    for element in etree.fromstring(config.raw).iter(section):
+        assert _children(element), etree.tostring(element)  # requestLimits, add
+
+
+def test_windows_authentication_may_list_its_providers_before_extended_protection():
+    """windowsAuthentication held only <extendedProtection>: real exports have <providers>
+    (<clear /> and the values) before it."""
+
+    def with_providers(config):
+        root = etree.fromstring(config.raw)
+        for windows in root.iterfind(".//windowsAuthentication"):
+            providers = windows.find("providers")
+            if _children(windows) == ["providers", "extendedProtection"]:
+                return _children(providers)[:2] == ["clear", "add"]
+        return False
+
+    _minimal(st_iis.generated_configs(extended_protection=True), with_providers)
+
+
+@pytest.mark.parametrize(
+    "section", ["isapiFilters", "httpErrors", "staticContent", "urlCompression"]
+)
+def test_system_web_server_also_holds_sections_after_security(section):
+    """Only defaultDocument (`sections`) ever followed </security>: real exports also have
+    isapiFilters, httpErrors, staticContent and urlCompression there."""
+
+    def after(config):
+        for web_server in etree.fromstring(config.raw).iterfind("location/system.webServer"):
+            sections = _children(web_server)
+            if "security" in sections and section in sections:
+                return sections.index("security") < sections.index(section)
+        return False
+
+    _minimal(st_iis.generated_configs(), after)
+
+
+def _bindings(raw, site_name):
+    root = etree.fromstring(raw)
+    site = next(s for s in root.iter("site") if s.get("name") == site_name)
+    return [(b.get("protocol"), b.get("bindingInformation")) for b in site.iter("binding")]
+
+
+@pytest.mark.parametrize("site", [st_iis.FRONT_END, st_iis.BACK_END])
+def test_sites_may_have_several_bindings_as_real_ones_do(site):
+    """A site had one https <binding> at most: the front end of a real export binds http and
+    https, on every address and on 127.0.0.1, and with host names; the Back End 81 and 444."""
+
+    def bound_as_real_sites_are(config):
+        bindings = _bindings(config.raw, site) if config.site(site) else []
+        protocols = {protocol for protocol, _ in bindings}
+        hosts = {information.split(":")[-1] for _, information in bindings}
+        return {"http", "https"} <= protocols and (site != st_iis.FRONT_END or len(hosts) > 2)
+
+    _minimal(st_iis.generated_configs(back_end=True), bound_as_real_sites_are)
+
+
+def test_a_built_location_places_the_other_sections_as_asked():
+    loc = build.Loc(
+        "Default Web Site/Rpc",
+        "Ssl",
+        token_checking="None",
+        sections=True,
+        request_filtering="first",
+        ip_security="between",
+        providers=("Negotiate", "NTLM"),
+        after_security=("httpErrors", "urlCompression"),
+    )
+    root = etree.fromstring(build.render([build.EXCHANGE_FRONT_END], [loc]))
+    (web_server,) = root.iterfind("location/system.webServer")
+    assert _children(web_server) == [
+        "directoryBrowse",
+        "handlers",
+        "security",
+        "defaultDocument",
+        "httpErrors",
+        "urlCompression",
+    ]
+    security = web_server.find("security")
+    assert _children(security) == ["requestFiltering", "authentication", "ipSecurity", "access"]
+    windows = security.find("authentication/windowsAuthentication")
+    assert _children(windows) == ["providers", "extendedProtection"]
+    assert [a.get("value") for a in windows.iterfind("providers/add")] == ["Negotiate", "NTLM"]
+    plain = build.Loc("Default Web Site/Rpc", "Ssl", token_checking="None", ip_security="last")
+    root = etree.fromstring(build.render([build.EXCHANGE_FRONT_END], [plain]))
+    (security,) = root.iterfind("location/system.webServer/security")
+    assert _children(security) == ["access", "authentication", "ipSecurity"]
+
+
+@pytest.mark.parametrize(
+    ("described", "message"),
+    [
+        ({"request_filtering": "middle"}, "'middle' is no place"),
+        ({"after_security": ("httpError",)}, "httpError is none of"),
+    ],
+)
+def test_a_built_location_refuses_a_place_or_section_it_does_not_know(described, message):
+    loc = build.Loc("Default Web Site", **described)
+    with pytest.raises(ValueError, match=message):
+        build.render([build.EXCHANGE_FRONT_END], [loc])
+
+
+def test_a_built_binding_with_sni_needs_a_host_name():
+    site = build.Site("Default Web Site", bindings=(build.Binding("https", "*:443:", "1"),))
+    with pytest.raises(ValueError, match="a binding with SNI needs a host name"):
+        build.render([site], [])
+
+
+def test_a_built_site_writes_its_bindings_in_order_before_the_one_of_its_flags():
+    http, local = build.Binding("http", "*:80:"), build.Binding("https", "127.0.0.1:443:")
+    site = build.Site("Default Web Site", binding_ssl_flags="0", bindings=(http, local))
+    raw = build.render([site], [])
+    assert _bindings(raw, "Default Web Site") == [
+        ("http", "*:80:"),
+        ("https", "127.0.0.1:443:"),
+        ("https", "*:443:"),
+    ]
+
+
 def _applications(raw, site_name):
     """The application paths <sites> gives the site, read from the file."""
     root = etree.fromstring(raw)
@@ -385,9 +529,15 @@ def test_a_failing_property_reports_a_small_example_with_hypothesis_defaults(kin
 
 @given(st_iis.generated_configs())
 def test_a_binding_with_sni_has_the_host_name_iis_requires_for_it(config):
-    for binding in etree.fromstring(config.raw).iter("binding"):
-        host = binding.get("bindingInformation", "").split(":")[2]
-        assert bool(host) == bool(int(binding.get("sslFlags", "0")) & 1), etree.tostring(binding)
+    """And no site binds one protocol and address twice, which IIS refuses too. Bindings
+    without SNI may name a host as well (http ones of real sites do)."""
+    for site in etree.fromstring(config.raw).iter("site"):
+        bindings = [(b.get("protocol"), b.get("bindingInformation")) for b in site.iter("binding")]
+        assert len(bindings) == len(set(bindings)), bindings
+        for binding in site.iter("binding"):
+            if int(binding.get("sslFlags", "0")) & 1:
+                host = binding.get("bindingInformation", "").split(":")[2]
+                assert host, etree.tostring(binding)
 
 
 @pytest.mark.parametrize(

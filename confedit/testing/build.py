@@ -19,11 +19,15 @@ Loc('Default Web Site/owa', shape='security')
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 Shape = Literal["access", "security", "webserver", "empty", "self-closed"]
+# Where another section goes among <access> and <authentication> in <security>: before both,
+# between them (in whichever order they are), or after both.
+Place = Literal["first", "between", "last"]
+PLACES: Final[tuple[Place, ...]] = ("first", "between", "last")
 # A mixed file: line i ends with newline[i % len(newline)].
 Newline = str | tuple[str, ...]
 BOMS = {"utf-8": b"\xef\xbb\xbf", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}
@@ -70,12 +74,25 @@ class App(Compact):
 
 
 @dataclass(frozen=True, repr=False)
+class Binding(Compact):
+    """A site's <binding>: Binding("http", "*:80:"), Binding("https", "*:443:mail.contoso.com",
+    "1"). `ssl_flags` is a setting of the binding (SNI, ...), not the access section."""
+
+    protocol: str
+    information: str  # bindingInformation: "IP:port:host name" for http and https
+    ssl_flags: str | None = None
+
+
+@dataclass(frozen=True, repr=False)
 class Site(Compact):
     name: str
     applications: tuple[App, ...] = (App("/"),)
     # sslFlags of an https <binding>: an SNI setting of the binding, not the access section; a
     # number ("1") as IIS Manager writes it, or names ("Sni, CentralCertStore"), as IIS reads too
     binding_ssl_flags: str | None = None
+    # <binding> elements, in this order, before the one `binding_ssl_flags` writes: real sites
+    # have several (http and https, on several addresses and host names).
+    bindings: tuple[Binding, ...] = ()
 
 
 @dataclass(frozen=True, repr=False)
@@ -101,6 +118,16 @@ class Loc(Compact):
     # <system.webServer> (directoryBrowse and handlers before it, defaultDocument after it),
     # and <access> after <authentication>, as in PowerShell's or ActiveSync's location.
     sections: bool = False
+    # Other sections in <security>, where among <access> and <authentication> (None: none):
+    # requestFiltering with its requestLimits, as Exchange writes it for Rpc, and ipSecurity.
+    request_filtering: Place | None = None
+    ip_security: Place | None = None
+    # A <providers> in windowsAuthentication, before its extendedProtection: <clear /> and
+    # these values (None: no <providers>). Written only where token_checking is.
+    providers: tuple[str, ...] | None = None
+    # Sections of <system.webServer> after </security> (and after defaultDocument, which
+    # `sections` writes), in this order, from AFTER_SECURITY.
+    after_security: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, repr=False)
@@ -268,16 +295,25 @@ def _site(lines: _Writer, site: Site, style: Style) -> None:
             where = [("path", directory), ("physicalPath", _PHYSICAL)]
             lines.add(5, _empty("virtualDirectory", where, style))
         lines.add(4, "</application>")
+    bindings = list(site.bindings)
     if site.binding_ssl_flags is not None:
-        binding = [
-            ("protocol", "https"),
-            ("bindingInformation", _binding_information(site.binding_ssl_flags)),
-            ("sslFlags", site.binding_ssl_flags),
-        ]
+        information = _binding_information(site.binding_ssl_flags)
+        bindings.append(Binding("https", information, site.binding_ssl_flags))
+    if bindings:
         lines.add(4, "<bindings>")
-        lines.add(5, _empty("binding", binding, style))
+        for binding in bindings:
+            lines.add(5, _empty("binding", _binding_attributes(binding), style))
         lines.add(4, "</bindings>")
     lines.add(3, "</site>")
+
+
+def _binding_attributes(binding: Binding) -> list[tuple[str, str]]:
+    pairs = [("protocol", binding.protocol), ("bindingInformation", binding.information)]
+    if binding.ssl_flags is None:
+        return pairs
+    if _sni(binding.ssl_flags) and not binding.information.rpartition(":")[2]:
+        raise ValueError(f"{binding}: a binding with SNI needs a host name, which IIS requires")
+    return [*pairs, ("sslFlags", binding.ssl_flags)]
 
 
 def _binding_information(ssl_flags: str) -> str:
@@ -345,27 +381,129 @@ def _location_body(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
             _security(lines, loc, style, level + 1)
         if loc.sections:
             lines.add(level + 1, _empty("defaultDocument", [("enabled", "true")], style))
+        for name in loc.after_security:
+            _section_after_security(lines, name, style, level + 1)
         lines.add(level, "</system.webServer>")
     for inner in loc.inner:
         _location(lines, inner, style, level)
+
+
+def _checked_place(place: str) -> str:
+    if place not in PLACES:
+        raise ValueError(f"{place!r} is no place in <security>: use one of {PLACES}")
+    return place
+
+
+# Writes one child of <security> at a level.
+Writing = Callable[["_Writer", Loc, Style, int], None]
 
 
 def _security(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
     lines.add(level, "<security>")
     if loc.comment is not None:
         lines.add(level + 1, f"<!-- {loc.comment} -->")
-    if not loc.sections:
-        _access(lines, loc, style, level + 1)
+    core: list[Writing] = []
+    if loc.shape == "access":
+        core.append(_access)
     if loc.token_checking is not None:
-        lines.add(level + 1, "<authentication>")
-        lines.add(level + 2, f"<windowsAuthentication {_attr('enabled', 'true', style)}>")
-        token = _empty("extendedProtection", [("tokenChecking", loc.token_checking)], style)
-        lines.add(level + 3, token)
-        lines.add(level + 2, "</windowsAuthentication>")
-        lines.add(level + 1, "</authentication>")
-    if loc.sections:
-        _access(lines, loc, style, level + 1)
+        core.append(_authentication)
+    if loc.sections:  # as in PowerShell's or ActiveSync's location: <access> last
+        core.reverse()
+    placed: dict[str, list[Writing]] = {place: [] for place in PLACES}
+    extras: tuple[tuple[str | None, Writing], ...] = (
+        (loc.request_filtering, _request_filtering),
+        (loc.ip_security, _ip_security),
+    )
+    for place, write in extras:
+        if place is not None:
+            placed[_checked_place(place)].append(write)
+    for write in (*placed["first"], *core[:1], *placed["between"], *core[1:], *placed["last"]):
+        write(lines, loc, style, level + 1)
     lines.add(level, "</security>")
+
+
+def _authentication(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
+    lines.add(level, "<authentication>")
+    lines.add(level + 1, f"<windowsAuthentication {_attr('enabled', 'true', style)}>")
+    if loc.providers is not None:
+        lines.add(level + 2, "<providers>")
+        lines.add(level + 3, f"<clear{style.self_close}")
+        for value in loc.providers:
+            lines.add(level + 3, _empty("add", [("value", value)], style))
+        lines.add(level + 2, "</providers>")
+    token = _empty("extendedProtection", [("tokenChecking", str(loc.token_checking))], style)
+    lines.add(level + 2, token)
+    lines.add(level + 1, "</windowsAuthentication>")
+    lines.add(level, "</authentication>")
+
+
+Pairs = tuple[tuple[str, str], ...]
+# A section as real exports write it: its tag, attributes and self-closed children.
+Section = tuple[str, Pairs, tuple[tuple[str, Pairs], ...]]
+# requestFiltering as Exchange writes it in Rpc's location (requests up to 2 GB).
+_REQUEST_FILTERING: Final[Section] = (
+    "requestFiltering",
+    (),
+    (("requestLimits", (("maxAllowedContentLength", "2147483648"),)),),
+)
+_IP_SECURITY: Final[Section] = (
+    "ipSecurity",
+    (("allowUnlisted", "true"),),
+    (("add", (("ipAddress", "192.0.2.1"), ("allowed", "false"))),),
+)
+# A filter needs its path (IIS refuses one without it).
+_OWA_AUTH: Final = ("path", "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\owaauth.dll")
+_AFTER_SECURITY: Final[dict[str, Section]] = {
+    "isapiFilters": (
+        "isapiFilters",
+        (),
+        (
+            ("clear", ()),
+            ("filter", (("name", "Exchange OWA Cookie Authentication ISAPI Filter"), _OWA_AUTH)),
+        ),
+    ),
+    "httpErrors": ("httpErrors", (("existingResponse", "PassThrough"),), ()),
+    "staticContent": (
+        "staticContent",
+        (),
+        (("clientCache", (("cacheControlMode", "UseMaxAge"),)),),
+    ),
+    "urlCompression": (
+        "urlCompression",
+        (("doStaticCompression", "true"), ("doDynamicCompression", "true")),
+        (),
+    ),
+}
+# The sections Exchange writes in a location's <system.webServer> after </security> (and
+# after defaultDocument), in the order real exports have them.
+AFTER_SECURITY: Final = tuple(_AFTER_SECURITY)
+
+
+def _request_filtering(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
+    del loc  # the same in every location
+    _section(lines, _REQUEST_FILTERING, style, level)
+
+
+def _ip_security(lines: _Writer, loc: Loc, style: Style, level: int) -> None:
+    del loc  # the same in every location
+    _section(lines, _IP_SECURITY, style, level)
+
+
+def _section_after_security(lines: _Writer, name: str, style: Style, level: int) -> None:
+    if name not in _AFTER_SECURITY:
+        raise ValueError(f"after_security: {name} is none of {', '.join(AFTER_SECURITY)}")
+    _section(lines, _AFTER_SECURITY[name], style, level)
+
+
+def _section(lines: _Writer, section: Section, style: Style, level: int) -> None:
+    tag, attributes, children = section
+    if not children:
+        lines.add(level, _empty(tag, attributes, style))
+        return
+    lines.add(level, f"<{tag}{_attrs(attributes, style)}>")
+    for child, pairs in children:
+        lines.add(level + 1, _empty(child, pairs, style))
+    lines.add(level, f"</{tag}>")
 
 
 def _access(lines: _Writer, loc: Loc, style: Style, level: int) -> None:

@@ -33,13 +33,17 @@ except ModuleNotFoundError as missing:  # the package installed without its `tes
 from confedit.iis import NONE, SslFlags
 from confedit.spans import fold
 from confedit.testing.build import (
+    AFTER_SECURITY,
     BOMS,
     EXCHANGE_BACK_END,
     EXCHANGE_FRONT_END,
+    PLACES,
     App,
+    Binding,
     Compact,
     Loc,
     Newline,
+    Place,
     Shape,
     Site,
     Style,
@@ -117,6 +121,27 @@ BACK_END_PATHS: Final = (
     f"{BACK_END}/ecp/App_Themes",
     f"{BACK_END}/Microsoft-Server-ActiveSync/Proxy",
 )
+# Bindings of the front end besides its https one, as real exports have them: http and https
+# on every address and on the loopback one, other protocols, host names (with SNI on https).
+# None binds what binding_ssl_flags binds (*:443: and *:443:mail.contoso.com): IIS would
+# refuse a second binding of the same protocol and address.
+FRONT_END_BINDINGS: Final = (
+    Binding("http", "*:80:"),
+    Binding("net.tcp", "808:*"),
+    Binding("net.pipe", "*"),
+    Binding("http", "127.0.0.1:80:"),
+    Binding("https", "127.0.0.1:443:"),
+    Binding("http", "*:80:mail.contoso.com"),
+    Binding("http", "*:80:autodiscover.contoso.com"),
+    Binding("https", "*:443:autodiscover.contoso.com", "1"),
+    Binding("https", "*:443:owa.contoso.com", "3"),
+)
+# The Back End's, as Exchange binds it (ports 81 and 444).
+BACK_END_BINDINGS: Final = (
+    Binding("http", "*:81:"),
+    Binding("https", "*:444:"),
+    Binding("net.pipe", "*"),
+)
 INVALID_KINDS: Final = ("duplicate-section", "bad-flags", "forbidding-lock", "nested-location")
 
 _FLAG_NAMES: Final = ("Ssl", "SslNegotiateCert", "SslRequireCert", "Ssl128")
@@ -145,6 +170,8 @@ _FORBIDDING_LOCKS: Final = (
     ("lockAllAttributesExcept", "foo"),
     ("lockItem", "true"),
 )
+# windowsAuthentication's <providers> as real exports have them: <clear /> and these.
+_PROVIDERS: Final = (("Negotiate", "NTLM"), (), ("NTLM",))
 _COMMENTS: Final = (
     'a <location path="Default Web Site/owa"> that is no configuration',
     "kept",
@@ -377,7 +404,11 @@ def generated_configs(
       different sections), some written on one line, some started on the line where the
       element before them ends, some laid out as Exchange writes them (other sections around
       `<security>`: directoryBrowse, handlers, defaultDocument; `<access>` after
-      `<authentication>`); None: no limit;
+      `<authentication>`), some with other sections in `<security>` (requestFiltering with its
+      requestLimits, ipSecurity: before, between or after `<access>` and `<authentication>`),
+      a `<providers>` list before `<extendedProtection>` in windowsAuthentication, or sections
+      after `</security>` (`build.AFTER_SECURITY`: isapiFilters, httpErrors, staticContent,
+      urlCompression), each section defined once per path; None: no limit;
     - `extended_protection`: tokenChecking may be Allow or Require (else only None);
     - `locks`: locks that leave the front end's sslFlags free (`lockAllAttributesExcept`, ...);
     - `invalid`: any of "duplicate-section" (two locations define access for one path),
@@ -391,9 +422,12 @@ def generated_configs(
     the other applications real exports have (`FRONT_END_APPS`: owa/Integrated, owa/Calendar,
     owa/oma, API, PowerShell, Rpc), and sometimes an https `<binding>` with an sslFlags of its
     own (0, 1 or 3: with SNI, bit 1, it names a host, as IIS requires), a setting of the
-    binding that is not the access section. Files may begin with `<configSections>`, which
-    registers the access section with overrideModeDefault "Deny", as in real exports, or
-    "Allow", which lets any web.config set sslFlags.
+    binding that is not the access section, after up to four other bindings in any order
+    (`FRONT_END_BINDINGS`: http and https on every address, on 127.0.0.1 and with host names,
+    net.tcp, net.pipe); the Back End sometimes has its bindings (`BACK_END_BINDINGS`: ports 81
+    and 444). Files may begin with `<configSections>`, which registers the access section with
+    overrideModeDefault "Deny", as in real exports, or "Allow", which lets any web.config set
+    sslFlags.
 
     >>> import confedit
     >>> from hypothesis import given
@@ -512,7 +546,10 @@ def _configs(
     sites = [draw(_front_end_site(look_alikes))]
     with_back_end = back_end or (back_end is None and draw(st.booleans()))
     if with_back_end:
-        sites.append(BACK_END_SITE)
+        bound = draw(st.booleans())
+        sites.append(
+            dataclasses.replace(BACK_END_SITE, bindings=BACK_END_BINDINGS if bound else ())
+        )
     if other_sites and draw(st.booleans()):
         sites += [Site(f"{FRONT_END}2", (App("/"), App("/owa"))), Site("Other Site")]
     paths = location_paths(look_alikes=look_alikes)
@@ -566,7 +603,8 @@ def _front_end_site(draw: st.DrawFn, look_alikes: bool) -> Site:
     if look_alikes and draw(st.booleans()):
         apps.append(App("/owa2"))
     binding = draw(st.none() | st.sampled_from(("0", "1", "3")))
-    return Site(FRONT_END, tuple(apps), binding)
+    bindings = draw(st.lists(st.sampled_from(FRONT_END_BINDINGS), unique=True, max_size=4))
+    return Site(FRONT_END, tuple(apps), binding, tuple(bindings))
 
 
 @st.composite
@@ -593,7 +631,17 @@ def _locations(
         one_line=draw(st.booleans()),
         joined=draw(st.booleans()),
         sections=draw(st.booleans()),
+        request_filtering=draw(st.none() | st.sampled_from(PLACES)),
+        ip_security=draw(st.none() | st.sampled_from(PLACES)),
+        providers=draw(st.none() | st.sampled_from(_PROVIDERS)),
+        after_security=draw(_after_security()),
     )
+
+
+def _after_security() -> st.SearchStrategy[tuple[str, ...]]:
+    """Some of the sections, in the order real exports write them."""
+    chosen = st.sets(st.sampled_from(AFTER_SECURITY))
+    return chosen.map(lambda names: tuple(name for name in AFTER_SECURITY if name in names))
 
 
 def _harmless_locks(path: str) -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
@@ -620,44 +668,60 @@ def _key(path: str) -> str:
 
 def _loadable(locations: list[Loc], *, server_has_access: bool) -> list[Loc]:
     """Drop what IIS would refuse to load: a second definition of the access section (or of
-    windowsAuthentication, or of the other sections) for one path. Elements the shape has no
+    windowsAuthentication, or of any other section) for one path. Elements the shape has no
     room for are dropped too."""
-    with_access = {""} if server_has_access else set()
-    with_auth: set[str] = set()
-    with_sections: set[str] = set()
+    taken: dict[str, set[str]] = {"": {"access"} if server_has_access else set()}
     result = []
     for drawn in locations:
-        key = _key(drawn.path)
-        loc = _fit(
-            drawn,
-            access_taken=key in with_access,
-            auth_taken=key in with_auth,
-            sections_taken=key in with_sections,
-        )
-        if loc.shape == "access":
-            with_access.add(key)
-        if loc.token_checking is not None:
-            with_auth.add(key)
-        if loc.sections:
-            with_sections.add(key)
+        defined = taken.setdefault(_key(drawn.path), set())
+        loc = _fit(drawn, defined)
+        defined |= _sections(loc)
         result.append(loc)
     return result
 
 
-def _fit(loc: Loc, *, access_taken: bool, auth_taken: bool, sections_taken: bool) -> Loc:
-    shape = "security" if loc.shape == "access" and access_taken else loc.shape
+def _sections(loc: Loc) -> set[str]:
+    """The sections the location defines ("sections" for those `sections` writes)."""
+    defined = set(loc.after_security)
+    for name, present in (
+        ("access", loc.shape == "access"),
+        ("windowsAuthentication", loc.token_checking is not None),
+        ("sections", loc.sections),
+        ("requestFiltering", loc.request_filtering is not None),
+        ("ipSecurity", loc.ip_security is not None),
+    ):
+        if present:
+            defined.add(name)
+    return defined
+
+
+def _fit(loc: Loc, taken: Collection[str]) -> Loc:
+    shape = "security" if loc.shape == "access" and "access" in taken else loc.shape
     has_security = shape in ("access", "security")
     has_web_server = shape not in ("empty", "self-closed")
+    auth = has_security and "windowsAuthentication" not in taken
+    token_checking = loc.token_checking if auth else None
     return dataclasses.replace(
         loc,
         shape=shape,
         ssl_flags=loc.ssl_flags if shape == "access" else None,
         access_attributes=loc.access_attributes if shape == "access" else (),
-        token_checking=loc.token_checking if has_security and not auth_taken else None,
+        token_checking=token_checking,
+        providers=loc.providers if token_checking is not None else None,
         comment=loc.comment if has_security else None,
         one_line=loc.one_line and shape != "self-closed",
-        sections=loc.sections and has_web_server and not sections_taken,
+        sections=loc.sections and has_web_server and "sections" not in taken,
+        request_filtering=_free(loc.request_filtering, has_security, "requestFiltering", taken),
+        ip_security=_free(loc.ip_security, has_security, "ipSecurity", taken),
+        after_security=tuple(
+            name for name in loc.after_security if has_web_server and name not in taken
+        ),
     )
+
+
+def _free(place: Place | None, room: bool, section: str, taken: Collection[str]) -> Place | None:
+    """Where the section goes, if the location has room for it and no other defines it."""
+    return place if room and section not in taken else None
 
 
 @st.composite
