@@ -158,7 +158,10 @@ def _normalised(raw: bytes) -> etree._Element:
 
 # xmldiff matches nodes by similarity (F = 0.5 by default); an <access> whose only attribute
 # changed, or appeared, is then not "similar" to itself and comes out as insert + delete.
-XMLDIFF_OPTIONS = {"F": 0.1}
+# With so low an F, similarity must be measured, not bounded: the default ("fast", an upper
+# bound that counts letters in any order) took <isapiFilters> and <system.webServer> for one
+# another, and described an added sslFlags as ten moves and renames.
+XMLDIFF_OPTIONS = {"F": 0.1, "ratio_mode": "accurate"}
 
 
 def semantic_changes(old_raw: bytes, new_raw: bytes) -> list[object]:
@@ -254,6 +257,17 @@ def _described(action: object) -> tuple[str, str, str]:
             ),
             LF,
             "Ssl",
+        ),
+        Request(services=("owa",)),
+    )
+)
+@example(  # a section after </security> that "fast" similarity takes for <system.webServer>
+    (
+        GeneratedConfig(
+            (EXCHANGE_FRONT_END,),
+            (Loc("Default Web Site/owa", after_security=("isapiFilters",)),),
+            LF,
+            "None",
         ),
         Request(services=("owa",)),
     )
