@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import find, given, settings
+from hypothesis import Phase, find, given, settings
 from lxml import etree
 
 from confedit import offload
@@ -113,7 +113,7 @@ def test_invalid_takes_a_collection_of_kinds(kinds):
 def test_invalid_kinds_may_come_from_an_iterator():
     """The kinds were read twice: an iterator was used up by the first reading, and every file
     drawn was valid."""
-    config = _minimal(st_iis.generated_configs(invalid=iter(["bad-flags"])))
+    config = _drawn(st_iis.generated_configs(invalid=iter(["bad-flags"])))
     assert config.invalid == {"bad-flags"}
 
 
@@ -191,6 +191,13 @@ def _minimal(strategy, condition=lambda _: True):
     return find(strategy, condition, settings=settings(database=None, max_examples=2000))
 
 
+def _drawn(strategy, condition=lambda _: True):
+    """The first example drawn that meets `condition`, not shrunk: for the tests that ask only
+    whether a strategy draws such a file (shrinking whole files took nearly all their time)."""
+    only_drawn = settings(database=None, max_examples=2000, phases=(Phase.generate,))
+    return find(strategy, condition, settings=only_drawn)
+
+
 @given(st_iis.generated_configs(back_end=True, look_alikes=False))
 def test_the_back_end_is_the_real_one_and_requires_ssl(config):
     """A property about the Back End needs one to protect: its directories are the front end's
@@ -229,7 +236,7 @@ def test_locations_are_also_laid_out_as_exchange_writes_them():
     directoryBrowse, handlers, defaultDocument), and PowerShell's, ActiveSync's and OAB's
     <access> follows <authentication>."""
     strategy = st_iis.generated_configs(extended_protection=True)
-    config = _minimal(strategy, lambda c: _laid_out_as_exchange_does(c.raw))
+    config = _drawn(strategy, lambda c: _laid_out_as_exchange_does(c.raw))
     assert any(loc.sections for loc in config.locations)
 
 
@@ -265,7 +272,7 @@ def test_security_also_holds_other_sections_around_access_and_authentication(
                     return True
         return False
 
-    config = _minimal(st_iis.generated_configs(extended_protection=True), placed)
+    config = _drawn(st_iis.generated_configs(extended_protection=True), placed)
     for element in etree.fromstring(config.raw).iter(section):
         assert _children(element), etree.tostring(element)  # requestLimits, add
 
@@ -282,7 +289,7 @@ def test_windows_authentication_may_list_its_providers_before_extended_protectio
                 return _children(providers)[:2] == ["clear", "add"]
         return False
 
-    _minimal(st_iis.generated_configs(extended_protection=True), with_providers)
+    _drawn(st_iis.generated_configs(extended_protection=True), with_providers)
 
 
 @pytest.mark.parametrize(
@@ -299,7 +306,7 @@ def test_system_web_server_also_holds_sections_after_security(section):
                 return sections.index("security") < sections.index(section)
         return False
 
-    _minimal(st_iis.generated_configs(), after)
+    _drawn(st_iis.generated_configs(), after)
 
 
 def _bindings(raw, site_name):
@@ -319,7 +326,7 @@ def test_sites_may_have_several_bindings_as_real_ones_do(site):
         hosts = {information.split(":")[-1] for _, information in bindings}
         return {"http", "https"} <= protocols and (site != st_iis.FRONT_END or len(hosts) > 2)
 
-    _minimal(st_iis.generated_configs(back_end=True), bound_as_real_sites_are)
+    _drawn(st_iis.generated_configs(back_end=True), bound_as_real_sites_are)
 
 
 def test_a_built_location_places_the_other_sections_as_asked():
@@ -399,12 +406,12 @@ def test_the_front_end_may_have_every_application_real_exports_have(path):
     None, so what crosses the boundary of a child application was tested only at
     owa/Integrated."""
     strategy = st_iis.generated_configs()
-    _minimal(strategy, lambda c: path in _applications(c.raw, st_iis.FRONT_END))
+    _drawn(strategy, lambda c: path in _applications(c.raw, st_iis.FRONT_END))
 
 
 def test_back_end_directories_get_locations_of_their_own_without_look_alikes():
     strategy = st_iis.generated_configs(back_end=True, look_alikes=False)
-    _minimal(strategy, lambda c: {loc.path for loc in c.locations} & set(st_iis.BACK_END_PATHS))
+    _drawn(strategy, lambda c: {loc.path for loc in c.locations} & set(st_iis.BACK_END_PATHS))
 
 
 def _location_paths(raw):
@@ -429,13 +436,13 @@ def test_the_back_end_has_locations_below_its_applications():
     its applications (owa/auth, ecp/App_Themes) locations of their own; its locations were
     only of its applications, so what an offload must leave alone below them was never there."""
     strategy = st_iis.generated_configs(back_end=True, look_alikes=False)
-    _minimal(strategy, lambda c: _below_back_end_applications(c.raw))
+    _drawn(strategy, lambda c: _below_back_end_applications(c.raw))
 
 
 def test_the_back_end_has_the_virtual_directories_of_a_real_one():
     """mapi/emsmdb is an application below the root's virtual directory /mapi, as on a real
     Mailbox server; owa/Calendar a child application of owa."""
-    config = _minimal(st_iis.generated_configs(back_end=True))
+    config = _drawn(st_iis.generated_configs(back_end=True))
     assert set(model.site_paths(etree.fromstring(config.raw), st_iis.BACK_END)) >= {
         "exchange back end/mapi",
         "exchange back end/mapi/emsmdb",
@@ -454,7 +461,7 @@ def test_a_back_end_location_may_come_after_the_front_ends():
         front = [path for path in paths if path.startswith("default web site")]
         return bool(front) and paths[-1].startswith("exchange back end")
 
-    _minimal(st_iis.generated_configs(back_end=True, look_alikes=False), back_end_last)
+    _drawn(st_iis.generated_configs(back_end=True, look_alikes=False), back_end_last)
 
 
 @pytest.mark.parametrize("most", [0, 2])
@@ -487,7 +494,7 @@ def test_the_access_section_may_be_registered_as_real_exports_register_it(mode):
     """Every real export begins with <configSections>, registering the access section with
     overrideModeDefault="Deny"; with "Allow" any web.config may set sslFlags, which offload
     warns of and audit and the --since gate report. No file had <configSections>."""
-    _minimal(st_iis.generated_configs(), lambda c: _access_registration(c.raw) == mode)
+    _drawn(st_iis.generated_configs(), lambda c: _access_registration(c.raw) == mode)
 
 
 def test_files_shrink_to_small_readable_examples():
