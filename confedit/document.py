@@ -490,7 +490,7 @@ class _NoTree:
 
 
 def _check(raw: bytes) -> None:
-    """Whether libxml2 reads the whole file as well-formed XML (XMLSyntaxError if not)."""
+    """Raise XMLSyntaxError unless libxml2 reads the whole file as well-formed XML."""
     checker = etree.XMLParser(
         # The stubs want start/end/data methods; their absence is what spares the callbacks.
         target=_NoTree(),  # type: ignore[arg-type]
