@@ -340,10 +340,19 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
         names = ", ".join(service for service in SERVICES if service in differing)
         lines.append(paint(f"the {compared} servers disagree on: {names}", "bad", color))
     else:
-        lines.append(paint(f"all {compared} servers agree", "good", color))
+        lines.append(_agreement(compared, back_end_fine=fleet.back_end_requires_ssl, color=color))
     if not fleet.back_end_requires_ssl:
         lines.append(paint(_back_end_verdict(fleet), "bad", color))
     return lines
+
+
+def _agreement(compared: int, *, back_end_fine: bool, color: bool) -> str:
+    """The servers agree: on everything the matrix shows, which is the front end alone when a
+    Back End finding follows (the run fails; a green "agree" above it would read as a pass)."""
+    who = "both servers" if compared == 2 else f"all {compared} servers"
+    if back_end_fine:
+        return paint(f"{who} agree", "good", color)
+    return paint(f"{who} agree on the front end", "dim", color)
 
 
 def _back_end_verdict(fleet: Fleet) -> str:

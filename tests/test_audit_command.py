@@ -193,7 +193,7 @@ def test_the_fleet_matrix_and_its_exit_codes(confedit_exe, tmp_path, fleet):
         cwd=tmp_path,
     )
     assert same.returncode == 0, same.stderr
-    assert same.stdout.decode().splitlines()[-1] == "all 2 servers agree"
+    assert same.stdout.decode().splitlines()[-1] == "both servers agree"
     gate = run(
         confedit_exe,
         "audit",
@@ -252,7 +252,8 @@ def test_a_fleet_whose_back_end_lost_its_ssl_on_one_server_fails(
     confedit_exe, tmp_path, fleet, args
 ):
     # One server's Back End offloaded by hand: the front ends agree, and the fleet said
-    # "all 2 servers agree" (exit 0), the Back End being in no column.
+    # "all 2 servers agree" (exit 0), the Back End being in no column. It fails now, and its
+    # agreement line says what agrees, the front end, so as not to read as a pass.
     config = tmp_path / fleet["cas-2019"]
     tag = b'<location path="Exchange Back End">'
     raw = config.read_bytes()
@@ -272,7 +273,7 @@ def test_a_fleet_whose_back_end_lost_its_ssl_on_one_server_fails(
     else:
         lines = proc.stdout.decode().splitlines()
         assert lines[-2:] == [
-            "all 2 servers agree",
+            "both servers agree on the front end",
             "the Exchange Back End does not require SSL on fleet/cas-2019 (at /): the front end "
             "proxies to it over SSL, and it must keep requiring it; set its sslFlags back",
         ]

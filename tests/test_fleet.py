@@ -6,6 +6,7 @@ import pytest
 
 from confedit.auditing import AuditReport, audit
 from confedit.fleet import Below, Cell, fleet_of, render_fleet
+from confedit.style import paint
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
 from tests.helpers import NOT_INHERITED, SMALL_CAS, strip_ansi
 
@@ -36,6 +37,18 @@ def test_identical_servers_agree(reports):
     assert not fleet.all_offloaded
     calendar = Below("calendar", "Calendar", "None", "None")  # owa/Calendar does not require SSL
     assert fleet.servers[0].cells["owa"] == Cell(True, "Ssl, Ssl128", "None", (calendar,))
+
+
+def test_the_agreement_line_counts_the_servers_and_is_green_only_for_a_pass(reports):
+    two = render_fleet(fleet_of([reports["cas1"], reports["cas2"]])).splitlines()
+    assert two[-1] == "both servers agree"  # it said "all 2 servers agree"
+    three = fleet_of([reports["cas1"], reports["cas2"], reports["cas1"]])
+    assert render_fleet(three).splitlines()[-1] == "all 3 servers agree"
+    assert render_fleet(three, color=True).splitlines()[-1] == paint("all 3 servers agree", "good")
+    hand = fleet_of([reports["done"], back_end_offloaded("Exchange Back End")])
+    # The run fails on the Back End line below it: the line above is not painted as a pass.
+    agree = render_fleet(hand, color=True).splitlines()[-2]
+    assert agree == paint("both servers agree on the front end", "dim")
 
 
 def test_extended_protection_differs_where_it_is_on(reports):
@@ -281,7 +294,7 @@ def test_a_server_whose_back_end_lost_its_ssl_is_named(reports):
     # the site's own location; its paths below inherit it, and are not named again
     assert [server.back_end_without_ssl for server in fleet.servers] == [(), ("Exchange Back End",)]
     lines = render_fleet(fleet).splitlines()
-    assert lines[-2] == "all 2 servers agree"
+    assert lines[-2] == "both servers agree on the front end"  # not a plain "agree" above a failure
     assert lines[-1] == (
         "the Exchange Back End does not require SSL on fleet/hand (at /): the front end "
         "proxies to it over SSL, and it must keep requiring it; set its sslFlags back"
