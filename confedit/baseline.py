@@ -5,13 +5,14 @@ repository can be changed by hand or by another tool. What counts as the Back En
 
 - every `<location>` of the Exchange Back End site, compared as canonical XML (attribute order,
   whitespace between elements, comments, the spelling of its path, the order of the
-  locations of one path, and the spelling of sslFlags and tokenChecking values, which IIS
-  reads in any case and sslFlags in any order, do not count; any setting does);
+  locations of one path, the spelling of sslFlags and tokenChecking values, which IIS
+  reads in any case and sslFlags in any order, and the case of a bool of IIS's schema, do not
+  count; any setting does);
 - the site's definition in `<sites>` (bindings, applications and their virtual directories
-  in any order, pools), the defaults of every site there (`<siteDefaults>`,
-  `<applicationDefaults>`, `<virtualDirectoryDefaults>`), and the pool of each of its
-  applications wherever it is set (on the application, or by an `<applicationDefaults>`), a
-  pool's name ignoring case, as IIS compares it;
+  in any order, pools; the case of a bool does not count), the defaults of every site there
+  (`<siteDefaults>`, `<applicationDefaults>`, `<virtualDirectoryDefaults>`), and the pool of
+  each of its applications wherever it is set (on the application, or by an
+  `<applicationDefaults>`), a pool's name ignoring case, as IIS compares it;
 - the definition in `<applicationPools>` of each pool its applications run in, and the
   `<applicationPoolDefaults>` every pool takes what it does not set from (a pool stopped or run
   as another identity stops the Back End as surely as a changed location);
@@ -219,14 +220,51 @@ def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
 def _location_canonical(location: etree._Element) -> bytes:
     """The location's canonical XML, its SSL policy spelled one way: IIS reads sslFlags in any
     case and order (a set of flags) and tokenChecking in any case, as _value_changes compares
-    them. A value IIS would reject is kept as written."""
+    them; and its bools (see _fold_bools). A value IIS would reject is kept as written."""
     clone = copy.deepcopy(location)
     for element, value in _settings(clone, SSL_FLAGS):
         with contextlib.suppress(ValueError):
             element.set(SSL_FLAGS.attribute, str(SslFlags.parse(value)))
     for element, value in _settings(clone, TOKEN_CHECKING):
         element.set(TOKEN_CHECKING.attribute, value.lower())
+    _fold_bools(clone)
     return _canonical(clone)
+
+
+# The bool attributes of IIS's schema (IIS_schema.xml) that Back End locations and site
+# definitions set: each attribute whose value is true or false, in any case, in a Back End
+# <location> or <site> of the real Exchange exports (shared/corpus/exchange), checked to be a
+# bool wherever the schema has it; and the other bools of windowsAuthentication, which a
+# location sets beside its `enabled` (the corpus has useKernelMode and authPersistNonNTLM at the
+# server level). Not requireSSL: an ASP.NET attribute, in no Back End location there.
+_BOOLS: Final = frozenset(
+    {
+        "enabled",  # the authentications, defaultDocument, directoryBrowse, httpRedirect, filter
+        "allowPathInfo",  # a handler's <add>
+        "childOnly",  # httpRedirect
+        "exactDestination",  # httpRedirect
+        "doStaticCompression",  # urlCompression
+        "doDynamicCompression",  # urlCompression
+        "serverAutoStart",  # site
+        "useKernelMode",  # windowsAuthentication
+        "useAppPoolCredentials",  # windowsAuthentication
+        "authPersistNonNTLM",  # windowsAuthentication
+        "authPersistSingleRequest",  # windowsAuthentication
+    }
+)
+_BOOL_VALUES: Final = ("true", "false")
+
+
+def _fold_bools(element: etree._Element) -> None:
+    """Each bool of _BOOLS in `element` and below spelled `true` or `false`: IIS reads them in
+    any case (PowerShell writes `True`). Only these: a string attribute, such as an
+    appSettings `value`, is read by its application as written. A value other than true or
+    false, in any case, is kept as written."""
+    for node in element.iter(etree.Element):
+        for name in _BOOLS.intersection(node.attrib):
+            value = node.attrib[name].lower()
+            if value in _BOOL_VALUES:
+                node.set(name, value)
 
 
 def _settings(location: etree._Element, setting: Setting) -> list[tuple[etree._Element, str]]:
@@ -243,13 +281,14 @@ def _site(config: Config) -> Site | None:
 def _site_canonical(site: etree._Element) -> bytes:
     """The site's canonical XML, its applications, and the virtual directories of each, in the
     order of their paths: IIS finds each by its path, and a re-export may list them in another
-    order."""
+    order. Pool names folded, and bools (see _fold_bools)."""
     clone = copy.deepcopy(site)
     applications = _sort_by_path(clone, "application")
     for application in applications:
         _sort_by_path(application, "virtualDirectory")
     for element in (*applications, *clone.iterchildren("applicationDefaults")):
         _fold_pool_name(element, "applicationPool")
+    _fold_bools(clone)
     return _canonical(clone)
 
 

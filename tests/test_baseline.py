@@ -13,7 +13,7 @@ from confedit.baseline import back_end_changes, check_back_end_since, revision_v
 from confedit.document import load
 from confedit.engine import offload
 from confedit.errors import Refused, UsageProblem
-from tests.conftest import EXCHANGE
+from tests.conftest import EXCHANGE, run
 from tests.helpers import git_env
 
 SCOPE = ("Exchange Back End",)  # as --since loads them
@@ -413,6 +413,22 @@ def test_other_sslflags_in_a_back_end_location_still_count(original, value):
     )
 
 
+def test_a_bool_attribute_with_a_value_iis_rejects_is_compared_as_written(original):
+    # only true and false fold: `Yes` is no bool to IIS, nor is it the same text as `yes`
+    def directory_browse(value: bytes) -> bytes:
+        return in_location(
+            original,
+            POWERSHELL,
+            b'<directoryBrowse enabled="false"',
+            b'<directoryBrowse enabled="' + value + b'"',
+        )
+
+    assert changes(original, directory_browse(b"FALSE")) == []
+    assert changes(directory_browse(b"Yes"), directory_browse(b"yes")) == [
+        "<location path='Exchange Back End/PowerShell'> was changed"
+    ]
+
+
 # --- git -------------------------------------------------------------------------------------
 
 
@@ -472,6 +488,89 @@ def test_a_re_export_that_leaves_the_back_end_as_iis_sees_it_passes(repo, origin
         "the Exchange Back End changed since HEAD: "
         "<location path='Exchange Back End/PowerShell'> was changed"
     ]
+
+
+CAS1 = "servers/cas1/applicationHost.config"  # the export the repo fixture commits
+POWERSHELL_WINDOWS_AUTH = b'<windowsAuthentication enabled="true">'
+
+
+def offload_since_head(
+    confedit_exe: str, repo: Path, committed: bytes, now: bytes
+) -> subprocess.CompletedProcess[bytes]:
+    """`confedit offload --since HEAD`, run as a user would, on the export committed as
+    `committed` and written since as `now`."""
+    config = repo / CAS1
+    if committed != revision_bytes(config, "HEAD"):
+        config.write_bytes(committed)
+        git(repo, "commit", "-qam", "the export as committed")
+    config.write_bytes(now)
+    return run(confedit_exe, "offload", "--since", "HEAD", "-q", CAS1, cwd=repo)
+
+
+def assert_refused(proc: subprocess.CompletedProcess[bytes], change: str) -> None:
+    """A --since refusal (exit 3) for the one change `change`, the advice after it."""
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.decode().startswith(
+        f"{CAS1}: refused: the Exchange Back End changed since HEAD: {change}; SSL offloading "
+    )
+
+
+@pytest.mark.parametrize(
+    ("committed", "respelled"),
+    [
+        (POWERSHELL_WINDOWS_AUTH, b'<windowsAuthentication enabled="True">'),
+        (b'<windowsAuthentication enabled="false">', b'<windowsAuthentication enabled="FALSE">'),
+        (
+            b'<windowsAuthentication enabled="true" useKernelMode="false">',
+            b'<windowsAuthentication enabled="TRUE" useKernelMode="False">',
+        ),
+        (
+            b'<windowsAuthentication enabled="true" useAppPoolCredentials="true">',
+            b'<windowsAuthentication enabled="true" useAppPoolCredentials="True">',
+        ),
+    ],
+)
+def test_the_case_of_a_bool_in_a_back_end_location_does_not_count(
+    confedit_exe, repo, original, committed, respelled
+):
+    # IIS reads its schema's bools in any case; PowerShell's Set-WebConfigurationProperty
+    # writes `True` where appcmd wrote `true`
+    base = in_location(original, POWERSHELL, POWERSHELL_WINDOWS_AUTH, committed)
+    now = in_location(original, POWERSHELL, POWERSHELL_WINDOWS_AUTH, respelled)
+    proc = offload_since_head(confedit_exe, repo, base, now)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_case_of_a_bool_in_the_back_end_site_definition_does_not_count(
+    confedit_exe, repo, original
+):
+    start = b'<site name="Exchange Back End" id="2" serverAutoStart="true">'
+    respelled = replace_once(original, start, start.replace(b'"true"', b'"True"'))
+    proc = offload_since_head(confedit_exe, repo, original, respelled)
+    assert proc.returncode == 0, proc.stderr
+    stopped = replace_once(original, start, start.replace(b'"true"', b'"False"'))
+    assert_refused(
+        offload_since_head(confedit_exe, repo, original, stopped),
+        "the site definition of 'Exchange Back End' in <sites> was changed",
+    )
+
+
+def test_a_changed_bool_in_a_back_end_location_still_counts(confedit_exe, repo, original):
+    off = in_location(
+        original, POWERSHELL, POWERSHELL_WINDOWS_AUTH, b'<windowsAuthentication enabled="False">'
+    )
+    proc = offload_since_head(confedit_exe, repo, original, off)
+    assert_refused(proc, "<location path='Exchange Back End/PowerShell'> was changed")
+
+
+def test_the_case_of_a_string_that_reads_true_still_counts(confedit_exe, repo, original):
+    # an application reads its setting as written: only the IIS schema's bools fold
+    def setting(value: bytes) -> bytes:
+        added = b'<appSettings><add key="LogVerbose" value="' + value + b'" /></appSettings>'
+        return replace_once(original, POWERSHELL, POWERSHELL + added)
+
+    proc = offload_since_head(confedit_exe, repo, setting(b"true"), setting(b"True"))
+    assert_refused(proc, "<location path='Exchange Back End/PowerShell'> was changed")
 
 
 def test_a_refusal_counts_the_changes_not_the_advice_that_follows_them(repo, original):
