@@ -5,9 +5,9 @@ repository can be changed by hand or by another tool. What counts as the Back En
 
 - every `<location>` of the Exchange Back End site, compared as canonical XML (attribute order,
   whitespace between elements, comments, the spelling of its path, the order of the
-  locations of one path, the spelling of sslFlags and tokenChecking values, which IIS
-  reads in any case and sslFlags in any order, and the case of a bool of IIS's schema, do not
-  count; any setting does);
+  locations of one path, the spelling of sslFlags, tokenChecking, Extended Protection flags
+  and handlers accessPolicy values, which IIS reads in any case and flags in any order, and
+  the case of a bool of IIS's schema, do not count; any setting does);
 - the site's definition in `<sites>` (bindings, applications and their virtual directories
   in any order, pools; the case of a bool does not count), the defaults of every site there
   (`<siteDefaults>`, `<applicationDefaults>`, `<virtualDirectoryDefaults>`), and the pool of
@@ -220,15 +220,57 @@ def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
 def _location_canonical(location: etree._Element) -> bytes:
     """The location's canonical XML, its SSL policy spelled one way: IIS reads sslFlags in any
     case and order (a set of flags) and tokenChecking in any case, as _value_changes compares
-    them; and its bools (see _fold_bools). A value IIS would reject is kept as written."""
+    them; the other flags of _FLAG_NAMES, as sets (see _flag_set); and its bools (see
+    _fold_bools). A value IIS would reject is kept as written."""
     clone = copy.deepcopy(location)
     for element, value in _settings(clone, SSL_FLAGS):
         with contextlib.suppress(ValueError):
             element.set(SSL_FLAGS.attribute, str(SslFlags.parse(value)))
     for element, value in _settings(clone, TOKEN_CHECKING):
         element.set(TOKEN_CHECKING.attribute, value.lower())
+    for setting, names in _FLAG_NAMES:
+        for element, value in _settings(clone, setting):
+            element.set(setting.attribute, _flag_set(value, names))
     _fold_bools(clone)
     return _canonical(clone)
+
+
+_EXTENDED_PROTECTION_FLAGS: Final = Setting(TOKEN_CHECKING.elements, "flags", "None")
+_ACCESS_POLICY: Final = Setting(("handlers",), "accessPolicy", "Read")
+
+# Flags attributes other than sslFlags (which SslFlags reads, numbers too), with the names of
+# their flags in IIS's schema, folded.
+_FLAG_NAMES: Final = (
+    (
+        _EXTENDED_PROTECTION_FLAGS,
+        frozenset({"none", "proxy", "noservicenamecheck", "allowdotlessspn", "proxycohosting"}),
+    ),
+    (
+        _ACCESS_POLICY,
+        frozenset(
+            {
+                "none",
+                "read",
+                "write",
+                "execute",
+                "source",
+                "script",
+                "noremotewrite",
+                "noremoteread",
+                "noremoteexecute",
+                "noremotescript",
+            }
+        ),
+    ),
+)
+
+
+def _flag_set(value: str, known: frozenset[str]) -> str:
+    """A flags value as the set of its names, folded and sorted: IIS reads `Read, Script` and
+    `script,read` alike. A value with a name not in `known`, or a number (IIS reads `513` as
+    `Read, Script`), is kept as written: such a spelling still counts as a change."""
+    names = {name.strip().lower() for name in value.split(",")}
+    return ", ".join(sorted(names)) if names <= known else value
 
 
 # The bool attributes of IIS's schema (IIS_schema.xml) that Back End locations and site

@@ -429,6 +429,25 @@ def test_a_bool_attribute_with_a_value_iis_rejects_is_compared_as_written(origin
     ]
 
 
+@pytest.mark.parametrize(
+    ("value", "respelled"),
+    [
+        (b"Read, Script", b"513"),  # a number where names were: compared as written
+        (b"Read, Script", b"Read, Script, Scripts"),  # a name IIS does not know
+        (b"Read, Scripts", b"scripts, read"),
+        (b"Read, Script", b"Read"),
+    ],
+)
+def test_other_back_end_access_policies_still_count(original, value, respelled):
+    def access_policy(flags: bytes) -> bytes:
+        handlers = b'<handlers accessPolicy="' + flags + b'" />'
+        return in_location(original, POWERSHELL, POWERSHELL_HANDLERS, handlers)
+
+    assert changes(access_policy(value), access_policy(respelled)) == [
+        "<location path='Exchange Back End/PowerShell'> was changed"
+    ]
+
+
 # --- git -------------------------------------------------------------------------------------
 
 
@@ -571,6 +590,57 @@ def test_the_case_of_a_string_that_reads_true_still_counts(confedit_exe, repo, o
 
     proc = offload_since_head(confedit_exe, repo, setting(b"true"), setting(b"True"))
     assert_refused(proc, "<location path='Exchange Back End/PowerShell'> was changed")
+
+
+POWERSHELL_HANDLERS = b'<handlers accessPolicy="Read, Script" />'
+AUTODISCOVER = b'<location path="Exchange Back End/Autodiscover">'
+AUTODISCOVER_TOKEN = b'<extendedProtection tokenChecking="None" flags="None">'
+
+
+def extended_protection_flags(data: bytes, flags: bytes) -> bytes:
+    """The file with Autodiscover's Extended Protection flags set to `flags`."""
+    token = AUTODISCOVER_TOKEN.replace(b'flags="None"', b'flags="' + flags + b'"')
+    return in_location(data, AUTODISCOVER, AUTODISCOVER_TOKEN, token)
+
+
+@pytest.mark.parametrize("spelling", [b"Script,Read", b"read, SCRIPT", b"Script, Read, Script"])
+def test_the_spelling_of_a_back_end_handlers_access_policy_does_not_count(
+    confedit_exe, repo, original, spelling
+):
+    # IIS reads flags as a set of names, in any case and order
+    respelled = in_location(
+        original, POWERSHELL, POWERSHELL_HANDLERS, b'<handlers accessPolicy="' + spelling + b'" />'
+    )
+    proc = offload_since_head(confedit_exe, repo, original, respelled)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_flag_removed_from_a_back_end_handlers_access_policy_still_counts(
+    confedit_exe, repo, original
+):
+    no_script = in_location(
+        original, POWERSHELL, POWERSHELL_HANDLERS, b'<handlers accessPolicy="read" />'
+    )
+    proc = offload_since_head(confedit_exe, repo, original, no_script)
+    assert_refused(proc, "<location path='Exchange Back End/PowerShell'> was changed")
+
+
+def test_the_spelling_of_back_end_extended_protection_flags_does_not_count(
+    confedit_exe, repo, original
+):
+    base = extended_protection_flags(original, b"Proxy, NoServiceNameCheck")
+    respelled = extended_protection_flags(original, b"noservicenamecheck,proxy")
+    proc = offload_since_head(confedit_exe, repo, base, respelled)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_flag_removed_from_back_end_extended_protection_still_counts(
+    confedit_exe, repo, original
+):
+    base = extended_protection_flags(original, b"Proxy, NoServiceNameCheck")
+    proxy_only = extended_protection_flags(original, b"proxy")
+    proc = offload_since_head(confedit_exe, repo, base, proxy_only)
+    assert_refused(proc, "<location path='Exchange Back End/Autodiscover'> was changed")
 
 
 def test_a_refusal_counts_the_changes_not_the_advice_that_follows_them(repo, original):
