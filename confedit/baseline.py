@@ -10,12 +10,13 @@ repository can be changed by hand or by another tool. What counts as the Back En
   the case of a bool of IIS's schema, do not count; any setting does);
 - the site's definition in `<sites>` (bindings, applications and their virtual directories
   in any order, pools; the case of a bool does not count), the defaults of every site there
-  (`<siteDefaults>`, `<applicationDefaults>`, `<virtualDirectoryDefaults>`), and the pool of
-  each of its applications wherever it is set (on the application, or by an
+  (`<siteDefaults>`, `<applicationDefaults>`, `<virtualDirectoryDefaults>`; bools alike),
+  and the pool of each of its applications wherever it is set (on the application, or by an
   `<applicationDefaults>`), a pool's name ignoring case, as IIS compares it;
 - the definition in `<applicationPools>` of each pool its applications run in, and the
   `<applicationPoolDefaults>` every pool takes what it does not set from (a pool stopped or run
-  as another identity stops the Back End as surely as a changed location);
+  as another identity stops the Back End as surely as a changed location; the case of a
+  bool does not count there either);
 - the effective SSL policy (sslFlags and Extended Protection) of each Back End path, with or
   without a `<location>` of its own: this catches a change made above the site, e.g. at the
   server level, that the site inherits;
@@ -273,9 +274,10 @@ def _flag_set(value: str, known: frozenset[str]) -> str:
     return ", ".join(sorted(names)) if names <= known else value
 
 
-# The bool attributes of IIS's schema (IIS_schema.xml) that Back End locations and site
-# definitions set: each attribute whose value is true or false, in any case, in a Back End
-# <location> or <site> of the real Exchange exports (shared/corpus/exchange), checked to be a
+# The bool attributes of IIS's schema (IIS_schema.xml) that Back End locations, site
+# definitions, the defaults in <sites> and pool definitions set: each attribute whose value is
+# true or false, in any case, in a Back End <location>, in <sites> or in <applicationPools> of
+# the real Exchange exports (shared/corpus/exchange), checked to be a
 # bool wherever the schema has it; and the other bools of windowsAuthentication, which a
 # location sets beside its `enabled` (the corpus has useKernelMode and authPersistNonNTLM at the
 # server level). Not requireSSL: an ASP.NET attribute, in no Back End location there.
@@ -292,6 +294,12 @@ _BOOLS: Final = frozenset(
         "useAppPoolCredentials",  # windowsAuthentication
         "authPersistNonNTLM",  # windowsAuthentication
         "authPersistSingleRequest",  # windowsAuthentication
+        "allowSubDirConfig",  # virtualDirectoryDefaults, virtualDirectory
+        "autoStart",  # a pool's <add>
+        "loadUserProfile",  # a pool's processModel
+        "pingingEnabled",  # a pool's processModel
+        "rapidFailProtection",  # a pool's failure
+        "disallowOverlappingRotation",  # a pool's recycling
     }
 )
 _BOOL_VALUES: Final = ("true", "false")
@@ -374,6 +382,7 @@ def _site_defaults(document: Document) -> dict[str, bytes]:
             clone = copy.deepcopy(element)
             if clone.tag == "applicationDefaults" and "applicationPool" in clone.attrib:
                 del clone.attrib["applicationPool"]
+            _fold_bools(clone)
             found.setdefault(clone.tag, _canonical(clone))
     return found
 
@@ -433,11 +442,13 @@ def _pool_elements(document: Document) -> dict[str, etree._Element]:
 
 
 def _pool_canonical(element: etree._Element | None) -> bytes | None:
-    """A pool's <add> (or the defaults) as canonical XML, its name folded; None for none."""
+    """A pool's <add> (or the defaults) as canonical XML, its name and bools folded (see
+    _fold_bools); None for none."""
     if element is None:
         return None
     clone = copy.deepcopy(element)
     _fold_pool_name(clone, "name")
+    _fold_bools(clone)
     return _canonical(clone)
 
 

@@ -178,6 +178,37 @@ def test_a_change_to_a_pool_a_back_end_application_runs_in_counts(original):
     ]
 
 
+def in_powershell_pool(data: bytes, old: bytes, new: bytes) -> bytes:
+    """`old` replaced by `new` in the definition of the pool the Back End's PowerShell runs in."""
+    start = data.index(POWERSHELL_POOL)
+    end = data.index(b"</add>", start)
+    return data[:start] + replace_once(data[start:end], old, new) + data[end:]
+
+
+def in_sites(data: bytes, old: bytes, new: bytes) -> bytes:
+    start = data.index(b"<sites>")
+    end = data.index(b"</sites>", start)
+    return data[:start] + replace_once(data[start:end], old, new) + data[end:]
+
+
+@pytest.mark.parametrize(
+    ("where", "old", "respelled", "changed"),
+    [
+        (in_powershell_pool, b'loadUserProfile="true"', b'"True"', b'"False"'),
+        (in_powershell_pool, b'rapidFailProtection="false"', b'"FALSE"', b'"True"'),
+        (in_powershell_pool, b'pingingEnabled="false"', b'"False"', b'"true"'),
+        (in_sites, b'allowSubDirConfig="true"', b'"True"', b'"false"'),
+    ],
+)
+def test_the_case_of_a_bool_in_a_back_end_pool_or_the_site_defaults_does_not_count(
+    original, where, old, respelled, changed
+):
+    # IIS reads its schema's bools in any case; PowerShell writes `True`
+    name = old.split(b"=")[0] + b"="
+    assert changes(original, where(original, old, name + respelled)) == []
+    assert len(changes(original, where(original, old, name + changed))) == 1
+
+
 def test_a_change_to_a_pool_only_the_front_end_runs_in_does_not_count(original):
     front = b'<add name="MSExchangeMapiFrontEndAppPool" queueLength="65535" autoStart="true"'
     stopped = front.replace(b'"true"', b'"false"')
