@@ -5,9 +5,9 @@ repository can be changed by hand or by another tool. What counts as the Back En
 
 - every `<location>` of the Exchange Back End site, compared as canonical XML (attribute order,
   whitespace between elements, comments, the spelling of its path, the order of the
-  locations of one path, the spelling of sslFlags, tokenChecking, Extended Protection flags
-  and handlers accessPolicy values, which IIS reads in any case and flags in any order, and
-  the case of a bool of IIS's schema, do not count; any setting does);
+  locations of one path, the spelling of sslFlags, tokenChecking, Extended Protection flags,
+  handlers accessPolicy and directoryBrowse showFlags values, which IIS reads in any case and
+  flags in any order, and the case of a bool of IIS's schema, do not count; any setting does);
 - the site's definition in `<sites>` (bindings, applications and their virtual directories
   in any order, pools; the case of a bool does not count), the defaults of every site there
   (`<siteDefaults>`, `<applicationDefaults>`, `<virtualDirectoryDefaults>`; bools alike),
@@ -238,6 +238,7 @@ def _location_canonical(location: etree._Element) -> bytes:
 
 _EXTENDED_PROTECTION_FLAGS: Final = Setting(TOKEN_CHECKING.elements, "flags", "None")
 _ACCESS_POLICY: Final = Setting(("handlers",), "accessPolicy", "Read")
+_SHOW_FLAGS: Final = Setting(("directoryBrowse",), "showFlags", "Date, Time, Size, Extension")
 
 # Flags attributes other than sslFlags (which SslFlags reads, numbers too), with the names of
 # their flags in IIS's schema, folded.
@@ -263,6 +264,7 @@ _FLAG_NAMES: Final = (
             }
         ),
     ),
+    (_SHOW_FLAGS, frozenset({"none", "date", "time", "size", "extension", "longdate"})),
 )
 
 

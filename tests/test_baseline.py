@@ -656,6 +656,23 @@ def test_a_flag_removed_from_a_back_end_handlers_access_policy_still_counts(
     assert_refused(proc, "<location path='Exchange Back End/PowerShell'> was changed")
 
 
+POWERSHELL_BROWSE = (
+    b'<directoryBrowse enabled="false" showFlags="Date, Size, Extension, LongDate" />'
+)
+
+
+def test_the_spelling_of_back_end_directory_browse_flags_does_not_count(original):
+    # a flags attribute like the others: a set of names, in any case and order
+    def show(flags: bytes) -> bytes:
+        browse = POWERSHELL_BROWSE.replace(b"Date, Size, Extension, LongDate", flags)
+        return in_location(original, POWERSHELL, POWERSHELL_BROWSE, browse)
+
+    assert changes(original, show(b"longdate,extension,SIZE, date")) == []
+    assert changes(original, show(b"Date, Size, Extension")) == [
+        "<location path='Exchange Back End/PowerShell'> was changed"
+    ]
+
+
 def test_the_spelling_of_back_end_extended_protection_flags_does_not_count(
     confedit_exe, repo, original
 ):
