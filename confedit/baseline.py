@@ -279,10 +279,10 @@ def _flag_set(value: str, known: frozenset[str]) -> str:
 # The bool attributes of IIS's schema (IIS_schema.xml) that Back End locations, site
 # definitions, the defaults in <sites> and pool definitions set: each attribute whose value is
 # true or false, in any case, in a Back End <location>, in <sites> or in <applicationPools> of
-# the real Exchange exports (shared/corpus/exchange), checked to be a
-# bool wherever the schema has it; and the other bools of windowsAuthentication, which a
-# location sets beside its `enabled` (the corpus has useKernelMode and authPersistNonNTLM at the
-# server level). Not requireSSL: an ASP.NET attribute, in no Back End location there.
+# the real Exchange exports (shared/corpus/exchange), checked to be a bool wherever the schema
+# has it; and the other bools of windowsAuthentication, which a location sets beside its
+# `enabled` (the corpus has useKernelMode and authPersistNonNTLM at the server level). Not
+# requireSSL: an ASP.NET attribute, in no Back End location there.
 _BOOLS: Final = frozenset(
     {
         "enabled",  # the authentications, defaultDocument, directoryBrowse, httpRedirect, filter
