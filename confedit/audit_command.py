@@ -88,7 +88,7 @@ class AuditedFile:
 
 def audit_file(settings: AuditSettings, item: Input) -> AuditedFile:
     """Audit one file; never raises."""
-    name = str(item.path)
+    name = item.name
     try:
         snapshot = read_item(item, settings.max_size)
         return AuditedFile(name, audit(snapshot.data, name, settings.site), 0, "", "", {})
@@ -105,14 +105,14 @@ def _audit_failed(name: str, error: ConfeditError) -> AuditedFile:
 
 
 def _audit_crashed(settings: AuditSettings, item: Input, error: BaseException) -> AuditedFile:
-    return _audit_failed(str(item.path), crash(item, error, settings.debug, writes=False))
+    return _audit_failed(item.name, crash(item, error, settings.debug, writes=False))
 
 
 def run_audit_many(opts: AuditOptions) -> int:
     """`confedit audit` over several files, or `--fleet`; returns the run's exit code."""
     color_out = style.enabled(opts.color, sys.stdout)
     color_err = style.enabled(opts.color, sys.stderr)
-    inputs = found_inputs(opts.configs, color_err, quiet=opts.quiet)
+    inputs = found_inputs(opts.config_names, color_err, quiet=opts.quiet)
     settings = AuditSettings(opts.site, opts.max_size, opts.debug)
     progress = "auditing" if show_progress(len(inputs), opts.quiet) else None
     tables = not opts.fleet and opts.fmt != "json"

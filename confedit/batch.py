@@ -17,7 +17,7 @@ import click
 
 from confedit.diffing import logical_cwd, relative_label
 from confedit.errors import ExitCode
-from confedit.files import is_folder, is_link
+from confedit.files import is_folder, is_link, named_as_folder
 
 CONFIG_NAME: Final = "applicationhost.config"  # matched case-insensitively
 HANDFUL: Final = 5  # more files than this get a progress bar (on a terminal)
@@ -46,10 +46,16 @@ class Input:
     path: Path  # as given, or the folder given joined with the path found below it
     label: str  # its name in the diff and the output folder (see label_of)
     problem: str | None = None  # why it cannot be worked on, found while searching
+    typed: str | None = None  # the name given, where `path` lost part of it (see _named_as_folder)
+
+    @property
+    def name(self) -> str:
+        """Its name in the report: as given."""
+        return self.typed if self.typed is not None else str(self.path)
 
 
 def find_inputs(
-    arguments: Sequence[Path], skip: Path | None = None, unfollowed: list[Path] | None = None
+    arguments: Sequence[Path | str], skip: Path | None = None, unfollowed: list[Path] | None = None
 ) -> list[Input]:
     """Files named, and every config file (see is_config_name) below the folders named.
 
@@ -64,13 +70,27 @@ def find_inputs(
     links = unfollowed if unfollowed is not None else []
     at: dict[str, int] = {}  # a file's real path -> its place in `found`
     for argument in arguments:
-        for item, key in _expand(argument, skipped, cwd, links):
+        named = _named_as_folder(os.fspath(argument), cwd)
+        for item, key in named or _expand(Path(argument), skipped, cwd, links):
             if key not in at:
                 at[key] = len(found)
                 found.append(item)
             elif is_link(found[at[key]].path) and not is_link(item.path):
                 found[at[key]] = item  # found by its own name too: named so, at the first place
     return found
+
+
+def _named_as_folder(name: str, cwd: Path) -> list[tuple[Input, str]]:
+    """A file named as a folder (`a.config/`, see files.named_as_folder), as the input of its
+    own error, with a key of its own: it is not the file `a.config`, which is neither read nor
+    written for it. Its label keeps the slash, so that it is not taken for that file's either.
+    Empty for any other name."""
+    problem = named_as_folder(name)
+    if problem is None:
+        return []
+    path = Path(name)  # only for its label: reading it would read a.config
+    label = label_of(path, None, cwd) + "/"
+    return [(Input(path, label, problem, typed=name), os.path.realpath(path) + "/")]
 
 
 def _expand(

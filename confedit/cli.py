@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import os
 import signal
 import sys
 import threading
@@ -28,6 +27,7 @@ from confedit.files import (
     STDOUT_NAMES,
     is_folder,
     is_link,
+    named_as_folder,
     print_json,
     silence_stdout,
     stdout_open,
@@ -313,7 +313,9 @@ _JOBS = click.option(
 
 class _NamedPath(click.Path):
     """A CONFIG that names something: click makes an empty one Path('.'), and `confedit offload
-    --in-place "$CONFIG"` with CONFIG unset searched the current folder and rewrote its files."""
+    --in-place "$CONFIG"` with CONFIG unset searched the current folder and rewrote its files.
+    Kept as typed (a str): a Path drops a trailing slash, and `a.config/` is not `a.config`
+    (see files.named_as_folder)."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value == "":
@@ -322,44 +324,23 @@ class _NamedPath(click.Path):
                 param,
                 ctx,
             )
-        if isinstance(value, str) and ctx is not None:
-            _note_named_as_folder(ctx, value)
         return super().convert(value, param, ctx)
 
 
-_NOT_FOLDERS: Final = "confedit.not_folders"  # in click's ctx.meta: see _note_named_as_folder
-
-
-def _note_named_as_folder(ctx: click.Context, name: str) -> None:
-    """Keep the error of a file named as a folder (`a.config/`), which the system refuses to
-    open (ENOTDIR): the Path made of it drops the slash, and the file was read, and rewritten
-    with --in-place. Raised by _refuse_named_as_folders, once the command runs."""
-    if not name.endswith("/") or is_folder(name):
-        return
-    try:
-        os.stat(name)  # noqa: PTH116 - Path(name) would drop the slash
-    except NotADirectoryError as exc:
-        error = InvalidInput(f"cannot read: {exc.strerror}", source=name)
-        ctx.meta.setdefault(_NOT_FOLDERS, []).append(error)
-    except OSError:  # missing, say: so is the file without the slash, and reading says so
-        pass
-
-
-def _refuse_named_as_folders() -> None:
-    """The error of the first CONFIG that names a file as a folder (see _note_named_as_folder):
-    the run stops before anything is read or written."""
-    errors = click.get_current_context().meta.get(_NOT_FOLDERS, [])
-    if errors:
-        raise errors[0]
+def _refuse_named_as_folder(name: str, *, many: bool) -> None:
+    """A run over one file stops, before anything is read or written, if the file is named as a
+    folder (`a.config/`); over several, that file gets its own line (see batch.find_inputs)."""
+    if not many and (problem := named_as_folder(name)):
+        raise InvalidInput(problem, source=name)
 
 
 _CONFIGS = click.argument(
-    "configs",
+    "config_names",
     metavar="CONFIG...",
     nargs=-1,
     required=True,
     # readable=False: an unreadable file is that file's error (exit 4), not a usage error
-    type=_NamedPath(path_type=Path, readable=False),
+    type=_NamedPath(path_type=str, readable=False),
 )
 _MAX_SIZE = click.option(
     "--max-size",
@@ -569,7 +550,7 @@ def offload(**options: Any) -> None:
     run = _Run(opts.fmt, opts.debug, name, writes=opts.writes_files)
 
     def validated_run() -> int:
-        _refuse_named_as_folders()
+        _refuse_named_as_folder(opts.config_names[0], many=opts.many)
         opts.validate()
         return run_offload(opts)
 
@@ -608,7 +589,7 @@ def audit(**options: Any) -> None:
     run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config), command="audit")
 
     def checked_run() -> int:
-        _refuse_named_as_folders()
+        _refuse_named_as_folder(opts.config_names[0], many=opts.many)
         return run_audit(opts)
 
     _guarded(run, checked_run)

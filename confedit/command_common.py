@@ -31,7 +31,7 @@ from confedit.files import STDOUT_CLOSED, Snapshot, is_folder, read_input, stdou
 class CommonOptions:
     """What both commands are given: the files, the front-end site, and how to report."""
 
-    configs: tuple[Path, ...]
+    config_names: tuple[str, ...]  # as typed: see configs
     site: str
     fmt: str
     color: str
@@ -39,6 +39,13 @@ class CommonOptions:
     max_size: int
     quiet: bool
     debug: bool
+
+    @property
+    def configs(self) -> tuple[Path, ...]:
+        """The CONFIGs as Paths. A Path drops a trailing slash, which `config_names` keep: a
+        file named as a folder (`a.config/`) is not to be read as the file (see
+        batch.find_inputs)."""
+        return tuple(Path(name) for name in self.config_names)
 
     @property
     def config(self) -> Path:
@@ -57,7 +64,7 @@ def require_stdout(needed: bool) -> None:
 def read_item(item: Input, max_size: int) -> Snapshot:
     """The file's bytes, or InvalidInput with what the search found wrong with it."""
     if item.problem:
-        raise InvalidInput(item.problem, source=str(item.path))
+        raise InvalidInput(item.problem, source=item.name)
     return read_input(item.path, max_size)
 
 
@@ -68,12 +75,12 @@ def crash(item: Input, error: BaseException, debug: bool, *, writes: bool) -> Co
     # Killed in the middle of the file: it may have been renamed into place already.
     fate = "it may or may not have been written: run again" if writes else "run again"
     return WorkerLost(
-        f"the worker process working on this file died ({error}); {fate}", source=str(item.path)
+        f"the worker process working on this file died ({error}); {fate}", source=item.name
     )
 
 
 def _internal(item: Input, error: BaseException, debug: bool) -> InternalError:
-    failure = InternalError.of(error, debug=debug, source=str(item.path))
+    failure = InternalError.of(error, debug=debug, source=item.name)
     if debug:  # in the file's report: a worker process hands the parent only plain data
         failure.message += "\n" + "".join(traceback.format_exception(error)).rstrip()
     return failure
@@ -99,11 +106,11 @@ def streams_each_file() -> bool:
 
 
 def found_inputs(
-    configs: Sequence[Path], color: bool, *, quiet: bool, skip: Path | None = None
+    configs: Sequence[str], color: bool, *, quiet: bool, skip: Path | None = None
 ) -> list[Input]:
-    """The files to work on (see batch.find_inputs), with a warning for each symlinked folder
-    the search met and did not follow (unless `quiet`): a server's folder reached by a link
-    would otherwise be left out without a word."""
+    """The files to work on, from the CONFIGs as typed (see batch.find_inputs), with a warning
+    for each symlinked folder the search met and did not follow (unless `quiet`): a server's
+    folder reached by a link would otherwise be left out without a word."""
     unfollowed: list[Path] = []
     inputs = find_inputs(configs, skip, unfollowed)
     if quiet:
@@ -118,7 +125,7 @@ def found_inputs(
     return inputs
 
 
-def _unsearched(links: list[Path], configs: Sequence[Path], skip: Path | None) -> list[Path]:
+def _unsearched(links: list[Path], configs: Sequence[str], skip: Path | None) -> list[Path]:
     """The links whose folder the run neither searches by another way (below a folder named,
     which holds it for real) nor writes to (the output folder): naming those would not help."""
     searched = [Path(os.path.realpath(config)) for config in configs if is_folder(config)]

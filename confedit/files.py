@@ -551,6 +551,21 @@ def is_folder(path: str | os.PathLike[str]) -> bool:
     return os.path.isdir(path)  # noqa: PTH112 - see above
 
 
+def named_as_folder(name: str) -> str | None:
+    """Why `name` cannot be read, if it names a file as a folder (`a.config/`): the system
+    refuses to open a file so (ENOTDIR), but a Path made of the name drops the slash and names
+    the file itself. None for any other name."""
+    if not name.endswith("/") or is_folder(name):
+        return None
+    try:
+        os.stat(name)  # noqa: PTH116 - Path(name) would drop the slash
+    except NotADirectoryError as exc:
+        return f"cannot read: {exc.strerror}"
+    except OSError:  # missing, say: so is the file without the slash, and reading says so
+        return None
+    return None
+
+
 def is_link(path: str | os.PathLike[str]) -> bool:
     """Whether `path` is a symlink; False where it cannot be looked at (see is_folder)."""
     return os.path.islink(path)  # noqa: PTH114 - see is_folder

@@ -93,8 +93,8 @@ class OffloadOptions(CommonOptions):
         if self.output and self.in_place:
             raise click.UsageError("use either -o/--output or --in-place, not both")
         if self.in_place:
-            for config in self.configs:
-                _check_rewritable(config)
+            for name in self.config_names:
+                _check_rewritable(name)
         if self.backup is not None and not self.in_place:
             raise click.UsageError("--backup needs --in-place")
         if self.backup is not None and not self.backup.strip():
@@ -197,18 +197,18 @@ class OffloadOptions(CommonOptions):
         return style.enabled(self.color, sys.stdout)
 
 
-def _check_rewritable(config: Path) -> None:
+def _check_rewritable(config: str) -> None:
     """A usage error if --in-place cannot rewrite `config`: stdin, which has no name to rename
     a new file to or to put a backup beside (/dev/stdin redirected from a file was rewritten
     through the link, its backup written to /dev/stdin.bak), or something that is not a regular
     file (a FIFO, a device). A folder is searched; a file that cannot be looked at is its own
-    error, when read."""
-    if str(config) in STDIN_NAMES:
+    error, when read (so is a file named as a folder, `a.config/`, which os.stat refuses)."""
+    if config in STDIN_NAMES:
         raise click.UsageError(
             f"--in-place rewrites a file by its name, and {config} is stdin: name the file"
         )
     try:
-        mode = config.stat().st_mode
+        mode = os.stat(config).st_mode  # noqa: PTH116 - Path(config) would drop a trailing slash
     except OSError:
         return
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
@@ -414,7 +414,7 @@ class FileReport:
 
 def offload_file(settings: FileSettings, item: Input) -> FileReport:
     """Offload one file as the settings say, and write its outputs; never raises."""
-    name = str(item.path)
+    name = item.name
     try:
         snapshot = read_item(item, settings.max_size)
         if settings.since:
@@ -543,13 +543,13 @@ def _failed(settings: FileSettings, name: str, error: ConfeditError) -> FileRepo
 def _crashed(settings: FileSettings, item: Input, error: BaseException) -> FileReport:
     writes = _writes_config(settings) or settings.runbook_dir is not None
     failure = crash(item, error, settings.debug, writes=writes)
-    return _failed(settings, str(item.path), failure)
+    return _failed(settings, item.name, failure)
 
 
 def run_offload_many(opts: OffloadOptions) -> int:
     """`confedit offload` over several files; returns the run's exit code."""
     inputs = found_inputs(
-        opts.configs,
+        opts.config_names,
         style.enabled(opts.color, sys.stderr),
         quiet=opts.quiet,
         skip=opts.output_dir,
@@ -721,23 +721,26 @@ def _check_files_destinations(opts: OffloadOptions, inputs: list[Input]) -> None
             other = first.setdefault(item.label, item)
             if other is not item:
                 raise click.UsageError(
-                    f"{other.path} and {item.path} would both be named {item.label!r} in the "
+                    f"{other.name} and {item.name} would both be named {item.label!r} in the "
                     "diff or the output folder; run confedit from a folder that contains both, "
                     "or name the folder that holds them instead of the files"
                 )
-    paths = [item.path for item in inputs]
-    produced = opts.backups(paths)
+    # A file named as a folder (`a.config/`) is neither read nor written: what would be
+    # written for it is not checked, and its Path, the file without the slash, is no input.
+    # An option naming that file is still refused: the file was named as an input.
+    files = [item for item in inputs if item.typed is None]
+    produced = opts.backups([item.path for item in files])
     if opts.output_dir is not None:
-        produced += [("--output-dir", opts.output_dir / item.label) for item in inputs]
+        produced += [("--output-dir", opts.output_dir / item.label) for item in files]
     if opts.runbook_dir is not None:
-        produced += [("--runbook-dir", runbook_path(opts.runbook_dir, item)) for item in inputs]
-    check_destinations(opts.destinations(), paths, produced)
+        produced += [("--runbook-dir", runbook_path(opts.runbook_dir, item)) for item in files]
+    check_destinations(opts.destinations(), [item.path for item in inputs], produced)
     if opts.backup:
-        check_backups(opts.backup, paths)
+        check_backups(opts.backup, [item.path for item in files])
     if opts.output_dir is not None:
-        _check_output_dir(opts.output_dir, inputs)
+        _check_output_dir(opts.output_dir, files)
     if opts.runbook_dir is not None:
-        _check_runbook_dir(opts.runbook_dir, inputs)
+        _check_runbook_dir(opts.runbook_dir, files)
 
 
 def _check_output_dir(output_dir: Path, inputs: list[Input]) -> None:

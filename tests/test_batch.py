@@ -184,6 +184,20 @@ def test_a_folder_without_configs_is_one_input_with_a_problem(tmp_path, monkeypa
     )
 
 
+def test_a_file_named_as_a_folder_is_an_input_of_its_own_with_a_problem(tmp_path, monkeypatch):
+    """`a.config/` is not `a.config`: a Path drops the slash, and the file was read through it.
+    It keeps its name as typed and a label of its own, and is not taken for the file named
+    without the slash (nor that file for it)."""
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / "a.config")
+    slashed, plain = find_inputs(["a.config/", "./a.config//", Path("a.config")])
+    assert (slashed.name, slashed.label) == ("a.config/", "a.config/")
+    assert slashed.problem == "cannot read: Not a directory"
+    assert (plain.name, plain.label, plain.problem) == ("a.config", "a.config", None)
+    (missing,) = find_inputs(["missing.config/"])  # a missing file, as without the slash
+    assert (missing.name, missing.problem) == ("missing.config", None)
+
+
 def test_an_unreadable_folder_is_reported_not_skipped(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     touch(tmp_path / "srv" / "a" / "applicationHost.config")

@@ -613,7 +613,6 @@ def test_an_access_section_confedit_cannot_read_stops_both_commands(
     [
         ("offload", "applicationHost.config/", "--in-place"),
         ("offload", "applicationHost.config/", "--check"),
-        ("offload", "applicationHost.config/", "other.config", "--output-dir", "out"),
         ("audit", "applicationHost.config/"),
     ],
 )
@@ -630,3 +629,110 @@ def test_a_file_named_with_a_trailing_slash_is_not_read(confedit_exe, tmp_path, 
     assert proc.stdout == b""
     assert config.read_bytes() == SAMPLE.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config", "other.config"]
+
+
+SLASHED_ERROR = "applicationHost.config/: cannot read: Not a directory"
+
+
+@pytest.mark.parametrize(
+    ("options", "patched", "written"),
+    [
+        (
+            ["--output-dir", "out"],
+            "out/other.config",
+            ["applicationHost.config", "other.config", "out/other.config"],
+        ),
+        (
+            ["--in-place", "--backup", ".bak"],
+            "other.config",
+            ["applicationHost.config", "other.config", "other.config.bak"],
+        ),
+    ],
+)
+def test_a_file_named_with_a_trailing_slash_among_several_is_its_own_error_line(
+    confedit_exe, tmp_path, options, patched, written
+):
+    """Over several CONFIGs, `a.config/` fails as a missing file does: its own line, the other
+    files done, exit 4. It stopped the whole run, and no file was done."""
+    config = copy_sample(tmp_path)
+    shutil.copyfile(SAMPLE, tmp_path / "other.config")
+    args = ["applicationHost.config/", "other.config", "missing.config", *options]
+    proc = run(confedit_exe, "offload", *args, cwd=tmp_path)
+    assert proc.returncode == 4
+    lines = proc.stderr.decode().splitlines()
+    assert lines[0] == SLASHED_ERROR
+    assert lines[1].startswith("other.config: 7 of 7 targets changed")
+    assert lines[-2:] == [
+        "missing.config: no such file",
+        "3 files: 1 changed, 0 unchanged, 0 refused, 2 invalid",
+    ]
+    assert config.read_bytes() == SAMPLE.read_bytes()  # neither read nor written for the slash
+    assert (tmp_path / patched).read_bytes() == PATCHED.read_bytes()
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert files == written
+
+
+def test_what_would_be_written_for_a_file_named_with_a_trailing_slash_is_not_checked(
+    confedit_exe, tmp_path
+):
+    """Nothing is written for `a.config/`: its backup would not overwrite the input
+    `a.config.bak`, which is done (a usage error stopped the run, as if `a.config` were done)."""
+    config = copy_sample(tmp_path)
+    shutil.copyfile(SAMPLE, tmp_path / "applicationHost.config.bak")
+    args = ["applicationHost.config/", "applicationHost.config.bak", "--in-place"]
+    proc = run(confedit_exe, "offload", *args, "--backup", ".bak", cwd=tmp_path)
+    assert proc.returncode == 4
+    lines = proc.stderr.decode().splitlines()
+    assert lines[0] == SLASHED_ERROR
+    assert lines[-1] == "2 files: 1 changed, 0 unchanged, 0 refused, 1 invalid"
+    assert config.read_bytes() == SAMPLE.read_bytes()
+    assert (tmp_path / "applicationHost.config.bak").read_bytes() == PATCHED.read_bytes()
+    assert (tmp_path / "applicationHost.config.bak.bak").read_bytes() == SAMPLE.read_bytes()
+
+
+def test_a_file_named_with_a_trailing_slash_among_several_is_its_own_json_entry(
+    confedit_exe, tmp_path
+):
+    """Its entry names it as typed, with the slash, and says why it failed, as a missing
+    file's does; the other file is reported in full."""
+    copy_sample(tmp_path)
+    shutil.copyfile(SAMPLE, tmp_path / "other.config")
+    args = ["applicationHost.config/", "other.config", "missing.config", "--check"]
+    proc = run(confedit_exe, "offload", *args, "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 4
+    document = json.loads(proc.stdout)
+    validate(document)
+    slashed, other, missing = document["files"]
+    assert (slashed["file"], slashed["status"], slashed["exit_code"]) == (
+        "applicationHost.config/",
+        "invalid",
+        4,
+    )
+    assert slashed["error"]["message"] == SLASHED_ERROR
+    assert {**slashed, "file": "missing.config", "error": missing["error"]} == missing
+    assert (other["file"], other["status"]) == ("other.config", "work-found")
+    assert (document["exit_code"], document["summary"]["invalid"]) == (4, 2)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_audit_of_a_file_named_with_a_trailing_slash_among_several_goes_on(
+    confedit_exe, tmp_path, fmt
+):
+    copy_sample(tmp_path)
+    shutil.copyfile(SAMPLE, tmp_path / "other.config")
+    args = ["applicationHost.config/", "other.config", "--format", fmt]
+    proc = run(confedit_exe, "audit", *args, cwd=tmp_path)
+    assert proc.returncode == 4
+    lines = proc.stderr.decode().splitlines()
+    assert lines[0] == SLASHED_ERROR
+    assert lines[-1] == "2 files: 0 offloaded, 1 not offloaded, 1 invalid"
+    if fmt == "text":
+        assert proc.stdout.decode().startswith("other.config\n")
+        assert proc.stdout.count(b"(front-end)") == 1
+        return
+    document = json.loads(proc.stdout)
+    validate(document)
+    slashed, other = document["files"]
+    assert (slashed["file"], slashed["status"]) == ("applicationHost.config/", "invalid")
+    assert slashed["error"]["message"] == SLASHED_ERROR
+    assert (other["file"], other["exit_code"]) == ("other.config", 0)
