@@ -334,6 +334,14 @@ def _refuse_named_as_folder(name: str, *, many: bool) -> None:
         raise InvalidInput(problem, source=name)
 
 
+def _one_name(typed: str, *, many: bool) -> str | None:
+    """The file's name in the error report of a run over one file: its Path's, except for a file
+    named as a folder, whose Path lost the slash (see files.named_as_folder); None over several."""
+    if many:
+        return None
+    return typed if named_as_folder(typed) else str(Path(typed))
+
+
 _CONFIGS = click.argument(
     "config_names",
     metavar="CONFIG...",
@@ -546,7 +554,7 @@ def offload(**options: Any) -> None:
     from confedit.offload_command import OffloadOptions, run_offload  # noqa: PLC0415
 
     opts = OffloadOptions(**options)
-    name = None if opts.many else str(opts.config)
+    name = _one_name(opts.config_names[0], many=opts.many)
     run = _Run(opts.fmt, opts.debug, name, writes=opts.writes_files)
 
     def validated_run() -> int:
@@ -586,7 +594,8 @@ def audit(**options: Any) -> None:
     from confedit.audit_command import AuditOptions, run_audit  # noqa: PLC0415 - as in offload()
 
     opts = AuditOptions(**options)
-    run = _Run(opts.fmt, opts.debug, None if opts.many else str(opts.config), command="audit")
+    name = _one_name(opts.config_names[0], many=opts.many)
+    run = _Run(opts.fmt, opts.debug, name, command="audit")
 
     def checked_run() -> int:
         _refuse_named_as_folder(opts.config_names[0], many=opts.many)

@@ -634,6 +634,22 @@ def test_a_file_named_with_a_trailing_slash_is_not_read(confedit_exe, tmp_path, 
 SLASHED_ERROR = "applicationHost.config/: cannot read: Not a directory"
 
 
+@pytest.mark.parametrize("command", ["offload", "audit"])
+def test_the_json_report_of_a_file_named_with_a_trailing_slash_names_it_so(
+    confedit_exe, tmp_path, command
+):
+    """The report named it `applicationHost.config`, the file that was not read."""
+    copy_sample(tmp_path)
+    proc = run(confedit_exe, command, "applicationHost.config/", "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 4
+    document = json.loads(proc.stdout)
+    validate(document)
+    assert (document["file"], document["error"]["message"]) == (
+        "applicationHost.config/",
+        SLASHED_ERROR,
+    )
+
+
 @pytest.mark.parametrize(
     ("options", "patched", "written"),
     [
