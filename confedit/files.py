@@ -552,10 +552,10 @@ def is_folder(path: str | os.PathLike[str]) -> bool:
 
 
 def named_as_folder(name: str) -> str | None:
-    """Why `name` cannot be read, if it names a file as a folder (`a.config/`): the system
-    refuses to open a file so (ENOTDIR), but a Path made of the name drops the slash and names
-    the file itself. None for any other name."""
-    if not name.endswith("/") or is_folder(name):
+    """Why `name` cannot be read, if it names a file as a folder (`a.config/`, `a.config/.`):
+    the system refuses to open a file so (ENOTDIR), but a Path made of the name drops the slash
+    (and the dot) and names the file itself. None for any other name."""
+    if not name.endswith(("/", "/.")) or is_folder(name):
         return None
     try:
         os.stat(name)  # noqa: PTH116 - Path(name) would drop the slash

@@ -194,6 +194,8 @@ def test_a_file_named_as_a_folder_is_an_input_of_its_own_with_a_problem(tmp_path
     assert (slashed.name, slashed.label) == ("a.config/", "a.config/")
     assert slashed.problem == "cannot read: Not a directory"
     assert (plain.name, plain.label, plain.problem) == ("a.config", "a.config", None)
+    (dotted,) = find_inputs(["a.config/."])  # a Path drops the dot too
+    assert (dotted.name, dotted.problem) == ("a.config/.", "cannot read: Not a directory")
     (missing,) = find_inputs(["missing.config/"])  # a missing file, as without the slash
     assert (missing.name, missing.problem) == ("missing.config", None)
 

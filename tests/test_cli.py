@@ -612,20 +612,20 @@ def test_an_access_section_confedit_cannot_read_stops_both_commands(
     "args",
     [
         ("offload", "applicationHost.config/", "--in-place"),
+        ("offload", "applicationHost.config/.", "--in-place"),
         ("offload", "applicationHost.config/", "--check"),
         ("audit", "applicationHost.config/"),
     ],
 )
 def test_a_file_named_with_a_trailing_slash_is_not_read(confedit_exe, tmp_path, args):
-    """`a.config/` names a folder, and the system refuses to open a file so (ENOTDIR); click's
-    Path dropped the slash and the file was read, rewritten too with --in-place."""
+    """`a.config/` (and `a.config/.`) names a folder, and the system refuses to open a file so
+    (ENOTDIR); click's Path dropped the slash (and the dot) and the file was read, rewritten too
+    with --in-place."""
     config = copy_sample(tmp_path)
     shutil.copyfile(SAMPLE, tmp_path / "other.config")
     proc = run(confedit_exe, *args, cwd=tmp_path)
     assert proc.returncode == 4
-    assert proc.stderr.decode().splitlines() == [
-        "applicationHost.config/: cannot read: Not a directory"
-    ]
+    assert proc.stderr.decode().splitlines() == [f"{args[1]}: cannot read: Not a directory"]
     assert proc.stdout == b""
     assert config.read_bytes() == SAMPLE.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config", "other.config"]
