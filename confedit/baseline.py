@@ -17,9 +17,9 @@ repository can be changed by hand or by another tool. What counts as the Back En
   `<applicationPoolDefaults>` every pool takes what it does not set from (a pool stopped or run
   as another identity stops the Back End as surely as a changed location; the case of a
   bool does not count there either);
-- the effective SSL policy (sslFlags and Extended Protection) of each Back End path, with or
-  without a `<location>` of its own: this catches a change made above the site, e.g. at the
-  server level, that the site inherits;
+- the effective SSL policy (sslFlags, and Extended Protection: tokenChecking and flags) of each
+  Back End path, with or without a `<location>` of its own: this catches a change made above
+  the site, e.g. at the server level, that the site inherits;
 - whether the access section is unlocked at each Back End path (a web.config there could then
   set sslFlags), wherever the unlock is: a location above the site, or the registration.
 """
@@ -240,13 +240,13 @@ _EXTENDED_PROTECTION_FLAGS: Final = Setting(TOKEN_CHECKING.elements, "flags", "N
 _ACCESS_POLICY: Final = Setting(("handlers",), "accessPolicy", "Read")
 _SHOW_FLAGS: Final = Setting(("directoryBrowse",), "showFlags", "Date, Time, Size, Extension")
 
+_EXTENDED_PROTECTION_NAMES: Final = frozenset(
+    {"none", "proxy", "noservicenamecheck", "allowdotlessspn", "proxycohosting"}
+)
 # Flags attributes other than sslFlags (which SslFlags reads, numbers too), with the names of
 # their flags in IIS's schema, folded.
 _FLAG_NAMES: Final = (
-    (
-        _EXTENDED_PROTECTION_FLAGS,
-        frozenset({"none", "proxy", "noservicenamecheck", "allowdotlessspn", "proxycohosting"}),
-    ),
+    (_EXTENDED_PROTECTION_FLAGS, _EXTENDED_PROTECTION_NAMES),
     (
         _ACCESS_POLICY,
         frozenset(
@@ -497,7 +497,16 @@ def _value_changes(old: dict[str, _Policy], new: dict[str, _Policy]) -> list[str
                 f"the effective policy of {now.path!r} is now sslFlags={now.ssl!r} (from "
                 f"{now.source}), Extended Protection {now.token} (was {was.ssl!r}, {was.token})"
             )
+        elif _ep_flags(was) != _ep_flags(now):
+            changes.append(
+                f"the effective Extended Protection flags of {now.path!r} are now "
+                f"{now.token_flags!r} (was {was.token_flags!r})"
+            )
     return changes
+
+
+def _ep_flags(policy: _Policy) -> str:
+    return _flag_set(policy.token_flags, _EXTENDED_PROTECTION_NAMES)
 
 
 def _unlock_changes(old: dict[str, _Policy], new: dict[str, _Policy]) -> list[str]:
@@ -532,6 +541,7 @@ class _Policy(NamedTuple):
     ssl: str  # effective sslFlags, as IIS writes it
     source: str  # where that is set
     token: str  # effective tokenChecking (Extended Protection)
+    token_flags: str  # effective Extended Protection flags, as written
     unlocked: str | None  # what unlocks the access section there, if anything
 
 
@@ -546,8 +556,10 @@ def _back_end_policy(config: Config) -> dict[str, _Policy]:
     for key, path in paths.items():
         ssl = config.resolve(path, SSL_FLAGS)
         token = config.resolve(path, TOKEN_CHECKING)
+        token_flags = config.resolve(path, _EXTENDED_PROTECTION_FLAGS).value
         flags = str(SslFlags.parse(ssl.value))
-        policy[key] = _Policy(path, flags, ssl.where, token.value, delegated_at(config, key))
+        unlocked = delegated_at(config, key)
+        policy[key] = _Policy(path, flags, ssl.where, token.value, token_flags, unlocked)
     return policy
 
 

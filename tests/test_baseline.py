@@ -240,6 +240,28 @@ def test_a_change_to_the_defaults_every_site_takes_counts(original, element, old
     ]
 
 
+def test_a_server_level_change_of_extended_protection_flags_that_the_back_end_inherits_counts(
+    original,
+):
+    # The Back End's paths set no flags of their own: a change at the server level reached them
+    # and passed, the effective policy being compared by sslFlags and tokenChecking alone.
+    def server_level(flags: bytes) -> bytes:
+        token = b'<extendedProtection tokenChecking="Require" flags="' + flags + b'" />'
+        return replace_once(original, SERVER_WINDOWS_AUTH, SERVER_WINDOWS_AUTH + token)
+
+    found = changes(server_level(b"None"), server_level(b"Proxy, NoServiceNameCheck"))
+    assert found
+    assert all(
+        change.startswith("the effective Extended Protection flags of ")
+        and change.endswith(" are now 'Proxy, NoServiceNameCheck' (was 'None')")
+        for change in found
+    )
+    assert any("'Exchange Back End/PowerShell'" in change for change in found)
+    # the same flags spelled another way are the same to IIS
+    respelled = server_level(b"noservicenamecheck,PROXY")
+    assert changes(server_level(b"Proxy, NoServiceNameCheck"), respelled) == []
+
+
 def test_the_spelling_of_a_server_level_extended_protection_value_does_not_count(original):
     def server_level(value: bytes) -> bytes:
         token = b'<extendedProtection tokenChecking="' + value + b'" />'
