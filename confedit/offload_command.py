@@ -202,8 +202,10 @@ def _check_rewritable(config: str) -> None:
     a new file to or to put a backup beside (/dev/stdin redirected from a file was rewritten
     through the link, its backup written to /dev/stdin.bak), or something that is not a regular
     file (a FIFO, a device). A folder is searched; a file that cannot be looked at is its own
-    error, when read (so is a file named as a folder, `a.config/`, which os.stat refuses)."""
-    if config in STDIN_NAMES:
+    error, when read (so is a file named as a folder, `a.config/`, which os.stat refuses).
+    Stdin is recognised by its Path, which drops what does not change the name (`/dev//stdin`,
+    `/dev/./stdin`)."""
+    if str(Path(config)) in STDIN_NAMES:
         raise click.UsageError(
             f"--in-place rewrites a file by its name, and {config} is stdin: name the file"
         )

@@ -1665,6 +1665,27 @@ def test_in_place_on_stdin_is_a_usage_error(confedit_exe, tmp_path, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config"]
 
 
+@pytest.mark.parametrize("name", ["/dev//stdin", "/dev/./stdin", "/dev/fd//0"])
+@pytest.mark.parametrize("several", [False, True])
+def test_in_place_on_stdin_spelled_otherwise_is_a_usage_error(
+    confedit_exe, tmp_path, name, several
+):
+    """/dev//stdin and /dev/./stdin, redirected from a file, were rewritten through the link:
+    the stdin check compared the name as typed, where it once compared its Path."""
+    config = copy_sample(tmp_path)
+    (tmp_path / "other").mkdir()
+    other = copy_sample(tmp_path / "other")
+    names = (name, "other") if several else (name,)
+    with config.open("rb") as stdin:
+        proc = run(confedit_exe, "offload", *names, "--in-place", cwd=tmp_path, stdin=stdin)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines()[-1] == (
+        f"Error: --in-place rewrites a file by its name, and {name} is stdin: name the file"
+    )
+    assert config.read_bytes() == SAMPLE.read_bytes()
+    assert other.read_bytes() == SAMPLE.read_bytes()
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_in_place_on_a_fifo_is_a_usage_error(confedit_exe, tmp_path):
     """A FIFO cannot be rewritten in place (there is no file to put the new bytes in): it was
