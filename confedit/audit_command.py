@@ -199,10 +199,6 @@ def _fleet(opts: AuditOptions, files: list[AuditedFile], color: bool) -> int:
         errors = [file.error_json for file in files if file.report is None]
         print_json({**fleet.to_json(), "exit_code": code, "errors": errors})
     else:
-        click.echo(render_fleet(fleet, color=color), color=color)
-        if opts.offloaded and not fleet.all_offloaded:
-            click.echo(
-                style.paint("NOT offloaded everywhere: run confedit offload", "bad", color),
-                color=color,
-            )
+        text = render_fleet(fleet, color=color, offloaded_only=opts.offloaded)
+        click.echo(text, color=color)
     return code

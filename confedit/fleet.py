@@ -259,8 +259,9 @@ def _below(target: Row, row: Row) -> Below:
 # --- text --------------------------------------------------------------------------------------
 
 
-def render_fleet(fleet: Fleet, *, color: bool = False) -> str:
-    """The matrix, a line marking the columns where servers differ, and the verdict."""
+def render_fleet(fleet: Fleet, *, color: bool = False, offloaded_only: bool = False) -> str:
+    """The matrix, a line marking the columns where servers differ, and the verdict; with
+    `offloaded_only` (--offloaded), whether every server is offloaded too."""
     differing = set(fleet.disagreeing())
     detailed = set(fleet.disagreeing_below())  # what differs there is below the target
     header = ("SERVER", *SERVICES)
@@ -286,7 +287,7 @@ def render_fleet(fleet: Fleet, *, color: bool = False) -> str:
     compared = len(fleet.compared) >= 2  # the marks row says nothing about one server, or none
     rows = [header, *body, marks] if compared else [header, *body]
     lines = aligned(rows, paint_cell=role if color else None)
-    return "\n".join([*lines, "", *_verdict(fleet, differing, color)])
+    return "\n".join([*lines, "", *_verdict(fleet, differing, color, offloaded_only)])
 
 
 def _shown(server: Server, service: str, below: bool) -> str:
@@ -321,7 +322,7 @@ def _most_common(fleet: Fleet, service: str) -> Cell | None:
     return top[0][0]
 
 
-def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
+def _verdict(fleet: Fleet, differing: set[str], color: bool, offloaded_only: bool) -> list[str]:
     lines = []
     skipped = [shown(s.file) for s in fleet.servers if not s.compared]  # as in the table
     if skipped:
@@ -340,19 +341,24 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool) -> list[str]:
         names = ", ".join(service for service in SERVICES if service in differing)
         lines.append(paint(f"the {compared} servers disagree on: {names}", "bad", color))
     else:
-        lines.append(_agreement(compared, back_end_fine=fleet.back_end_requires_ssl, color=color))
+        gate_fails = offloaded_only and not fleet.all_offloaded
+        lines.append(_agreement(compared, fleet.back_end_requires_ssl, gate_fails, color))
     if not fleet.back_end_requires_ssl:
         lines.append(paint(_back_end_verdict(fleet), "bad", color))
+    if offloaded_only and not fleet.all_offloaded:
+        lines.append(paint("NOT offloaded everywhere: run confedit offload", "bad", color))
     return lines
 
 
-def _agreement(compared: int, *, back_end_fine: bool, color: bool) -> str:
+def _agreement(compared: int, back_end_fine: bool, gate_fails: bool, color: bool) -> str:
     """The servers agree: on everything the matrix shows, which is the front end alone when a
-    Back End finding follows (the run fails; a green "agree" above it would read as a pass)."""
+    Back End finding follows. Green only for a pass: a Back End finding, or --offloaded's
+    "NOT offloaded everywhere", follows it and the run fails, and a green "agree" above a
+    failing line reads as a pass."""
     who = "both servers" if compared == 2 else f"all {compared} servers"
-    if back_end_fine:
-        return paint(f"{who} agree", "good", color)
-    return paint(f"{who} agree on the front end", "dim", color)
+    if not back_end_fine:
+        return paint(f"{who} agree on the front end", "dim", color)
+    return paint(f"{who} agree", "dim" if gate_fails else "good", color)
 
 
 def _back_end_verdict(fleet: Fleet) -> str:

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from confedit.style import paint
 from tests.conftest import CORPUS, PATCHED, SAMPLE, close_stdout, run, two_servers
 from tests.helpers import NOT_INHERITED, SMALL_CAS, strip_ansi
 from tests.test_schemas import validate
@@ -245,6 +246,24 @@ def test_a_fleet_differing_past_inherit_false_fails_the_gate(confedit_exe, tmp_p
     assert report["disagreeing"] == ["owa"]
     (below,) = report["servers"][0]["targets"]["owa"]["below"]
     assert below["path"] == "Integrated" and below["effective_ssl_flags"] == "Ssl, Ssl128"
+
+
+def test_the_fleet_agreement_is_not_green_above_not_offloaded_everywhere(
+    confedit_exe, tmp_path, fleet
+):
+    # Two servers agree, neither offloaded, under --offloaded: a green "both servers agree"
+    # stood above the red "NOT offloaded everywhere" of a failing run, and read as a pass.
+    servers = (str(fleet["cas-2016"]), str(fleet["cas-2019"]))
+    args = ("audit", "--fleet", "--offloaded", "--color", "always", *servers)
+    proc = run(confedit_exe, *args, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stdout.decode().splitlines()[-2:] == [
+        paint("both servers agree", "dim"),
+        paint("NOT offloaded everywhere: run confedit offload", "bad"),
+    ]
+    passing = run(confedit_exe, "audit", "--fleet", "--color", "always", *servers, cwd=tmp_path)
+    assert passing.returncode == 0
+    assert passing.stdout.decode().splitlines()[-1] == paint("both servers agree", "good")
 
 
 @pytest.mark.parametrize("args", [[], ["--format", "json"]])
