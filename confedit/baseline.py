@@ -271,9 +271,13 @@ _FLAG_NAMES: Final = (
 def _flag_set(value: str, known: frozenset[str]) -> str:
     """A flags value as the set of its names, folded and sorted: IIS reads `Read, Script` and
     `script,read` alike. A value with a name not in `known`, or a number (IIS reads `513` as
-    `Read, Script`), is kept as written: such a spelling still counts as a change."""
-    names = {name.strip().lower() for name in value.split(",")}
-    return ", ".join(sorted(names)) if names <= known else value
+    `Read, Script`), is kept as written: such a spelling still counts as a change. So is `None`
+    with anything, itself included: None combines with nothing, and IIS rejects `None, None`
+    where it reads `None`."""
+    names = [name.strip().lower() for name in value.split(",")]
+    if "none" in names and len(names) > 1:
+        return value
+    return ", ".join(sorted(set(names))) if set(names) <= known else value
 
 
 # The bool attributes of IIS's schema (IIS_schema.xml) that Back End locations, site

@@ -489,6 +489,8 @@ def test_a_bool_attribute_with_a_value_iis_rejects_is_compared_as_written(origin
         (b"Read, Script", b"Read, Script, Scripts"),  # a name IIS does not know
         (b"Read, Scripts", b"scripts, read"),
         (b"Read, Script", b"Read"),
+        (b"None", b"None, None"),  # None combines with nothing (IIS-NOTES): IIS rejects it
+        (b"None", b"none,NONE"),
     ],
 )
 def test_other_back_end_access_policies_still_count(original, value, respelled):
@@ -711,6 +713,14 @@ def test_a_flag_removed_from_back_end_extended_protection_still_counts(
     proxy_only = extended_protection_flags(original, b"proxy")
     proc = offload_since_head(confedit_exe, repo, base, proxy_only)
     assert_refused(proc, "<location path='Exchange Back End/Autodiscover'> was changed")
+
+
+def test_none_with_none_in_back_end_extended_protection_flags_still_counts(original):
+    # None combines with nothing (IIS-NOTES): IIS rejects `None, None`, and reads `None`
+    doubled = extended_protection_flags(original, b"None, None")
+    assert changes(original, doubled) == [
+        "<location path='Exchange Back End/Autodiscover'> was changed"
+    ]
 
 
 def test_a_refusal_counts_the_changes_not_the_advice_that_follows_them(repo, original):
