@@ -273,8 +273,10 @@ def _flag_set(value: str, known: frozenset[str]) -> str:
     `script,read` alike. A value with a name not in `known`, or a number (IIS reads `513` as
     `Read, Script`), is kept as written: such a spelling still counts as a change. So is `None`
     with anything, itself included: None combines with nothing, and IIS rejects `None, None`
-    where it reads `None`."""
-    names = [name.strip().lower() for name in value.split(",")]
+    where it reads `None`. Names are folded as Windows compares them (see spans.fold): lower()
+    takes the Kelvin sign (U+212A) to `k`, and so a name IIS does not know, NoServiceNameCheck
+    spelt with it, to one it knows."""
+    names = [fold(name.strip()) for name in value.split(",")]
     if "none" in names and len(names) > 1:
         return value
     return ", ".join(sorted(set(names))) if set(names) <= known else value

@@ -723,6 +723,14 @@ def test_none_with_none_in_back_end_extended_protection_flags_still_counts(origi
     ]
 
 
+def test_a_look_alike_of_a_back_end_extended_protection_flag_still_counts(original):
+    # the Kelvin sign lowers to `k`, but Windows, comparing in upper case, keeps it: IIS knows
+    # no flag NoServiceNameChec\u212a
+    base = extended_protection_flags(original, b"Proxy, NoServiceNameCheck")
+    kelvin = extended_protection_flags(original, "Proxy, NoServiceNameChec\u212a".encode())
+    assert changes(base, kelvin) == ["<location path='Exchange Back End/Autodiscover'> was changed"]
+
+
 def test_a_refusal_counts_the_changes_not_the_advice_that_follows_them(repo, original):
     config = repo / "servers" / "cas1" / "applicationHost.config"
     changed = back_end_edited(original)
