@@ -249,9 +249,10 @@ def check_destinations(
             raise click.UsageError(f"{other} and {option} both write {path}; name another file")
 
 
-def check_backups(backup: str, inputs: list[Path]) -> None:
-    """A usage error if CONFIG+SUFFIX of one input is another input: its original would be lost."""
-    paths = {os.path.realpath(config) for config in inputs}
+def check_backups(backup: str, inputs: list[Path], named: list[Path]) -> None:
+    """A usage error if CONFIG+SUFFIX of one input is a file `named` as one (the inputs, and
+    those named as folders): its original would be lost."""
+    paths = {os.path.realpath(config) for config in named}
     for config in inputs:
         if os.path.realpath(f"{config}{backup}") in paths:
             raise click.UsageError(
@@ -728,28 +729,30 @@ def _check_files_destinations(opts: OffloadOptions, inputs: list[Input]) -> None
                     "or name the folder that holds them instead of the files"
                 )
     # A file named as a folder (`a.config/`) is neither read nor written: what would be
-    # written for it is not checked, and its Path, the file without the slash, is no input.
-    # An option naming that file is still refused: the file was named as an input.
+    # written for it is not checked. Nor is anything written over it, by an option or by
+    # another file's output: the file was named as an input.
     files = [item for item in inputs if item.typed is None]
+    named = [item.path for item in inputs]
     produced = opts.backups([item.path for item in files])
     if opts.output_dir is not None:
         produced += [("--output-dir", opts.output_dir / item.label) for item in files]
     if opts.runbook_dir is not None:
         produced += [("--runbook-dir", runbook_path(opts.runbook_dir, item)) for item in files]
-    check_destinations(opts.destinations(), [item.path for item in inputs], produced)
+    check_destinations(opts.destinations(), named, produced)
     if opts.backup:
-        check_backups(opts.backup, [item.path for item in files])
+        check_backups(opts.backup, [item.path for item in files], named)
     if opts.output_dir is not None:
-        _check_output_dir(opts.output_dir, files)
+        _check_output_dir(opts.output_dir, files, inputs)
     if opts.runbook_dir is not None:
-        _check_runbook_dir(opts.runbook_dir, files)
+        _check_runbook_dir(opts.runbook_dir, files, inputs)
 
 
-def _check_output_dir(output_dir: Path, inputs: list[Input]) -> None:
-    """Usage errors: an output that is an input, or leads to one through a symlink. Most often
-    an input inside the output folder: an earlier run's output, named again by a glob such as
-    `*/` (its own output lands a folder deeper, another file's output over it)."""
-    identities = _identities(inputs)
+def _check_output_dir(output_dir: Path, inputs: list[Input], named: list[Input]) -> None:
+    """Usage errors: an output of `inputs` that is a file `named` (see check_backups), or leads
+    to one through a symlink. Most often an input inside the output folder: an earlier run's
+    output, named again by a glob such as `*/` (its own output lands a folder deeper, another
+    file's output over it)."""
+    identities = _identities(named)
     overwritten = {item.path: _input_at(output_dir / item.label, identities) for item in inputs}
     for item in inputs:  # the plainest mistake first
         if overwritten[item.path] == item.path:
@@ -773,9 +776,10 @@ def _check_output_dir(output_dir: Path, inputs: list[Input]) -> None:
         )
 
 
-def _check_runbook_dir(runbook_dir: Path, inputs: list[Input]) -> None:
-    """A usage error if a runbook would be written over an input (or through a symlink to one)."""
-    identities = _identities(inputs)
+def _check_runbook_dir(runbook_dir: Path, inputs: list[Input], named: list[Input]) -> None:
+    """A usage error if the runbook of one of `inputs` would be written over a file `named` (see
+    check_backups), or through a symlink to one."""
+    identities = _identities(named)
     for item in inputs:
         runbook = runbook_path(runbook_dir, item)
         if (other := _input_at(runbook, identities)) is not None:

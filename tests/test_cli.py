@@ -706,6 +706,49 @@ def test_what_would_be_written_for_a_file_named_with_a_trailing_slash_is_not_che
     assert (tmp_path / "applicationHost.config.bak.bak").read_bytes() == SAMPLE.read_bytes()
 
 
+@pytest.mark.parametrize(
+    ("named", "options", "error"),
+    [
+        (
+            "out/other.config",
+            ["--output-dir", "out"],
+            "the input out/other.config is inside --output-dir out (an earlier run's output?) "
+            "and would be overwritten by the output of other.config; name the configs to "
+            "offload without that folder",
+        ),
+        (
+            "other.config.bak",
+            ["--in-place", "--backup", ".bak"],
+            "--backup .bak would write the backup of other.config over the input "
+            "other.config.bak; choose another suffix",
+        ),
+        (
+            "runbooks/other.config.ps1",
+            ["--runbook-dir", "runbooks", "--output-dir", "out"],
+            "--runbook-dir would write runbooks/other.config.ps1 over the input "
+            "runbooks/other.config.ps1; choose another folder",
+        ),
+    ],
+)
+def test_a_file_named_with_a_trailing_slash_is_not_written_over_by_another_output(
+    confedit_exe, tmp_path, named, options, error
+):
+    """Nothing is read or written for `a.config/`, and nothing else is written over it: named
+    without the slash, that file stops the run as an input an output would overwrite. Named with
+    it, it was overwritten by the output, backup or runbook of another file, and lost."""
+    shutil.copyfile(SAMPLE, tmp_path / "other.config")
+    precious = tmp_path / named
+    precious.parent.mkdir(exist_ok=True)
+    precious.write_bytes(b"not to be lost")
+    proc = run(confedit_exe, "offload", f"{named}/", "other.config", *options, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines()[-1] == f"Error: {error}"
+    assert precious.read_bytes() == b"not to be lost"
+    assert (tmp_path / "other.config").read_bytes() == SAMPLE.read_bytes()
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert files == sorted([named, "other.config"])
+
+
 def test_a_file_named_with_a_trailing_slash_among_several_is_its_own_json_entry(
     confedit_exe, tmp_path
 ):
