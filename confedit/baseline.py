@@ -275,8 +275,9 @@ def _flag_set(value: str, known: frozenset[str]) -> str:
     with anything, itself included: None combines with nothing, and IIS rejects `None, None`
     where it reads `None`. Names are folded as Windows compares them (see spans.fold): lower()
     takes the Kelvin sign (U+212A) to `k`, and so a name IIS does not know, NoServiceNameCheck
-    spelt with it, to one it knows."""
-    names = [fold(name.strip()) for name in value.split(",")]
+    spelt with it, to one it knows. Only spaces around a name are dropped: str.strip() drops a
+    no-break space too, which IIS is not known to read as a space."""
+    names = [fold(name.strip(" ")) for name in value.split(",")]
     if "none" in names and len(names) > 1:
         return value
     return ", ".join(sorted(set(names))) if set(names) <= known else value

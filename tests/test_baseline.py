@@ -491,6 +491,7 @@ def test_a_bool_attribute_with_a_value_iis_rejects_is_compared_as_written(origin
         (b"Read, Script", b"Read"),
         (b"None", b"None, None"),  # None combines with nothing (IIS-NOTES): IIS rejects it
         (b"None", b"none,NONE"),
+        (b"Read, Script", "Read,\u00a0Script".encode()),  # a no-break space: no space to IIS
     ],
 )
 def test_other_back_end_access_policies_still_count(original, value, respelled):
