@@ -199,6 +199,7 @@ def _fleet(opts: AuditOptions, files: list[AuditedFile], color: bool) -> int:
         errors = [file.error_json for file in files if file.report is None]
         print_json({**fleet.to_json(), "exit_code": code, "errors": errors})
     else:
-        text = render_fleet(fleet, color=color, offloaded_only=opts.offloaded)
+        unaudited = [file.path for file in files if file.report is None]
+        text = render_fleet(fleet, color=color, offloaded_only=opts.offloaded, unaudited=unaudited)
         click.echo(text, color=color)
     return code

@@ -9,6 +9,7 @@ Microsoft's procedure asks for every Client Access server to be configured the s
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -259,9 +260,16 @@ def _below(target: Row, row: Row) -> Below:
 # --- text --------------------------------------------------------------------------------------
 
 
-def render_fleet(fleet: Fleet, *, color: bool = False, offloaded_only: bool = False) -> str:
+def render_fleet(
+    fleet: Fleet,
+    *,
+    color: bool = False,
+    offloaded_only: bool = False,
+    unaudited: Sequence[str] = (),
+) -> str:
     """The matrix, a line marking the columns where servers differ, and the verdict; with
-    `offloaded_only` (--offloaded), whether every server is offloaded too."""
+    `offloaded_only` (--offloaded), whether every server is offloaded too; and the files that
+    could not be audited (their errors are on stderr), which the verdict does not cover."""
     differing = set(fleet.disagreeing())
     detailed = set(fleet.disagreeing_below())  # what differs there is below the target
     header = ("SERVER", *SERVICES)
@@ -287,7 +295,8 @@ def render_fleet(fleet: Fleet, *, color: bool = False, offloaded_only: bool = Fa
     compared = len(fleet.compared) >= 2  # the marks row says nothing about one server, or none
     rows = [header, *body, marks] if compared else [header, *body]
     lines = aligned(rows, paint_cell=role if color else None)
-    return "\n".join([*lines, "", *_verdict(fleet, differing, color, offloaded_only)])
+    verdict = _verdict(fleet, differing, color, offloaded_only, unaudited)
+    return "\n".join([*lines, "", *verdict])
 
 
 def _shown(server: Server, service: str, below: bool) -> str:
@@ -322,8 +331,17 @@ def _most_common(fleet: Fleet, service: str) -> Cell | None:
     return top[0][0]
 
 
-def _verdict(fleet: Fleet, differing: set[str], color: bool, offloaded_only: bool) -> list[str]:
+def _verdict(
+    fleet: Fleet,
+    differing: set[str],
+    color: bool,
+    offloaded_only: bool,
+    unaudited: Sequence[str],
+) -> list[str]:
     lines = []
+    if unaudited:  # not in the matrix: the files are not all the same, whatever it says
+        names = ", ".join(shown(name) for name in unaudited)
+        lines.append(paint(f"not audited (their errors are on stderr): {names}", "bad", color))
     skipped = [shown(s.file) for s in fleet.servers if not s.compared]  # as in the table
     if skipped:
         lines.append(
@@ -341,7 +359,7 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool, offloaded_only: boo
         names = ", ".join(service for service in SERVICES if service in differing)
         lines.append(paint(f"the {compared} servers disagree on: {names}", "bad", color))
     else:
-        gate_fails = offloaded_only and not fleet.all_offloaded
+        gate_fails = bool(unaudited) or (offloaded_only and not fleet.all_offloaded)
         lines.append(_agreement(compared, fleet.back_end_requires_ssl, gate_fails, color))
     if not fleet.back_end_requires_ssl:
         lines.append(paint(_back_end_verdict(fleet), "bad", color))
@@ -352,8 +370,8 @@ def _verdict(fleet: Fleet, differing: set[str], color: bool, offloaded_only: boo
 
 def _agreement(compared: int, back_end_fine: bool, gate_fails: bool, color: bool) -> str:
     """The servers agree: on everything the matrix shows, which is the front end alone when a
-    Back End finding follows. Green only for a pass: a Back End finding, or --offloaded's
-    "NOT offloaded everywhere", follows it and the run fails, and a green "agree" above a
+    Back End finding follows. Green only for a pass: a Back End finding, --offloaded's "NOT
+    offloaded everywhere" or files not audited fail the run, and a green "agree" beside a
     failing line reads as a pass."""
     who = "both servers" if compared == 2 else f"all {compared} servers"
     if not back_end_fine:

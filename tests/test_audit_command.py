@@ -266,6 +266,20 @@ def test_the_fleet_agreement_is_not_green_above_not_offloaded_everywhere(
     assert passing.stdout.decode().splitlines()[-1] == paint("both servers agree", "good")
 
 
+def test_a_fleet_with_a_file_not_audited_says_so_below_the_matrix(confedit_exe, tmp_path, fleet):
+    # A missing file beside two servers that agree: the run exits 4, its error on stderr, and
+    # stdout ended with a green "both servers agree", which read as a pass where stderr is
+    # kept apart (a CI log of stdout, say).
+    servers = (str(fleet["cas-2016"]), "missing.config", str(fleet["cas-2019"]))
+    proc = run(confedit_exe, "audit", "--fleet", "--color", "always", *servers, cwd=tmp_path)
+    assert proc.returncode == 4
+    assert strip_ansi(proc.stderr).decode().startswith("missing.config: no such file")
+    assert proc.stdout.decode().splitlines()[-2:] == [
+        paint("not audited (their errors are on stderr): missing.config", "bad"),
+        paint("both servers agree", "dim"),
+    ]
+
+
 @pytest.mark.parametrize("args", [[], ["--format", "json"]])
 def test_a_fleet_whose_back_end_lost_its_ssl_on_one_server_fails(
     confedit_exe, tmp_path, fleet, args
