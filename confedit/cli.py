@@ -384,6 +384,38 @@ class _Main(click.Group):
                 code = error.exit_code
             sys.exit(code if isinstance(code, int) else 0)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _click_writing():  # --help, --version
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _click_writing():  # a command's --help (a command's own run is _guarded)
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _click_writing() -> Iterator[None]:
+    """What click writes on stdout itself (the help, the version) fails as a command's output
+    does: a closed pipe ends quietly with 141, where click exits 1 (the code of "--check found
+    work"), and a full disk is one line and exit 3, where click shows a traceback."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise click.exceptions.Exit(_stdout_closed()) from None
+    except OSError as error:
+        if error.filename is not None or error.errno not in _STREAM_ERRORS:
+            raise
+        silence_stdout()
+        failed = StdoutFailed(error.strerror or str(error))
+        click.echo(str(failed), err=True)
+        raise click.exceptions.Exit(int(failed.exit_code)) from None
+
 
 @contextlib.contextmanager
 def _standard_streams() -> Iterator[None]:

@@ -795,3 +795,30 @@ def test_audit_of_a_file_named_with_a_trailing_slash_among_several_goes_on(
     assert (slashed["file"], slashed["status"]) == ("applicationHost.config/", "invalid")
     assert slashed["error"]["message"] == SLASHED_ERROR
     assert (other["file"], other["exit_code"]) == ("other.config", 0)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["offload", "--help"]])
+def test_help_and_version_into_a_closed_or_full_stdout(confedit_exe, args):
+    """click writes the help and the version itself, and ended a closed pipe with exit 1 (the
+    code of "--check found work") and a full disk with a traceback: they end as the commands'
+    own output does, 141 quietly and exit 3 in one line."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone: the write fails with EPIPE
+    try:
+        closed = subprocess.run(
+            [confedit_exe, *args], stdout=write, stderr=subprocess.PIPE, check=False, timeout=60
+        )
+    finally:
+        os.close(write)
+    assert (closed.returncode, closed.stderr) == (141, b"")
+    full_device = Path("/dev/full")
+    if not full_device.exists():
+        return
+    with full_device.open("wb") as full:
+        done = subprocess.run(
+            [confedit_exe, *args], stdout=full, stderr=subprocess.PIPE, check=False, timeout=60
+        )
+    assert (done.returncode, done.stderr) == (
+        3,
+        b"cannot write to stdout: No space left on device\n",
+    )
