@@ -496,19 +496,29 @@ def _policy_changes(before: Config, after: Config, *, values: bool) -> list[str]
 
 
 def _value_changes(old: dict[str, _Policy], new: dict[str, _Policy]) -> list[str]:
-    changes = []
+    """Changes of the Back End paths' effective values. One line for each change made alike at
+    several paths, naming the first: a change above the site (at the server level, say) reaches
+    every path that inherits it, and was one line per path, a screenful for one change."""
+    alike: dict[tuple[str, str], list[_Policy]] = {}
     for key in sorted(old.keys() & new.keys()):
-        was, now = old[key], new[key]
-        if (was.ssl, was.token.lower()) != (now.ssl, now.token.lower()):
-            changes.append(
-                f"the effective policy of {now.path!r} is now sslFlags={now.ssl!r} (from "
-                f"{now.source}), Extended Protection {now.token} (was {was.ssl!r}, {was.token})"
-            )
-        elif _ep_flags(was) != _ep_flags(now):
-            changes.append(
-                f"the effective Extended Protection flags of {now.path!r} are now "
-                f"{now.token_flags!r} (was {was.token_flags!r})"
-            )
+        for change in _path_changes(old[key], new[key]):
+            alike.setdefault(change, []).append(new[key])
+    return [
+        f"the effective {what} of {_paths(policies)}{',' if len(policies) > 1 else ''} {how}"
+        for (what, how), policies in alike.items()
+    ]
+
+
+def _path_changes(was: _Policy, now: _Policy) -> list[tuple[str, str]]:
+    """What changed at one path: (the setting, how), the path left out."""
+    changes = []
+    if was.ssl != now.ssl:
+        changes.append(("sslFlags", f"is now {now.ssl!r} (was {was.ssl!r}), set at {now.source}"))
+    if was.token.lower() != now.token.lower():
+        changes.append(("Extended Protection", f"is now {now.token} (was {was.token})"))
+    if _ep_flags(was) != _ep_flags(now):
+        how = f"are now {now.token_flags!r} (was {was.token_flags!r})"
+        changes.append(("Extended Protection flags", how))
     return changes
 
 
