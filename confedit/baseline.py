@@ -515,7 +515,7 @@ def _path_changes(was: _Policy, now: _Policy) -> list[tuple[str, str]]:
     if was.ssl != now.ssl:
         changes.append(("sslFlags", f"is now {now.ssl!r} (was {was.ssl!r}), set at {now.source}"))
     if was.token.lower() != now.token.lower():
-        changes.append(("Extended Protection", f"is now {now.token} (was {was.token})"))
+        changes.append(("Extended Protection", f"is now {now.token!r} (was {was.token!r})"))
     if _ep_flags(was) != _ep_flags(now):
         how = f"are now {now.token_flags!r} (was {was.token_flags!r})"
         changes.append(("Extended Protection flags", how))

@@ -107,7 +107,7 @@ def test_a_server_level_change_that_the_back_end_inherits_counts(original):
     (found,) = changes(original, changed)
     paths = re.fullmatch(
         r"the effective Extended Protection of (\d+) Back End paths, 'Exchange Back End' first, "
-        r"is now Require \(was None\)",
+        r"is now 'Require' \(was 'None'\)",
         found,
     )
     assert paths is not None, found
@@ -274,6 +274,18 @@ def test_the_spelling_of_a_server_level_extended_protection_value_does_not_count
 
     assert changes(server_level(b"None"), server_level(b"none")) == []
     assert changes(server_level(b"Allow"), server_level(b"ALLOW")) == []
+
+
+def test_a_changed_extended_protection_value_is_quoted_as_the_other_values_are(original):
+    # Unquoted, an empty value left a gap ("is now  (was None)") and a value with a comma read
+    # as two values.
+    def server_level(value: bytes) -> bytes:
+        token = b'<extendedProtection tokenChecking="' + value + b'" />'
+        return replace_once(original, SERVER_WINDOWS_AUTH, SERVER_WINDOWS_AUTH + token)
+
+    for value, said in [(b"", "''"), (b"Require, Allow", "'Require, Allow'")]:
+        (found,) = changes(server_level(b"None"), server_level(value))
+        assert found.endswith(f" first, is now {said} (was 'None')"), found
 
 
 def test_a_back_end_application_without_a_location_of_its_own_counts(original):
