@@ -45,6 +45,8 @@ from confedit.document import Document, load
 from confedit.errors import ConfeditError, InvalidInput, Refused, UsageProblem, shell_command
 from confedit.files import is_link
 from confedit.iis import (
+    SCHEMA_DEFAULT,
+    SERVER_LEVEL,
     SSL_FLAGS,
     TOKEN_CHECKING,
     Config,
@@ -513,13 +515,24 @@ def _path_changes(was: _Policy, now: _Policy) -> list[tuple[str, str]]:
     """What changed at one path: (the setting, how), the path left out."""
     changes = []
     if was.ssl != now.ssl:
-        changes.append(("sslFlags", f"is now {now.ssl!r} (was {was.ssl!r}), set at {now.source}"))
+        how = f"is now {now.ssl!r} (was {was.ssl!r}), {_set_at(now.source)}"
+        changes.append(("sslFlags", how))
     if was.token.lower() != now.token.lower():
         changes.append(("Extended Protection", f"is now {now.token!r} (was {was.token!r})"))
     if _ep_flags(was) != _ep_flags(now):
         how = f"are now {now.token_flags!r} (was {was.token_flags!r})"
         changes.append(("Extended Protection flags", how))
     return changes
+
+
+def _set_at(where: str) -> str:
+    """Where an effective value comes from, in words: Resolved.where spells the server level
+    and the schema default in parentheses, and "set at (schema default)" reads as a level."""
+    if where == SCHEMA_DEFAULT:
+        return "the schema default"
+    if where == SERVER_LEVEL:
+        return "set at the server level"
+    return f"set at {where!r}"
 
 
 def _ep_flags(policy: _Policy) -> str:

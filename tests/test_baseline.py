@@ -309,13 +309,28 @@ def test_a_back_end_application_without_a_location_of_its_own_counts(original):
         (change,) = changes(config, changed)
         found = re.fullmatch(
             r"the effective sslFlags of (\d+) Back End paths, '.*' first, is now 'Ssl' \(was "
-            r"'None'\), set at \(server level\)",
+            r"'None'\), set at the server level",
             change,
         )
         assert found is not None, change
         return int(found.group(1))
 
     assert server_level_paths(with_foo) == server_level_paths(base) + 1  # /foo is one of them
+
+
+def test_a_changed_sslflags_says_where_it_comes_from_in_words(original):
+    # "set at (server level)", and "set at (schema default)" for a value no level sets.
+    base = replace_once(
+        original,
+        b'<location path="Exchange Back End">',
+        b'<location path="Exchange Back End" inheritInChildApplications="false">',
+    )
+    ssl = base.replace(b'<access sslFlags="None" />', b'<access sslFlags="Ssl" />', 1)
+    unset = base.replace(b'<access sslFlags="None" />', b"<access />", 1)
+    (found,) = changes(unset, ssl)
+    assert found.endswith(" first, is now 'Ssl' (was 'None'), set at the server level"), found
+    (found,) = changes(ssl, unset)
+    assert found.endswith(" first, is now 'None' (was 'Ssl'), the schema default"), found
 
 
 BACK_END_SITE = b'<site name="Exchange Back End"'
