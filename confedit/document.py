@@ -467,7 +467,9 @@ def _parse(
     reduced = None
     try:
         if scope is None or len(raw) < PRUNE_ABOVE:
-            root = etree.fromstring(raw, make_parser())
+            parser = make_parser()
+            root = etree.fromstring(raw, parser)
+            _raise_logged_error(parser)
         else:
             root, reduced = _parse_large(raw, scope)
         for element in root.iter("location"):
@@ -500,9 +502,14 @@ def _check(raw: bytes) -> None:
         huge_tree=False,
     )
     etree.fromstring(raw, checker)
-    # An error libxml2 reads past (a namespace prefix not defined) is logged, and not raised
-    # for a parser with a target; the plain parse raises it.
-    errors = checker.error_log.filter_from_errors()
+    _raise_logged_error(checker)
+
+
+def _raise_logged_error(parser: etree.XMLParser) -> None:
+    """Raise the first error libxml2 logged and read past (a namespace prefix not defined):
+    lxml raises none for a parser with a target, and for a plain one only if no warning (an
+    xml:space value not known, say) was logged after it, as it reads the last message alone."""
+    errors = parser.error_log.filter_from_errors()
     if errors:
         first = errors[0]
         where = (first.type, first.line, first.column)  # lxml's, which the stubs leave out

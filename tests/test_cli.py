@@ -822,3 +822,26 @@ def test_help_and_version_into_a_closed_or_full_stdout(confedit_exe, args):
         3,
         b"cannot write to stdout: No space left on device\n",
     )
+
+
+def test_a_namespace_fault_followed_by_a_warning_is_refused_and_nothing_written(
+    confedit_exe, tmp_path
+):
+    """lxml's plain parse reads libxml2's last message alone: an xml:space value it does not
+    know (a warning) after a namespace prefix not defined let the file be offloaded."""
+    config = copy_sample(tmp_path)
+    faulty = SAMPLE.read_bytes().replace(
+        b"</configuration>",
+        b'<location path="Other Site/x"><system.webServer><a:b /><c xml:space="bad" />'
+        b"</system.webServer></location>\n</configuration>",
+    )
+    config.write_bytes(faulty)
+    line = faulty[: faulty.index(b"<a:b")].count(b"\n") + 1
+    proc = run(confedit_exe, "offload", "--in-place", config.name, cwd=tmp_path)
+    assert proc.returncode == 4
+    assert proc.stderr.decode().splitlines()[0].startswith(f"applicationHost.config:{line}:"), (
+        proc.stderr
+    )
+    assert "Namespace prefix a on b is not defined" in proc.stderr.decode()
+    assert config.read_bytes() == faulty
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config"]
