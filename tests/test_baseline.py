@@ -97,6 +97,17 @@ def test_a_change_to_the_back_end_site_definition_counts(original):
     ]
 
 
+def paths_of(change: str, setting: str, how: str, first: str = ".*") -> int:
+    """How many Back End paths one change names: a change of an effective value made alike at
+    several paths is one line, "the effective SETTING of N Back End paths, 'FIRST' first, HOW"."""
+    found = re.fullmatch(
+        rf"the effective {setting} of (\d+) Back End paths, '{first}' first, {re.escape(how)}",
+        change,
+    )
+    assert found is not None, change
+    return int(found.group(1))
+
+
 def test_a_server_level_change_that_the_back_end_inherits_counts(original):
     changed = replace_once(
         original,
@@ -105,13 +116,8 @@ def test_a_server_level_change_that_the_back_end_inherits_counts(original):
     )
     # one line for the change, not one per path that inherits it (a screenful)
     (found,) = changes(original, changed)
-    paths = re.fullmatch(
-        r"the effective Extended Protection of (\d+) Back End paths, 'Exchange Back End' first, "
-        r"is now 'Require' \(was 'None'\)",
-        found,
-    )
-    assert paths is not None, found
-    assert int(paths.group(1)) > 1
+    how = "is now 'Require' (was 'None')"
+    assert paths_of(found, "Extended Protection", how, first="Exchange Back End") > 1
 
 
 def test_the_spelling_of_a_back_end_location_path_does_not_count(original):
@@ -257,11 +263,8 @@ def test_a_server_level_change_of_extended_protection_flags_that_the_back_end_in
         return replace_once(original, SERVER_WINDOWS_AUTH, SERVER_WINDOWS_AUTH + token)
 
     (found,) = changes(server_level(b"None"), server_level(b"Proxy, NoServiceNameCheck"))
-    assert re.fullmatch(
-        r"the effective Extended Protection flags of \d+ Back End paths, 'Exchange Back End' "
-        r"first, are now 'Proxy, NoServiceNameCheck' \(was 'None'\)",
-        found,
-    ), found
+    how = "are now 'Proxy, NoServiceNameCheck' (was 'None')"
+    assert paths_of(found, "Extended Protection flags", how, first="Exchange Back End") > 1
     # the same flags spelled another way are the same to IIS
     respelled = server_level(b"noservicenamecheck,PROXY")
     assert changes(server_level(b"Proxy, NoServiceNameCheck"), respelled) == []
@@ -307,13 +310,7 @@ def test_a_back_end_application_without_a_location_of_its_own_counts(original):
         """How many Back End paths the one change names (one line for them all)."""
         changed = config.replace(b'<access sslFlags="None" />', b'<access sslFlags="Ssl" />', 1)
         (change,) = changes(config, changed)
-        found = re.fullmatch(
-            r"the effective sslFlags of (\d+) Back End paths, '.*' first, is now 'Ssl' \(was "
-            r"'None'\), set at the server level",
-            change,
-        )
-        assert found is not None, change
-        return int(found.group(1))
+        return paths_of(change, "sslFlags", "is now 'Ssl' (was 'None'), set at the server level")
 
     assert server_level_paths(with_foo) == server_level_paths(base) + 1  # /foo is one of them
 
