@@ -222,7 +222,7 @@ def _locations(document: Document) -> dict[str, tuple[str, list[bytes]]]:
 
 def _location_canonical(location: etree._Element) -> bytes:
     """The location's canonical XML, its SSL policy spelled one way: IIS reads sslFlags in any
-    case and order (a set of flags) and tokenChecking in any case, as _value_changes compares
+    case and order (a set of flags) and tokenChecking in any case, as _path_changes compares
     them; the other flags of _FLAG_NAMES, as sets (see _flag_set); and its bools (see
     _fold_bools). A value IIS would reject is kept as written."""
     clone = copy.deepcopy(location)
