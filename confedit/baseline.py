@@ -17,9 +17,10 @@ repository can be changed by hand or by another tool. What counts as the Back En
   `<applicationPoolDefaults>` every pool takes what it does not set from (a pool stopped or run
   as another identity stops the Back End as surely as a changed location; the case of a
   bool does not count there either);
-- the effective SSL policy (sslFlags, and Extended Protection: tokenChecking and flags) of each
-  Back End path, with or without a `<location>` of its own: this catches a change made above
-  the site, e.g. at the server level, that the site inherits;
+- the effective SSL policy (sslFlags, and Extended Protection: tokenChecking, flags and the
+  list of service names it accepts) of each Back End path, with or without a `<location>` of
+  its own: this catches a change made above the site, e.g. at the server level, that the site
+  inherits;
 - whether the access section is unlocked at each Back End path (a web.config there could then
   set sslFlags), wherever the unlock is: a location above the site, or the registration.
 """
@@ -54,6 +55,7 @@ from confedit.iis import (
     Site,
     SslFlags,
     delegated_at,
+    lineage,
     path_key,
     site_of,
     validate,
@@ -522,7 +524,14 @@ def _path_changes(was: _Policy, now: _Policy) -> list[tuple[str, str]]:
     if _ep_flags(was) != _ep_flags(now):
         how = f"are now {now.token_flags!r} (was {was.token_flags!r})"
         changes.append(("Extended Protection flags", how))
+    if was.spns != now.spns:
+        how = f"are now {_listed(now.spns)} (was {_listed(was.spns)})"
+        changes.append(("Extended Protection SPNs", how))
     return changes
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    return repr(", ".join(names)) if names else "none"
 
 
 def _set_at(where: str) -> str:
@@ -572,6 +581,7 @@ class _Policy(NamedTuple):
     source: str  # where that is set
     token: str  # effective tokenChecking (Extended Protection)
     token_flags: str  # effective Extended Protection flags, as written
+    spns: tuple[str, ...]  # the service names Extended Protection accepts there (see _spns)
     unlocked: str | None  # what unlocks the access section there, if anything
 
 
@@ -589,8 +599,27 @@ def _back_end_policy(config: Config) -> dict[str, _Policy]:
         token_flags = config.resolve(path, _EXTENDED_PROTECTION_FLAGS).value
         flags = str(SslFlags.parse(ssl.value))
         unlocked = delegated_at(config, key)
-        policy[key] = _Policy(path, flags, ssl.where, token.value, token_flags, unlocked)
+        spns = _spns(config, key)
+        policy[key] = _Policy(path, flags, ssl.where, token.value, token_flags, spns, unlocked)
     return policy
+
+
+def _spns(config: Config, key: str) -> tuple[str, ...]:
+    """The service names Extended Protection accepts at `key`, sorted (their order does not
+    count): a collection, <spn name="..."> items in <extendedProtection>, which each level
+    from the server level down to `key` adds to and <clearSpns /> empties. A child of another
+    kind is listed as its tag, so that a change to it counts too."""
+    names: set[str] = set()
+    for level in reversed(lineage(key)):
+        for definition in config.elements_at(level, TOKEN_CHECKING):
+            if not config.flows_to(definition, key):
+                continue
+            for child in definition.element.iterchildren(etree.Element):
+                if child.tag == "clearSpns":
+                    names.clear()
+                else:
+                    names.add(child.get("name", "") if child.tag == "spn" else f"<{child.tag}>")
+    return tuple(sorted(names))
 
 
 # --- git -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from tests.helpers import git_env
 SCOPE = ("Exchange Back End",)  # as --since loads them
 CAS_MBX = EXCHANGE / "e2013-cas-mbx.applicationHost.config"
 POWERSHELL = b'<location path="Exchange Back End/PowerShell">'
+SPN = b'<spn name="HTTP/new" />'
 SERVER_WINDOWS_AUTH = (
     b'<windowsAuthentication enabled="false" authPersistNonNTLM="true" useKernelMode="false">'
 )
@@ -268,6 +269,51 @@ def test_a_server_level_change_of_extended_protection_flags_that_the_back_end_in
     # the same flags spelled another way are the same to IIS
     respelled = server_level(b"noservicenamecheck,PROXY")
     assert changes(server_level(b"Proxy, NoServiceNameCheck"), respelled) == []
+
+
+def test_a_server_level_change_of_the_spn_list_that_the_back_end_inherits_counts(original):
+    # The list of service names Extended Protection accepts (<spn> items, <clearSpns /> to
+    # start afresh) is a collection: set at the server level, it reaches every Back End path.
+    def server_level(spns: bytes) -> bytes:
+        token = b'<extendedProtection tokenChecking="Require" flags="Proxy">' + spns
+        token += b"</extendedProtection>"
+        return replace_once(original, SERVER_WINDOWS_AUTH, SERVER_WINDOWS_AUTH + token)
+
+    one = server_level(b'<spn name="HTTP/mail.example.com" />')
+    two = server_level(b'<spn name="HTTP/mail.example.com" /><spn name="HTTP/evil.example" />')
+    (found,) = changes(one, two)
+    how = "are now 'HTTP/evil.example, HTTP/mail.example.com' (was 'HTTP/mail.example.com')"
+    assert paths_of(found, "Extended Protection SPNs", how, first="Exchange Back End") > 1
+    (found,) = changes(one, server_level(b""))
+    assert found.endswith(" first, are now none (was 'HTTP/mail.example.com')"), found
+    # the same list in another order, or built another way, is the same list to IIS
+    reordered = server_level(
+        b'<spn name="HTTP/evil.example" /><spn name="HTTP/mail.example.com" />'
+    )
+    assert changes(two, reordered) == []
+    cleared = server_level(
+        b'<spn name="HTTP/old" /><clearSpns /><spn name="HTTP/mail.example.com" />'
+    )
+    assert changes(one, cleared) == []
+
+
+def test_a_back_end_location_that_starts_its_own_spn_list_does_not_inherit_one(original):
+    # PowerShell's location starts a list of its own (<clearSpns />): the server level's list
+    # no longer reaches it, so one path fewer changes with it.
+    def with_server_list(data: bytes, spns: bytes) -> bytes:
+        token = b"<extendedProtection>" + spns + b"</extendedProtection>"
+        return replace_once(data, SERVER_WINDOWS_AUTH, SERVER_WINDOWS_AUTH + token)
+
+    def paths_changed(data: bytes) -> int:
+        (found,) = changes(with_server_list(data, b""), with_server_list(data, SPN))
+        return paths_of(found, "Extended Protection SPNs", "are now 'HTTP/new' (was none)")
+
+    own = b"<extendedProtection><clearSpns /><spn name='HTTP/own' /></extendedProtection>"
+    providers = b"</providers>\n                    </windowsAuthentication>"
+    assert original.count(providers) > 1
+    at = original.index(providers, original.index(POWERSHELL))
+    owning = original[:at] + b"</providers>" + own + original[at + len(b"</providers>") :]
+    assert paths_changed(owning) == paths_changed(original) - 1
 
 
 def test_the_spelling_of_a_server_level_extended_protection_value_does_not_count(original):
