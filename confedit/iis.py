@@ -342,6 +342,27 @@ class Config:
             f'its registration in <configSections>, overrideModeDefault="{default}" (line {line})'
         )
 
+    @cached_property
+    def registration_restricts(self) -> str | None:
+        """Where <configSections> registers the access section so that it may not be set in a
+        <location> of a path (allowLocation="false", or an allowDefinition other than
+        Everywhere), as a reader would name it; else None. See the file's header comment:
+        allowLocation is "Allowed in location tags", allowDefinition the "Level where it can
+        be set"."""
+        element = _registration(self.document.root, ("system.webServer", "security"), "access")
+        if element is None:
+            return None
+        location = element.get("allowLocation")
+        definition = element.get("allowDefinition")
+        if location is not None and location.lower() == "false":
+            restriction = f'allowLocation="{location}"'
+        elif definition is not None and definition.lower() != "everywhere":
+            restriction = f'allowDefinition="{definition}"'
+        else:
+            return None
+        line = self.document.line_of(element)
+        return f"its registration in <configSections>, {restriction} (line {line})"
+
     def locations_at(self, key: str) -> list[Location]:
         return self._by_key.get(key, [])
 

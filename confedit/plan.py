@@ -173,6 +173,8 @@ def plan(config: Config, request: Request) -> Plan:
             source=config.document.name,
         )
     draft = _Draft(config, request)
+    if config.registration_restricts:
+        draft.refusals.append(_restricted(config.registration_restricts))
     targets = _targets(draft)
     targets += _descendants(draft, targets)
     for target in targets:
@@ -367,6 +369,17 @@ def _source_after(config: Config, key: str, target_keys: set[str]) -> Resolved |
 
 
 # --- safety checks ---------------------------------------------------------------------------
+
+
+def _restricted(registration: str) -> str:
+    """Why no offload can be written where the access section's registration keeps it out of
+    the <location> elements of paths: appcmd's /commit:APPHOST writes it there, and fails."""
+    return (
+        f"the access section is kept out of <location> elements of paths by {registration}: "
+        "an offload sets sslFlags in the <location> of each path, as appcmd does, which IIS "
+        "would then refuse; restore the registration as IIS ships it, "
+        '<section name="access" overrideModeDefault="Deny" />, then run confedit again'
+    )
 
 
 def _check(draft: _Draft, target: Target) -> None:

@@ -810,6 +810,45 @@ def test_override_mode_allow_warns_about_web_config():
     assert [f.code for f in result.findings] == ["delegated"]
 
 
+@pytest.mark.parametrize(
+    "restriction",
+    [
+        'allowLocation="false"',
+        'allowLocation="False"',
+        'allowDefinition="AppHostOnly"',
+        'allowDefinition="MachineOnly"',
+        'allowDefinition="MachineToApplication"',
+    ],
+)
+def test_a_registration_that_keeps_access_out_of_locations_is_refused(restriction):
+    """The file's own header comment: allowLocation says whether a section is "Allowed in
+    location tags", allowDefinition the "Level where it can be set". Every offload writes
+    sslFlags into a <location> of a path (as appcmd ... /commit:APPHOST does): where the
+    registration forbids that, appcmd fails and IIS would not load the result."""
+    registration = b'<section name="access" overrideModeDefault="Deny" />'
+    raw = real("e2013-cas.applicationHost.config")
+    assert raw.count(registration) == 1
+    changed = raw.replace(
+        registration,
+        b'<section name="access" ' + restriction.encode() + b' overrideModeDefault="Deny" />',
+    )
+    with pytest.raises(Refused) as info:
+        offload(changed, name="t")
+    (reason,) = info.value.reasons
+    assert restriction in reason
+    assert "line 74" in reason
+    assert "<location>" in reason
+
+
+def test_a_registration_that_allows_access_everywhere_is_no_refusal():
+    registration = b'<section name="access" overrideModeDefault="Deny" />'
+    raw = real("e2013-cas.applicationHost.config")
+    explicit = b'<section name="access" allowDefinition="Everywhere" allowLocation="true" overrideModeDefault="Deny" />'
+    assert offload(raw.replace(registration, explicit), name="t").output == offload(
+        raw, name="t"
+    ).output.replace(registration, explicit)
+
+
 def test_back_end_bytes_never_change_on_the_sample_with_every_service():
     raw = config(Loc("Default Web Site/owa", "Ssl"))
     result = offload(raw, Request(services=("owa", "ecp", "ews", "rpc")), name="t")
