@@ -657,17 +657,16 @@ def _outcome(config: Config, writer: EditWriter, target: Target) -> Outcome:
 
 def _location_to_edit(config: Config, key: str) -> Location | None:
     """The <location> that gets the setting: the one that already has <access>, else the first
-    without an override mode of its own, else the first.
+    without an override mode of its own, else None (a new one is written).
 
     IIS allows several <location> elements with one path as long as they define different
     sections; validate() has already refused two that both define access. IIS keeps each
     section's override mode with it (a section in <location overrideMode="Allow"> is unlocked
     for web.config files), and appcmd's new section asks for none: it does not go into a
-    location that would lock or unlock it.
+    location that would lock or unlock it, but into a new one of the same path.
     """
     for definition in config.elements_at(key, SSL_FLAGS):
         if definition.location is not None:
             return definition.location
     locations = config.locations_at(key)
-    inheriting = (location for location in locations if not decides_override(location.element))
-    return next(inheriting, locations[0] if locations else None)
+    return next((loc for loc in locations if not decides_override(loc.element)), None)

@@ -69,7 +69,7 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
     "wrong-location": [
         (
             "confedit/plan.py",
-            "    return next(inheriting, locations[0] if locations else None)\n",
+            "    return next((loc for loc in locations if not decides_override(loc.element)), None)\n",
             "    return locations[-1] if locations else None\n",
         ),
     ],

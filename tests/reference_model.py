@@ -124,7 +124,7 @@ def explicit(root: etree._Element, path: str) -> str | None:
 def pin_none(root: etree._Element, path: str) -> None:
     """What `appcmd set config PATH /section:access /sslFlags:None` means for the tree: the
     location that defines access (else the first one for the path that neither locks nor
-    unlocks its sections, else the first one, else a new one) gets
+    unlocks its sections, else a new one) gets
     system.webServer/security/access with sslFlags="None" (a value that already means None,
     such as "0", is left as written)."""
     wanted = key(path)
@@ -134,8 +134,6 @@ def pin_none(root: etree._Element, path: str) -> None:
     )
     if holder is None:
         holder = next((loc for loc in locations if plain(loc)), None)
-    if holder is None and locations:
-        holder = locations[0]
     if holder is None:
         holder = etree.SubElement(root, "location", path=path)
     element = holder

@@ -804,6 +804,36 @@ def test_a_new_access_goes_into_a_location_without_an_override_mode_of_its_own(a
     assert holds_access == [False, True]
 
 
+@pytest.mark.parametrize(
+    "attributes",
+    [(("overrideMode", "Allow"),), (("allowOverride", "true"),), (("overrideMode", "Deny"),)],
+)
+def test_a_new_access_gets_a_location_of_its_own_when_every_one_has_an_override_mode(attributes):
+    """The same rule where the path's only <location> locks or unlocks its sections: appcmd's
+    new access section asks for no override mode, so it goes into a new <location> of the path
+    (IIS allows two for one path that define different sections). Written into that one, the
+    offload would itself unlock sslFlags for web.config files (or lock it)."""
+    raw = config(Loc("Default Web Site/owa", shape="webserver", attributes=attributes))
+    result = owa_only(raw)
+    (outcome,) = result.outcomes
+    assert (outcome.action, outcome.created) == (
+        "created",
+        ("location", "system.webServer", "security", "access"),
+    )
+    assert [f.code for f in result.findings] == []
+    root = etree.fromstring(result.output)
+    owa = [loc for loc in root.iterfind("location") if loc.get("path") == "Default Web Site/owa"]
+    assert [dict(loc.attrib) for loc in owa] == [
+        {"path": "Default Web Site/owa", **dict(attributes)},
+        {"path": "Default Web Site/owa"},
+    ]
+    assert [loc.find("system.webServer/security/access") is not None for loc in owa] == [
+        False,
+        True,
+    ]
+    assert owa_only(result.output).output == result.output
+
+
 def test_override_mode_allow_warns_about_web_config():
     raw = config(Loc("Default Web Site/owa", "Ssl", attributes=(("overrideMode", "Allow"),)))
     result = owa_only(raw)

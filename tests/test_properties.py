@@ -203,9 +203,8 @@ def _expected_actions(root: etree._Element, targets: set[str]) -> Counter[tuple[
             elif model.flag_bits(value):
                 expected["UpdateAttrib", "sslFlags", "None"] += 1
             continue
-        # The first that neither locks nor unlocks its sections, else the first (see pin_none).
-        plain = (loc for loc in locations if model.plain(loc))
-        element = next(plain, locations[0] if locations else None)
+        # The first that neither locks nor unlocks its sections, else a new one (see pin_none).
+        element = next((loc for loc in locations if model.plain(loc)), None)
         missing = ["system.webServer", "security", "access"]
         if element is None:
             expected["InsertNode", "location", ""] += 1
