@@ -240,8 +240,10 @@ _WINDOWS_AUTH: Final = ("security", "authentication", "windowsAuthentication")
 WINDOWS_AUTH_ENABLED: Final = Setting(_WINDOWS_AUTH, "enabled", "false")
 TOKEN_CHECKING: Final = Setting((*_WINDOWS_AUTH, "extendedProtection"), "tokenChecking", "None")
 
-# Not a value of its own: the lock a <security> element may hold on the <access> below it.
+# Not values of their own: the locks a <security> element may hold on the <access> below it
+# (naming it, or every element but those named).
 SECURITY_LOCK: Final = Setting(("security",), "lockElements", "")
+SECURITY_LOCK_EXCEPT: Final = Setting(("security",), "lockAllElementsExcept", "")
 
 SETTINGS: Final = (SSL_FLAGS, WINDOWS_AUTH_ENABLED, TOKEN_CHECKING)  # indexed together
 

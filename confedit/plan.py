@@ -17,6 +17,7 @@ from confedit.errors import Refused, UsageProblem
 from confedit.iis import (
     NONE,
     SECURITY_LOCK,
+    SECURITY_LOCK_EXCEPT,
     SSL_FLAGS,
     TOKEN_CHECKING,
     Config,
@@ -513,14 +514,23 @@ def _locks_by_level(config: Config) -> dict[str, list[Lock]]:
     for access in config.elements(SSL_FLAGS):
         if what := _lock_on(access.element):
             found.setdefault(path_key(access.path), []).append((access, (what, access.element)))
-    for security in config.holding(SECURITY_LOCK):
-        names = security.element.get("lockElements")
-        if _names(names) & {"access", "*"}:
-            what = f'lockElements="{names}" on <security>'
+    for security in [*config.holding(SECURITY_LOCK), *config.holding(SECURITY_LOCK_EXCEPT)]:
+        if what := _lock_on_security(security.element):
             found.setdefault(path_key(security.path), []).append(
                 (security, (what, security.element))
             )
     return found
+
+
+def _lock_on_security(element: etree._Element) -> str | None:
+    """The lock a <security> element holds on the <access> below it, if any."""
+    names = element.get("lockElements")
+    if _names(names) & {"access", "*"}:
+        return f'lockElements="{names}" on <security>'
+    except_names = element.get("lockAllElementsExcept")
+    if except_names is not None and "access" not in _names(except_names):
+        return f'lockAllElementsExcept="{except_names}" on <security>'
+    return None
 
 
 def _judge_locks(draft: _Draft) -> None:

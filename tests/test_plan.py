@@ -719,6 +719,30 @@ def test_a_lock_on_security_is_refused_and_named_at_its_own_line(locked, holds_a
     )
 
 
+@pytest.mark.parametrize(
+    ("kept", "locked"), [("authentication", True), ("", True), ("authentication, Access", False)]
+)
+def test_lock_all_elements_except_on_security_locks_access_unless_it_is_named(kept, locked):
+    """lockAllElementsExcept is lockElements the other way round, as lockAllAttributesExcept
+    is lockAttributes: every element not named is locked, <access> too."""
+    raw = config()
+    start = raw.index(b"<security", raw.index(b'<location path="Default Web Site">'))
+    end = start + len(b"<security>")
+    lock = f'<security lockAllElementsExcept="{kept}">'
+    raw = raw[:start] + lock.encode() + raw[end:]
+    line = raw[:start].count(b"\n") + 1
+    if not locked:
+        assert owa_only(raw).changed
+        return
+    with pytest.raises(Refused) as refused:
+        owa_only(raw)
+    (reason,) = refused.value.reasons
+    assert reason.endswith(
+        f'sslFlags is locked by lockAllElementsExcept="{kept}" on <security> at Default Web '
+        f"Site (line {line}); remove that lock first"
+    )
+
+
 def test_a_lock_does_not_refuse_a_target_already_set_to_none():
     """Nothing is written at a target whose own <access> already says None, so no lock is
     broken there: an offloaded file with a lock added above it was refused with "IIS would
