@@ -333,16 +333,23 @@ class Config:
 
     @cached_property
     def registration_allows(self) -> str | None:
-        """Where <configSections> registers the access section with overrideModeDefault="Allow"
-        (which lets any web.config set sslFlags), as a reader would name it; else None."""
+        """Where <configSections> registers the access section with overrideModeDefault="Allow",
+        or without it (which lets any web.config set sslFlags), as a reader would name it; else
+        None."""
         element = _registration(self.document.root, ("system.webServer", "security"), "access")
-        default = element.get("overrideModeDefault", "") if element is not None else ""
-        if element is None or default.lower() != "allow":
+        if element is None:
+            return None
+        # The file's header comment gives each attribute of <section> with its default:
+        # overrideModeDefault="Allow". A registration without it unlocks the section.
+        default = element.get("overrideModeDefault")
+        if default is None:
+            mode = ' without overrideModeDefault, whose default is "Allow"'
+        elif default.lower() == "allow":
+            mode = f', overrideModeDefault="{default}"'
+        else:
             return None
         line = self.document.line_of(element)
-        return (
-            f'its registration in <configSections>, overrideModeDefault="{default}" (line {line})'
-        )
+        return f"its registration in <configSections>{mode} (line {line})"
 
     @cached_property
     def registration_restricts(self) -> str | None:

@@ -43,6 +43,18 @@ def test_an_unlocked_access_section_is_a_warning_apart_from_the_table(offloaded_
     assert {t["unlocked_by"] for t in locked.to_json()["offloaded"]} == {None}
 
 
+def test_a_registration_without_override_mode_default_unlocks_the_section():
+    """The file's own header comment gives each <section> attribute with its default:
+    overrideModeDefault="Allow". A registration that leaves it out lets any web.config set
+    sslFlags, as one that says Allow does."""
+    raw = PATCHED.read_bytes()
+    unlocked = replace_once(raw, REGISTRATION, b'<section name="access" />')
+    (warning,) = unlocked_warnings(audit(unlocked, "x"))
+    assert "unlocked for autodiscover, ecp, ews, mapi, eas, oab, owa by" in warning
+    assert "registration in <configSections> without overrideModeDefault" in warning
+    assert "line 31" in warning
+
+
 def test_a_location_that_unlocks_one_target_is_named_for_it_alone():
     raw = PATCHED.read_bytes()
     owa = b'<location path="Default Web Site/owa"'

@@ -858,6 +858,19 @@ def test_a_new_access_gets_a_location_of_its_own_when_every_one_has_an_override_
     assert owa_only(result.output).output == result.output
 
 
+def test_a_registration_without_override_mode_default_warns_about_web_config():
+    """IIS reads a missing overrideModeDefault as "Allow" (the default the file's header
+    comment gives): a web.config could then set sslFlags."""
+    registration = b'<section name="access" overrideModeDefault="Deny" />'
+    raw = real("e2013-cas.applicationHost.config")
+    assert raw.count(registration) == 1
+    locked = [f.code for f in offload(raw, name="t").findings]
+    assert "delegated" not in locked
+    unlocked = raw.replace(registration, b'<section name="access" />')
+    findings = [f.code for f in offload(unlocked, name="t").findings]
+    assert findings.count("delegated") == 7
+
+
 def test_override_mode_allow_warns_about_web_config():
     raw = config(Loc("Default Web Site/owa", "Ssl", attributes=(("overrideMode", "Allow"),)))
     result = owa_only(raw)
