@@ -84,7 +84,13 @@ def offload(raw: bytes, request: Request | None = None, name: str = "<input>") -
     Raises InvalidInput (not an applicationHost.config), UsageProblem, Refused (unsafe), or
     VerificationFailed (a bug: the result did not pass confedit's own checks).
     """
-    request = request or Request()
+    if request is None:
+        request = Request()
+    elif not isinstance(request, Request):  # a str naming a service or the file, say
+        raise UsageProblem(
+            f"request takes a confedit.Request, not {type(request).__name__}: "
+            "Request(services=('owa',)) or Request(paths=('Default Web Site/owa',))"
+        )
     document = load(raw, name, sites=(request.site, BACK_END_SITE))
     return offload_document(document, request)
 

@@ -1021,3 +1021,12 @@ def test_a_site_missing_from_sites_is_named_with_the_option_that_fixes_it(paths)
     assert "the site 'Nope' is not in <sites>" in message
     assert "--site" in message
     assert "Client Access server" not in message
+
+
+@pytest.mark.parametrize(("wrong", "kind"), [("owa", "str"), ("", "str"), ({}, "dict")])
+def test_a_request_that_is_not_a_request_is_a_usage_problem(wrong, kind):
+    """offload(raw, "owa") failed with an AttributeError, which no `except ConfeditError` catches,
+    and a falsy one ("", {}) was taken for no request: all seven services were offloaded."""
+    with pytest.raises(UsageProblem) as info:
+        offload(config(), wrong, name="t")
+    assert str(info.value).startswith(f"request takes a confedit.Request, not {kind}: ")
