@@ -55,6 +55,11 @@ class Result:
     def diff(self, label: str) -> bytes:
         """Unified diff naming a/LABEL and b/LABEL (LABEL: see diffing.diff_label), in UTF-8
         whatever the input's encoding: for review (it does not apply to a UTF-16 file)."""
+        if not isinstance(label, str):  # a Path failed inside with a TypeError, only on a change
+            raise UsageProblem(
+                f"diff takes the file's name as a str, not {type(label).__name__}: "
+                "result.diff(path.name)"
+            )
         return unified_diff(self.document.data, self.output_data, self.plan.edits, label)
 
     @cached_property

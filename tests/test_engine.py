@@ -7,13 +7,21 @@ the real `patch` and `git apply` programs apply the diff.
 from __future__ import annotations
 
 import codecs
+from pathlib import Path
 
 import pytest
 
 from confedit import offload
-from confedit.errors import Refused
+from confedit.errors import Refused, UsageProblem
 from confedit.plan import Request
-from tests.conftest import EXCHANGE, VARIANTS, corpus_files, variant, well_formed_exchange
+from tests.conftest import (
+    EXCHANGE,
+    SAMPLE,
+    VARIANTS,
+    corpus_files,
+    variant,
+    well_formed_exchange,
+)
 from tests.helpers import (
     ALLOWED_CHANGED_LINE,
     access_values,
@@ -200,3 +208,16 @@ def test_a_target_s_line_is_its_access_start_tag_when_the_attribute_is_on_a_late
     assert result.outcomes[0].action == "rewritten"
     start = result.output.index(b"<access\n    ")
     assert result.lines["Default Web Site/owa"] == result.output.count(b"\n", 0, start) + 1
+
+
+@pytest.mark.parametrize("changed", [True, False], ids=["changed", "unchanged"])
+@pytest.mark.parametrize("label", [Path("applicationHost.config"), b"a.config"], ids=repr)
+def test_a_diff_label_that_is_not_a_str_is_a_usage_problem(changed, label):
+    """result.diff(config), a Path, failed inside with a TypeError, which no `except
+    ConfeditError` catches, and only when something changed: an offloaded file let it pass."""
+    raw = SAMPLE.read_bytes()
+    result = offload(raw if changed else offload(raw).output, name="a.config")
+    with pytest.raises(UsageProblem) as info:
+        result.diff(label)
+    kind = type(label).__name__
+    assert str(info.value).startswith(f"diff takes the file's name as a str, not {kind}: ")
