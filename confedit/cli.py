@@ -483,10 +483,11 @@ def main() -> None:
     """Offline, byte-exact SSL-offloading edits of IIS applicationHost.config for Exchange.
 
     Exit codes: 0 done or nothing to do, 1 --check found work (audit: a target
-    not offloaded, servers that disagree), 2 usage error, 3 refused for safety
-    (nothing written), 4 invalid input (nothing written), 130/143 interrupted
-    (Ctrl-C/SIGTERM), 141 stdout closed early. Over several files, the most
-    severe of the files' codes: 3, then 4, 2, 1, 0.
+    not offloaded, an Exchange Back End that does not require SSL, servers that
+    disagree), 2 usage error, 3 refused for safety (nothing written), 4 invalid
+    input (nothing written), 130/143 interrupted (Ctrl-C/SIGTERM), 141 stdout
+    closed early. Over several files, the most severe of the files' codes: 3,
+    then 4, 2, 1, 0.
     """
 
 
@@ -602,12 +603,18 @@ def offload(**options: Any) -> None:
 @click.option(
     "--offloaded",
     is_flag=True,
-    help="Report whether each default target is offloaded; exit 1 if one is not.",
+    help=(
+        "Report whether each default target is offloaded; exit 1 if one is not, or if the "
+        "Exchange Back End does not require SSL."
+    ),
 )
 @click.option(
     "--fleet",
     is_flag=True,
-    help="One matrix of all files (servers x targets); exit 1 if the servers disagree.",
+    help=(
+        "One matrix of all files (servers x targets); exit 1 if the servers disagree, or if "
+        "an Exchange Back End does not require SSL."
+    ),
 )
 @_SITE
 @_FORMAT

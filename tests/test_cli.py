@@ -320,6 +320,19 @@ def test_help_names_the_options_as_the_readme_does(confedit_exe):
     assert "Colour the tables (auto" in " ".join(audit.split())
 
 
+def test_help_says_the_gates_exit_1_for_a_back_end_without_ssl_as_the_readme_does(confedit_exe):
+    """The README's exit code 1 covers an Exchange Back End that does not require SSL, for
+    `audit --offloaded` and `audit --fleet`; the help named only targets not offloaded and
+    servers that disagree, so a gate's 1 on an offloaded fleet was left unexplained."""
+    main = " ".join(run(confedit_exe, "--help").stdout.decode().split())
+    audit = " ".join(run(confedit_exe, "audit", "--help").stdout.decode().split())
+    assert "(audit: a target not offloaded, an Exchange Back End that does not require SSL," in (
+        main
+    )
+    assert "exit 1 if one is not, or if the Exchange Back End does not require SSL." in audit
+    assert "exit 1 if the servers disagree, or if an Exchange Back End does not require" in audit
+
+
 def test_help_shows_the_size_limits_default_as_a_size(confedit_exe):
     """click writes a default given as text in parentheses, as a description: (512M)."""
     for command in ("offload", "audit"):
