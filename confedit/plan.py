@@ -440,10 +440,27 @@ def _outside(config: Config, target: Target, front: str) -> str:
     misspelt = _misspelt_site(config, target.path.partition("/")[0])
     if misspelt:
         return f"'{target.path}': {misspelt}"
+    bare = meant.rstrip("/")
+    site = bare.partition("/")[0]
+    if path_key(site) not in {path_key(name) for name in config.site_names}:
+        return _no_such_site(config, target.path, bare, front)
     return (
         f"'{target.path}' is outside the front-end site '{front}' "
         "(choose another front-end site with --site)"
     )
+
+
+def _no_such_site(config: Config, path: str, bare: str, front: str) -> str:
+    """Why a --path whose first name is no site of the file is refused: it is most likely a
+    path written without its site ('owa', '/owa'), which choosing that name as --site would
+    not mend (the site would not be found either)."""
+    site = bare.partition("/")[0]
+    meant = f"{front}/{bare}"
+    if _is_known_path(config, path_key(meant)):
+        hint = f"did you mean '{meant}'?"
+    else:
+        hint = f"a location path starts with its site's name, such as '{front}/owa'"
+    return f"'{path}': the site '{site}' is not in <sites>; {hint}"
 
 
 def _misspelt_site(config: Config, name: str) -> str | None:

@@ -253,8 +253,34 @@ def test_the_back_end_as_the_site_is_one_refusal(services):
 
 
 def test_other_sites_are_refused():
-    with pytest.raises(Refused, match="outside the front-end site"):
-        offload(config(), Request(paths=("Other Site/owa",)), name="t")
+    raw = config(sites=[*SITES, Site("Other Site", (App("/"), App("/owa")))])
+    with pytest.raises(Refused) as info:
+        offload(raw, Request(paths=("Other Site/owa",)), name="t")
+    assert info.value.reasons == [
+        "'Other Site/owa' is outside the front-end site 'Default Web Site' "
+        "(choose another front-end site with --site)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("owa", "the site 'owa' is not in <sites>; did you mean 'Default Web Site/owa'?"),
+        ("/owa/", "the site 'owa' is not in <sites>; did you mean 'Default Web Site/owa'?"),
+        (
+            "Other Site/owa",
+            "the site 'Other Site' is not in <sites>; a location path starts with its site's "
+            "name, such as 'Default Web Site/owa'",
+        ),
+    ],
+)
+def test_a_paths_site_that_is_no_site_of_the_file_is_not_answered_with_site(path, reason):
+    """--path owa was answered "outside the front-end site (choose another front-end site with
+    --site)", and --site owa is refused in turn: the site is not in <sites>. The answer names
+    the path meant when the front end has it."""
+    with pytest.raises(Refused) as info:
+        offload(config(), Request(paths=(path,)), name="t")
+    assert info.value.reasons == [f"'{path.rstrip('/')}': {reason}"]
 
 
 @pytest.mark.parametrize(
