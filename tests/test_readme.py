@@ -72,6 +72,37 @@ def test_the_library_example_in_the_readme_stops_on_bad_input_as_the_cli_does(tm
     ]
 
 
+def test_the_library_example_in_the_readme_prints_a_refusal_as_the_cli_does(tmp_path, confedit_exe):
+    # The example's comment said "one line": a refusal for two reasons prints three, as the CLI.
+    locked = SAMPLE.read_bytes().replace(
+        b'<access sslFlags="Ssl, Ssl128" />',
+        b'<access sslFlags="Ssl, Ssl128" lockAttributes="sslFlags" />',
+        1,
+    )
+    protected = locked.replace(
+        b'<windowsAuthentication enabled="false" />',
+        b'<windowsAuthentication enabled="false"><extendedProtection tokenChecking="Require" />'
+        b"</windowsAuthentication>",
+        1,
+    )
+    (tmp_path / "applicationHost.config").write_bytes(protected)
+    code = example("The Python library")
+    (tmp_path / "example.py").write_text(code, encoding="utf-8")
+    proc = run_python("example.py", cwd=tmp_path)
+    cli = subprocess.run(
+        [confedit_exe, "offload", "--service", "owa", "--service", "ecp", "applicationHost.config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (proc.returncode, cli.returncode) == (3, 3)
+    assert proc.stderr == cli.stderr
+    assert proc.stderr.startswith("applicationHost.config: refused for 2 reasons:\n  - ")
+    comment = next(line for line in code.splitlines() if "print(error" in line)
+    assert "one line" not in comment or len(proc.stderr.splitlines()) == 1, comment
+
+
 @pytest.mark.parametrize("section", ["The Python library", "Property-testing your own configs"])
 def test_the_readme_s_python_examples_pass_mypy_strict(tmp_path, section):
     (tmp_path / "example.py").write_text(example(section), encoding="utf-8")
