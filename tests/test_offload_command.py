@@ -28,6 +28,7 @@ from tests.conftest import (
     DIED,
     EXCHANGE,
     PATCHED,
+    REPO,
     SAMPLE,
     SAMPLES,
     close_stdout,
@@ -256,6 +257,33 @@ def test_a_full_disk_leaves_everything_as_it_was(confedit_exe, tmp_path):
     assert b"cannot write" in proc.stderr and b"Traceback" not in proc.stderr
     assert config.read_bytes() == SAMPLE.read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["applicationHost.config"]
+
+
+def test_stdin_and_what_is_not_a_regular_file_are_answered_as_the_readme_says(
+    confedit_exe, tmp_path
+):
+    """The README's options table made stdin a usage error for --in-place alone, and its Bad
+    input table named neither answer: a user piping a config in was left to guess."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    piped = subprocess.run(
+        [confedit_exe, "offload", "/dev/stdin"],
+        input=SAMPLE.read_bytes(),
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    answers = [piped, run(confedit_exe, "offload", str(fifo), "--diff", "d", cwd=tmp_path)]
+    answers.append(run(confedit_exe, "offload", "-", cwd=tmp_path))
+    assert [proc.returncode for proc in answers] == [4, 4, 4]
+    assert [proc.stdout for proc in answers] == [b"", b"", b""]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fifo"]
+    messages = [proc.stderr.decode().rstrip("\n") for proc in answers]
+    assert messages[:2] == ["/dev/stdin: is not a regular file", f"{fifo}: is not a regular file"]
+    bad_input = (REPO / "README.md").read_text(encoding="utf-8").split("## Bad input\n")[1]
+    bad_input = bad_input.split("\n## ", 1)[0]
+    assert f"`{messages[2]}`" in bad_input
+    assert "`FILE: is not a regular file`" in bad_input
 
 
 def test_a_missing_folder_or_file_is_reported_in_one_line(confedit_exe, tmp_path):
