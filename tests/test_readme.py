@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, SAMPLE
+from tests.conftest import REPO, SAMPLE, run
 from tests.helpers import git_env
 
 
@@ -101,6 +101,25 @@ def test_the_library_example_in_the_readme_prints_a_refusal_as_the_cli_does(tmp_
     assert proc.stderr.startswith("applicationHost.config: refused for 2 reasons:\n  - ")
     comment = next(line for line in code.splitlines() if "print(error" in line)
     assert "one line" not in comment or len(proc.stderr.splitlines()) == 1, comment
+
+
+def test_the_readme_s_diff_section_shows_what_offload_prints_for_the_sample(confedit_exe):
+    """The section "The diff" shows output: the parts of its diff excerpt (between `...`) are
+    printed in that order (the sample's lines end in CRLF, shown as lines), and its stderr is
+    the whole of it. The stderr block left out four of the seven target lines, a warning and
+    the summary, with one `...` among them, below "one line per target, then warnings and a
+    summary"."""
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## The diff\n", 1)[1]
+    diff_excerpt = re.search(r"```diff\n(.*?)```", section, re.S).group(1)
+    stderr_shown = re.search(r"```text\n(.*?)```", section, re.S).group(1)
+    proc = run(confedit_exe, "offload", "samples/exchange2013-cas.applicationHost.config")
+    assert proc.returncode == 0
+    assert proc.stderr.decode() == stderr_shown
+    parts = diff_excerpt.split("...\n")
+    assert len(parts) == 3
+    diff, start = proc.stdout.decode().replace("\r\n", "\n"), 0
+    for part in parts:
+        start = diff.index(part, start) + len(part)  # ValueError: not printed, or not in order
 
 
 @pytest.mark.parametrize("section", ["The Python library", "Property-testing your own configs"])
