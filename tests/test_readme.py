@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, SAMPLE, run
+from tests.conftest import EXCHANGE, REPO, SAMPLE, run
 from tests.helpers import git_env
 
 
@@ -120,6 +120,16 @@ def test_the_readme_s_diff_section_shows_what_offload_prints_for_the_sample(conf
     diff, start = proc.stdout.decode().replace("\r\n", "\n"), 0
     for part in parts:
         start = diff.index(part, start) + len(part)  # ValueError: not printed, or not in order
+
+
+def test_the_readme_s_audit_table_is_what_audit_prints_for_that_export(tmp_path, confedit_exe):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```text\n\$ confedit audit (\S+)\n(.*?)```", readme, re.S)
+    name, table = block.group(1), block.group(2)
+    shutil.copyfile(EXCHANGE / name, tmp_path / name)
+    proc = run(confedit_exe, "audit", name, cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    assert proc.stdout.decode() == table
 
 
 @pytest.mark.parametrize("section", ["The Python library", "Property-testing your own configs"])
