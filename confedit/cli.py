@@ -491,7 +491,8 @@ def main() -> None:
     """
 
 
-@main.command()
+# Each summary whole: click cuts the docstring's first sentence to fit its list of commands.
+@main.command(short_help='Offload SSL: set sslFlags="None" on the Exchange front end.')
 @_CONFIGS
 @click.option(
     "-o",
@@ -598,7 +599,7 @@ def offload(**options: Any) -> None:
     _guarded(run, validated_run)
 
 
-@main.command()
+@main.command(short_help="Show the effective SSL policy of the Exchange sites.")
 @_CONFIGS
 @click.option(
     "--offloaded",

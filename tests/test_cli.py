@@ -333,6 +333,18 @@ def test_help_says_the_gates_exit_1_for_a_back_end_without_ssl_as_the_readme_doe
     assert "exit 1 if the servers disagree, or if an Exchange Back End does not require" in audit
 
 
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_help_lists_each_command_with_a_whole_summary(confedit_exe, columns):
+    """click cut the first sentence of each command's help to fit its list ("Show the effective
+    SSL policy of every location of the..."), a new user's first sight of the tool."""
+    env = {**os.environ, "COLUMNS": columns}
+    text = run(confedit_exe, "--help", env=env).stdout.decode()
+    commands = " ".join(text.partition("Commands:")[2].split())
+    assert "..." not in commands
+    assert "audit Show the effective SSL policy of the Exchange sites." in commands
+    assert 'offload Offload SSL: set sslFlags="None" on the Exchange front end.' in commands
+
+
 def test_help_shows_the_size_limits_default_as_a_size(confedit_exe):
     """click writes a default given as text in parentheses, as a description: (512M)."""
     for command in ("offload", "audit"):
