@@ -355,7 +355,7 @@ _MAX_SIZE = click.option(
     type=_Size(),
     default=f"{DEFAULT_MAX_SIZE >> 20}M",  # converted by _Size; shown as written
     show_default=True,
-    help="Refuse inputs larger than this (checked before reading).",
+    help="Treat a larger input as bad input (exit 4), before reading it.",
 )
 
 
