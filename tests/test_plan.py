@@ -36,6 +36,14 @@ def owa_only(raw: bytes, **kwargs):
     return offload(raw, Request(services=("owa",), **kwargs), name="t.config")
 
 
+def owa_only_reason(raw: bytes) -> str:
+    """The one reason offloading owa alone is refused."""
+    with pytest.raises(Refused) as refused:
+        owa_only(raw)
+    (reason,) = refused.value.reasons
+    return reason
+
+
 def real(name: str) -> bytes:
     return (EXCHANGE / name).read_bytes()
 
@@ -736,9 +744,7 @@ def test_a_lock_on_security_is_refused_and_named_at_its_own_line(locked, holds_a
         lock = f'<security lockElements="{locked}" />'
     raw = raw[:start] + lock.encode() + raw[end:]
     line = raw[:start].count(b"\n") + 1
-    with pytest.raises(Refused) as refused:
-        owa_only(raw)
-    (reason,) = refused.value.reasons
+    reason = owa_only_reason(raw)
     assert reason.endswith(
         f'sslFlags is locked by lockElements="{locked}" on <security> at Default Web Site '
         f"(line {line}); remove that lock first"
@@ -760,9 +766,7 @@ def test_lock_all_elements_except_on_security_locks_access_unless_it_is_named(ke
     if not locked:
         assert owa_only(raw).changed
         return
-    with pytest.raises(Refused) as refused:
-        owa_only(raw)
-    (reason,) = refused.value.reasons
+    reason = owa_only_reason(raw)
     assert reason.endswith(
         f'sslFlags is locked by lockAllElementsExcept="{kept}" on <security> at Default Web '
         f"Site (line {line}); remove that lock first"
