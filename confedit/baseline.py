@@ -607,19 +607,30 @@ def _back_end_policy(config: Config) -> dict[str, _Policy]:
 def _spns(config: Config, key: str) -> tuple[str, ...]:
     """The service names Extended Protection accepts at `key`, sorted (their order does not
     count): a collection, <spn name="..."> items in <extendedProtection>, which each level
-    from the server level down to `key` adds to and <clearSpns /> empties. A child of another
-    kind is listed as its tag, so that a change to it counts too."""
+    from the server level down to `key` adds to, <removeSpn name="..." /> takes one from and
+    <clearSpns /> empties. A child of another kind is listed as its tag, so that a change to
+    it counts too."""
     names: set[str] = set()
     for level in reversed(lineage(key)):
         for definition in config.elements_at(level, TOKEN_CHECKING):
             if not config.flows_to(definition, key):
                 continue
             for child in definition.element.iterchildren(etree.Element):
-                if child.tag == "clearSpns":
-                    names.clear()
-                else:
-                    names.add(child.get("name", "") if child.tag == "spn" else f"<{child.tag}>")
+                _apply_spn_item(names, child)
     return tuple(sorted(names))
+
+
+def _apply_spn_item(names: set[str], item: etree._Element) -> None:
+    """One item of the SPN collection applied to the names a level inherits."""
+    if item.tag == "clearSpns":
+        names.clear()
+    elif item.tag == "removeSpn":
+        # takes back a name a level above added: which name counts, not that one was removed
+        names.discard(item.get("name", ""))
+    elif item.tag == "spn":
+        names.add(item.get("name", ""))
+    else:
+        names.add(f"<{item.tag}>")
 
 
 # --- git -------------------------------------------------------------------------------------

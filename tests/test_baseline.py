@@ -297,6 +297,20 @@ def test_a_server_level_change_of_the_spn_list_that_the_back_end_inherits_counts
     assert changes(one, cleared) == []
 
 
+def test_which_spn_a_level_removes_from_the_list_counts(original):
+    # <removeSpn name="..." /> takes one name back out of the list: removing another one is
+    # another list, though both add the same names and remove one.
+    def server_level(removed: bytes) -> bytes:
+        token = b'<extendedProtection><spn name="HTTP/a" /><spn name="HTTP/b" />'
+        token += b'<removeSpn name="' + removed + b'" /></extendedProtection>'
+        return replace_once(original, SERVER_WINDOWS_AUTH, SERVER_WINDOWS_AUTH + token)
+
+    (found,) = changes(server_level(b"HTTP/a"), server_level(b"HTTP/b"))
+    assert paths_of(found, "Extended Protection SPNs", "are now 'HTTP/a' (was 'HTTP/b')") > 1
+    # removing a name no level added leaves the list as it was
+    assert changes(server_level(b"HTTP/c"), server_level(b"HTTP/d")) == []
+
+
 def test_a_back_end_location_that_starts_its_own_spn_list_does_not_inherit_one(original):
     # PowerShell's location starts a list of its own (<clearSpns />): the server level's list
     # no longer reaches it, so one path fewer changes with it.
