@@ -454,12 +454,13 @@ def _no_such_site(config: Config, path: str, bare: str, front: str) -> str:
     """Why a --path whose first name is no site of the file is refused: it is most likely a
     path written without its site ('owa', '/owa'), which choosing that name as --site would
     not mend (the site would not be found either)."""
+    hint = f"a location path starts with its site's name, such as '{front}/owa'"
+    if not bare:  # slashes alone ('//', '\\'): no name, and the front end itself is not meant
+        return f"'{path}' names no site; {hint}"
     site = bare.partition("/")[0]
     meant = f"{front}/{bare}"
     if _is_known_path(config, path_key(meant)):
         hint = f"did you mean '{meant}'?"
-    else:
-        hint = f"a location path starts with its site's name, such as '{front}/owa'"
     return f"'{path}': the site '{site}' is not in <sites>; {hint}"
 
 

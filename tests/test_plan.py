@@ -1053,6 +1053,19 @@ def test_a_site_missing_from_sites_is_named_with_the_option_that_fixes_it(paths)
     assert "Client Access server" not in message
 
 
+@pytest.mark.parametrize("path", ["//", "\\", "/\\", "///"])
+def test_a_path_of_slashes_alone_is_not_answered_with_the_front_end_site(path):
+    """--path // was answered "the site '' is not in <sites>; did you mean 'Default Web
+    Site/'?": the whole front-end site, which nobody asked for, as the path meant."""
+    with pytest.raises(Refused) as info:
+        offload(config(), Request(paths=(path,)), name="t")
+    (reason,) = info.value.reasons
+    assert reason.endswith(
+        " names no site; a location path starts with its site's name, such as "
+        "'Default Web Site/owa'"
+    ), reason
+
+
 @pytest.mark.parametrize(("wrong", "kind"), [("owa", "str"), ("", "str"), ({}, "dict")])
 def test_a_request_that_is_not_a_request_is_a_usage_problem(wrong, kind):
     """offload(raw, "owa") failed with an AttributeError, which no `except ConfeditError` catches,
