@@ -291,10 +291,14 @@ class Resolved:
         return self.source.where if self.source else SCHEMA_DEFAULT
 
 
-def _registration(
+# Where <configSections> registers the access section: system.webServer/security/access.
+_ACCESS_GROUPS: Final = ("system.webServer", "security")
+
+
+def _registrations(
     root: etree._Element, groups: tuple[str, ...], section: str
-) -> etree._Element | None:
-    """The <section> element that registers `section` in <configSections>, inside `groups`."""
+) -> list[etree._Element]:
+    """The <section> elements that register `section` in <configSections>, inside `groups`."""
     parents = list(root.iterchildren("configSections"))
     for group in groups:
         parents = [
@@ -303,9 +307,15 @@ def _registration(
             for child in parent.iterchildren("sectionGroup")
             if child.get("name") == group
         ]
-    return next(
-        (s for p in parents for s in p.iterchildren("section") if s.get("name") == section), None
-    )
+    return [s for p in parents for s in p.iterchildren("section") if s.get("name") == section]
+
+
+def _registration(
+    root: etree._Element, groups: tuple[str, ...], section: str
+) -> etree._Element | None:
+    """The <section> element that registers `section` in <configSections>, inside `groups`
+    (validate() has refused a file that registers it twice)."""
+    return next(iter(_registrations(root, groups, section)), None)
 
 
 class Config:
@@ -336,7 +346,7 @@ class Config:
         """Where <configSections> registers the access section with overrideModeDefault="Allow",
         or without it (which lets any web.config set sslFlags), as a reader would name it; else
         None."""
-        element = _registration(self.document.root, ("system.webServer", "security"), "access")
+        element = _registration(self.document.root, _ACCESS_GROUPS, "access")
         if element is None:
             return None
         # The file's header comment gives each attribute of <section> with its default:
@@ -358,7 +368,7 @@ class Config:
         Everywhere), as a reader would name it; else None. See the file's header comment:
         allowLocation is "Allowed in location tags", allowDefinition the "Level where it can
         be set"."""
-        element = _registration(self.document.root, ("system.webServer", "security"), "access")
+        element = _registration(self.document.root, _ACCESS_GROUPS, "access")
         if element is None:
             return None
         location = element.get("allowLocation")
@@ -524,7 +534,9 @@ class Config:
 def validate(config: Config) -> None:
     """Refuse (exit 4) what IIS would not load, in the sites confedit reasons about: the access
     section defined twice for one path, an invalid sslFlags value, or an attribute confedit
-    reads written in another case. Refuse (exit 3) an access section kept in another file."""
+    reads written in another case, or the section registered twice. Refuse (exit 3) an access
+    section kept in another file."""
+    _check_registered_once(config)
     _check_defined_once(config)
     for setting in SETTINGS:
         for definition in config.elements(setting):
@@ -591,6 +603,22 @@ def _check_not_elsewhere(config: Config, definition: Definition) -> None:
             source=config.document.name,
             advice="move the section's settings into applicationHost.config, then run "
             "confedit again",
+        )
+
+
+def _check_registered_once(config: Config) -> None:
+    """IIS refuses a file that registers a section twice ("There is a duplicate
+    'system.webServer/security/access' section defined"); which one it would read is no
+    question to answer here."""
+    registrations = _registrations(config.document.root, _ACCESS_GROUPS, "access")
+    if len(registrations) > 1:
+        first, second = (config.document.line_of(element) for element in registrations[:2])
+        lines = f"lines {first} and {second}" if first != second else f"both on line {first}"
+        raise InvalidInput(
+            f"the access section is registered twice in <configSections> ({lines}); IIS "
+            "would not load this file",
+            source=config.document.name,
+            line=second,
         )
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from confedit import offload
+from confedit.auditing import audit
 from confedit.document import load
 from confedit.errors import InvalidInput, Refused
 from confedit.iis import (
@@ -281,6 +282,26 @@ def test_access_defined_twice_for_one_path_is_invalid_and_names_both_lines():
         owa_only(raw)
     assert re.search(r"lines \d+ and \d+", str(info.value))
     assert info.value.exit_code == 4
+
+
+@pytest.mark.parametrize("second", ["", ' overrideModeDefault="Allow"'])
+def test_the_access_section_registered_twice_is_invalid_and_names_both_lines(second):
+    """IIS refuses a second registration of a section ("There is a duplicate
+    'system.webServer/security/access' section defined"): the first one was read, locked,
+    and a file with a second one, unlocking the section, was offloaded and audited as if IIS
+    would load it."""
+    raw = registered(config(Loc("Default Web Site/owa", "Ssl")), "Deny")
+    first = b'<section name="access" overrideModeDefault="Deny" />'
+    twice = raw.replace(first, first + b'\n<section name="access"' + second.encode() + b" />")
+    line = raw[: raw.index(first)].count(b"\n") + 1
+    for check in (owa_only, lambda data: audit(data, "x")):
+        with pytest.raises(InvalidInput) as info:
+            check(twice)
+        assert str(info.value).endswith(
+            f":{line + 1}: the access section is registered twice in <configSections> (lines "
+            f"{line} and {line + 1}); IIS would not load this file"
+        )
+        assert info.value.exit_code == 4
 
 
 def test_two_locations_for_one_path_with_different_sections_are_fine():
