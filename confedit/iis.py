@@ -291,31 +291,18 @@ class Resolved:
         return self.source.where if self.source else SCHEMA_DEFAULT
 
 
-# Where <configSections> registers the access section: system.webServer/security/access.
-_ACCESS_GROUPS: Final = ("system.webServer", "security")
-
-
-def _registrations(
-    root: etree._Element, groups: tuple[str, ...], section: str
-) -> list[etree._Element]:
-    """The <section> elements that register `section` in <configSections>, inside `groups`."""
+def _registrations(root: etree._Element) -> list[etree._Element]:
+    """The <section> elements that register the access section in <configSections>: inside
+    the groups system.webServer, then security."""
     parents = list(root.iterchildren("configSections"))
-    for group in groups:
+    for group in ("system.webServer", "security"):
         parents = [
             child
             for parent in parents
             for child in parent.iterchildren("sectionGroup")
             if child.get("name") == group
         ]
-    return [s for p in parents for s in p.iterchildren("section") if s.get("name") == section]
-
-
-def _registration(
-    root: etree._Element, groups: tuple[str, ...], section: str
-) -> etree._Element | None:
-    """The <section> element that registers `section` in <configSections>, inside `groups`
-    (validate() has refused a file that registers it twice)."""
-    return next(iter(_registrations(root, groups, section)), None)
+    return [s for p in parents for s in p.iterchildren("section") if s.get("name") == "access"]
 
 
 class Config:
@@ -342,11 +329,17 @@ class Config:
         return self.document.site_names()
 
     @cached_property
+    def registrations(self) -> list[etree._Element]:
+        """The <section> elements that register the access section in <configSections>: one in
+        a file IIS loads (validate() refuses two). Found once: three checks read them."""
+        return _registrations(self.document.root)
+
+    @cached_property
     def registration_allows(self) -> str | None:
         """Where <configSections> registers the access section with overrideModeDefault="Allow",
         or without it (which lets any web.config set sslFlags), as a reader would name it; else
         None."""
-        element = _registration(self.document.root, _ACCESS_GROUPS, "access")
+        element = next(iter(self.registrations), None)
         if element is None:
             return None
         # The file's header comment gives each attribute of <section> with its default:
@@ -368,7 +361,7 @@ class Config:
         Everywhere), as a reader would name it; else None. See the file's header comment:
         allowLocation is "Allowed in location tags", allowDefinition the "Level where it can
         be set"."""
-        element = _registration(self.document.root, _ACCESS_GROUPS, "access")
+        element = next(iter(self.registrations), None)
         if element is None:
             return None
         location = element.get("allowLocation")
@@ -610,7 +603,7 @@ def _check_registered_once(config: Config) -> None:
     """IIS refuses a file that registers a section twice ("There is a duplicate
     'system.webServer/security/access' section defined"); which one it would read is no
     question to answer here."""
-    registrations = _registrations(config.document.root, _ACCESS_GROUPS, "access")
+    registrations = config.registrations
     if len(registrations) > 1:
         first, second = (config.document.line_of(element) for element in registrations[:2])
         lines = f"lines {first} and {second}" if first != second else f"both on line {first}"
