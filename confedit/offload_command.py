@@ -304,7 +304,7 @@ def run_offload(opts: OffloadOptions) -> int:
     with written_before(wrote_files):
         if opts.output == STDIO:
             to_stdout(result.output)
-        if opts.diff_to == STDIO or (opts.previewing and opts.fmt == "text"):
+        if _diff_on_stdout(opts):
             emit_diff(STDIO, diff, color=opts.color_stdout)
         if opts.runbook == STDIO:
             to_stdout(runbook)
@@ -629,7 +629,7 @@ def _report_offloads(
     """The combined diff on stdout, the JSON report, each file's lines (if not shown as they
     came) and the summary."""
     wrote_files = _wrote_files(opts, reports)
-    if opts.diff_to == STDIO or _previews(opts):
+    if _diff_on_stdout(opts):
         with written_before(wrote_files):
             emit_diff(STDIO, b"".join(r.diff for r in reports), color=opts.color_stdout)
     counts = report.summary_counts([r.status for r in reports], OFFLOAD_GROUPS)
@@ -808,8 +808,13 @@ def _input_at(destination: Path, identities: dict[tuple[int, int], Path]) -> Pat
 
 
 def _previews(opts: OffloadOptions) -> bool:
-    """Whether the combined diff goes to stdout (a preview shown as text)."""
+    """Whether the diff is previewed on stdout: no output, --diff or --check, and text format."""
     return opts.previewing and opts.fmt == "text"
+
+
+def _diff_on_stdout(opts: OffloadOptions) -> bool:
+    """Whether the diff goes to stdout: `--diff -`, or the preview."""
+    return opts.diff_to == STDIO or _previews(opts)
 
 
 def _shows_diff(opts: OffloadOptions) -> bool:
