@@ -402,7 +402,7 @@ class FileSettings:
 class FileReport:
     """What happened to one file."""
 
-    path: str
+    name: str  # the file's name in the report, as given (see Input.name)
     status: str  # as in the JSON report: changed, unchanged, work-found, or the error's kind
     exit_code: int
     headline: str  # one line (a refusal may add its reasons on lines below)
@@ -455,7 +455,7 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         text = diff.decode("utf-8", "surrogateescape")  # a name's bytes kept (see json_bytes)
         document = report.result_json(result, diff=text, status=status, exit_code=int(code))
     return FileReport(
-        path=name,
+        name=name,
         status=status,
         exit_code=int(code),
         headline=report.summary_line(result, name, written=_writes_config(settings)),
