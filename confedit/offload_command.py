@@ -423,33 +423,43 @@ def offload_file(settings: FileSettings, item: Input) -> FileReport:
         if settings.since:
             _check_since(item.path, snapshot.data, settings.since, name)
         result = offload(snapshot.data, settings.request, name=name)
-        status, code = result_status(result, settings.check)
-        # Made before anything is written: a runbook refused leaves the file's outputs unwritten.
-        wanted = settings.runbook_dir is not None
-        runbook = _runbook(result, name, option="--runbook-dir") if wanted else None
-        if settings.writes_files:  # a --diff file or a runbook too (see run_offload)
-            check_unchanged(snapshot)
-        if _writes_config(settings) or runbook is not None:
-            # New files in an output folder are synced to disk once, at the end of the run
-            # (run_offload_many); an input replaced in place, and its backup, file by file.
-            durable = settings.in_place or not CAN_SYNC_LATER
-            guard = partial(check_same_stat, snapshot)
-            with _folders_undone_on_error() as made, Outputs(guard, durable=durable) as outputs:
-                if settings.in_place and result.changed:
-                    stage_in_place(outputs, snapshot, result, settings.backup)
-                if settings.output_dir is not None:
-                    destination = settings.output_dir / item.label
-                    _mirror(
-                        outputs, destination, result.output, item.path, made, mode_from=item.path
-                    )
-                if settings.runbook_dir is not None and runbook is not None:
-                    destination = runbook_path(settings.runbook_dir, item)
-                    _mirror(outputs, destination, runbook, item.path, made, option="--runbook-dir")
+        _write_outputs(settings, item, snapshot, result)
         diff = result.diff(item.label) if settings.want_diff else b""
     except ConfeditError as error:
         return _failed(settings, name, error)
     except Exception as error:
         return _crashed(settings, item, error)
+    return _file_report(settings, name, result, diff)
+
+
+def _write_outputs(settings: FileSettings, item: Input, snapshot: Snapshot, result: Result) -> None:
+    """Write a file's outputs (its patched config, its backup, its runbook), all or none, unless
+    its input changed since it was read."""
+    # Made before anything is written: a runbook refused leaves the file's outputs unwritten.
+    wanted = settings.runbook_dir is not None
+    runbook = _runbook(result, item.name, option="--runbook-dir") if wanted else None
+    if settings.writes_files:  # a --diff file or a runbook too (see run_offload)
+        check_unchanged(snapshot)
+    if not (_writes_config(settings) or runbook is not None):
+        return
+    # New files in an output folder are synced to disk once, at the end of the run
+    # (run_offload_many); an input replaced in place, and its backup, file by file.
+    durable = settings.in_place or not CAN_SYNC_LATER
+    guard = partial(check_same_stat, snapshot)
+    with _folders_undone_on_error() as made, Outputs(guard, durable=durable) as outputs:
+        if settings.in_place and result.changed:
+            stage_in_place(outputs, snapshot, result, settings.backup)
+        if settings.output_dir is not None:
+            destination = settings.output_dir / item.label
+            _mirror(outputs, destination, result.output, item.path, made, mode_from=item.path)
+        if settings.runbook_dir is not None and runbook is not None:
+            destination = runbook_path(settings.runbook_dir, item)
+            _mirror(outputs, destination, runbook, item.path, made, option="--runbook-dir")
+
+
+def _file_report(settings: FileSettings, name: str, result: Result, diff: bytes) -> FileReport:
+    """The report of a file offloaded (and its outputs written)."""
+    status, code = result_status(result, settings.check)
     document = None
     if settings.want_json:
         text = diff.decode("utf-8", "surrogateescape")  # a name's bytes kept (see json_bytes)
