@@ -288,9 +288,20 @@ def run_offload(opts: OffloadOptions) -> int:
     # The summary says "changed" once the patched config is out: to -o (a file or stdout) or
     # over the input; a --diff or a --runbook alone leaves it "to change".
     config_out = not opts.check and bool(opts.output or opts.in_place)
+    runbook = _write_files(opts, snapshot, result, diff)
+    wrote_files = bool(opts.destinations()) or bool(opts.in_place and result.changed)
+    with written_before(wrote_files):  # stdout comes after the files
+        _print_outputs(opts, result, diff, runbook)
+        _report(opts, result, diff, code, written=config_out)
+    quick_exit.keep(snapshot, result, diff)
+    return int(code)
+
+
+def _write_files(opts: OffloadOptions, snapshot: Snapshot, result: Result, diff: bytes) -> bytes:
+    """Write the files asked for (-o, --in-place and its backup, --diff, --runbook), all of them
+    or none (see Outputs); returns the runbook (empty without --runbook), for stdout too."""
     # Any file written from the input is refused if the input changed: a diff or a runbook of a
-    # version the file no longer has would be applied to the one it has now. All files are
-    # written together or not at all (see Outputs); stdout comes after them.
+    # version the file no longer has would be applied to the one it has now.
     with rereading(snapshot) if opts.writes_files else contextlib.nullcontext() as unchanged:
         runbook = _runbook(result, str(opts.config)) if opts.runbook else b""
         outputs = ((opts.output, result.output), (opts.diff_to, diff), (opts.runbook, runbook))
@@ -300,17 +311,17 @@ def run_offload(opts: OffloadOptions) -> int:
             for destination, data in outputs:
                 if destination and destination != STDIO:
                     files.add(Path(destination), data)
-    wrote_files = bool(opts.destinations()) or bool(opts.in_place and result.changed)
-    with written_before(wrote_files):
-        if opts.output == STDIO:
-            to_stdout(result.output)
-        if _diff_on_stdout(opts):
-            emit_diff(STDIO, diff, color=opts.color_stdout)
-        if opts.runbook == STDIO:
-            to_stdout(runbook)
-        _report(opts, result, diff, code, written=config_out)
-    quick_exit.keep(snapshot, result, diff)
-    return int(code)
+    return runbook
+
+
+def _print_outputs(opts: OffloadOptions, result: Result, diff: bytes, runbook: bytes) -> None:
+    """The outputs sent to stdout (`-`), and the preview diff."""
+    if opts.output == STDIO:
+        to_stdout(result.output)
+    if _diff_on_stdout(opts):
+        emit_diff(STDIO, diff, color=opts.color_stdout)
+    if opts.runbook == STDIO:
+        to_stdout(runbook)
 
 
 def _is_stdout(destination: str) -> bool:
@@ -438,7 +449,7 @@ def _write_outputs(settings: FileSettings, item: Input, snapshot: Snapshot, resu
     # Made before anything is written: a runbook refused leaves the file's outputs unwritten.
     wanted = settings.runbook_dir is not None
     runbook = _runbook(result, item.name, option="--runbook-dir") if wanted else None
-    if settings.writes_files:  # a --diff file or a runbook too (see run_offload)
+    if settings.writes_files:  # a --diff file or a runbook too (see _write_files)
         check_unchanged(snapshot)
     if not (_writes_config(settings) or runbook is not None):
         return
