@@ -581,7 +581,54 @@ def run_offload_many(opts: OffloadOptions) -> int:
     _check_files_destinations(opts, inputs)
     if opts.output_dir is not None:
         _warn_unsearched(opts, opts.output_dir, inputs)
-    settings = FileSettings(
+    color = style.enabled(opts.color, sys.stderr)
+    streams = streams_each_file()
+    reports = _offload_all(opts, inputs, color=color, streams=streams)
+    unsynced = _sync_output_folders(opts, inputs)
+    unwritten = _write_diff_file(opts, reports)
+    run_errors = [error for error in (unsynced, unwritten) if error is not None]
+    codes = [file.exit_code for file in reports] + [error.exit_code for error in run_errors]
+    code = most_severe(codes)
+    try:
+        _report_offloads(opts, reports, code, _run_error(run_errors), color=color, streams=streams)
+    finally:  # last, under the report they qualify, even if writing the report failed
+        for error in run_errors:
+            echo_err(style.paint(str(error), "bad", color), color)
+    return code
+
+
+def _offload_all(
+    opts: OffloadOptions, inputs: list[Input], *, color: bool, streams: bool
+) -> list[FileReport]:
+    """Each file offloaded, in input order; with `streams`, each file's lines shown as it is
+    done. If the run is interrupted, the outputs written by then are flushed to disk."""
+    settings = _file_settings(opts)
+    progress = "offloading" if show_progress(len(inputs), opts.quiet) else None
+    done: list[FileReport] = []  # as reported, in input order
+
+    def reported(file: FileReport) -> None:
+        done.append(file)
+        if streams:
+            _print_file_report(opts, color, file)
+
+    try:
+        return run_all(
+            partial(offload_file, settings),
+            inputs,
+            jobs=opts.jobs or default_jobs(),
+            crashed=partial(_crashed, settings),
+            progress=progress,
+            on_result=reported,
+        )
+    except BaseException:  # Ctrl-C or SIGTERM: what was written is flushed all the same
+        with contextlib.suppress(OSError):  # best effort: the run ends interrupted either way
+            _flush_outputs(opts, inputs[: len(done)])
+        raise
+
+
+def _file_settings(opts: OffloadOptions) -> FileSettings:
+    """What to do with each file, as the options say (a worker process gets this, not them)."""
+    return FileSettings(
         request=opts.request(),
         check=opts.check,
         in_place=opts.in_place,
@@ -595,40 +642,6 @@ def run_offload_many(opts: OffloadOptions) -> int:
         want_json=opts.fmt == "json",
         debug=opts.debug,
     )
-    progress = "offloading" if show_progress(len(inputs), opts.quiet) else None
-    color = style.enabled(opts.color, sys.stderr)
-    streams = streams_each_file()
-    done: list[FileReport] = []  # as reported, in input order
-
-    def reported(file: FileReport) -> None:
-        done.append(file)
-        if streams:
-            _print_file_report(opts, color, file)
-
-    try:
-        reports = run_all(
-            partial(offload_file, settings),
-            inputs,
-            jobs=opts.jobs or default_jobs(),
-            crashed=partial(_crashed, settings),
-            progress=progress,
-            on_result=reported,
-        )
-    except BaseException:  # Ctrl-C or SIGTERM: what was written is flushed all the same
-        with contextlib.suppress(OSError):  # best effort: the run ends interrupted either way
-            _flush_outputs(opts, inputs[: len(done)])
-        raise
-    unsynced = _sync_output_folders(opts, inputs)
-    unwritten = _write_diff_file(opts, reports)
-    run_errors = [error for error in (unsynced, unwritten) if error is not None]
-    codes = [file.exit_code for file in reports] + [error.exit_code for error in run_errors]
-    code = most_severe(codes)
-    try:
-        _report_offloads(opts, reports, code, _run_error(run_errors), color=color, streams=streams)
-    finally:  # last, under the report they qualify, even if writing the report failed
-        for error in run_errors:
-            echo_err(style.paint(str(error), "bad", color), color)
-    return code
 
 
 def _run_error(errors: list[WriteFailed]) -> WriteFailed | None:
