@@ -83,8 +83,12 @@ class OffloadOptions(CommonOptions):
     def many(self) -> bool:
         """Several files (or a folder to search): per-file summary lines and one combined diff.
         An output folder (--output-dir, --runbook-dir) is for several files, even if given one."""
-        folders = self.output_dir is not None or self.runbook_dir is not None
-        return len(self.configs) > 1 or folders or is_folder(self.config)
+        return len(self.configs) > 1 or self.writes_folders or is_folder(self.config)
+
+    @property
+    def writes_folders(self) -> bool:
+        """Whether this run writes into output folders (--output-dir, --runbook-dir)."""
+        return self.output_dir is not None or self.runbook_dir is not None
 
     def validate(self) -> None:
         """Usage errors (exit 2) that can be seen before reading anything."""
@@ -143,8 +147,7 @@ class OffloadOptions(CommonOptions):
     @property
     def writes_files(self) -> bool:
         """Whether this run writes any file (stdout is not one)."""
-        folders = self.output_dir is not None or self.runbook_dir is not None
-        return self.in_place or folders or bool(self.destinations())
+        return self.in_place or self.writes_folders or bool(self.destinations())
 
     def _named_outputs(self) -> list[tuple[str, str]]:
         named = (("-o", self.output), ("--diff", self.diff_to), ("--runbook", self.runbook))
@@ -745,14 +748,13 @@ def _write_diff_file(opts: OffloadOptions, reports: list[FileReport]) -> WriteFa
 
 
 def _wrote_files(opts: OffloadOptions, reports: list[FileReport]) -> bool:
-    folders = opts.output_dir is not None or opts.runbook_dir is not None
-    return (opts.in_place or folders) and any(not r.failed for r in reports)
+    return (opts.in_place or opts.writes_folders) and any(not r.failed for r in reports)
 
 
 def _check_files_destinations(opts: OffloadOptions, inputs: list[Input]) -> None:
     """Usage errors that need the list of files: two files with one name in the diff or the
     output folder, or an output that would overwrite its input."""
-    if _shows_diff(opts) or opts.output_dir is not None or opts.runbook_dir is not None:
+    if _shows_diff(opts) or opts.writes_folders:
         first: dict[str, Input] = {}
         for item in inputs:
             other = first.setdefault(item.label, item)
