@@ -128,7 +128,7 @@ def found_inputs(
 def _unsearched(links: list[Path], configs: Sequence[str], skip: Path | None) -> list[Path]:
     """The links whose folder the run neither searches by another way (below a folder named,
     which holds it for real) nor writes to (the output folder): naming those would not help."""
-    searched = [Path(os.path.realpath(config)) for config in configs if is_folder(config)]
+    searched = searched_folders(configs)
     if skip is not None:
         searched.append(Path(os.path.realpath(skip)))
     return [
@@ -136,6 +136,11 @@ def _unsearched(links: list[Path], configs: Sequence[str], skip: Path | None) ->
         for link in links
         if not any(Path(os.path.realpath(link)).is_relative_to(folder) for folder in searched)
     ]
+
+
+def searched_folders(configs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The real paths of the folders among the CONFIGs: those the run searches."""
+    return [Path(os.path.realpath(config)) for config in configs if is_folder(config)]
 
 
 def echo_err(text: str, color: bool) -> None:

@@ -34,6 +34,7 @@ from confedit.command_common import (
     paint_summary,
     read_item,
     require_stdout,
+    searched_folders,
     streams_each_file,
 )
 from confedit.diffing import diff_label
@@ -714,7 +715,7 @@ def _warn_unsearched(opts: OffloadOptions, output_dir: Path, inputs: list[Input]
     holds it skipped, that is not where this run writes its outputs: a server's own config,
     most likely, that would otherwise go unmentioned."""
     real = Path(os.path.realpath(output_dir))
-    searched = [Path(os.path.realpath(config)) for config in opts.configs if is_folder(config)]
+    searched = searched_folders(opts.configs)
     if not is_folder(real) or not any(real.is_relative_to(folder) for folder in searched):
         return
     known = {os.path.realpath(output_dir / item.label) for item in inputs}  # written here
