@@ -100,16 +100,8 @@ class OffloadOptions(CommonOptions):
         if self.in_place:
             for name in self.config_names:
                 _check_rewritable(name)
-        if self.backup is not None and not self.in_place:
-            raise click.UsageError("--backup needs --in-place")
-        if self.backup is not None and not self.backup.strip():
-            raise click.UsageError("--backup needs a non-empty SUFFIX such as .bak")
-        if self.backup is not None and "/" in self.backup:
-            raise click.UsageError(
-                f"--backup takes a SUFFIX added to each file's name, such as .bak, with no '/' "
-                f"in it (with one, CONFIG+SUFFIX is a path: CONFIG/ is CONFIG itself); got "
-                f"{self.backup!r}"
-            )
+        if self.backup is not None:
+            self._validate_backup(self.backup)
         writes = (self.output, self.output_dir, self.in_place, self.runbook, self.runbook_dir)
         if self.check and any(writes):
             raise click.UsageError(
@@ -127,6 +119,18 @@ class OffloadOptions(CommonOptions):
             )
         if not self.many:
             check_destinations(self.destinations(), [self.config], self.backups([self.config]))
+
+    def _validate_backup(self, backup: str) -> None:
+        if not self.in_place:
+            raise click.UsageError("--backup needs --in-place")
+        if not backup.strip():
+            raise click.UsageError("--backup needs a non-empty SUFFIX such as .bak")
+        if "/" in backup:
+            raise click.UsageError(
+                f"--backup takes a SUFFIX added to each file's name, such as .bak, with no '/' "
+                f"in it (with one, CONFIG+SUFFIX is a path: CONFIG/ is CONFIG itself); got "
+                f"{backup!r}"
+            )
 
     def _on_stdout(self) -> list[str]:
         """What this run writes to stdout, by option."""
