@@ -760,15 +760,7 @@ def _check_files_destinations(opts: OffloadOptions, inputs: list[Input]) -> None
     """Usage errors that need the list of files: two files with one name in the diff or the
     output folder, or an output that would overwrite its input."""
     if _shows_diff(opts) or opts.writes_folders:
-        first: dict[str, Input] = {}
-        for item in inputs:
-            other = first.setdefault(item.label, item)
-            if other is not item:
-                raise click.UsageError(
-                    f"{other.name} and {item.name} would both be named {item.label!r} in the "
-                    "diff or the output folder; run confedit from a folder that contains both, "
-                    "or name the folder that holds them instead of the files"
-                )
+        _check_labels(inputs)
     # A file named as a folder (`a.config/`) is neither read nor written: what would be
     # written for it is not checked. Nor is anything written over it, by an option or by
     # another file's output: the file was named as an input.
@@ -786,6 +778,19 @@ def _check_files_destinations(opts: OffloadOptions, inputs: list[Input]) -> None
         _check_output_dir(opts.output_dir, files, inputs)
     if opts.runbook_dir is not None:
         _check_runbook_dir(opts.runbook_dir, files, inputs)
+
+
+def _check_labels(inputs: list[Input]) -> None:
+    """A usage error if two files have one label: one name in the diff or the output folder."""
+    first: dict[str, Input] = {}
+    for item in inputs:
+        other = first.setdefault(item.label, item)
+        if other is not item:
+            raise click.UsageError(
+                f"{other.name} and {item.name} would both be named {item.label!r} in the "
+                "diff or the output folder; run confedit from a folder that contains both, "
+                "or name the folder that holds them instead of the files"
+            )
 
 
 def _check_output_dir(output_dir: Path, inputs: list[Input], named: list[Input]) -> None:
