@@ -699,12 +699,12 @@ def _through_folder_link(git: str, path: Path, commit: str) -> Version | None:
     link = _folder_link(top, named)
     if link is None:
         return None
-    content = _content_at(git, top, commit, named)
-    if content is None:
+    found = _blob_at(git, top, commit, named)
+    if found is None:
         return None
+    then, content = found
     now = Path(os.path.realpath(path))
-    then = _resolved_at(git, top, commit, named)
-    moved = then is None or now != Path(os.path.realpath(top), then)
+    moved = now != Path(os.path.realpath(top), then)
     return Version(content, link=(top, link) if moved else None)
 
 
@@ -792,12 +792,6 @@ def _content_at(git: str, folder: Path, commit: str, path: str) -> bytes | None:
     """The blob at `path` (relative to `folder`) in `commit`, through the links there."""
     found = _blob_at(git, folder, commit, path)
     return found[1] if found else None
-
-
-def _resolved_at(git: str, folder: Path, commit: str, path: str) -> str | None:
-    """The path (relative to `folder`) of the file `path` led to in `commit`."""
-    found = _blob_at(git, folder, commit, path)
-    return found[0] if found else None
 
 
 def _blob_at(git: str, folder: Path, commit: str, path: str) -> tuple[str, bytes] | None:
