@@ -657,21 +657,9 @@ def revision_version(path: Path, revision: str) -> Version | None:
     if git is None:
         raise UsageProblem("--since needs git, and git is not installed", source=str(path))
     folder = path.parent
-    commit = _git(git, folder, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
-    if commit.returncode != 0:
-        if _git(git, folder, "rev-parse", "--git-dir").returncode != 0:
-            raise UsageProblem(
-                "--since: not in a git repository; name the file in its git clone, or leave "
-                "out --since",
-                source=str(path),
-            )
-        if _git(git, folder, "rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
-            return None  # no commit yet: nothing to compare with
-        raise UsageProblem(
-            f"--since: unknown git revision {revision!r}{_revision_hint(git, folder)}",
-            source=str(path),
-        )
-    commit_id = commit.stdout.decode().strip()
+    commit_id = _commit_of(git, path, revision)
+    if commit_id is None:
+        return None  # no commit yet: nothing to compare with
     linked = _through_folder_link(git, path, commit_id)
     if linked is not None:
         return linked
@@ -685,6 +673,27 @@ def revision_version(path: Path, revision: str) -> Version | None:
     old, staged = _renamed_from(git, folder, commit_id, path.name)
     content = _content_at(git, folder, commit_id, old) if old else None
     return Version(content, old, staged) if content is not None else None
+
+
+def _commit_of(git: str, path: Path, revision: str) -> str | None:
+    """The commit `revision` names in the repository of the file `path`; None if the repository
+    has no commit yet. UsageProblem if there is no repository, or no such revision."""
+    folder = path.parent
+    commit = _git(git, folder, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    if commit.returncode == 0:
+        return commit.stdout.decode().strip()
+    if _git(git, folder, "rev-parse", "--git-dir").returncode != 0:
+        raise UsageProblem(
+            "--since: not in a git repository; name the file in its git clone, or leave "
+            "out --since",
+            source=str(path),
+        )
+    if _git(git, folder, "rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
+        return None
+    raise UsageProblem(
+        f"--since: unknown git revision {revision!r}{_revision_hint(git, folder)}",
+        source=str(path),
+    )
 
 
 def _through_folder_link(git: str, path: Path, commit: str) -> Version | None:
