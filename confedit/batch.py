@@ -239,14 +239,41 @@ def run_all(
     those before it are done, so that a long run reports as it goes.
     """
     report = on_result or (lambda _result: None)
-    if jobs <= 1 or len(items) <= 1:
-        with _bar(len(items), progress) as advance:
-            results = []
-            for item in items:
-                results.append(call(work, item, crashed))
-                report(results[-1])
-                advance(1)
-            return results
+    with _bar(len(items), progress) as advance:
+        if jobs <= 1 or len(items) <= 1:
+            return _run_here(work, items, crashed=crashed, report=report, advance=advance)
+        return _run_in_workers(
+            work, items, jobs=jobs, crashed=crashed, report=report, advance=advance
+        )
+
+
+def _run_here(
+    work: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    crashed: Callable[[T, BaseException], R],
+    report: Callable[[R], object],
+    advance: Callable[[int], None],
+) -> list[R]:
+    """run_all in this process, one item after another."""
+    results = []
+    for item in items:
+        results.append(call(work, item, crashed))
+        report(results[-1])
+        advance(1)
+    return results
+
+
+def _run_in_workers(
+    work: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    jobs: int,
+    crashed: Callable[[T, BaseException], R],
+    report: Callable[[R], object],
+    advance: Callable[[int], None],
+) -> list[R]:
+    """run_all in worker processes, the results handed on in the order of `items`."""
     # Imported here: a run in one process (one file, or --jobs 1) does not pay for
     # multiprocessing and pickle (about 9 ms of its start-up).
     from confedit import workers  # noqa: PLC0415
@@ -259,7 +286,7 @@ def run_all(
     # The workers get `work` with its errors made results, as a run in one process has them.
     safe_work = partial(call, work, crashed=crashed)
     pool = workers.Workers(safe_work, crashed, min(jobs, len(items)))
-    with _bar(len(items), progress) as advance, pool:
+    with pool:
         for index, result in pool.run(items, size):
             finished[index] = result
             advance(1)
