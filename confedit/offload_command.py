@@ -470,10 +470,12 @@ def _write_outputs(settings: FileSettings, item: Input, snapshot: Snapshot, resu
             stage_in_place(outputs, snapshot, result, settings.backup)
         if settings.output_dir is not None:
             destination = settings.output_dir / item.label
-            _mirror(outputs, destination, result.output, item.path, made, mode_from=item.path)
+            _stage_in_folder(
+                outputs, destination, result.output, item.path, made, mode_from=item.path
+            )
         if settings.runbook_dir is not None and runbook is not None:
             destination = runbook_path(settings.runbook_dir, item)
-            _mirror(outputs, destination, runbook, item.path, made, option="--runbook-dir")
+            _stage_in_folder(outputs, destination, runbook, item.path, made, option="--runbook-dir")
 
 
 def _file_report(settings: FileSettings, name: str, result: Result, diff: bytes) -> FileReport:
@@ -536,7 +538,7 @@ def _folders_undone_on_error() -> Iterator[list[Path]]:
         raise
 
 
-def _mirror(
+def _stage_in_folder(
     outputs: Outputs,
     destination: Path,
     data: bytes,
