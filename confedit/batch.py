@@ -99,13 +99,13 @@ def _expand(
     """The inputs found from one argument, each with its real path."""
     if not is_folder(argument):
         return [(Input(argument, label_of(argument, None, cwd)), os.path.realpath(argument))]
-    label = partial(label_of, folder=argument, cwd=cwd)
+    label_for = partial(label_of, folder=argument, cwd=cwd)
     found: list[tuple[Input, str]] = []
 
     def unreadable(error: OSError) -> None:
         where = Path(error.filename) if error.filename else argument
         problem = f"cannot search: {error.strerror}"
-        found.append((Input(where, label(where), problem), os.path.realpath(where)))
+        found.append((Input(where, label_for(where), problem), os.path.realpath(where)))
 
     known = {os.fspath(argument): _Folder(os.path.realpath(argument), _typed_label(argument, cwd))}
     for folder, subfolders, files in os.walk(argument, onerror=unreadable):
@@ -113,10 +113,10 @@ def _expand(
         subfolders[:] = _to_search(folder, subfolders, here, skipped, links=links, known=known)
         for name in sorted(files):
             if is_config_name(name):
-                found.append(_found(folder, name, here, label))
+                found.append(_found(folder, name, here, label_for))
     if not found:
         problem = "is a directory with no applicationHost.config in it (searched recursively)"
-        return [(Input(argument, label(argument), problem), os.path.realpath(argument))]
+        return [(Input(argument, label_for(argument), problem), os.path.realpath(argument))]
     return found
 
 
@@ -154,14 +154,14 @@ def _to_search(
 
 
 def _found(
-    folder: str, name: str, here: _Folder, label: Callable[[Path], str]
+    folder: str, name: str, here: _Folder, label_for: Callable[[Path], str]
 ) -> tuple[Input, str]:
     """The config file `name` in `folder`, with its real path: one lstat of the file."""
     path = Path(folder, name)
     joined = _joined(folder, name)
     below = _below(here.label, name)
     if is_link(joined) or below is None:  # named as label_of names it
-        return Input(path, label(path)), os.path.realpath(joined)
+        return Input(path, label_for(path)), os.path.realpath(joined)
     return Input(path, below), _joined(here.real, name)
 
 
