@@ -138,8 +138,8 @@ def _to_search(
     links: list[Path],
     known: dict[str, _Folder],
 ) -> list[str]:
-    """The subfolders to search, in order: not the output folder, and not a symlinked folder
-    (os.walk does not go into those); the linked ones go to `links`."""
+    """os.walk's list of subfolders, in order, without the output folder. Symlinked ones stay
+    in it (os.walk does not go into them) and go to `links`; the others go to `known`."""
     linked = {name for name in subfolders if is_link(_joined(folder, name))}
     links += sorted(Path(folder, name) for name in linked)
     kept = []
