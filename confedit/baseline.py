@@ -741,11 +741,11 @@ def _renamed_from(git: str, folder: Path, commit: str, name: str) -> tuple[str |
     if prefix.returncode != 0:
         return None, True
     here = os.fsdecode(prefix.stdout.rstrip(b"\n"))  # the folder, relative to the top
-    old = _rename_to(git, folder, commit, here + name)
+    old = _path_renamed_to(git, folder, commit, here + name)
     if old is not None or _is_tracked(git, folder, name):
         return _relative(old, here), True
     with _with_intent(git, folder, name) as index:
-        old = _rename_to(git, folder, commit, here + name, index) if index else None
+        old = _path_renamed_to(git, folder, commit, here + name, index) if index else None
     return _relative(old, here), False
 
 
@@ -753,7 +753,7 @@ def _relative(path: str | None, here: str) -> str | None:
     return posixpath.relpath(path, here or ".") if path is not None else None
 
 
-def _rename_to(
+def _path_renamed_to(
     git: str, folder: Path, commit: str, new_path: str, index: str | None = None
 ) -> str | None:
     """The path (from the top) that git finds renamed to `new_path` since `commit`. Plumbing:
