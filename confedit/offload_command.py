@@ -300,7 +300,7 @@ def run_offload(opts: OffloadOptions) -> int:
     wrote_files = bool(opts.destinations()) or bool(opts.in_place and result.changed)
     with written_before(wrote_files):  # stdout comes after the files
         _print_outputs(opts, result, diff, runbook)
-        _report(opts, result, diff, code, written=config_out)
+        _report(opts, result, diff, written=config_out)
     quick_exit.keep(snapshot, result, diff)
     return int(code)
 
@@ -382,18 +382,21 @@ def result_status(result: Result, check: bool) -> tuple[str, ExitCode]:
     return ("changed" if result.changed else "unchanged"), ExitCode.OK
 
 
-def _report(
-    opts: OffloadOptions, result: Result, diff: bytes, code: ExitCode, *, written: bool
-) -> None:
+def _report(opts: OffloadOptions, result: Result, diff: bytes, *, written: bool) -> None:
     if opts.fmt == "json":
-        status, _ = result_status(result, opts.check)
-        text = diff.decode("utf-8", "surrogateescape")  # a name's bytes kept (see json_bytes)
-        print_json(report.result_json(result, diff=text, status=status, exit_code=int(code)))
+        print_json(_result_json(result, diff, opts.check))
     if opts.quiet:
         return
     for line in report.target_lines(result) + report.finding_lines(result):
         click.echo(line, err=True)
     click.echo(report.summary_line(result, str(opts.config), written=written), err=True)
+
+
+def _result_json(result: Result, diff: bytes, check: bool) -> dict[str, Any]:
+    """The JSON report of a completed offload."""
+    status, code = result_status(result, check)
+    text = diff.decode("utf-8", "surrogateescape")  # a name's bytes kept (see json_bytes)
+    return report.result_json(result, diff=text, status=status, exit_code=int(code))
 
 
 # --- several files -----------------------------------------------------------------------------
@@ -481,10 +484,7 @@ def _write_outputs(settings: FileSettings, item: Input, snapshot: Snapshot, resu
 def _file_report(settings: FileSettings, name: str, result: Result, diff: bytes) -> FileReport:
     """The report of a file offloaded (and its outputs written)."""
     status, code = result_status(result, settings.check)
-    document = None
-    if settings.want_json:
-        text = diff.decode("utf-8", "surrogateescape")  # a name's bytes kept (see json_bytes)
-        document = report.result_json(result, diff=text, status=status, exit_code=int(code))
+    document = _result_json(result, diff, settings.check) if settings.want_json else None
     return FileReport(
         name=name,
         status=status,
