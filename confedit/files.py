@@ -91,7 +91,8 @@ _CHANGED: Final = (
 
 
 def check_unchanged(snapshot: Snapshot) -> None:
-    """Refuse to write if the input changed since it was read (size, mtime or content)."""
+    """Refuse to write if the input changed since it was read (replaced by another file, or its
+    size, mtime or content)."""
     name = str(snapshot.path)
     try:
         check_same_stat(snapshot)
