@@ -78,7 +78,7 @@ class AuditSettings:
 class AuditedFile:
     """One file's audit, or why there is none."""
 
-    path: str
+    name: str  # the file's name in the report, as given (see Input.name)
     report: AuditReport | None
     exit_code: int  # of the error; 0 when audited
     status: str  # the error's kind; "" when audited
@@ -172,7 +172,7 @@ class _AuditShown:
         if not self.quiet:
             for line in unlocked_warnings(file.report):
                 note = paint_note(line, self.color_err)
-                echo_err(f"{shown(file.path)}: {note}", self.color_err)
+                echo_err(f"{shown(file.name)}: {note}", self.color_err)
 
 
 def _audit_code(file: AuditedFile, offloaded: bool) -> int:
@@ -199,7 +199,7 @@ def _fleet(opts: AuditOptions, files: list[AuditedFile], color: bool) -> int:
         errors = [file.error_json for file in files if file.report is None]
         print_json({**fleet.to_json(), "exit_code": code, "errors": errors})
     else:
-        unaudited = [file.path for file in files if file.report is None]
+        unaudited = [file.name for file in files if file.report is None]
         text = render_fleet(fleet, color=color, offloaded_only=opts.offloaded, unaudited=unaudited)
         click.echo(text, color=color)
     return code
