@@ -46,7 +46,7 @@ class Input:
     path: Path  # as given, or the folder given joined with the path found below it
     label: str  # its name in the diff and the output folder (see label_of)
     problem: str | None = None  # why it cannot be worked on, found while searching
-    typed: str | None = None  # the name given, where `path` lost part of it (see _named_as_folder)
+    typed: str | None = None  # the name given, where `path` lost part of it (`a.config/`)
 
     @property
     def name(self) -> str:
@@ -70,7 +70,7 @@ def find_inputs(
     links = unfollowed if unfollowed is not None else []
     at: dict[str, int] = {}  # a file's real path -> its place in `found`
     for argument in arguments:
-        named = _named_as_folder(os.fspath(argument), cwd)
+        named = _input_named_as_folder(os.fspath(argument), cwd)
         for item, key in named or _expand(Path(argument), skipped, cwd, links):
             if key not in at:
                 at[key] = len(found)
@@ -80,7 +80,7 @@ def find_inputs(
     return found
 
 
-def _named_as_folder(name: str, cwd: Path) -> list[tuple[Input, str]]:
+def _input_named_as_folder(name: str, cwd: Path) -> list[tuple[Input, str]]:
     """A file named as a folder (`a.config/`, see files.named_as_folder), as the input of its
     own error, with a key of its own: it is not the file `a.config`, which is neither read nor
     written for it. Its label keeps the slash, so that it is not taken for that file's either.
