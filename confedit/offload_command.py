@@ -695,11 +695,19 @@ def _flush_outputs(opts: OffloadOptions, items: list[Input]) -> None:
     if not CAN_SYNC_LATER:
         return
     folders = [folder for folder in (opts.output_dir, opts.runbook_dir) if folder is not None]
-    written = [opts.output_dir / item.label for item in items] if opts.output_dir else []
-    if opts.runbook_dir is not None:
-        written += [runbook_path(opts.runbook_dir, item) for item in items]
+    written = [path for _, path in _in_folders(opts, items)]
     if folders:
         sync_filesystems([*folders, *written])
+
+
+def _in_folders(opts: OffloadOptions, items: list[Input]) -> list[tuple[str, Path]]:
+    """The files written for `items` below --output-dir and --runbook-dir, by option."""
+    written = []
+    if opts.output_dir is not None:
+        written += [("--output-dir", opts.output_dir / item.label) for item in items]
+    if opts.runbook_dir is not None:
+        written += [("--runbook-dir", runbook_path(opts.runbook_dir, item)) for item in items]
+    return written
 
 
 def _sync_output_folders(opts: OffloadOptions, inputs: list[Input]) -> WriteFailed | None:
@@ -768,11 +776,7 @@ def _check_files_destinations(opts: OffloadOptions, inputs: list[Input]) -> None
     # another file's output: the file was named as an input.
     files = [item for item in inputs if item.typed is None]
     named = [item.path for item in inputs]
-    produced = opts.backups([item.path for item in files])
-    if opts.output_dir is not None:
-        produced += [("--output-dir", opts.output_dir / item.label) for item in files]
-    if opts.runbook_dir is not None:
-        produced += [("--runbook-dir", runbook_path(opts.runbook_dir, item)) for item in files]
+    produced = opts.backups([item.path for item in files]) + _in_folders(opts, files)
     check_destinations(opts.destinations(), named, produced)
     if opts.backup:
         check_backups(opts.backup, [item.path for item in files], named)
