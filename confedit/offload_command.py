@@ -462,7 +462,7 @@ def _write_outputs(settings: FileSettings, item: Input, snapshot: Snapshot, resu
     runbook = _runbook(result, item.name, option="--runbook-dir") if wanted else None
     if settings.writes_files:  # a --diff file or a runbook too (see _write_files)
         check_unchanged(snapshot)
-    if not (_writes_config(settings) or runbook is not None):
+    if not _writes_own_files(settings):
         return
     # New files in an output folder are synced to disk once, at the end of the run
     # (run_offload_many); an input replaced in place, and its backup, file by file.
@@ -516,6 +516,12 @@ def _writes_config(settings: FileSettings) -> bool:
     """Whether each file's patched config is written (--in-place, --output-dir); a --runbook-dir
     or the combined --diff are other files (see FileSettings.writes_files)."""
     return settings.in_place or settings.output_dir is not None
+
+
+def _writes_own_files(settings: FileSettings) -> bool:
+    """Whether each file's own outputs are written with it: its patched config or its runbook
+    (the combined --diff is the run's, written at the end)."""
+    return _writes_config(settings) or settings.runbook_dir is not None
 
 
 def runbook_path(runbook_dir: Path, item: Input) -> Path:
@@ -575,7 +581,7 @@ def _failed(settings: FileSettings, name: str, error: ConfeditError) -> FileRepo
 
 
 def _crashed(settings: FileSettings, item: Input, error: BaseException) -> FileReport:
-    writes = _writes_config(settings) or settings.runbook_dir is not None
+    writes = _writes_own_files(settings)
     failure = crash(item, error, settings.debug, writes=writes)
     return _failed(settings, item.name, failure)
 
