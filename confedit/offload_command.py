@@ -198,7 +198,9 @@ class OffloadOptions(CommonOptions):
 
     @property
     def previewing(self) -> bool:
-        return not (self.output or self.output_dir or self.in_place or self.diff_to or self.check)
+        """Whether the diff is previewed on stdout: no output, --diff or --check, in text."""
+        asked = self.output or self.output_dir or self.in_place or self.diff_to or self.check
+        return not asked and self.fmt == "text"
 
     @property
     def color_stdout(self) -> bool:
@@ -865,19 +867,14 @@ def _input_at(destination: Path, identities: dict[tuple[int, int], Path]) -> Pat
     return identities.get((info.st_dev, info.st_ino))
 
 
-def _previews(opts: OffloadOptions) -> bool:
-    """Whether the diff is previewed on stdout: no output, --diff or --check, and text format."""
-    return opts.previewing and opts.fmt == "text"
-
-
 def _diff_on_stdout(opts: OffloadOptions) -> bool:
     """Whether the diff goes to stdout: `--diff -`, or the preview."""
-    return opts.diff_to == STDIO or _previews(opts)
+    return opts.diff_to == STDIO or opts.previewing
 
 
 def _shows_diff(opts: OffloadOptions) -> bool:
     """Whether the combined diff is written anywhere (--diff, or the preview on stdout)."""
-    return bool(opts.diff_to) or _previews(opts)
+    return bool(opts.diff_to) or opts.previewing
 
 
 def _print_file_report(opts: OffloadOptions, color: bool, file: FileReport) -> None:
