@@ -286,6 +286,9 @@ _ROOT_TAG = re.compile(rb"""\s*<configuration(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[
 _UTF16_WITHOUT_BOM = re.compile(rb"(?:[\t\n\r ]\x00)*<\x00|(?:\x00[\t\n\r ])*\x00<")
 _UTF8_NAMES: Final = {"utf-8", "utf8"}
 _UTF16_NAMES: Final = {"utf-16", "utf-16le", "utf-16be", "unicode"}
+# A converter (iconv, PowerShell's Set-Content) changes the bytes but not the declaration,
+# which would then be refused the same way: the advice names both.
+_CONVERT: Final = 'convert the file to UTF-8 and make its XML declaration say encoding="UTF-8"'
 
 
 def make_parser() -> etree.XMLParser:
@@ -350,7 +353,7 @@ def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
     if raw.startswith(_UTF32_BOMS):
         raise InvalidInput(
             "the file is UTF-32 (its byte-order mark says so): confedit reads UTF-8 and UTF-16, "
-            "as IIS writes them; convert it first",
+            f"as IIS writes them; {_CONVERT}",
             source=name,
         )
     for bom, codec in _BOMS:
@@ -402,7 +405,7 @@ def _check_text(data: bytes, encoding: Encoding, name: str) -> None:
         if label not in _UTF8_NAMES | _UTF16_NAMES:
             raise InvalidInput(
                 f'the XML declaration says encoding="{spelled}": confedit reads UTF-8 and '
-                "UTF-16, as IIS writes them; convert the file first",
+                f"UTF-16, as IIS writes them; {_CONVERT}",
                 source=name,
                 line=1,
             )

@@ -4,6 +4,7 @@ that holds it)."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -284,6 +285,30 @@ def test_stdin_and_what_is_not_a_regular_file_are_answered_as_the_readme_says(
     bad_input = bad_input.split("\n## ", 1)[0]
     assert f"`{messages[2]}`" in bad_input
     assert "`FILE: is not a regular file`" in bad_input
+
+
+@pytest.mark.parametrize(("declared", "codec"), [("windows-1252", "cp1252"), ("UTF-32", "utf-32")])
+def test_an_encoding_refused_is_mended_by_following_its_message(
+    confedit_exe, tmp_path, declared, codec
+):
+    """The advice "convert the file first" led back to the same refusal: a converter (iconv,
+    PowerShell's Set-Content) changes the bytes, not the declaration, which still named the old
+    encoding. The message names both, and doing what it says is enough."""
+    text = SAMPLE.read_bytes().removeprefix(codecs.BOM_UTF8).decode()
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(text.replace('encoding="UTF-8"', f'encoding="{declared}"').encode(codec))
+    refused = run(confedit_exe, "offload", str(config), "--check")
+    converted = config.read_bytes().decode(codec).encode("utf-8")  # as iconv -t UTF-8 does
+    config.write_bytes(converted)
+    still = run(confedit_exe, "offload", str(config), "--check")
+    assert [refused.returncode, still.returncode] == [4, 4]
+    advice = 'convert the file to UTF-8 and make its XML declaration say encoding="UTF-8"'
+    assert refused.stderr.decode().rstrip("\n").endswith(advice)
+    assert still.stderr.decode().rstrip("\n").endswith(advice)
+    config.write_bytes(converted.replace(f'encoding="{declared}"'.encode(), b'encoding="UTF-8"'))
+    assert run(confedit_exe, "offload", str(config), "--check").returncode == 1
+    bad_input = (REPO / "README.md").read_text(encoding="utf-8").split("## Bad input\n")[1]
+    assert advice in bad_input.split("\n## ", 1)[0]
 
 
 def test_a_missing_folder_or_file_is_reported_in_one_line(confedit_exe, tmp_path):
