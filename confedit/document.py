@@ -380,7 +380,7 @@ def _decode(raw: bytes, name: str) -> tuple[Encoding, bytes]:
     if _UTF16_WITHOUT_BOM.match(raw):  # else "NUL byte at byte offset 1": true, but no help
         raise InvalidInput(
             "the file is UTF-16 without a byte-order mark: confedit reads UTF-16 only with one, "
-            "as Windows writes it; add the byte-order mark or convert the file to UTF-8",
+            f"as Windows writes it; add the byte-order mark, or {_CONVERT}",
             source=name,
         )
     return Encoding("utf-8", b""), raw
@@ -410,8 +410,10 @@ def _check_text(data: bytes, encoding: Encoding, name: str) -> None:
                 line=1,
             )
         if label not in _names_of(encoding):
+            meant = "UTF-8" if encoding.is_utf8 else "UTF-16"
             raise InvalidInput(
-                f'the XML declaration says encoding="{spelled}" but the bytes are {encoding.label}',
+                f'the XML declaration says encoding="{spelled}" but the bytes are '
+                f'{encoding.label}: make the declaration say encoding="{meant}"',
                 source=name,
                 line=1,
             )

@@ -311,6 +311,28 @@ def test_an_encoding_refused_is_mended_by_following_its_message(
     assert advice in bad_input.split("\n## ", 1)[0]
 
 
+def test_utf16_without_a_bom_is_mended_by_following_its_messages(confedit_exe, tmp_path):
+    """Converted to UTF-8 as the message said, the file still declared UTF-16 and was refused
+    again with no word on what to do: each message now says it, and doing so is enough."""
+    text = SAMPLE.read_bytes().removeprefix(codecs.BOM_UTF8).decode()
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(text.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16-le"))
+    no_bom = run(confedit_exe, "offload", str(config), "--check")
+    config.write_bytes(config.read_bytes().decode("utf-16-le").encode("utf-8"))  # iconv's way
+    declared = run(confedit_exe, "offload", str(config), "--check")
+    assert [no_bom.returncode, declared.returncode] == [4, 4]
+    convert = 'convert the file to UTF-8 and make its XML declaration say encoding="UTF-8"'
+    assert no_bom.stderr.decode().endswith(f"add the byte-order mark, or {convert}\n")
+    mend = 'but the bytes are UTF-8: make the declaration say encoding="UTF-8"\n'
+    assert declared.stderr.decode().endswith(mend)
+    config.write_bytes(config.read_bytes().replace(b'encoding="UTF-16"', b'encoding="UTF-8"'))
+    assert run(confedit_exe, "offload", str(config), "--check").returncode == 1
+    bad_input = (REPO / "README.md").read_text(encoding="utf-8").split("## Bad input\n")[1]
+    bad_input = bad_input.split("\n## ", 1)[0]
+    assert 'but the bytes are ...: make the declaration say encoding="UTF-8"' in bad_input
+    assert 'make its XML declaration say encoding="UTF-8"` (a converter' in bad_input
+
+
 def test_a_missing_folder_or_file_is_reported_in_one_line(confedit_exe, tmp_path):
     proc = run(confedit_exe, "offload", str(tmp_path / "nope.config"))
     assert proc.returncode == 4 and proc.stderr.count(b"\n") == 1 and b"no such file" in proc.stderr
