@@ -510,18 +510,18 @@ def _unknown_site(config: Config, name: str) -> str:
 def _check_locks(draft: _Draft, target: Target) -> None:
     config = draft.config
     for level in lineage(target.key)[1:]:
-        for holder, (what, element) in draft.locks.get(level, ()):
+        for holder, (what, fix, element) in draft.locks.get(level, ()):
             if config.flows_to(holder, target.key):
                 reason = (
                     f'IIS would reject the change with "Lock violation": sslFlags is locked by '
-                    f"{what} at {holder.where} (line {config.document.line_of(element)}); "
-                    "remove that lock first"
+                    f"{what} at {holder.where} (line {config.document.line_of(element)}); {fix}"
                 )
                 draft.locked.setdefault(reason, []).append(target.path)
                 return
 
 
-Lock = tuple[Definition, tuple[str, etree._Element]]  # holder, (what, the element to name)
+# holder, (what, how to lift it for sslFlags alone, the element to name)
+Lock = tuple[Definition, tuple[str, str, etree._Element]]
 
 
 def _locks_by_level(config: Config) -> dict[str, list[Lock]]:
@@ -530,24 +530,25 @@ def _locks_by_level(config: Config) -> dict[str, list[Lock]]:
     the <access> element below whether or not it holds one itself."""
     found: dict[str, list[Lock]] = {}
     for access in config.elements(SSL_FLAGS):
-        if what := _lock_on(access.element):
-            found.setdefault(path_key(access.path), []).append((access, (what, access.element)))
+        if lock := _lock_on(access.element):
+            found.setdefault(path_key(access.path), []).append((access, (*lock, access.element)))
     for security in [*config.holding(SECURITY_LOCK), *config.holding(SECURITY_LOCK_EXCEPT)]:
-        if what := _lock_on_security(security.element):
+        if lock := _lock_on_security(security.element):
             found.setdefault(path_key(security.path), []).append(
-                (security, (what, security.element))
+                (security, (*lock, security.element))
             )
     return found
 
 
-def _lock_on_security(element: etree._Element) -> str | None:
-    """The lock a <security> element holds on the <access> below it, if any."""
+def _lock_on_security(element: etree._Element) -> tuple[str, str] | None:
+    """The lock a <security> element holds on the <access> below it, if any, and its fix."""
     names = element.get("lockElements")
     if _names(names) & {"access", "*"}:
-        return f'lockElements="{names}" on <security>'
+        return f'lockElements="{names}" on <security>', _unlisted("lockElements", names, "access")
     except_names = element.get("lockAllElementsExcept")
     if except_names is not None and "access" not in _names(except_names):
-        return f'lockAllElementsExcept="{except_names}" on <security>'
+        what = f'lockAllElementsExcept="{except_names}" on <security>'
+        return what, _listed("lockAllElementsExcept", except_names, "access")
     return None
 
 
@@ -559,18 +560,40 @@ def _judge_locks(draft: _Draft) -> None:
         draft.refusals.append(f"{named}: {reason}")
 
 
-def _lock_on(element: etree._Element) -> str | None:
-    """The lock an <access> element holds that forbids changing sslFlags below it, if any (a
-    lockElements on its <security> is found by _locks_by_level)."""
-    names = _names(element.get("lockAttributes"))
-    if names & {"sslflags", "*"}:
-        return f'lockAttributes="{element.get("lockAttributes")}" on <access>'
+def _lock_on(element: etree._Element) -> tuple[str, str] | None:
+    """The lock an <access> element holds that forbids changing sslFlags below it, if any, and
+    its fix (a lockElements on its <security> is found by _locks_by_level)."""
+    names = element.get("lockAttributes")
+    if _names(names) & {"sslflags", "*"}:
+        what = f'lockAttributes="{names}" on <access>'
+        return what, _unlisted("lockAttributes", names, "sslFlags")
     except_names = element.get("lockAllAttributesExcept")
     if except_names is not None and "sslflags" not in _names(except_names):
-        return f'lockAllAttributesExcept="{except_names}" on <access>'
+        what = f'lockAllAttributesExcept="{except_names}" on <access>'
+        return what, _listed("lockAllAttributesExcept", except_names, "sslFlags")
     if element.get("lockItem", "").lower() == "true":
-        return 'lockItem="true" on <access>'
+        return f'lockItem="{element.get("lockItem")}" on <access>', "remove that attribute"
     return None
+
+
+# "Remove that lock" would also lift what else it locks (lockElements="authentication, access"
+# keeps <authentication> from being changed below): the fixes lift it for sslFlags alone.
+def _unlisted(attribute: str, value: str | None, name: str) -> str:
+    """How to lift a lockAttributes or lockElements for `name` alone."""
+    items = [item.strip() for item in (value or "").split(",") if item.strip()]
+    if "*" in items:  # everything: everything but `name` is the other form
+        kind = "Attributes" if attribute == "lockAttributes" else "Elements"
+        return f'replace it with lockAll{kind}Except="{name}", which keeps the rest locked'
+    rest = [item for item in items if item.lower() != name.lower()]
+    if not rest:
+        return "remove that attribute"
+    return f'change it to {attribute}="{", ".join(rest)}", which keeps the rest locked'
+
+
+def _listed(attribute: str, value: str, name: str) -> str:
+    """How to lift a lockAllAttributesExcept or lockAllElementsExcept for `name` alone."""
+    kept = f"{value.strip()}, {name}" if value.strip() else name
+    return f'change it to {attribute}="{kept}", which keeps the rest locked'
 
 
 def _names(value: str | None) -> set[str]:

@@ -745,9 +745,14 @@ def test_a_lock_on_security_is_refused_and_named_at_its_own_line(locked, holds_a
     raw = raw[:start] + lock.encode() + raw[end:]
     line = raw[:start].count(b"\n") + 1
     reason = owa_only_reason(raw)
+    fix = (
+        'replace it with lockAllElementsExcept="access", which keeps the rest locked'
+        if locked == "*"
+        else "remove that attribute"
+    )
     assert reason.endswith(
         f'sslFlags is locked by lockElements="{locked}" on <security> at Default Web Site '
-        f"(line {line}); remove that lock first"
+        f"(line {line}); {fix}"
     )
 
 
@@ -767,10 +772,53 @@ def test_lock_all_elements_except_on_security_locks_access_unless_it_is_named(ke
         assert owa_only(raw).changed
         return
     reason = owa_only_reason(raw)
+    named = f"{kept}, access" if kept else "access"
     assert reason.endswith(
         f'sslFlags is locked by lockAllElementsExcept="{kept}" on <security> at Default Web '
-        f"Site (line {line}); remove that lock first"
+        f'Site (line {line}); change it to lockAllElementsExcept="{named}", which keeps the '
+        "rest locked"
     )
+
+
+@pytest.mark.parametrize(
+    ("element", "lock", "kept"),
+    [
+        ("access", 'lockAttributes="sslFlags"', None),
+        ("access", 'lockAttributes="*"', 'lockAllAttributesExcept="sslFlags"'),
+        ("access", 'lockAllAttributesExcept=""', 'lockAllAttributesExcept="sslFlags"'),
+        ("access", 'lockItem="true"', None),
+        ("security", 'lockElements="access"', None),
+        ("security", 'lockElements="authentication, access"', 'lockElements="authentication"'),
+        ("security", 'lockElements="*"', 'lockAllElementsExcept="access"'),
+        (
+            "security",
+            'lockAllElementsExcept="authentication"',
+            'lockAllElementsExcept="authentication, access"',
+        ),
+    ],
+)
+def test_doing_what_a_lock_refusal_says_lifts_it_for_ssl_flags_alone(element, lock, kept):
+    """The advice "remove that lock first" also lifted what else the lock held: without
+    lockElements="authentication, access", <authentication> is free to be changed below. The
+    refusal says how to lift it for sslFlags alone, and the file edited as it says is
+    offloaded with the rest of the lock kept."""
+    raw = config()
+    start = raw.index(f"<{element}".encode(), raw.index(b'<location path="Default Web Site">'))
+    end = start + len(f"<{element}")
+    raw = raw[:end] + f" {lock}".encode() + raw[end:]
+    with pytest.raises(Refused) as refused:
+        owa_only(raw)
+    (reason,) = refused.value.reasons
+    fix = re.search(r"; (?:change it to|replace it with) (\w+=\"[^\"]*\")[^;]*$", reason)
+    if kept is None:
+        assert reason.endswith("; remove that attribute")
+        mended = raw.replace(f" {lock}".encode(), b"", 1)
+    else:
+        assert fix is not None and fix.group(1) == kept
+        mended = raw.replace(lock.encode(), kept.encode(), 1)
+    result = owa_only(mended)
+    assert result.changed
+    assert kept is None or kept.encode() in result.output
 
 
 def test_a_lock_does_not_refuse_a_target_already_set_to_none():
@@ -809,7 +857,7 @@ def test_one_lock_over_many_targets_is_one_reason_naming_them_all():
     line = raw[: raw.index(b'<access sslFlags="Ssl" lockAttributes')].count(b"\n") + 1
     assert reason.endswith(
         'sslFlags is locked by lockAttributes="sslFlags" on <access> at Default Web Site '
-        f"(line {line}); remove that lock first"
+        f"(line {line}); remove that attribute"
     )
 
 
