@@ -66,6 +66,11 @@ MRSPROXY_WARNING: Final = (
 NOT_A_CAS: Final = (
     "no Exchange front-end virtual directories in '{site}' — is this a Client Access server?"
 )
+# What an offload refused with NOT_A_CAS can do: a Mailbox-only or plain IIS server's export
+# has nothing of the procedure's to offload.
+NOT_A_CAS_ADVICE: Final = (
+    "if not, leave this file out of the run; to offload other paths of it, name them with --path"
+)
 # A misspelt --site rather than a server's role.
 UNKNOWN_SITE: Final = (
     "the site '{site}' is not in <sites>; name the front-end site with --site (the default is "

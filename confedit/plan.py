@@ -257,7 +257,8 @@ def _present_defaults(draft: _Draft, targets: list[Target], site_name: str) -> l
         if fold(site_name) not in draft.config.sites:  # a misspelt --site, not a server's role
             draft.refusals.append(_unknown_site(draft.config, site_name))
         else:
-            draft.refusals.append(exchange.NOT_A_CAS.format(site=site_name))
+            not_a_cas = exchange.NOT_A_CAS.format(site=site_name)
+            draft.refusals.append(f"{not_a_cas} {exchange.NOT_A_CAS_ADVICE}")
         return []
     for target in targets:
         if target not in present:

@@ -719,7 +719,10 @@ def test_check_over_a_folder_lists_each_file_in_order_and_exits_with_the_worst(
     assert headlines[4].startswith(
         "fleet/cas-ep/applicationHost.config: refused: Extended Protection is on for"
     )
-    assert "is this a Client Access server?" in headlines[5]
+    assert headlines[5].endswith(
+        "is this a Client Access server? if not, leave this file out of the run; to offload "
+        "other paths of it, name them with --path"
+    )
     assert lines[-1] == "6 files: 2 need work, 1 unchanged, 2 refused, 1 invalid"
     assert snapshot(tmp_path) == before
 
