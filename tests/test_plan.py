@@ -19,7 +19,7 @@ from confedit.testing.build import (
     Style,
     render,
 )
-from tests.conftest import EXCHANGE, SAMPLES, corpus_files
+from tests.conftest import CORPUS, EXCHANGE, SAMPLES, corpus_files
 from tests.helpers import access_values, back_end_blocks
 
 LF = Style(newline="\n", bom=False)
@@ -418,6 +418,20 @@ def test_offloading_the_site_above_ews_warns_about_mrsproxy_too():
     assert [(f.code, f.path) for f in result.findings if f.code == "mrsproxy"] == [
         ("mrsproxy", "Default Web Site")
     ]
+
+
+def test_a_site_without_ews_is_not_warned_about_mrsproxy():
+    """Offloading the site of a plain IIS server (the corpus's reverse proxy) warned that
+    MRSProxy under EWS is offloaded with it and advised SSL bridging for it: the file has no
+    EWS, so there is no MRSProxy to bridge."""
+    raw = (CORPUS / "iis" / "reverse-proxy.applicationHost.config").read_bytes()
+    result = offload(raw, Request(paths=("Default Web Site",)), name="t")
+    assert result.changed
+    assert [f.code for f in result.findings] == []
+    apps = tuple(a for a in EXCHANGE_FRONT_END.applications if a.path != "/EWS")
+    raw = render([Site("Default Web Site", apps), EXCHANGE_BACK_END], [ROOT, *BACK], LF)
+    result = offload(raw, Request(paths=("Default Web Site",)), name="t")
+    assert result.changed and "mrsproxy" not in [f.code for f in result.findings]
 
 
 @pytest.mark.parametrize(
