@@ -53,7 +53,8 @@ EXTENDED_PROTECTION_STATEMENT: Final = (
 )
 EXTENDED_PROTECTION_ADVICE: Final = (
     "keep SSL to the server (SSL bridging: the load balancer re-encrypts), or turn Extended "
-    "Protection off for these directories first; --allow-extended-protection proceeds anyway"
+    'Protection off for these directories first (tokenChecking="None" on the '
+    "<extendedProtection> at each line named); --allow-extended-protection proceeds anyway"
 )
 MRSPROXY_DIRECTORY: Final = "ews/mrsproxy.svc"
 MRSPROXY_REASON: Final = (

@@ -610,10 +610,12 @@ def _check_extended_protection(draft: _Draft, target: Target) -> None:
     ]
     for key in keys:
         token = config.resolve(key, TOKEN_CHECKING)
-        if token.value.lower() in ("allow", "require"):
+        if token.value.lower() in ("allow", "require") and token.source is not None:
+            # The line of the <extendedProtection> to change, which a path inheriting it lacks.
+            line = config.document.line_of(token.source.element)
             draft.extended_protection.append(
                 f'{config.spelling(key) or target.path} (tokenChecking="{token.value}" '
-                f"from {token.where})"
+                f"from {token.where}, line {line})"
             )
 
 

@@ -596,6 +596,30 @@ def test_extended_protection_corpus_file_is_refused():
         offload(real("e2013-cas-extended-protection.applicationHost.config"), name="t")
 
 
+def test_doing_what_the_extended_protection_refusal_says_turns_it_off_where_it_is_set():
+    """The refusal named the paths and the levels their tokenChecking comes from, not the
+    element to change; it now names the line of each <extendedProtection>. Set to None on
+    those lines, and on no other (the Back End's and Rpc's stay), the file is offloaded."""
+    raw = real("e2013-cas-extended-protection.applicationHost.config")
+    with pytest.raises(Refused) as info:
+        offload(raw, name="t")
+    (reason,) = info.value.reasons
+    assert 'tokenChecking="None" on the <extendedProtection> at each line named' in reason
+    lines = {int(line) for line in re.findall(r", line (\d+)\)", reason)}
+    assert len(lines) == 7  # owa/auth inherits owa's: one line for both
+    mended = raw.splitlines(keepends=True)
+    for number in lines:
+        text = mended[number - 1]
+        assert b"<extendedProtection " in text
+        mended[number - 1] = re.sub(rb'tokenChecking="\w+"', b'tokenChecking="None"', text)
+    mended_raw = b"".join(mended)
+    result = offload(mended_raw, name="t")
+    codes = [f.code for f in result.findings]
+    assert result.changed and codes == ["descendants-require-ssl", "mrsproxy"]
+    assert back_end_blocks(mended_raw) == back_end_blocks(raw)  # its PowerShell keeps Require
+    assert mended_raw.count(b'tokenChecking="Require"') == 2  # and Rpc, no target, too
+
+
 def test_descendants_that_keep_ssl_are_listed_or_offloaded():
     raw = real("e2013-cas.applicationHost.config")
     result = offload(raw, Request(services=("owa",)), name="t")
