@@ -35,8 +35,7 @@ BACK_END_SITE: Final = "Exchange Back End"
 
 BACK_END_REASON: Final = (
     "the Exchange Back End site must keep requiring SSL: the front end proxies to it over SSL, "
-    "and Microsoft's procedure says to make no change to it; offload the same directory under "
-    f"'{FRONT_END_SITE}' instead"
+    "and Microsoft's procedure says to make no change to it"
 )
 
 # The Back End's paths that Exchange itself leaves on sslFlags="None" (every export with the
@@ -44,7 +43,11 @@ BACK_END_REASON: Final = (
 BACK_END_WITHOUT_SSL: Final = ("owa/Calendar", "Rpc", "RpcWithCert")
 
 # A --site naming the Back End: refused by both commands.
-BACK_END_AS_FRONT_END: Final = "the site '{site}' is the Exchange Back End: " + BACK_END_REASON
+BACK_END_AS_FRONT_END: Final = (
+    "the site '{site}' is the Exchange Back End: "
+    + BACK_END_REASON
+    + f"; leave out --site, whose default is the front-end site, '{FRONT_END_SITE}'"
+)
 
 
 EXTENDED_PROTECTION_STATEMENT: Final = (

@@ -389,8 +389,10 @@ def _check(draft: _Draft, target: Target) -> None:
     front = path_key(request.site)
     site = site_of(target.key)
     if site == path_key(exchange.BACK_END_SITE):
+        instead = _instead_of_back_end(config, target, request.site)
         draft.refusals.append(
-            f"'{target.path}' is in the Exchange Back End site: {exchange.BACK_END_REASON}"
+            f"'{target.path}' is in the Exchange Back End site: {exchange.BACK_END_REASON}; "
+            f"{instead}"
         )
         return
     if site != front or not target.key:
@@ -405,6 +407,19 @@ def _check(draft: _Draft, target: Target) -> None:
     if not _already_none(config, target.key):  # nothing written there: no lock broken
         _check_locks(draft, target)
     _check_extended_protection(draft, target)
+
+
+def _instead_of_back_end(config: Config, target: Target, front: str) -> str:
+    """What to offload instead of a Back End path: the same directory in the front end, or its
+    nearest ancestor there (the Back End's mapi/emsmdb is the front end's mapi); for the site
+    itself, or a directory the front end lacks, the default services."""
+    below = target.path.replace("\\", "/").partition("/")[2].strip("/")
+    if below:
+        for key in lineage(path_key(f"{front}/{below}"))[:-2]:  # not the site, not the server
+            spelled = config.spelling(key) or config.sites_spelling(key)
+            if spelled is not None:
+                return f"offload '{spelled}' instead"
+    return "offload the front end's services instead (leave out --path)"
 
 
 def _already_none(config: Config, key: str) -> bool:

@@ -258,6 +258,36 @@ def test_the_back_end_as_the_site_is_one_refusal(services):
         offload(config(), Request(site="exchange BACK end", services=services), name="t")
     (reason,) = info.value.reasons
     assert reason.startswith("the site 'exchange BACK end' is the Exchange Back End: ")
+    # What it says to do works ("the same directory under 'Default Web Site'" named none).
+    assert reason.endswith(
+        "; leave out --site, whose default is the front-end site, 'Default Web Site'"
+    )
+    assert offload(config(), Request(services=services), name="t").changed
+
+
+@pytest.mark.parametrize(
+    ("path", "instead"),
+    [
+        ("exchange back end/OWA", "Default Web Site/owa"),
+        ("Exchange Back End/mapi/emsmdb", "Default Web Site/mapi"),
+        ("Exchange Back End/", None),
+        ("Exchange Back End/PushNotifications", None),
+    ],
+)
+def test_a_back_end_path_is_answered_with_the_front_end_path_to_offload(path, instead):
+    """The advice "offload the same directory under 'Default Web Site' instead" named no path,
+    and for the Back End's own directories (mapi/emsmdb) or the site itself none that exists.
+    The refusal names the front-end path meant, or the services, and doing so is offloaded."""
+    raw = real("e2016.applicationHost.config")
+    with pytest.raises(Refused) as info:
+        offload(raw, Request(paths=(path,)), name="t")
+    (reason,) = info.value.reasons
+    if instead is None:
+        assert reason.endswith("; offload the front end's services instead (leave out --path)")
+        assert offload(raw, name="t").changed
+    else:
+        assert reason.endswith(f"; offload '{instead}' instead")
+        assert offload(raw, Request(paths=(instead,)), name="t").changed
 
 
 def test_other_sites_are_refused():
