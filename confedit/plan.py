@@ -388,7 +388,9 @@ def _check(draft: _Draft, target: Target) -> None:
     request, config = draft.request, draft.config
     front = path_key(request.site)
     site = site_of(target.key)
-    if site == path_key(exchange.BACK_END_SITE):
+    # Also where the path is written with a backslash or a leading slash, which _outside would
+    # answer with --site: naming the Back End there is refused in turn, pointing back here.
+    if path_key(exchange.BACK_END_SITE) in (site, site_of(path_key(_slashed(target.path)))):
         instead = _instead_of_back_end(config, target, request.site)
         draft.refusals.append(
             f"'{target.path}' is in the Exchange Back End site: {exchange.BACK_END_REASON}; "
@@ -413,13 +415,18 @@ def _instead_of_back_end(config: Config, target: Target, front: str) -> str:
     """What to offload instead of a Back End path: the same directory in the front end, or its
     nearest ancestor there (the Back End's mapi/emsmdb is the front end's mapi); for the site
     itself, or a directory the front end lacks, the default services."""
-    below = target.path.replace("\\", "/").partition("/")[2].strip("/")
+    below = _slashed(target.path).partition("/")[2].strip("/")
     if below:
         for key in lineage(path_key(f"{front}/{below}"))[:-2]:  # not the site, not the server
             spelled = config.spelling(key) or config.sites_spelling(key)
             if spelled is not None:
                 return f"offload '{spelled}' instead"
     return "offload the front end's services instead (leave out --path)"
+
+
+def _slashed(path: str) -> str:
+    """A path as IIS writes location paths: '/' between names, none before the site."""
+    return path.replace("\\", "/").lstrip("/")
 
 
 def _already_none(config: Config, key: str) -> bool:
@@ -447,7 +454,7 @@ def _outside(config: Config, target: Target, front: str) -> str:
             f"'{target.path or '/'}' is the server level, not a path in the front-end site "
             f"'{front}'; name one below it, such as '{front}/owa'"
         )
-    meant = target.path.replace("\\", "/").lstrip("/")
+    meant = _slashed(target.path)
     if meant != target.path and site_of(path_key(meant)) == path_key(front):
         return (
             f"'{target.path}' is not a location path: they start with the site's name and use "

@@ -290,6 +290,21 @@ def test_a_back_end_path_is_answered_with_the_front_end_path_to_offload(path, in
         assert offload(raw, Request(paths=(instead,)), name="t").changed
 
 
+@pytest.mark.parametrize("path", ["Exchange Back End\\ecp", "/Exchange Back End/ecp"])
+def test_a_back_end_path_spelled_otherwise_is_not_sent_round_in_a_loop(path):
+    """Written with a backslash or a leading slash, a Back End path was "outside the front-end
+    site (choose another front-end site with --site)"; --site "Exchange Back End" is refused
+    with "leave out --site", which led back to the first refusal. It is refused as a Back End
+    path, with the front-end path to offload instead, which is offloaded."""
+    raw = real("e2016.applicationHost.config")
+    with pytest.raises(Refused) as info:
+        offload(raw, Request(paths=(path,)), name="t")
+    (reason,) = info.value.reasons
+    assert reason.startswith(f"'{path}' is in the Exchange Back End site: ")
+    assert reason.endswith("; offload 'Default Web Site/ecp' instead")
+    assert offload(raw, Request(paths=("Default Web Site/ecp",)), name="t").changed
+
+
 def test_other_sites_are_refused():
     raw = config(sites=[*SITES, Site("Other Site", (App("/"), App("/owa")))])
     with pytest.raises(Refused) as info:
