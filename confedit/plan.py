@@ -13,7 +13,7 @@ from lxml import etree
 from confedit import exchange
 from confedit.document import Location
 from confedit.edits import Edit
-from confedit.errors import Refused, UsageProblem
+from confedit.errors import Refused, UsageProblem, shell_command
 from confedit.iis import (
     NONE,
     SECURITY_LOCK,
@@ -465,11 +465,12 @@ def _outside(config: Config, target: Target, front: str) -> str:
         return f"'{target.path}': {misspelt}"
     bare = meant.rstrip("/")
     site = bare.partition("/")[0]
-    if path_key(site) not in {path_key(name) for name in config.site_names}:
+    named = [name for name in config.site_names if path_key(name) == path_key(site)]
+    if not named:
         return _no_such_site(config, target.path, bare, front)
     return (
-        f"'{target.path}' is outside the front-end site '{front}' "
-        "(choose another front-end site with --site)"
+        f"'{target.path}' is outside the front-end site '{front}'; to offload it, choose its "
+        f"site as the front-end site: {shell_command(['--site', named[0]])}"
     )
 
 

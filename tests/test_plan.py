@@ -310,9 +310,11 @@ def test_other_sites_are_refused():
     with pytest.raises(Refused) as info:
         offload(raw, Request(paths=("Other Site/owa",)), name="t")
     assert info.value.reasons == [
-        "'Other Site/owa' is outside the front-end site 'Default Web Site' "
-        "(choose another front-end site with --site)"
+        "'Other Site/owa' is outside the front-end site 'Default Web Site'; to offload it, "
+        "choose its site as the front-end site: --site 'Other Site'"
     ]
+    # Done as it says, the path is offloaded ("another front-end site" named none).
+    assert offload(raw, Request(paths=("Other Site/owa",), site="Other Site"), name="t").changed
 
 
 @pytest.mark.parametrize(
@@ -346,8 +348,8 @@ def test_a_paths_site_that_is_no_site_of_the_file_is_not_answered_with_site(path
         ),
         (  # a site of the file, near the front end's name: another site indeed
             "Default Web Site2/owa",
-            "'Default Web Site2/owa' is outside the front-end site 'Default Web Site' "
-            "(choose another front-end site with --site)",
+            "'Default Web Site2/owa' is outside the front-end site 'Default Web Site'; to "
+            "offload it, choose its site as the front-end site: --site 'Default Web Site2'",
         ),
     ],
 )
