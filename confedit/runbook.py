@@ -68,7 +68,8 @@ def render_runbook(result: Result, name: str, *, option: str = "--runbook") -> b
     what it shows. `option` is the one that asked for it, for the refusal to name."""
     changed = [o for o in result.outcomes if o.changed]
     paths = [*(o.target.path for o in changed), *result.plan.apps_without_pool]
-    _check_names([name, *result.plan.pools, *paths], name, option)
+    warned = [f"{finding.level}: {finding.message}" for finding in result.findings]
+    _check_names([name, *result.plan.pools, *paths, *warned], name, option)
     lines = [
         f"# SSL offloading runbook for {name}, written by confedit {__version__}.",
         "# Deploy the patched applicationHost.config first (staged, one Client Access server at a",
@@ -81,6 +82,7 @@ def render_runbook(result: Result, name: str, *, option: str = "--runbook") -> b
         "$ErrorActionPreference = 'Stop'",
         "",
         *_nothing_changed(changed),
+        *_warnings(warned),
         "# 1. Recycle the application pools of the changed directories.",
         *_pools_not_named(result, changed),
         f"$patched = '{hashlib.sha256(result.output).hexdigest().upper()}'  # SHA-256 of the "
@@ -143,6 +145,15 @@ def _rollback_of_the_file(result: Result) -> list[str]:
         "#    and its diff applies neither with git apply nor with patch: keep a --backup of it),",
         "#    or on the server:",
     ]
+
+
+def _warnings(warned: list[str]) -> list[str]:
+    """What confedit warned of when it patched the file, for the operator who runs the script
+    on the server without its output (some warnings are answered there: the web.config files
+    that could override sslFlags, MRSProxy's SSL bridging on the load balancer)."""
+    if not warned:
+        return []
+    return ["# confedit warned, when it patched the file:", *[f"#   {w}" for w in warned], ""]
 
 
 def _nothing_changed(changed: list[Outcome]) -> list[str]:

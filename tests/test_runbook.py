@@ -18,7 +18,7 @@ from confedit.plan import Request
 from confedit.runbook import render_runbook
 from confedit.testing.build import App, Loc, Site, Style, render
 from tests import powershell
-from tests.conftest import EXCHANGE, SAMPLES
+from tests.conftest import EXCHANGE, SAMPLES, run
 
 SAMPLE = (SAMPLES / "exchange2013-cas.applicationHost.config").read_bytes()
 PATCHED = (SAMPLES / "exchange2013-cas.applicationHost.patched.config").read_bytes()
@@ -31,6 +31,28 @@ def test_runbook_recycles_the_pools_of_changed_directories_from_the_file():
     assert [p.strip() for p in pools] == ["'MSExchangeOWAAppPool'", "'MSExchangeOABAppPool'"]
     assert "Restart-WebAppPool -Name $pool" in text
     assert "\n# iisreset /noforce" in text
+
+
+def test_the_runbook_carries_the_warnings_the_run_printed(confedit_exe, tmp_path):
+    """The runbook is run on the server by an operator who may never see the run's stderr,
+    and it left out every warning, among them the ones answered on the server only ("check
+    the web.config files on the server"). It now lists them as the run printed them."""
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(
+        SAMPLE.replace(
+            b'<location path="Default Web Site">',
+            b'<location path="Default Web Site" overrideMode="Allow">',
+        )
+    )
+    proc = run(confedit_exe, "offload", str(config), "--runbook", "rb.ps1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    printed = [line for line in proc.stderr.decode().splitlines() if line.startswith("warning: ")]
+    assert any("check the web.config files on the server" in line for line in printed)
+    assert any(line.startswith("warning: MRSProxy") for line in printed)
+    script = (tmp_path / "rb.ps1").read_bytes().decode("utf-8-sig").split("\r\n")
+    start = script.index("# confedit warned, when it patched the file:") + 1
+    assert script[start : start + len(printed) + 1] == [*(f"#   {w}" for w in printed), ""]
+    assert powershell.syntax_errors(powershell.parse("\r\n".join(script))) == []
 
 
 def test_nothing_runs_without_apply_and_outlook_anywhere_stays_commented():
