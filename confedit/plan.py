@@ -513,7 +513,9 @@ def _not_in_sites(config: Config, target: Target) -> str:
         # Its path is the service's own: a near spelling would be another service's path.
         return (
             f"'{target.path}' (--service {target.service}) is not an application or virtual "
-            f"directory of '{site.name}' in <sites>: this server's file has none for that service"
+            f"directory of '{site.name}' in <sites>: this server's file has none for that service; "
+            f"leave out --service {target.service} for it (without --service, the default "
+            "services a file lacks are skipped with a warning)"
         )
     paths = site.config_paths()
     by_key = {path_key(p): p for p in paths}

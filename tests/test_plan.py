@@ -570,8 +570,17 @@ def test_absent_default_targets_are_skipped_with_a_warning():
 def test_an_explicit_target_absent_from_sites_is_refused():
     apps = tuple(a for a in EXCHANGE_FRONT_END.applications if a.path != "/mapi")
     raw = render([Site("Default Web Site", apps), EXCHANGE_BACK_END], [ROOT, *BACK], LF)
-    with pytest.raises(Refused, match="not an application or virtual directory"):
-        offload(raw, Request(services=("mapi",)), name="t")
+    with pytest.raises(Refused) as info:
+        offload(raw, Request(services=("mapi", "owa")), name="t")
+    (reason,) = info.value.reasons
+    assert "is not an application or virtual directory" in reason
+    # It said what is missing, not what to do, in a fleet where other servers have mapi.
+    assert reason.endswith(
+        "; leave out --service mapi for it (without --service, the default services a file "
+        "lacks are skipped with a warning)"
+    )
+    assert offload(raw, Request(services=("owa",)), name="t").changed
+    assert [f.code for f in offload(raw, name="t").findings if f.code == "target-absent"]
 
 
 def test_a_service_absent_from_sites_is_not_answered_with_another_services_path():
