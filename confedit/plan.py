@@ -667,8 +667,10 @@ def _advise_mrsproxy(draft: _Draft, targets: list[Target]) -> None:
     offloading EWS, or anything above it, offloads MRSProxy too, unless a location of its own
     keeps it on SSL."""
     mrsproxy = _mrsproxy_key(draft)
-    if draft.config.sites_spelling(mrsproxy.rpartition("/")[0]) is None:
-        return  # no EWS in <sites> (a plain IIS server's site offloaded): no MRSProxy either
+    if not _is_known_path(draft.config, mrsproxy.rpartition("/")[0]):
+        # No EWS, neither in <sites> nor as a <location> a --path could offload (a plain IIS
+        # server's site offloaded): no MRSProxy either.
+        return
     above = [target for target in targets if is_below(mrsproxy, target.key)]
     keys = {target.key for target in targets}
     if above and not _requires_ssl_after(draft.config, mrsproxy, keys):

@@ -481,6 +481,20 @@ def test_a_site_without_ews_is_not_warned_about_mrsproxy():
     assert result.changed and "mrsproxy" not in [f.code for f in result.findings]
 
 
+def test_ews_configured_by_a_location_alone_is_still_warned_about_mrsproxy():
+    """A --path may name a folder the file configures with a <location> of its own and does not
+    list in <sites> (see _is_known_path): offloading EWS so still offloads MRSProxy below it."""
+    apps = tuple(a for a in EXCHANGE_FRONT_END.applications if a.path != "/EWS")
+    raw = render(
+        [Site("Default Web Site", apps), EXCHANGE_BACK_END],
+        [ROOT, *BACK, Loc("Default Web Site/EWS", "Ssl")],
+        LF,
+    )
+    result = offload(raw, Request(paths=("Default Web Site/EWS",)), name="t")
+    assert result.changed
+    assert [(f.code, f.path) for f in result.findings] == [("mrsproxy", "Default Web Site/EWS")]
+
+
 @pytest.mark.parametrize(
     ("encoding", "shape", "notes"),
     [
