@@ -534,6 +534,8 @@ def _unknown_site(config: Config, name: str) -> str:
 
 
 def _check_locks(draft: _Draft, target: Target) -> None:
+    """Every lock that forbids the change, not only the first: lifting one as its reason says
+    must not leave another to refuse the next run."""
     config = draft.config
     for level in lineage(target.key)[1:]:
         for holder, (what, fix, element) in draft.locks.get(level, ()):
@@ -543,7 +545,6 @@ def _check_locks(draft: _Draft, target: Target) -> None:
                     f"{what} at {holder.where} (line {config.document.line_of(element)}); {fix}"
                 )
                 draft.locked.setdefault(reason, []).append(target.path)
-                return
 
 
 # holder, (what, how to lift it for sslFlags alone, the element to name)
@@ -556,26 +557,28 @@ def _locks_by_level(config: Config) -> dict[str, list[Lock]]:
     the <access> element below whether or not it holds one itself."""
     found: dict[str, list[Lock]] = {}
     for access in config.elements(SSL_FLAGS):
-        if lock := _lock_on(access.element):
+        for lock in _locks_on(access.element):
             found.setdefault(path_key(access.path), []).append((access, (*lock, access.element)))
     for security in [*config.holding(SECURITY_LOCK), *config.holding(SECURITY_LOCK_EXCEPT)]:
-        if lock := _lock_on_security(security.element):
+        for lock in _locks_on_security(security.element):
             found.setdefault(path_key(security.path), []).append(
                 (security, (*lock, security.element))
             )
     return found
 
 
-def _lock_on_security(element: etree._Element) -> tuple[str, str] | None:
-    """The lock a <security> element holds on the <access> below it, if any, and its fix."""
+def _locks_on_security(element: etree._Element) -> list[tuple[str, str]]:
+    """The locks a <security> element holds on the <access> below it, each with its fix."""
+    locks = []
     names = element.get("lockElements")
     if _names(names) & {"access", "*"}:
-        return f'lockElements="{names}" on <security>', _unlisted("lockElements", names, "access")
+        what = f'lockElements="{names}" on <security>'
+        locks.append((what, _unlisted("lockElements", names, "access")))
     except_names = element.get("lockAllElementsExcept")
     if except_names is not None and "access" not in _names(except_names):
         what = f'lockAllElementsExcept="{except_names}" on <security>'
-        return what, _listed("lockAllElementsExcept", except_names, "access")
-    return None
+        locks.append((what, _listed("lockAllElementsExcept", except_names, "access")))
+    return locks
 
 
 def _judge_locks(draft: _Draft) -> None:
@@ -586,20 +589,21 @@ def _judge_locks(draft: _Draft) -> None:
         draft.refusals.append(f"{named}: {reason}")
 
 
-def _lock_on(element: etree._Element) -> tuple[str, str] | None:
-    """The lock an <access> element holds that forbids changing sslFlags below it, if any, and
+def _locks_on(element: etree._Element) -> list[tuple[str, str]]:
+    """The locks an <access> element holds that forbid changing sslFlags below it, each with
     its fix (a lockElements on its <security> is found by _locks_by_level)."""
+    locks = []
     names = element.get("lockAttributes")
     if _names(names) & {"sslflags", "*"}:
         what = f'lockAttributes="{names}" on <access>'
-        return what, _unlisted("lockAttributes", names, "sslFlags")
+        locks.append((what, _unlisted("lockAttributes", names, "sslFlags")))
     except_names = element.get("lockAllAttributesExcept")
     if except_names is not None and "sslflags" not in _names(except_names):
         what = f'lockAllAttributesExcept="{except_names}" on <access>'
-        return what, _listed("lockAllAttributesExcept", except_names, "sslFlags")
+        locks.append((what, _listed("lockAllAttributesExcept", except_names, "sslFlags")))
     if element.get("lockItem", "").lower() == "true":
-        return f'lockItem="{element.get("lockItem")}" on <access>', "remove that attribute"
-    return None
+        locks.append((f'lockItem="{element.get("lockItem")}" on <access>', "remove that attribute"))
+    return locks
 
 
 # "Remove that lock" would also lift what else it locks (lockElements="authentication, access"

@@ -929,6 +929,32 @@ def test_doing_what_a_lock_refusal_says_lifts_it_for_ssl_flags_alone(element, lo
     assert kept is None or kept.encode() in result.output
 
 
+@pytest.mark.parametrize(
+    "locks",
+    [
+        [("access", 'lockAttributes="sslFlags"'), ("access", 'lockItem="true"')],
+        [("access", 'lockAttributes="sslFlags"'), ("security", 'lockElements="access"')],
+        [("access", 'lockItem="true"'), ("access", 'lockAllAttributesExcept="sslCertificate"')],
+    ],
+)
+def test_every_lock_on_ssl_flags_is_named_so_that_lifting_them_as_said_is_enough(locks):
+    """Only the first lock found was named: lifting it as the refusal said left another lock on
+    sslFlags (on the same element, or on its <security>), and the next run was refused again."""
+    raw = config()
+    for element, lock in locks:
+        start = raw.index(f"<{element}".encode(), raw.index(b'<location path="Default Web Site">'))
+        end = start + len(f"<{element}")
+        raw = raw[:end] + f" {lock}".encode() + raw[end:]
+    with pytest.raises(Refused) as refused:
+        owa_only(raw)
+    named = [lock for _, lock in locks if any(lock in r for r in refused.value.reasons)]
+    assert named == [lock for _, lock in locks]
+    mended = raw
+    for _, lock in locks:
+        mended = mended.replace(f" {lock}".encode(), b"", 1)
+    assert owa_only(mended).changed
+
+
 def test_a_lock_does_not_refuse_a_target_already_set_to_none():
     """Nothing is written at a target whose own <access> already says None, so no lock is
     broken there: an offloaded file with a lock added above it was refused with "IIS would
