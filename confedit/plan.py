@@ -414,10 +414,16 @@ def _check(draft: _Draft, target: Target) -> None:
 def _instead_of_back_end(config: Config, target: Target, front: str) -> str:
     """What to offload instead of a Back End path: the same directory in the front end, or its
     nearest ancestor there (the Back End's mapi/emsmdb is the front end's mapi); for the site
-    itself, or a directory the front end lacks, the default services."""
+    itself, or a directory the front end lacks, the default services; for MRSProxy, nothing
+    (it keeps SSL in the front end too)."""
     below = _slashed(target.path).partition("/")[2].strip("/")
+    meant = path_key(f"{front}/{below}")
+    mrsproxy = path_key(f"{front}/{exchange.MRSPROXY_DIRECTORY}")
+    if below and (meant == mrsproxy or is_below(meant, mrsproxy)):
+        # Its nearest path in the front end is EWS, which would offload MRSProxy with it.
+        return f"nor in the front end: {exchange.MRSPROXY_REASON}"
     if below:
-        for key in lineage(path_key(f"{front}/{below}"))[:-2]:  # not the site, not the server
+        for key in lineage(meant)[:-2]:  # not the site, not the server
             spelled = config.spelling(key) or config.sites_spelling(key)
             if spelled is not None:
                 return f"offload '{spelled}' instead"

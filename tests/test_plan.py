@@ -7,7 +7,7 @@ import re
 import pytest
 from lxml import etree
 
-from confedit import offload
+from confedit import exchange, offload
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.plan import Request
 from confedit.testing.build import (
@@ -303,6 +303,22 @@ def test_a_back_end_path_spelled_otherwise_is_not_sent_round_in_a_loop(path):
     assert reason.startswith(f"'{path}' is in the Exchange Back End site: ")
     assert reason.endswith("; offload 'Default Web Site/ecp' instead")
     assert offload(raw, Request(paths=("Default Web Site/ecp",)), name="t").changed
+
+
+@pytest.mark.parametrize(
+    "path", ["Exchange Back End/EWS/mrsproxy.svc", "Exchange Back End/ews/MRSProxy.svc/x"]
+)
+def test_a_back_end_mrsproxy_path_is_not_told_to_offload_ews_instead(path):
+    """The front end's nearest path above MRSProxy is EWS, and offloading EWS offloads MRSProxy
+    with it, which Microsoft does not support: the refusal sent the operator who would offload
+    MRSProxy in the Back End to offload it in the front end. It says to keep it on SSL."""
+    raw = real("e2016.applicationHost.config")
+    with pytest.raises(Refused) as info:
+        offload(raw, Request(paths=(path,)), name="t")
+    (reason,) = info.value.reasons
+    assert reason.startswith(f"'{path}' is in the Exchange Back End site: ")
+    assert "instead" not in reason
+    assert reason.endswith(f"; nor in the front end: {exchange.MRSPROXY_REASON}")
 
 
 def test_other_sites_are_refused():
