@@ -616,7 +616,7 @@ def _locks_on(element: etree._Element) -> list[tuple[str, str]]:
 # keeps <authentication> from being changed below): the fixes lift it for sslFlags alone.
 def _unlisted(attribute: str, value: str | None, name: str) -> str:
     """How to lift a lockAttributes or lockElements for `name` alone."""
-    items = [item.strip() for item in (value or "").split(",") if item.strip()]
+    items = _items(value)
     if "*" in items:  # everything: everything but `name` is the other form
         kind = "Attributes" if attribute == "lockAttributes" else "Elements"
         return f'replace it with lockAll{kind}Except="{name}", which keeps the rest locked'
@@ -628,8 +628,13 @@ def _unlisted(attribute: str, value: str | None, name: str) -> str:
 
 def _listed(attribute: str, value: str, name: str) -> str:
     """How to lift a lockAllAttributesExcept or lockAllElementsExcept for `name` alone."""
-    kept = f"{value.strip()}, {name}" if value.strip() else name
+    kept = ", ".join([*_items(value), name])  # an empty name left out: "a," is "a"
     return f'change it to {attribute}="{kept}", which keeps the rest locked'
+
+
+def _items(value: str | None) -> list[str]:
+    """The names of a lock list as written (case kept), without the blanks around them."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
 def _names(value: str | None) -> set[str]:

@@ -971,6 +971,20 @@ def test_every_lock_on_ssl_flags_is_named_so_that_lifting_them_as_said_is_enough
     assert owa_only(mended).changed
 
 
+@pytest.mark.parametrize(
+    ("kept", "named"),
+    [("sslCertificate,", "sslCertificate, sslFlags"), (" , ", "sslFlags"), (",,", "sslFlags")],
+)
+def test_a_lock_all_attributes_except_list_is_extended_without_empty_names(kept, named):
+    """The list was extended as written: a trailing comma or a blank list gave
+    lockAllAttributesExcept="sslCertificate,, sslFlags", an empty name in the advice."""
+    lock = Loc("Default Web Site", "Ssl", access_attributes=(("lockAllAttributesExcept", kept),))
+    raw = render(SITES, [lock, *BACK, Loc("Default Web Site/owa", shape="security")], LF)
+    assert owa_only_reason(raw).endswith(
+        f'; change it to lockAllAttributesExcept="{named}", which keeps the rest locked'
+    )
+
+
 def test_a_lock_does_not_refuse_a_target_already_set_to_none():
     """Nothing is written at a target whose own <access> already says None, so no lock is
     broken there: an offloaded file with a lock added above it was refused with "IIS would
