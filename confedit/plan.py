@@ -638,7 +638,7 @@ def _items(value: str | None) -> list[str]:
 
 
 def _names(value: str | None) -> set[str]:
-    return {name.strip().lower() for name in (value or "").split(",") if name.strip()}
+    return {item.lower() for item in _items(value)}
 
 
 def _check_extended_protection(draft: _Draft, target: Target) -> None:
