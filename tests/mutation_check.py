@@ -1,5 +1,6 @@
 """Does the property suite have teeth? Break the engine on purpose, one way at a time, in a
-copy of the repository, run the property tests there, and report which ones fail.
+copy of the repository, run the property tests there, and report which ones fail. The copy
+unmutated runs first, and must pass.
 
     python tests/mutation_check.py                 # every mutation below
     python tests/mutation_check.py crlf            # one of them
@@ -21,6 +22,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# The copy is made elsewhere, with no ../shared beside it: its tests read the corpus from here.
+CORPUS = os.environ.get("CONFEDIT_CORPUS", str(REPO.parent / "shared" / "corpus"))
 TESTS = ("tests/test_properties.py", "tests/test_stateful.py", "tests/test_readme.py")
 
 # The Back End guards off: the plan's refusal, and the verification that would catch an edit.
@@ -106,7 +109,12 @@ def mutate(root: Path, changes: list[tuple[str, str, str]]) -> None:
 
 def run_tests(root: Path) -> tuple[int, list[str], str]:
     """Run the property tests on the copy (its confedit/ comes first on sys.path)."""
-    environment = {**os.environ, "HYPOTHESIS_PROFILE": "mutation", "PYTHONPATH": str(root)}
+    environment = {
+        **os.environ,
+        "HYPOTHESIS_PROFILE": "mutation",
+        "PYTHONPATH": str(root),
+        "CONFEDIT_CORPUS": CORPUS,
+    }
     where = subprocess.run(
         [sys.executable, "-c", "import confedit; print(confedit.__file__)"],
         cwd=root,
@@ -131,6 +139,16 @@ def run_tests(root: Path) -> tuple[int, list[str], str]:
 
 
 def main(names: list[str]) -> int:
+    # The control: the copy as it is must pass, or a test that fails for another reason (a
+    # file the copy lacks, say) would be taken for one that caught every mutation.
+    with tempfile.TemporaryDirectory(prefix="confedit-control-") as tmp:
+        root = Path(tmp) / "repo"
+        copy_repository(root)
+        code, failed, summary = run_tests(root)
+    print(f"unmutated: {summary}")
+    if code != 0:
+        print(f"the tests fail without a mutation: {', '.join(failed) or summary}")
+        return 1
     toothless = []
     for name in names or list(MUTATIONS):
         with tempfile.TemporaryDirectory(prefix="confedit-mutant-") as tmp:
