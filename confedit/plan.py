@@ -575,16 +575,7 @@ def _locks_by_level(config: Config) -> dict[str, list[Lock]]:
 
 def _locks_on_security(element: etree._Element) -> list[tuple[str, str]]:
     """The locks a <security> element holds on the <access> below it, each with its fix."""
-    locks = []
-    names = element.get("lockElements")
-    if _names(names) & {"access", "*"}:
-        what = f'lockElements="{names}" on <security>'
-        locks.append((what, _unlisted("lockElements", names, "access")))
-    except_names = element.get("lockAllElementsExcept")
-    if except_names is not None and "access" not in _names(except_names):
-        what = f'lockAllElementsExcept="{except_names}" on <security>'
-        locks.append((what, _listed("lockAllElementsExcept", except_names, "access")))
-    return locks
+    return _list_locks(element, "Elements", "access")
 
 
 def _judge_locks(draft: _Draft) -> None:
@@ -598,27 +589,36 @@ def _judge_locks(draft: _Draft) -> None:
 def _locks_on(element: etree._Element) -> list[tuple[str, str]]:
     """The locks an <access> element holds that forbid changing sslFlags below it, each with
     its fix (a lockElements on its <security> is found by _locks_by_level)."""
-    locks = []
-    names = element.get("lockAttributes")
-    if _names(names) & {"sslflags", "*"}:
-        what = f'lockAttributes="{names}" on <access>'
-        locks.append((what, _unlisted("lockAttributes", names, "sslFlags")))
-    except_names = element.get("lockAllAttributesExcept")
-    if except_names is not None and "sslflags" not in _names(except_names):
-        what = f'lockAllAttributesExcept="{except_names}" on <access>'
-        locks.append((what, _listed("lockAllAttributesExcept", except_names, "sslFlags")))
+    locks = _list_locks(element, "Attributes", "sslFlags")
     if element.get("lockItem", "").lower() == "true":
         locks.append((f'lockItem="{element.get("lockItem")}" on <access>', "remove that attribute"))
     return locks
 
 
+def _list_locks(element: etree._Element, kind: str, name: str) -> list[tuple[str, str]]:
+    """The locks that lock{kind} and lockAll{kind}Except (kind: Attributes or Elements) on
+    `element` hold on `name`, each with its fix."""
+    locks = []
+    locked, kept = f"lock{kind}", f"lockAll{kind}Except"
+    names = element.get(locked)
+    if _names(names) & {name.lower(), "*"}:
+        what = f'{locked}="{names}" on <{element.tag}>'
+        locks.append((what, _unlisted(kind, names, name)))
+    except_names = element.get(kept)
+    if except_names is not None and name.lower() not in _names(except_names):
+        what = f'{kept}="{except_names}" on <{element.tag}>'
+        locks.append((what, _listed(kept, except_names, name)))
+    return locks
+
+
 # "Remove that lock" would also lift what else it locks (lockElements="authentication, access"
 # keeps <authentication> from being changed below): the fixes lift it for sslFlags alone.
-def _unlisted(attribute: str, value: str | None, name: str) -> str:
-    """How to lift a lockAttributes or lockElements for `name` alone."""
+def _unlisted(kind: str, value: str | None, name: str) -> str:
+    """How to lift a lockAttributes or lockElements (kind: Attributes or Elements) for `name`
+    alone."""
+    attribute = f"lock{kind}"
     items = _items(value)
     if "*" in items:  # everything: everything but `name` is the other form
-        kind = "Attributes" if attribute == "lockAttributes" else "Elements"
         return f'replace it with lockAll{kind}Except="{name}", which keeps the rest locked'
     rest = [item for item in items if item.lower() != name.lower()]
     if not rest:
