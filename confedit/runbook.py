@@ -13,7 +13,7 @@ from typing import Final
 
 from confedit import __version__
 from confedit.engine import Result
-from confedit.errors import Refused
+from confedit.errors import Refused, shown
 from confedit.plan import Outcome
 
 APPCMD: Final = r"& $env:windir\system32\inetsrv\appcmd.exe"
@@ -65,11 +65,12 @@ def render_runbook(result: Result, name: str, *, option: str = "--runbook") -> b
     reads a script without one in the ANSI code page, garbling non-ASCII names), Windows line
     endings. Refused when a name it must write holds a control or formatting character: no
     quoting keeps a line break inside a comment, and a script run as administrator must do only
-    what it shows. `option` is the one that asked for it, for the refusal to name."""
+    what it shows. The warnings are comments alone, so their characters are escaped instead.
+    `option` is the one that asked for it, for the refusal to name."""
     changed = [o for o in result.outcomes if o.changed]
     paths = [*(o.target.path for o in changed), *result.plan.apps_without_pool]
-    warned = [f"{finding.level}: {finding.message}" for finding in result.findings]
-    _check_names([name, *result.plan.pools, *paths, *warned], name, option)
+    _check_names([name, *result.plan.pools, *paths], name, option)
+    warned = [_escaped(f"{finding.level}: {shown(finding.message)}") for finding in result.findings]
     lines = [
         f"# SSL offloading runbook for {name}, written by confedit {__version__}.",
         "# Deploy the patched applicationHost.config first (staged, one Client Access server at a",
@@ -126,6 +127,12 @@ def _check_names(names: list[str], source: str, option: str) -> None:
                 ],
                 source=source,
             )
+
+
+def _escaped(text: str) -> str:
+    """`text` with each unsafe character written as its Python escape (\\u202e), as stderr
+    writes the control characters (shown() has done those already)."""
+    return "".join(repr(char)[1:-1] if _unsafe(char) else char for char in text)
 
 
 def _unsafe(char: str) -> bool:

@@ -55,6 +55,34 @@ def test_the_runbook_carries_the_warnings_the_run_printed(confedit_exe, tmp_path
     assert powershell.syntax_errors(powershell.parse("\r\n".join(script))) == []
 
 
+def test_a_warning_naming_a_path_with_a_line_break_is_written_escaped(confedit_exe, tmp_path):
+    """A warning names paths read from the file: one holding a line break (or a bidi override)
+    refused the whole runbook, as a pool's name does, though a warning is only ever a comment.
+    It is written as stderr printed it, its control and format characters escaped, so no text
+    leaves its comment line."""
+    descendant = b"Default Web Site/owa/x&#10;Write-Host X #&#x202e;"
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(
+        SAMPLE.replace(
+            b'    <location path="Default Web Site/owa">',
+            b'    <location path="' + descendant + b'"><system.webServer><security>'
+            b'<access sslFlags="Ssl" /></security></system.webServer></location>\r\n'
+            b'    <location path="Default Web Site/owa">',
+        )
+    )
+    proc = run(confedit_exe, "offload", str(config), "--runbook", "rb.ps1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    printed = [line for line in proc.stderr.decode().splitlines() if line.startswith("warning: ")]
+    below = [line for line in printed if "still require SSL" in line]
+    assert len(below) == 1
+    assert "owa/x\\nWrite-Host X #\u202e" in below[0]
+    script = (tmp_path / "rb.ps1").read_bytes().decode("utf-8-sig").split("\r\n")
+    start = script.index("# confedit warned, when it patched the file:") + 1
+    expected = ["#   " + line.replace("\u202e", "\\u202e") for line in printed]
+    assert script[start : start + len(printed) + 1] == [*expected, ""]
+    assert powershell.syntax_errors(powershell.parse("\r\n".join(script))) == []
+
+
 def test_nothing_runs_without_apply_and_outlook_anywhere_stays_commented():
     text = render_runbook(offload(SAMPLE, name="x"), "x").decode()
     live = [
