@@ -424,15 +424,26 @@ def _render_offloaded(report: AuditReport, color: bool) -> str:
     lines = [paint(shown(report.name), "header", color), *table, verdict]
     if report.back_end_without_ssl:
         where = back_end_paths(report.back_end_without_ssl)
-        text = f"the {report.back_end} does not require SSL (at {where}): {BACK_END_ADVICE}"
+        advice = back_end_advice(report.back_end_without_ssl)
+        text = f"the {report.back_end} does not require SSL (at {where}): {advice}"
         lines.append(paint(text, "bad", color))
     return "\n".join(lines)
 
 
-# Why a Back End path without SSL is a finding, and what to do: the fleet says it too.
-BACK_END_ADVICE: Final = (
-    "the front end proxies to it over SSL, and it must keep requiring it; set its sslFlags back"
-)
+def back_end_advice(paths: Sequence[str]) -> str:
+    """Why Back End paths without SSL are a finding, and what to do at each (the fleet says it
+    too): the value Exchange Setup writes there, each value with its paths (a path of several
+    servers named once)."""
+    by_key = {path_key(path): path for path in reversed(paths)}  # the first spelling kept
+    by_value: dict[str, list[str]] = {}
+    for key in dict.fromkeys(path_key(path) for path in paths):
+        value = exchange.back_end_setup_ssl(key.partition("/")[2])
+        by_value.setdefault(value, []).append(by_key[key])
+    values = ", ".join(f'"{value}" at {back_end_paths(at)}' for value, at in by_value.items())
+    return (
+        "the front end proxies to it over SSL, and it must keep requiring it; set sslFlags back "
+        f"to what Exchange Setup writes: {values}"
+    )
 
 
 def back_end_paths(paths: Sequence[str]) -> str:

@@ -42,6 +42,26 @@ BACK_END_REASON: Final = (
 # Mailbox role has them): anonymous calendar publishing, and RPC over HTTP's back end.
 BACK_END_WITHOUT_SSL: Final = ("owa/Calendar", "Rpc", "RpcWithCert")
 
+# The sslFlags Exchange Setup writes in the Back End, the same in every export with the Mailbox
+# role (2013 to 2019): the site's, which its other paths inherit, and the paths with their own.
+# Keyed by the path below the site, folded.
+_BACK_END_SETUP_SSL: Final = {
+    "": "Ssl, Ssl128",
+    "mapi/emsmdb": "Ssl",
+    "mapi/nspi": "Ssl",
+    "powershell": "Ssl, SslNegotiateCert, Ssl128",
+}
+
+
+def back_end_setup_ssl(below_site: str) -> str:
+    """The sslFlags Exchange Setup writes at a Back End path (given below the site, folded), or
+    that the path inherits from where Setup writes it."""
+    key = below_site
+    while key not in _BACK_END_SETUP_SSL:
+        key = key.rpartition("/")[0]
+    return _BACK_END_SETUP_SSL[key]
+
+
 # A --site naming the Back End: refused by both commands.
 BACK_END_AS_FRONT_END: Final = (
     "the site '{site}' is the Exchange Back End: "

@@ -15,10 +15,10 @@ from typing import Any, Final
 
 from confedit import exchange
 from confedit.auditing import (
-    BACK_END_ADVICE,
     AuditReport,
     Row,
     aligned,
+    back_end_advice,
     back_end_paths,
     is_offloaded,
 )
@@ -389,4 +389,5 @@ def _back_end_verdict(fleet: Fleet) -> str:
         if server.back_end_without_ssl
     ]
     where = ", ".join(found)
-    return f"the {exchange.BACK_END_SITE} does not require SSL on {where}: {BACK_END_ADVICE}"
+    advice = back_end_advice([path for s in fleet.servers for path in s.back_end_without_ssl])
+    return f"the {exchange.BACK_END_SITE} does not require SSL on {where}: {advice}"

@@ -308,7 +308,8 @@ def test_a_fleet_whose_back_end_lost_its_ssl_on_one_server_fails(
         assert lines[-2:] == [
             "both servers agree on the front end",
             "the Exchange Back End does not require SSL on fleet/cas-2019 (at /): the front end "
-            "proxies to it over SSL, and it must keep requiring it; set its sslFlags back",
+            "proxies to it over SSL, and it must keep requiring it; set sslFlags back to what "
+            'Exchange Setup writes: "Ssl, Ssl128" at /',
         ]
 
 
@@ -415,10 +416,40 @@ def test_the_offloaded_gate_fails_a_back_end_that_lost_its_ssl(confedit_exe, tmp
     else:
         assert proc.stdout.decode().splitlines()[-1] == (
             "the Exchange Back End does not require SSL (at /): the front end proxies to it over "
-            "SSL, and it must keep requiring it; set its sslFlags back"
+            "SSL, and it must keep requiring it; set sslFlags back to what "
+            'Exchange Setup writes: "Ssl, Ssl128" at /'
         )
     # Without --offloaded, audit reports and passes, as it does for targets not offloaded.
     assert run(confedit_exe, "audit", str(config)).returncode == 0
+
+
+def test_the_back_end_advice_names_the_value_exchange_setup_writes_at_each_path(
+    confedit_exe, tmp_path
+):
+    # "set its sslFlags back" left the operator to find the value, and it differs by path:
+    # Setup writes "Ssl" on mapi/emsmdb and SslNegotiateCert too on PowerShell.
+    config = tmp_path / "applicationHost.config"
+    source = CORPUS / "exchange" / "e2019.applicationHost.config"
+    proc = run(confedit_exe, "offload", str(source), "-o", str(config))
+    assert proc.returncode == 0, proc.stderr
+    raw = config.read_bytes()
+    for path, flags in (
+        (b"mapi/emsmdb", b"Ssl"),
+        (b"PowerShell", b"Ssl, SslNegotiateCert, Ssl128"),
+    ):
+        at = raw.index(b'<location path="Exchange Back End/' + path + b'"')
+        old = b'sslFlags="' + flags + b'"'
+        at = raw.index(old, at)
+        raw = raw[:at] + b'sslFlags="None"' + raw[at + len(old) :]
+    config.write_bytes(raw)
+    proc = run(confedit_exe, "audit", "--offloaded", str(config))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.decode().splitlines()[-1] == (
+        "the Exchange Back End does not require SSL (at /mapi/emsmdb, /PowerShell): the front "
+        "end proxies to it over SSL, and it must keep requiring it; set sslFlags back to what "
+        'Exchange Setup writes: "Ssl" at /mapi/emsmdb, "Ssl, SslNegotiateCert, Ssl128" at '
+        "/PowerShell"
+    )
 
 
 def test_the_offloaded_gate_passes_the_back_end_paths_exchange_leaves_without_ssl(confedit_exe):

@@ -297,7 +297,8 @@ def test_a_server_whose_back_end_lost_its_ssl_is_named(reports):
     assert lines[-2] == "both servers agree on the front end"  # not a plain "agree" above a failure
     assert lines[-1] == (
         "the Exchange Back End does not require SSL on fleet/hand (at /): the front end "
-        "proxies to it over SSL, and it must keep requiring it; set its sslFlags back"
+        "proxies to it over SSL, and it must keep requiring it; set sslFlags back to what "
+        'Exchange Setup writes: "Ssl, Ssl128" at /'
     )
     data = fleet.to_json()
     assert data["back_end_requires_ssl"] is False
@@ -346,3 +347,21 @@ def test_a_server_names_ten_back_end_paths_at_most(reports):
     assert len(fleet.servers[0].back_end_without_ssl) == 12
     named = ", ".join(f"/f{i:02d}" for i in range(10))
     assert f"on fleet/many (at {named} and 2 more): " in render_fleet(fleet)
+
+
+def test_the_back_end_advice_names_each_path_of_several_servers_once_with_setups_value():
+    # Two servers with the same path offloaded by hand name it once in the advice; a path that
+    # inherits from one Setup writes on its own gets that one's value, whatever its case.
+    fleet = fleet_of(
+        [
+            back_end_offloaded("Exchange Back End"),
+            back_end_offloaded("Exchange Back End", "fleet/hand2/applicationHost.config"),
+            back_end_offloaded("Exchange Back End/POWERSHELL/x", "fleet/ps/applicationHost.config"),
+        ]
+    )
+    assert render_fleet(fleet).splitlines()[-1] == (
+        "the Exchange Back End does not require SSL on fleet/hand (at /), fleet/hand2 (at /), "
+        "fleet/ps (at /POWERSHELL/x): the front end proxies to it over SSL, and it must keep "
+        'requiring it; set sslFlags back to what Exchange Setup writes: "Ssl, Ssl128" at /, '
+        '"Ssl, SslNegotiateCert, Ssl128" at /POWERSHELL/x'
+    )
