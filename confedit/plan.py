@@ -601,10 +601,10 @@ def _list_locks(element: etree._Element, kind: str, name: str) -> list[tuple[str
     locks = []
     locked, kept = f"lock{kind}", f"lockAll{kind}Except"
     names = element.get(locked)
+    except_names = element.get(kept)
     if _names(names) & {name.lower(), "*"}:
         what = f'{locked}="{names}" on <{element.tag}>'
-        locks.append((what, _unlisted(kind, names, name)))
-    except_names = element.get(kept)
+        locks.append((what, _unlisted(kind, names, name, beside=except_names is not None)))
     if except_names is not None and name.lower() not in _names(except_names):
         what = f'{kept}="{except_names}" on <{element.tag}>'
         locks.append((what, _listed(kept, except_names, name)))
@@ -613,11 +613,13 @@ def _list_locks(element: etree._Element, kind: str, name: str) -> list[tuple[str
 
 # "Remove that lock" would also lift what else it locks (lockElements="authentication, access"
 # keeps <authentication> from being changed below): the fixes lift it for sslFlags alone.
-def _unlisted(kind: str, value: str | None, name: str) -> str:
+def _unlisted(kind: str, value: str | None, name: str, *, beside: bool) -> str:
     """How to lift a lockAttributes or lockElements (kind: Attributes or Elements) for `name`
-    alone."""
+    alone; `beside`: the element has a lockAll{kind}Except too (whose own fix names `name`)."""
     attribute = f"lock{kind}"
     items = _items(value)
+    if "*" in items and beside:  # a second lockAll{kind}Except would be no XML
+        return f"remove that attribute: the lockAll{kind}Except beside it keeps the rest locked"
     if "*" in items:  # everything: everything but `name` is the other form
         return f'replace it with lockAll{kind}Except="{name}", which keeps the rest locked'
     rest = [item for item in items if item.lower() != name.lower()]

@@ -852,6 +852,29 @@ def test_a_lock_on_an_ancestor_is_refused_with_the_iis_wording(lock):
         owa_only(raw)
 
 
+def test_both_attribute_locks_on_one_access_get_fixes_that_work_together():
+    """lockAttributes="*" beside lockAllAttributesExcept: the star was told to become a second
+    lockAllAttributesExcept (an attribute written twice, which is no XML) while the other lock
+    was told to name sslFlags. The star is now told to go, the other lock keeping the rest; done
+    as said, the offload succeeds."""
+    locks = (("lockAttributes", "*"), ("lockAllAttributesExcept", "foo"))
+    raw = render(SITES, [Loc("Default Web Site", "Ssl", access_attributes=locks), *BACK], LF)
+    with pytest.raises(Refused) as refused:
+        owa_only(raw)
+    star, kept = refused.value.reasons
+    assert star.endswith(
+        'lockAttributes="*" on <access> at Default Web Site (line 84); remove that attribute: '
+        "the lockAllAttributesExcept beside it keeps the rest locked"
+    )
+    assert kept.endswith(
+        'change it to lockAllAttributesExcept="foo, sslFlags", which keeps the rest locked'
+    )
+    fixed = raw.replace(b' lockAttributes="*"', b"").replace(
+        b'lockAllAttributesExcept="foo"', b'lockAllAttributesExcept="foo, sslFlags"'
+    )
+    assert fixed != raw and owa_only(fixed).changed
+
+
 @pytest.mark.parametrize(
     ("locked", "holds_access"), [("access", True), ("access", False), ("*", False)]
 )
