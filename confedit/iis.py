@@ -11,7 +11,7 @@ import functools
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, cast
 
 from lxml import etree
 
@@ -116,22 +116,6 @@ def is_below(key: str, ancestor: str) -> bool:
 
 def site_of(key: str) -> str:
     return key.partition("/")[0]
-
-
-def placement(element: etree._Element) -> tuple[etree._Element | None, tuple[str, ...]]:
-    """The top-level element (child of the root) that holds `element`, and the tags between
-    them; (None, ()) for the root and its children."""
-    between: list[str] = []
-    node = element.getparent()
-    while node is not None:
-        parent = node.getparent()
-        if parent is None:
-            return None, ()
-        if parent.getparent() is None:
-            return node, tuple(reversed(between))
-        between.append(node.tag)
-        node = parent
-    return None, ()
 
 
 # --- sites -----------------------------------------------------------------------------------
@@ -305,6 +289,20 @@ def _registrations(root: etree._Element) -> list[etree._Element]:
     return [s for p in parents for s in p.iterchildren("section") if s.get("name") == "access"]
 
 
+@functools.lru_cache(maxsize=16)  # a handful of settings: compiled once each
+def _search(settings: tuple[Setting, ...], attribute: str | None = None) -> etree.XPath:
+    """An XPath that finds, from the root, the elements of `settings` (those with `attribute`,
+    if given) in <system.webServer> at the server level and in top-level <location> elements,
+    and those top-level elements too. A union comes in file order, so each element found comes
+    after the top-level element that holds it: none has to be walked up to its level."""
+    having = f"[@{attribute}]" if attribute else ""
+    paths = ["location", "system.webServer"]
+    for setting in settings:
+        chain = "/".join(("system.webServer", *setting.elements)) + having
+        paths += [chain, f"location/{chain}"]
+    return etree.XPath(" | ".join(paths))
+
+
 class Config:
     """The IIS view of a Document: locations by path, sites, and inheritance."""
 
@@ -413,34 +411,31 @@ class Config:
         by_tag = {setting.elements[-1]: setting for setting in settings}
         server: dict[Setting, list[Definition]] = {setting: [] for setting in settings}
         in_locations: dict[Setting, list[Definition]] = {setting: [] for setting in settings}
-        for element in self.document.root.iter(*by_tag):
-            setting = by_tag[element.tag]
-            definition = self._placed(element, setting)
-            if definition is not None:
-                found = server if definition.location is None else in_locations
-                found[setting].append(definition)
+        for definition in self._placed(_search(settings)):
+            found = server if definition.location is None else in_locations
+            found[by_tag[definition.element.tag]].append(definition)
         return {setting: server[setting] + in_locations[setting] for setting in settings}
 
     def holding(self, setting: Setting) -> list[Definition]:
         """The elements of the setting in scope that have its attribute, in file order. One
         search for them alone: for an attribute few elements have, such as a lock, where
         elements() would make a Definition of every element of its kind."""
-        tag, attribute = setting.elements[-1], setting.attribute
-        found = self.document.root.iterfind(f".//{tag}[@{attribute}]")
-        return [d for d in (self._placed(element, setting) for element in found) if d]
+        return list(self._placed(_search((setting,), setting.attribute)))
 
-    def _placed(self, element: etree._Element, setting: Setting) -> Definition | None:
-        """`element` as an element of the setting: at the server level, or in an in-scope
-        <location>; None anywhere else (in another section, or an out-of-scope site)."""
-        top, between = placement(element)
-        if top is None:
-            return None
-        if top.tag == "system.webServer" and between == setting.elements[:-1]:
-            return Definition(element, None)
-        if between == ("system.webServer", *setting.elements[:-1]):
-            location = self.owner(top)
-            return None if location is None else Definition(element, location)
-        return None
+    def _placed(self, search: etree.XPath) -> Iterator[Definition]:
+        """What `search` (see _search) finds, at the server level or in an in-scope <location>;
+        an element in the <location> of another site is left out."""
+        in_scope, location = False, None
+        # A union of element paths finds elements only (the stubs allow any XPath result).
+        found = cast("list[etree._Element]", search(self.document.root))
+        for element in found:
+            if element.tag == "location":  # a top-level element: what follows is inside it
+                location = self.owner(element)
+                in_scope = location is not None
+            elif element.tag == "system.webServer":  # the server level's
+                in_scope, location = True, None
+            elif in_scope:
+                yield Definition(element, location)
 
     def owner(self, element: etree._Element) -> Location | None:
         """The in-scope Location of a top-level <location> element; None for any other."""

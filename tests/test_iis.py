@@ -17,6 +17,7 @@ from confedit.document import load
 from confedit.errors import InvalidInput, Refused
 from confedit.iis import (
     FLAGS_WORDING,
+    SECURITY_LOCK,
     SSL_FLAGS,
     TOKEN_CHECKING,
     Config,
@@ -379,3 +380,30 @@ def test_an_access_section_kept_in_another_file_is_refused():
     assert 'configSource="access.config"' in message
     assert "not in this file" in message
     assert info.value.exit_code == 3
+
+
+def test_a_setting_is_read_at_the_server_level_and_in_its_sites_locations_only():
+    """Where IIS reads sslFlags: <system.webServer> of the root (first), then the top-level
+    <location> elements of the sites in scope, in file order; not another site's, nor an
+    <access> below some other element."""
+    raw = b"""<configuration>
+<system.applicationHost><sites><site name="A" /><site name="B" /></sites></system.applicationHost>
+<location path="B/x"><system.webServer><security><access sslFlags="Ssl" /></security>
+</system.webServer></location>
+<location path="A/y"><system.webServer><security><access sslFlags="Ssl" /></security>
+</system.webServer><system.webServer><security /></system.webServer></location>
+<location path="A"><other><system.webServer><security><access /></security></system.webServer>
+</other></location>
+<system.webServer><x><security><access /></security></x></system.webServer>
+<system.webServer><security lockElements="access"><access sslFlags="Ssl128" /></security>
+</system.webServer>
+</configuration>"""
+    found = Config(load(raw, sites=("A",))).elements(SSL_FLAGS)
+    assert [(d.where, d.element.get("sslFlags")) for d in found] == [
+        ("(server level)", "Ssl128"),
+        ("A/y", "Ssl"),
+    ]
+    locks = Config(load(raw, sites=("A",))).holding(SECURITY_LOCK)
+    assert [(d.where, d.element[0].get("sslFlags")) for d in locks] == [
+        ("(server level)", "Ssl128")
+    ]
