@@ -290,12 +290,13 @@ def _registrations(root: etree._Element) -> list[etree._Element]:
 
 
 @functools.lru_cache(maxsize=16)  # a handful of settings: compiled once each
-def _search(settings: tuple[Setting, ...], attribute: str | None = None) -> etree.XPath:
-    """An XPath that finds, from the root, the elements of `settings` (those with `attribute`,
-    if given) in <system.webServer> at the server level and in top-level <location> elements,
-    and those top-level elements too. A union comes in file order, so each element found comes
-    after the top-level element that holds it: none has to be walked up to its level."""
-    having = f"[@{attribute}]" if attribute else ""
+def _search(settings: tuple[Setting, ...], attributes: tuple[str, ...] = ()) -> etree.XPath:
+    """An XPath that finds, from the root, the elements of `settings` (those with any of
+    `attributes`, if given) in <system.webServer> at the server level and in top-level
+    <location> elements, and those top-level elements too. A union comes in file order, so each
+    element found comes after the top-level element that holds it: none has to be walked up to
+    its level."""
+    having = f"[{' or '.join(f'@{name}' for name in attributes)}]" if attributes else ""
     paths = ["location", "system.webServer"]
     for setting in settings:
         chain = "/".join(("system.webServer", *setting.elements)) + having
@@ -416,11 +417,13 @@ class Config:
             found[by_tag[definition.element.tag]].append(definition)
         return {setting: server[setting] + in_locations[setting] for setting in settings}
 
-    def holding(self, setting: Setting) -> list[Definition]:
-        """The elements of the setting in scope that have its attribute, in file order. One
-        search for them alone: for an attribute few elements have, such as a lock, where
-        elements() would make a Definition of every element of its kind."""
-        return list(self._placed(_search((setting,), setting.attribute)))
+    def holding(self, *settings: Setting) -> list[Definition]:
+        """The elements of the settings (all of one element, such as the locks a <security>
+        holds) in scope that have the attribute of any of them, each once, in file order. One
+        search for them alone: for attributes few elements have, where elements() would make a
+        Definition of every element of its kind."""
+        attributes = tuple(setting.attribute for setting in settings)
+        return list(self._placed(_search(settings[:1], attributes)))
 
     def _placed(self, search: etree.XPath) -> Iterator[Definition]:
         """What `search` (see _search) finds, at the server level or in an in-scope <location>;

@@ -565,7 +565,8 @@ def _locks_by_level(config: Config) -> dict[str, list[Lock]]:
     for access in config.elements(SSL_FLAGS):
         for lock in _locks_on(access.element):
             found.setdefault(path_key(access.path), []).append((access, (*lock, access.element)))
-    for security in [*config.holding(SECURITY_LOCK), *config.holding(SECURITY_LOCK_EXCEPT)]:
+    # Each <security> once, whichever of the two it holds (or both: each is a lock of its own).
+    for security in config.holding(SECURITY_LOCK, SECURITY_LOCK_EXCEPT):
         for lock in _locks_on_security(security.element):
             found.setdefault(path_key(security.path), []).append(
                 (security, (*lock, security.element))

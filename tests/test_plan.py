@@ -927,6 +927,22 @@ def test_lock_all_elements_except_on_security_locks_access_unless_it_is_named(ke
     )
 
 
+def test_a_security_with_both_kinds_of_element_lock_names_each_path_once():
+    """A <security> with lockElements and lockAllElementsExcept was found once for each
+    attribute, and each of its two reasons named every path twice ('owa', 'owa')."""
+    raw = config()
+    start = raw.index(b"<security", raw.index(b'<location path="Default Web Site">'))
+    end = start + len(b"<security>")
+    lock = b'<security lockElements="access" lockAllElementsExcept="authentication">'
+    raw = raw[:start] + lock + raw[end:]
+    with pytest.raises(Refused) as refused:
+        owa_only(raw)
+    reasons = refused.value.reasons
+    assert [reason.partition(": ")[0] for reason in reasons] == ["'Default Web Site/owa'"] * 2
+    assert 'locked by lockElements="access"' in reasons[0]
+    assert 'locked by lockAllElementsExcept="authentication"' in reasons[1]
+
+
 @pytest.mark.parametrize(
     ("element", "lock", "kept"),
     [
