@@ -7,11 +7,15 @@ pass takes tenths of a second, which the second of two CPUs can take off the wal
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 T = TypeVar("T")
+
+# The signals the main thread takes: Ctrl-C and SIGTERM (see cli.py), which it may hold.
+MAIN_THREAD_SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 class Background(Generic[T]):
@@ -24,7 +28,7 @@ class Background(Generic[T]):
         self._failure: BaseException | None = None
         # A daemon: an interrupted main thread does not wait for it at the interpreter's exit.
         self._thread = threading.Thread(target=self._run, name="confedit-background", daemon=True)
-        self._thread.start()
+        _start_without_signals(self._thread)
 
     def _run(self) -> None:
         try:
@@ -41,3 +45,19 @@ class Background(Generic[T]):
         if self._failure is not None:
             raise self._failure
         return self._value  # type: ignore[return-value]  # set: the work ended without failing
+
+
+def _start_without_signals(thread: threading.Thread) -> None:
+    """Start `thread` with Ctrl-C and SIGTERM blocked, which it keeps (a thread starts with its
+    creator's mask). The kernel gives a process's signal to any thread that does not block it:
+    while the main thread held them (files.signals_held), this one took them, and Python ran
+    the handler in the main thread all the same, inside the held block (an interrupt between
+    creating a temporary file and naming it left the file behind)."""
+    if not hasattr(signal, "pthread_sigmask"):  # not on Windows
+        thread.start()
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_SIGNALS)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TextIO
 
-from confedit.background import Background
+from confedit.background import MAIN_THREAD_SIGNALS, Background
 from confedit.errors import InputChanged, InvalidInput, StdoutFailed, WriteFailed
 
 DEFAULT_MAX_SIZE = 512 * 1024 * 1024
@@ -255,7 +255,7 @@ def _commit_in_order(outputs: list[_Staged], written: list[str] | None = None) -
         done.append(staged.name)
 
 
-HELD: Final = {signal.SIGINT, signal.SIGTERM}
+HELD: Final = MAIN_THREAD_SIGNALS
 
 
 @contextlib.contextmanager

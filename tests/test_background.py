@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import pytest
 
 from confedit.background import Background
+from confedit.files import signals_held
 
 
 def test_the_value_comes_back_from_the_thread() -> None:
@@ -42,3 +45,33 @@ def test_the_work_runs_while_the_caller_goes_on() -> None:
     assert started.wait(10)  # running before anyone asked for its result
     release.set()
     assert background.result() == "done"
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_a_signal_held_by_the_main_thread_waits_for_it_while_the_work_runs() -> None:
+    """Ctrl-C and SIGTERM are the main thread's to take. While it held them (files.
+    signals_held, around creating a temporary file), a thread that does not block them took the
+    signal, and Python ran the handler in the main thread inside the held block: an interrupt
+    between creating a temporary file and naming it left the file behind (a large input is read
+    again in a thread while its outputs are written)."""
+    taken: list[tuple[int, bool]] = []  # each signal, and whether it came inside the block
+    inside = False
+
+    def handler(signum: int, frame: object) -> None:
+        del frame
+        taken.append((signum, inside))
+
+    release = threading.Event()
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        background = Background(lambda: release.wait(10))
+        with signals_held():
+            inside = True
+            os.kill(os.getpid(), signal.SIGINT)
+            release.set()
+            assert background.result()
+            inside = False
+        # Python runs the handler at its next check: the call below, at the latest
+        assert taken == [(signal.SIGINT, False)]
+    finally:
+        signal.signal(signal.SIGINT, previous)
