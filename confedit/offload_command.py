@@ -573,6 +573,14 @@ def _stage_in_folder(
             f"check that {option} can be written to",
             source=str(source),
         ) from None
+    if same_file(destination, source):
+        # Checked when the run started: only a folder changed since (replaced by a link to the
+        # inputs' folder) leads here, and the input would be lost without a backup.
+        raise WriteFailed(
+            f"{option} would write {destination} over the input itself: the output folder "
+            f"changed during the run{NOTHING_CHANGED}",
+            source=str(source),
+        )
     outputs.add(destination, data, mode_from=mode_from)
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import resource
+import select
 import shutil
 import signal
 import stat
@@ -1208,6 +1209,46 @@ def test_a_combined_diff_that_cannot_be_written_still_reports_every_file(
     assert proc.returncode == 3
     lines = proc.stderr.decode().splitlines()
     assert lines[-2:] == ["6 files: 2 changed, 1 unchanged, 2 refused, 1 invalid", error]
+
+
+def test_an_output_folder_swapped_for_a_link_to_the_inputs_mid_run_overwrites_none(
+    confedit_exe, tmp_path
+):
+    """The check that no output lands on an input is made when the run starts: an output
+    folder replaced meanwhile by a symlink to the current folder (`ln -s . out`) then had every
+    later file's output written over its input, without a backup. The first file's output is a
+    FIFO, which holds the run there (its output fills the pipe) while the folder is swapped."""
+    source = EXCHANGE / "e2016.applicationHost.config"
+    assert source.stat().st_size > 65536  # more than a pipe holds (64 KiB): its writer waits
+    for server in ("a", "b"):
+        (tmp_path / "fleet" / server).mkdir(parents=True)
+        shutil.copyfile(source, tmp_path / "fleet" / server / "applicationHost.config")
+    fifo = tmp_path / "out" / "fleet" / "a" / "applicationHost.config"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the writer's open does not wait
+    args = [confedit_exe, "offload", "fleet", "--output-dir", "out", "-j", "1"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert select.select([reader], [], [], 60)[0]  # the first file is being written
+        (tmp_path / "out").rename(tmp_path / "was-out")
+        (tmp_path / "out").symlink_to(".")
+        os.set_blocking(reader, True)
+        with os.fdopen(reader, "rb") as pipe:
+            received = pipe.read()
+    finally:
+        _, err = proc.communicate(timeout=60)
+    assert received.count(b'sslFlags="None"') > source.read_bytes().count(b'sslFlags="None"')
+    assert (tmp_path / "fleet" / "b" / "applicationHost.config").read_bytes() == (
+        source.read_bytes()
+    )
+    assert proc.returncode == 3, err
+    assert err.decode().splitlines()[-2:] == [
+        "fleet/b/applicationHost.config: --output-dir would write out/fleet/b/applicationHost."
+        "config over the input itself: the output folder changed during the run; nothing was "
+        "changed",
+        "2 files: 1 changed, 0 unchanged, 0 refused, 0 invalid, 1 failed",
+    ]
 
 
 @pytest.mark.parametrize(
