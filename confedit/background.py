@@ -14,8 +14,11 @@ from typing import Final, Generic, TypeVar
 
 T = TypeVar("T")
 
-# The signals the main thread takes: Ctrl-C and SIGTERM (see cli.py), which it may hold.
-MAIN_THREAD_SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM})
+# The signals the main thread takes: Ctrl-C, SIGTERM and SIGHUP (see cli.py; Windows has no
+# SIGHUP), which it may hold.
+MAIN_THREAD_SIGNALS: Final = frozenset(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class Background(Generic[T]):
@@ -48,7 +51,7 @@ class Background(Generic[T]):
 
 
 def _start_without_signals(thread: threading.Thread) -> None:
-    """Start `thread` with Ctrl-C and SIGTERM blocked, which it keeps (a thread starts with its
+    """Start `thread` with MAIN_THREAD_SIGNALS blocked, which it keeps (a thread starts with its
     creator's mask). The kernel gives a process's signal to any thread that does not block it:
     while the main thread held them (files.signals_held), this one took them, and Python ran
     the handler in the main thread all the same, inside the held block (an interrupt between

@@ -1,7 +1,7 @@
 """The command line: click options in, a command's run, exit code out.
 
 What each command does is offload_command.py's and audit_command.py's; here is how every run
-ends: each error's message and exit code (and its JSON report), Ctrl-C and SIGTERM, a closed
+ends: each error's message and exit code (and its JSON report), Ctrl-C, SIGTERM, SIGHUP, a closed
 stdout, a stderr that cannot fail."""
 
 from __future__ import annotations
@@ -192,13 +192,18 @@ class _Run:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM (`kill`, a CI runner's timeout), raised like Ctrl-C so that the same cleanup
-    runs: temporary files removed, worker processes stopped."""
+    """SIGTERM (`kill`, a CI runner's timeout) or SIGHUP (the terminal closed, an SSH session
+    lost), raised like Ctrl-C so that the same cleanup runs: temporary files removed, worker
+    processes stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _terminate(signum: int, frame: object) -> None:
-    del signum, frame
-    raise _Terminated
+    del frame
+    raise _Terminated(signum)
 
 
 def _guarded(run: _Run, action: Callable[[], int]) -> None:
@@ -210,16 +215,22 @@ def _guarded(run: _Run, action: Callable[[], int]) -> None:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises _Terminated while the command runs (in the main thread, the only one
-    that can take signals); the handler before it comes back afterwards."""
+    """SIGTERM and SIGHUP raise _Terminated while the command runs (in the main thread, the
+    only one that can take signals); the handlers before them come back afterwards. A SIGHUP
+    ignored from the start (`nohup`) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    caught = [signal.SIGTERM]
+    hangup = getattr(signal, "SIGHUP", None)  # not on Windows
+    if hangup is not None and signal.getsignal(hangup) != signal.SIG_IGN:
+        caught.append(hangup)
+    previous = {signum: signal.signal(signum, _terminate) for signum in caught}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _run_mapped(run: _Run, action: Callable[[], int]) -> int:
@@ -257,10 +268,10 @@ _STREAM_ERRORS: Final = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, err
 
 
 def _interrupted(interrupt: KeyboardInterrupt, *, writes: bool) -> int:
-    """Ctrl-C or SIGTERM: every file is as it was or completely written, no temporary file is
-    left (said only by a command that writes files); the exit code is the shell's for the
-    signal (130, 143)."""
-    sig = signal.SIGTERM if isinstance(interrupt, _Terminated) else signal.SIGINT
+    """Ctrl-C, SIGTERM or SIGHUP: every file is as it was or completely written, no temporary
+    file is left (said only by a command that writes files); the exit code is the shell's for
+    the signal (130, 143, 129)."""
+    sig = interrupt.signum if isinstance(interrupt, _Terminated) else signal.SIGINT
     said = "interrupted"
     if writes:
         said += ": files not yet written were left as they were; no temporary file remains"
@@ -485,8 +496,8 @@ def main() -> None:
     Exit codes: 0 done or nothing to do, 1 --check found work (audit: a target
     not offloaded, an Exchange Back End that does not require SSL, servers that
     disagree), 2 usage error, 3 refused for safety (nothing written), 4 invalid
-    input (nothing written), 130/143 interrupted (Ctrl-C/SIGTERM), 141 stdout
-    closed early. Over several files, the most severe of the files' codes: 3,
+    input (nothing written), 130/143/129 interrupted (Ctrl-C/SIGTERM/SIGHUP),
+    141 stdout closed early. Over several files, the most severe of the files' codes: 3,
     then 4, 2, 1, 0.
     """
 

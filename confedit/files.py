@@ -260,10 +260,10 @@ HELD: Final = MAIN_THREAD_SIGNALS
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block is done (a child process started in it inherits
-    that). Here: the renames (a few milliseconds), so that a file and its backup are put in
-    place together, and the creation of a temporary file, so that its name is known to the
-    cleanup; in workers.py, the start of a worker process, until it has its own handlers."""
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block is done (a child process started in it
+    inherits that). Here: the renames (a few milliseconds), so that a file and its backup are
+    put in place together, and the creation of a temporary file, so that its name is known to
+    the cleanup; in workers.py, the start of a worker process, until it has its own handlers."""
     if not hasattr(signal, "pthread_sigmask"):  # not on Windows
         yield
         return

@@ -218,6 +218,8 @@ def _worker_started() -> None:
     # Ctrl-C reaches every process of the terminal's group: the workers leave it to the parent,
     # which stops them (SIGTERM) whatever the signal it got, so that they stop one way only.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):  # a hangup too reaches the group (not on Windows)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_worker)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # held since the parent's fork

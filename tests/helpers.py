@@ -260,18 +260,19 @@ def make_fleet(root: Path, corpus: Path, samples: Path) -> dict[str, Path]:
     return paths
 
 
-# Resets SIGINT, then becomes the command: exec keeps a handler reset to the default.
-_SIGINT_RESET: Final = (
+# Resets SIGINT and SIGHUP, then becomes the command: exec keeps a handler reset to the default.
+_SIGNALS_RESET: Final = (
     "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-    "os.execvp(sys.argv[1], sys.argv[1:])"
+    "signal.signal(signal.SIGHUP, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"
 )
 
 
 def as_at_a_terminal(argv: list[str]) -> list[str]:
-    """`argv` run with SIGINT as a command typed at a terminal has it. The tests may run in a
-    background job of a shell script, which starts every process with SIGINT ignored (as
-    confedit then leaves it: see test_console)."""
-    return [sys.executable, "-c", _SIGINT_RESET, *argv]
+    """`argv` run with SIGINT and SIGHUP as a command typed at a terminal has them. The tests
+    may run in a background job of a shell script, which starts every process with SIGINT
+    ignored (as confedit then leaves it: see test_console), or under nohup, which ignores
+    SIGHUP."""
+    return [sys.executable, "-c", _SIGNALS_RESET, *argv]
 
 
 def record_realpath(monkeypatch: pytest.MonkeyPatch) -> list[str]:

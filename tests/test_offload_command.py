@@ -1253,16 +1253,17 @@ def test_an_output_folder_swapped_for_a_link_to_the_inputs_mid_run_overwrites_no
 
 @pytest.mark.parametrize(
     ("to_group", "sig", "code"),
-    [(True, signal.SIGINT, 130), (False, signal.SIGTERM, 143)],
-    ids=["ctrl-c", "kill-pid"],
+    [(True, signal.SIGINT, 130), (False, signal.SIGTERM, 143), (True, signal.SIGHUP, 129)],
+    ids=["ctrl-c", "kill-pid", "hangup"],
 )
 def test_an_interrupted_run_stops_its_workers_and_leaves_every_file_whole(
     confedit_exe, tmp_path, to_group, sig, code
 ):
     """Ctrl-C reaches the whole process group; `kill PID` (or a CI runner's timeout) only
-    confedit itself, whose workers must stop with it instead of writing on, orphaned. Either
-    way each file is its original or its patched version, with its backup, and no temporary
-    file stays."""
+    confedit itself, whose workers must stop with it instead of writing on, orphaned; a hangup
+    (the terminal closed, an SSH session lost) the whole group too, and it killed every process
+    at once, leaving temporary files. Either way each file is its original or its patched
+    version, with its backup, and no temporary file stays."""
     original, patched = SAMPLE.read_bytes(), PATCHED.read_bytes()
     for index in range(300):
         folder = tmp_path / "fleet" / f"cas{index:03d}"
