@@ -204,8 +204,11 @@ class Outputs:
                 with signals_held():
                     _commit_in_order(files, written=[staged.name for staged in streams])
         finally:
-            for staged in self._staged:
-                staged.discard()
+            # Held: a second interrupt (Ctrl-C pressed twice, the parent's SIGTERM in a worker
+            # whose write failed) would end the removal half-way.
+            with signals_held():
+                for staged in self._staged:
+                    staged.discard()
 
     def add(
         self,
@@ -262,8 +265,9 @@ HELD: Final = MAIN_THREAD_SIGNALS
 def signals_held() -> Iterator[None]:
     """Ctrl-C, SIGTERM and SIGHUP wait until the block is done (a child process started in it
     inherits that). Here: the renames (a few milliseconds), so that a file and its backup are
-    put in place together, and the creation of a temporary file, so that its name is known to
-    the cleanup; in workers.py, the start of a worker process, until it has its own handlers."""
+    put in place together, the creation of a temporary file, so that its name is known to the
+    cleanup, and the cleanup; in workers.py, the start of a worker process, until it has its
+    own handlers."""
     if not hasattr(signal, "pthread_sigmask"):  # not on Windows
         yield
         return

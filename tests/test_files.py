@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import tempfile
 import threading
 from functools import partial
@@ -363,3 +364,28 @@ def test_a_large_output_is_written_a_chunk_at_a_time_and_whole(limit: int) -> No
     files._write_all(stream, data)
     assert stream.getvalue() == data
     assert max(stream.offered) == files._CHUNK
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_a_second_interrupt_while_temporary_files_are_removed_leaves_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C (pressed twice), or the parent's SIGTERM in a worker whose write had
+    failed, that came while the temporary files were being removed ended the removal there:
+    the files not yet removed stayed."""
+    real_discard = files._Staged.discard
+
+    def interrupted_again(staged: files._Staged) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        real_discard(staged)
+
+    monkeypatch.setattr(files._Staged, "discard", interrupted_again)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), files.Outputs() as outputs:
+            outputs.add(tmp_path / "applicationHost.config", b"<configuration/>")
+            outputs.add(tmp_path / "offload.diff", b"")
+            raise KeyboardInterrupt  # the first Ctrl-C, before the files were renamed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert list(tmp_path.iterdir()) == []
