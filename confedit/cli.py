@@ -497,8 +497,8 @@ def main() -> None:
     not offloaded, an Exchange Back End that does not require SSL, servers that
     disagree), 2 usage error, 3 refused for safety (nothing written), 4 invalid
     input (nothing written), 130/143/129 interrupted (Ctrl-C/SIGTERM/SIGHUP),
-    141 stdout closed early. Over several files, the most severe of the files' codes: 3,
-    then 4, 2, 1, 0.
+    141 stdout closed early. Over several files, the most severe of the files'
+    codes: 3, then 4, 2, 1, 0.
     """
 
 
