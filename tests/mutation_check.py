@@ -45,6 +45,15 @@ BACK_END_GUARDS_OFF: list[tuple[str, str, str]] = [
     ),
 ]
 
+# The verification off: for a mutation it would catch, what the properties must see themselves.
+VERIFICATION_OFF: list[tuple[str, str, str]] = [
+    (
+        "confedit/engine.py",
+        "    actions = verify(document, the_plan.edits, output)\n",
+        "    actions: list[list[str]] = []\n",
+    ),
+]
+
 # name -> [(file, text in the engine, text replacing it)]
 MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
     "back-end-guard": BACK_END_GUARDS_OFF,
@@ -88,6 +97,163 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
             "confedit/document.py",
             '        return b"\\r\\n" if end > 0 and self.data[end - 1 : end] == b"\\r" else b"\\n"\n',
             '        return b"\\n"\n',
+        ),
+    ],
+    # Refusals the engine must make: a lock, or Extended Protection, ignored.
+    "lock-attributes": [
+        (
+            "confedit/plan.py",
+            '    if _names(names) & {name.lower(), "*"}:\n',
+            '    if _names(names) & {"*"}:\n',
+        ),
+    ],
+    "lock-all-attributes-except": [
+        (
+            "confedit/plan.py",
+            "    if except_names is not None and name.lower() not in _names(except_names):\n",
+            "    if False:\n",
+        ),
+    ],
+    "lock-item": [
+        (
+            "confedit/plan.py",
+            '    if element.get("lockItem", "").lower() == "true":\n',
+            "    if False:\n",
+        ),
+    ],
+    "lock-elements": [
+        (
+            "confedit/plan.py",
+            '    return _list_locks(element, "Elements", "access")\n',
+            "    return []\n",
+        ),
+    ],
+    "lock-on-ancestor": [
+        (
+            "confedit/plan.py",
+            "    for level in lineage(target.key)[1:]:\n",
+            "    for level in lineage(target.key)[:1]:\n",
+        ),
+    ],
+    "extended-protection": [
+        (
+            "confedit/plan.py",
+            '        if token.value.lower() in ("allow", "require") and token.source is not None:\n',
+            "        if False:\n",
+        ),
+    ],
+    "extended-protection-below": [
+        (
+            "confedit/plan.py",
+            "        key for key in config.below(target.key) if _source_after(config, key, {target.key}) is None\n",
+            "        key for key in config.below(target.key) if False\n",
+        ),
+    ],
+    # What is written: the value, where, in which quotes; with the verification off for those
+    # it would catch, so that the properties must see the bug themselves.
+    "value-case": [
+        (
+            "confedit/writing.py",
+            '            (start, end), text = found, b"None"\n',
+            '            (start, end), text = found, b"none"\n',
+        ),
+        *VERIFICATION_OFF,
+    ],
+    "value-kept": [
+        (
+            "confedit/writing.py",
+            "        if value is not None and SslFlags.parse(value) == NONE:\n",
+            "        if value is not None:\n",
+        ),
+    ],
+    "attribute-order": [
+        (
+            "confedit/writing.py",
+            "            start = end = close.start() if close else span.start_tag_end - 1\n",
+            '            start = end = span.start + len(b"<access")\n',
+        ),
+    ],
+    "quote-style": [
+        (
+            "confedit/writing.py",
+            "            text = b' sslFlags=\"None\"'\n",
+            "            text = b\" sslFlags='None'\"\n",
+        ),
+    ],
+    "self-closed-attributes": [
+        (
+            "confedit/writing.py",
+            '            open_tag = _TAG_CLOSE.sub(b">", data[span.start : span.end])\n',
+            '            open_tag = b"<" + parent.tag.encode() + b">"\n',
+        ),
+        *VERIFICATION_OFF,
+    ],
+    "bom-dropped": [
+        (
+            "confedit/document.py",
+            "            return data  # the working bytes are the file bytes, BOM included\n",
+            "            return data.removeprefix(codecs.BOM_UTF8)\n",
+        ),
+    ],
+    "utf16-as-utf8": [
+        (
+            "confedit/document.py",
+            '        return self.bom + data.decode("utf-8").encode(self.name)\n',
+            "        return data\n",
+        ),
+    ],
+    # Inheritance read from the wrong levels, and paths compared with their case.
+    "server-level-ignored": [
+        (
+            "confedit/iis.py",
+            "        for level in lineage(key):\n            if level in stops:\n",
+            "        for level in lineage(key)[:-1]:\n            if level in stops:\n",
+        ),
+    ],
+    "site-level-ignored": [
+        (
+            "confedit/iis.py",
+            "        for level in lineage(key):\n            if level in stops:\n",
+            "        for level in lineage(key)[:-2] + lineage(key)[-1:]:\n            if level in stops:\n",
+        ),
+    ],
+    "path-case": [
+        (
+            "confedit/iis.py",
+            '    return "" if path == "." else fold(path)\n',
+            '    return "" if path == "." else path\n',
+        ),
+    ],
+    "descendants-judged-alone": [
+        (
+            "confedit/plan.py",
+            "            if key not in offloaded and _requires_ssl_after(config, key, offloaded):\n",
+            "            if key not in offloaded and _requires_ssl_after(config, key, keys):\n",
+        ),
+    ],
+    "descendants-past-boundary": [
+        (
+            "confedit/plan.py",
+            "        if location is None or config.location_flows_to(location, key):\n",
+            "        if True:\n",
+        ),
+    ],
+    "extended-protection-case": [
+        (
+            "confedit/plan.py",
+            '        if token.value.lower() in ("allow", "require") and token.source is not None:\n',
+            '        if token.value in ("Allow", "Require") and token.source is not None:\n',
+        ),
+    ],
+    # Files IIS would not load, taken as loadable.
+    "duplicate-section": [
+        ("confedit/iis.py", "    _check_defined_once(config)\n", "    pass\n"),
+    ],
+    "bad-flags": [
+        (
+            "confedit/iis.py",
+            '            SslFlags.parse(value if value is not None else "None")\n',
+            "            pass\n",
         ),
     ],
 }
