@@ -174,6 +174,43 @@ def edit_is_narrow(data: bytes, start: int, end: int, text: bytes) -> bool:
     return False
 
 
+# Locks IIS reads on the server level's <access> or <security>, each with whether it forbids
+# changing sslFlags below it (docs/IIS-NOTES.md, "Locking"): (element, attribute, value, forbids)
+SERVER_LOCKS = (
+    ("access", "lockAttributes", "sslFlags", True),
+    ("access", "lockAttributes", "*", True),
+    ("access", "lockAttributes", "foo, SSLFLAGS", True),
+    ("access", "lockAttributes", "foo", False),
+    ("access", "lockAllAttributesExcept", "foo", True),
+    ("access", "lockAllAttributesExcept", "sslflags", False),
+    ("access", "lockItem", "true", True),
+    ("access", "lockItem", "false", False),
+    ("security", "lockElements", "access", True),
+    ("security", "lockElements", "*", True),
+    ("security", "lockElements", "authentication, ACCESS", True),
+    ("security", "lockElements", "authentication", False),
+    ("security", "lockAllElementsExcept", "authentication", True),
+    ("security", "lockAllElementsExcept", "access", False),
+)
+
+
+def with_server_lock(raw: bytes, tag: str, attribute: str, value: str) -> bytes:
+    """The file, written again by lxml in UTF-8, with `attribute` on the server level's <access>
+    or <security>: the one the file has, at the top level or in a <location> of the server
+    level (whose inheritInChildApplications="false" goes, so that the lock reaches every
+    path), else a new one at the top level (a second <access> would define it twice)."""
+    root = parse(raw)
+    chain = ("system.webServer", "security", "access")[: 2 if tag == "security" else 3]
+    server = [loc for loc in root.findall("location") if model.key(loc.get("path", "")) == ""]
+    element = next((h for h in server if h.find("/".join(chain)) is not None), root)
+    element.attrib.pop("inheritInChildApplications", None)
+    for name in chain:
+        child = element.find(name)
+        element = child if child is not None else etree.SubElement(element, name)
+    element.set(attribute, value)
+    return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=True)
+
+
 def compact_locations(root: etree._Element) -> list[bool]:
     """For each <location> in file order: whether its first child shares its line."""
     compact = []

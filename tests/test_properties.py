@@ -38,6 +38,7 @@ from tests.properties import (
     BACK_END_PATHS,
     CONFIGS,
     INVALID_CONFIGS,
+    SERVER_LOCKS,
     any_requests,
     compact_locations,
     edit_is_narrow,
@@ -48,6 +49,7 @@ from tests.properties import (
     parse,
     pinned_tree,
     requests,
+    with_server_lock,
     working,
 )
 
@@ -440,6 +442,33 @@ def test_the_naive_model_follows_inherit_in_child_applications():
     root = parse(render([site], [Loc("Default Web Site/app", "Ssl", attributes=stop)], LF))
     assert model.effective(root, "Default Web Site/app/folder") == ("Ssl", "default web site/app")
     assert model.effective(root, "Default Web Site/app/child") == ("None", "")
+
+
+# Locks -------------------------------------------------------------------------------------------
+
+
+def _written(root: etree._Element, targets: set[str]) -> list[str]:
+    """The targets whose own <access> does not already say None: those an offload writes to."""
+    values = {target: model.explicit(root, target) for target in targets}
+    return sorted(t for t, value in values.items() if value is None or model.flag_bits(value))
+
+
+@given(CASES, st.sampled_from(SERVER_LOCKS))
+def test_a_lock_above_the_targets_refuses_exactly_the_changes_it_forbids(case, lock):
+    """A lock on the server level's <access> or <security> reaches every path: an offload that
+    writes anywhere is refused if the lock forbids sslFlags there, and allowed if it does not."""
+    config, request = case
+    tag, attribute, value, forbids = lock
+    raw = with_server_lock(config.raw, tag, attribute, value)
+    root = parse(raw)
+    written = _written(root, expected_targets(root, request))
+    try:
+        offload(raw, request)
+    except Refused as error:
+        assert forbids and written, str(error)
+        assert "Lock violation" in str(error) and f'{attribute}="{value}"' in str(error)
+        return
+    assert not (forbids and written), f'{attribute}="{value}" did not stop writing to {written}'
 
 
 # Refusals write nothing --------------------------------------------------------------------------
