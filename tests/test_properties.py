@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import subprocess
 import tempfile
 from collections import Counter
@@ -29,6 +30,7 @@ from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.iis import SSL_FLAGS, TOKEN_CHECKING, Config
 from confedit.plan import Request
 from confedit.report import result_json
+from confedit.testing import strategies as st_iis
 from confedit.testing.build import EXCHANGE_FRONT_END, Loc, Site, Style
 from confedit.testing.strategies import GeneratedConfig
 from tests import reference_model as model
@@ -39,6 +41,7 @@ from tests.properties import (
     CONFIGS,
     INVALID_CONFIGS,
     SERVER_LOCKS,
+    STYLES,
     any_requests,
     compact_locations,
     edit_is_narrow,
@@ -469,6 +472,65 @@ def test_a_lock_above_the_targets_refuses_exactly_the_changes_it_forbids(case, l
         assert "Lock violation" in str(error) and f'{attribute}="{value}"' in str(error)
         return
     assert not (forbids and written), f'{attribute}="{value}" did not stop writing to {written}'
+
+
+# Extended Protection -----------------------------------------------------------------------------
+
+
+@st.composite
+def protected_requests(draw: st.DrawFn, config: GeneratedConfig) -> Request:
+    """A request for the file, half the time one that names the front end's locations that turn
+    Extended Protection on (else few requests would reach it)."""
+    front = model.key(EXCHANGE_FRONT_END.name)
+    paths = [
+        loc.path
+        for loc in config.locations
+        if (loc.token_checking or "none").lower() != "none"
+        and model.key(loc.path).partition("/")[0] == front
+    ]
+    if not paths or draw(st.booleans()):
+        return draw(requests(config))
+    chosen = draw(st.lists(st.sampled_from(paths), min_size=1, max_size=2))
+    return Request(paths=tuple(chosen), include_descendants=draw(st.booleans()))
+
+
+PROTECTED_CASES = st_iis.generated_configs(styles=STYLES, extended_protection=True).flatmap(
+    lambda config: st.tuples(st.just(config), protected_requests(config), st.booleans())
+)
+
+
+def _protected(root: etree._Element, targets: set[str]) -> list[str]:
+    """The targets, and the locations that inherit their None, where the file turns Extended
+    Protection on (tokenChecking Allow or Require, set at some level rather than by default)."""
+    pinned = pinned_tree(root, targets)
+    reached = {
+        key for key in model.location_keys(root) if model.effective(pinned, key)[1] in targets
+    }
+    protected = []
+    for key in sorted(targets | reached):
+        token, level = model.effective(root, key, model.TOKEN_CHECKING, "tokenChecking", "None")
+        if level is not None and token.lower() in ("allow", "require"):
+            protected.append(key)
+    return protected
+
+
+@given(PROTECTED_CASES)
+def test_extended_protection_is_never_offloaded_unsaid(case):
+    """Offloading a path with Extended Protection on breaks it: refused, or with
+    allow_extended_protection done with a warning; a path without it gets neither."""
+    config, request, allowed = case
+    request = dataclasses.replace(request, allow_extended_protection=allowed)
+    root = parse(config.raw)
+    protected = _protected(root, expected_targets(root, request))
+    try:
+        result = offload(config.raw, request)
+    except Refused as error:
+        assert protected and not allowed, str(error)
+        assert "Extended Protection is on for" in str(error)
+        return
+    assert not protected or allowed, f"offloaded with Extended Protection on: {protected}"
+    warned = [finding for finding in result.findings if finding.code == "extended-protection"]
+    assert bool(warned) == bool(protected), (protected, warned)
 
 
 # Refusals write nothing --------------------------------------------------------------------------
