@@ -160,11 +160,17 @@ VALUE_START = re.compile(rb"""<access\b[^<>]*\ssslFlags\s*=\s*["']\Z""")
 SELF_CLOSED = re.compile(rb"<[\w.]+\b[^<>]*/>")
 
 
+TAG_CLOSE = re.compile(rb"\s*/?>")
+
+
 def edit_is_narrow(data: bytes, start: int, end: int, text: bytes) -> bool:
     """An edit either inserts only the offload's own markup, rewrites an sslFlags value to
-    None, or opens a self-closed element to put the offload's markup inside it."""
+    None, or opens a self-closed element to put the offload's markup inside it. An attribute
+    it adds comes after the others, as IIS writes it: before the end of the start tag."""
     old = data[start:end]
     if not old:
+        if text == b' sslFlags="None"':
+            return bool(TAG_CLOSE.match(data, end))
         return bool(ALLOWED_INSERTION.fullmatch(text))
     if VALUE_START.search(data, max(0, start - 512), start) and data[end : end + 1] in b"\"'":
         return text == b"None" and b"<" not in old

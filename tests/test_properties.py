@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from xmldiff import actions as xd_actions
@@ -401,6 +401,39 @@ def test_bytes_outside_the_edits_and_the_formatting_are_kept(case):
     compact = compact_locations(parse(config.raw))
     assert misindented_lines(text, config.style.indent, compact) == []  # the generator's
     assert misindented_lines(out_text, config.style.indent, compact) == []
+
+
+@st.composite
+def bare_access_cases(draw: st.DrawFn) -> tuple[GeneratedConfig, Request]:
+    """A file whose front-end <access> elements (some of them) hold other attributes and no
+    sslFlags, and a request for their paths: an offload adds the attribute to each."""
+    config = draw(CONFIGS)
+    front = model.key(EXCHANGE_FRONT_END.name)
+    holders = [
+        index
+        for index, loc in enumerate(config.locations)
+        if loc.shape == "access" and model.key(loc.path).partition("/")[0] == front
+    ]
+    assume(holders)
+    chosen = draw(st.lists(st.sampled_from(holders), min_size=1, max_size=3, unique=True))
+    locations = list(config.locations)
+    for index in chosen:
+        loc = locations[index]
+        locks = loc.access_attributes or (("lockItem", "false"),)  # one that spares sslFlags
+        locations[index] = dataclasses.replace(loc, ssl_flags=None, access_attributes=locks)
+    bare = dataclasses.replace(config, locations=tuple(locations))
+    return bare, Request(paths=tuple(locations[index].path for index in chosen))
+
+
+@given(bare_access_cases())
+def test_an_added_sslflags_comes_after_the_other_attributes(case):
+    config, request = case
+    result = offload(config.raw, request)
+    data = working(config.raw)
+    added = [edit for edit in result.edits if edit.text == b' sslFlags="None"']
+    assert added, result.edits
+    for edit in result.edits:
+        assert edit_is_narrow(data, edit.start, edit.end, edit.text), (edit, data[edit.end :][:40])
 
 
 # Only the targets' locations ---------------------------------------------------------------------
