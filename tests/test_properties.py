@@ -300,6 +300,20 @@ def _nearest_target(path_key: str, targets: set[str]) -> str | None:
         Request(services=("owa",)),
     )
 )
+@example(  # a folder below a descendant inherits the None written there: no target of its own
+    (
+        GeneratedConfig(
+            (EXCHANGE_FRONT_END,),
+            (
+                Loc("Default Web Site/owa", "Ssl"),
+                Loc("Default Web Site/owa/auth", shape="security"),
+            ),
+            LF,
+            "None",
+        ),
+        Request(paths=("Default Web Site",), include_descendants=True),
+    )
+)
 def test_effective_values_after_offload(case):
     config, request = case
     result = offload(config.raw, request)
