@@ -57,6 +57,7 @@ from tests.properties import (
 )
 
 LF = Style(newline="\n", bom=False, header_comment=False)
+STOPS_AT_APPLICATIONS = (("inheritInChildApplications", "false"),)
 
 
 # (file, request): files offload must accept, with requests they allow
@@ -312,6 +313,17 @@ def _nearest_target(path_key: str, targets: set[str]) -> str | None:
             "None",
         ),
         Request(paths=("Default Web Site",), include_descendants=True),
+    )
+)
+@example(  # inheritInChildApplications="false" keeps the None from owa's child applications
+    (
+        GeneratedConfig(
+            (EXCHANGE_FRONT_END,),
+            (Loc("Default Web Site/owa", "Ssl", attributes=STOPS_AT_APPLICATIONS),),
+            LF,
+            "Ssl",
+        ),
+        Request(services=("owa",), include_descendants=True),
     )
 )
 def test_effective_values_after_offload(case):
