@@ -149,6 +149,11 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
             "        key for key in config.below(target.key) if False\n",
         ),
     ],
+    # The warning that a web.config could override sslFlags (the access section unlocked for a
+    # target) never given.
+    "delegated-warning": [
+        ("confedit/plan.py", "    if delegated:\n", "    if False:\n"),
+    ],
     # What is written: the value, where, in which quotes; with the verification off for those
     # it would catch, so that the properties must see the bug themselves.
     "value-case": [

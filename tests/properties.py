@@ -217,6 +217,31 @@ def with_server_lock(raw: bytes, tag: str, attribute: str, value: str) -> bytes:
     return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=True)
 
 
+# How a file may spell what unlocks the access section besides the generator's overrideMode and
+# overrideModeDefault: the older allowOverride, or a registration that leaves the default out.
+OVERRIDE_SPELLINGS = ("as drawn", "allowOverride", "no overrideModeDefault")
+
+
+def respelled(raw: bytes, spelling: str) -> bytes:
+    """The file, written again by lxml in UTF-8 unless `spelling` is "as drawn": each
+    overrideMode Allow or Deny on a <location> as allowOverride="true" or "false", or the access
+    section's registration without its overrideModeDefault (which IIS reads as Allow)."""
+    if spelling == "as drawn":
+        return raw
+    root = parse(raw)
+    if spelling == "allowOverride":
+        for location in root.findall("location"):
+            mode = model.override_mode(location)
+            if location.get("overrideMode") is not None and mode is not None:
+                del location.attrib["overrideMode"]
+                location.set("allowOverride", "true" if mode == "allow" else "false")
+    else:
+        for section in root.iter("section"):
+            if section.get("name") == "access":
+                section.attrib.pop("overrideModeDefault", None)
+    return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=True)
+
+
 def compact_locations(root: etree._Element) -> list[bool]:
     """For each <location> in file order: whether its first child shares its line."""
     compact = []

@@ -151,6 +151,43 @@ def plain(location: etree._Element) -> bool:
     return mode == "inherit" and location.get("allowOverride") is None
 
 
+def override_mode(location: etree._Element) -> str | None:
+    """How a <location> leaves the sections inside it to web.config files: "allow", "deny", or
+    None (overrideMode Inherit, or neither attribute). allowOverride is the older spelling."""
+    mode = (location.get("overrideMode") or "").lower()
+    if mode in ("allow", "deny"):
+        return mode
+    return {"true": "allow", "false": "deny"}.get((location.get("allowOverride") or "").lower())
+
+
+def registered_mode(root: etree._Element) -> str | None:
+    """The overrideModeDefault <configSections> registers the access section with, in lower
+    case ("allow" if the attribute is missing: its documented default); None if the file does
+    not register the section (nothing of the file then unlocks it)."""
+    group = "configSections/sectionGroup[@name='system.webServer']/sectionGroup[@name='security']"
+    section = root.find(group + "/section[@name='access']")
+    if section is None:
+        return None
+    return (section.get("overrideModeDefault") or "Allow").lower()
+
+
+def delegated(root: etree._Element, path: str) -> bool:
+    """Whether a web.config at `path` could set sslFlags: the nearest level (the path, then each
+    parent, then the server level) with a <location> that holds <access> and has an override
+    mode decides; a <location> without <access> decides nothing for it, since IIS keeps the
+    mode with the sections inside. With none deciding, the registration does."""
+    for level in levels(key(path)):
+        for location in root.findall("location"):
+            if key(location.get("path", "")) != level:
+                continue
+            if location.find("system.webServer/" + ACCESS) is None:
+                continue
+            mode = override_mode(location)
+            if mode is not None:
+                return mode == "allow"
+    return registered_mode(root) == "allow"
+
+
 def location_keys(root: etree._Element) -> list[str]:
     """The key of every top-level <location>, once each, in file order."""
     return list(dict.fromkeys(key(loc.get("path", "")) for loc in root.findall("location")))

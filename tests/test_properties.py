@@ -40,6 +40,7 @@ from tests.properties import (
     BACK_END_PATHS,
     CONFIGS,
     INVALID_CONFIGS,
+    OVERRIDE_SPELLINGS,
     SERVER_LOCKS,
     STYLES,
     any_requests,
@@ -52,6 +53,7 @@ from tests.properties import (
     parse,
     pinned_tree,
     requests,
+    respelled,
     with_server_lock,
     working,
 )
@@ -531,6 +533,54 @@ def test_a_lock_above_the_targets_refuses_exactly_the_changes_it_forbids(case, l
         assert "Lock violation" in str(error) and f'{attribute}="{value}"' in str(error)
         return
     assert not (forbids and written), f'{attribute}="{value}" did not stop writing to {written}'
+
+
+# Delegation to web.config files ------------------------------------------------------------------
+
+
+@given(CASES, st.sampled_from(OVERRIDE_SPELLINGS))
+@example(  # a target's own location unlocks its access section
+    (
+        GeneratedConfig(
+            (EXCHANGE_FRONT_END,),
+            (Loc("Default Web Site/owa", "Ssl", attributes=(("overrideMode", "Allow"),)),),
+            LF,
+            "None",
+        ),
+        Request(services=("owa",)),
+    ),
+    "allowOverride",
+)
+@example(  # the server level's <location path=""> unlocks it, the registration does not
+    (
+        GeneratedConfig(
+            (EXCHANGE_FRONT_END,),
+            (Loc("", "Ssl", attributes=(("overrideMode", "Allow"),)),),
+            LF,
+            None,
+            access_override_default="Deny",
+        ),
+        Request(services=("owa",)),
+    ),
+    "as drawn",
+)
+def test_a_target_is_said_to_be_delegated_exactly_when_its_access_section_is_unlocked(
+    case, spelling
+):
+    """A web.config below a target could set sslFlags again where, in the file the offload
+    writes, the access section is unlocked for the target (tests/reference_model.delegated):
+    the offload warns "delegated" for exactly those targets. The reading is of the output, in
+    which every target's own <location> holds <access>; appcmd's end state reads the same."""
+    config, request = case
+    raw = respelled(config.raw, spelling)
+    result = offload(raw, request)
+    before, after = parse(raw), parse(result.output)
+    targets = {model.key(outcome.target.path) for outcome in result.outcomes}
+    unlocked = {target for target in targets if model.delegated(after, target)}
+    appcmd = pinned_tree(before, targets)
+    assert unlocked == {target for target in targets if model.delegated(appcmd, target)}
+    warned = [finding for finding in result.findings if finding.code == "delegated"]
+    assert Counter(model.key(finding.path or "") for finding in warned) == Counter(unlocked)
 
 
 # Extended Protection -----------------------------------------------------------------------------
