@@ -631,18 +631,17 @@ def _check_defined_once(config: Config) -> None:
 # --- delegation: what lets a web.config set sslFlags -----------------------------------------
 
 
-def delegated_at(config: Config, key: str, receiving: Location | None = None) -> str | None:
+def delegated_at(config: Config, key: str) -> str | None:
     """What unlocks the access section for `key`, if anything: overrideMode="Allow" (or the
     older allowOverride="true") on the nearest location that holds it, else its registration
-    in <configSections> with overrideModeDefault="Allow". `receiving`: the location at `key`
-    that an offload writes <access> into (it holds it afterwards)."""
+    in <configSections> with overrideModeDefault="Allow". The same before and after an offload:
+    the <location> an offload writes <access> into holds it already or has no override mode
+    (plan._location_to_edit)."""
     for level in lineage(key):
         # A location's mode applies only to the sections inside it (IIS keeps a "" location
         # with overrideMode="Allow" and one with "Deny", each with its own sections): one at
         # this path without <access> neither unlocks nor locks it.
         holding = {d.location for d in config.elements_at(level, SSL_FLAGS)}
-        if level == key and receiving is not None:
-            holding.add(receiving)
         for location in config.locations_at(level):
             mode = _override_mode(location.element)
             if mode is None or location not in holding:

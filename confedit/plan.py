@@ -711,7 +711,7 @@ def _advise(draft: _Draft, outcome: Outcome) -> None:
                 target.path,
             )
         )
-    delegated = delegated_at(config, target.key, _location_to_edit(config, target.key))
+    delegated = delegated_at(config, target.key)
     if delegated:
         draft.findings.append(
             Finding(
