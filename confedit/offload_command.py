@@ -46,7 +46,6 @@ from confedit.files import (
     STDIN_NAMES,
     Outputs,
     Snapshot,
-    check_same_stat,
     check_unchanged,
     is_folder,
     is_link,
@@ -118,7 +117,7 @@ class OffloadOptions(CommonOptions):
                 "-o names the input file itself; use --in-place (with --backup) to rewrite it"
             )
         if not self.many:
-            check_destinations(self.destinations(), [self.config], self.backups([self.config]))
+            _check_destinations(self.destinations(), [self.config], self.backups([self.config]))
 
     def _validate_backup(self, backup: str) -> None:
         if not self.in_place:
@@ -230,7 +229,7 @@ def _check_rewritable(config: str) -> None:
         )
 
 
-def check_destinations(
+def _check_destinations(
     destinations: list[tuple[str, Path]],
     inputs: list[Path],
     produced: Sequence[tuple[str, Path]] = (),
@@ -259,7 +258,7 @@ def check_destinations(
             raise click.UsageError(f"{other} and {option} both write {path}; name another file")
 
 
-def check_backups(backup: str, inputs: list[Path], named: list[Path]) -> None:
+def _check_backups(backup: str, inputs: list[Path], named: list[Path]) -> None:
     """A usage error if CONFIG+SUFFIX of one input is a file `named` as one (the inputs, and
     those named as folders): its original would be lost."""
     paths = {os.path.realpath(config) for config in named}
@@ -272,7 +271,7 @@ def check_backups(backup: str, inputs: list[Path], named: list[Path]) -> None:
 
 
 @contextlib.contextmanager
-def written_before(written: bool) -> Iterator[None]:
+def _written_before(written: bool) -> Iterator[None]:
     """Around what goes to stdout once files are written: if stdout fails then, the error says
     that the files were written, instead of letting exit 3 pass for 'nothing written'."""
     try:
@@ -287,20 +286,20 @@ def run_offload(opts: OffloadOptions) -> int:
     """The offload command; returns the exit code."""
     require_stdout(opts.uses_stdout)
     if opts.many:
-        return run_offload_many(opts)
+        return _run_offload_many(opts)
     snapshot = read_input(opts.config, opts.max_size)
     if opts.since:
         _check_since(opts.config, snapshot.data, opts.since, str(opts.config))
     result = offload(snapshot.data, opts.request(), name=str(opts.config))
     diff = result.diff(diff_label(opts.config))
-    _, code = result_status(result, opts.check)
+    _, code = _result_status(result, opts.check)
 
     # The summary says "changed" once the patched config is out: to -o (a file or stdout) or
     # over the input; a --diff or a --runbook alone leaves it "to change".
     config_out = not opts.check and bool(opts.output or opts.in_place)
     runbook = _write_files(opts, snapshot, result, diff)
     wrote_files = bool(opts.destinations()) or bool(opts.in_place and result.changed)
-    with written_before(wrote_files):  # stdout comes after the files
+    with _written_before(wrote_files):  # stdout comes after the files
         _print_outputs(opts, result, diff, runbook)
         _report(opts, result, diff, written=config_out)
     quick_exit.keep(snapshot, result, diff)
@@ -317,7 +316,7 @@ def _write_files(opts: OffloadOptions, snapshot: Snapshot, result: Result, diff:
         outputs = ((opts.output, result.output), (opts.diff_to, diff), (opts.runbook, runbook))
         with Outputs(unchanged) as files:
             if opts.in_place and result.changed:
-                stage_in_place(files, snapshot, result, opts.backup)
+                _stage_in_place(files, snapshot, result, opts.backup)
             for destination, data in outputs:
                 if destination and destination != STDIO:
                     files.add(Path(destination), data)
@@ -329,7 +328,7 @@ def _print_outputs(opts: OffloadOptions, result: Result, diff: bytes, runbook: b
     if opts.output == STDIO:
         to_stdout(result.output)
     if _diff_on_stdout(opts):
-        emit_diff(STDIO, diff, color=opts.color_stdout)
+        _emit_diff(STDIO, diff, color=opts.color_stdout)
     if opts.runbook == STDIO:
         to_stdout(runbook)
 
@@ -353,7 +352,7 @@ def _is_stdout(destination: str) -> bool:
         return False
 
 
-def stage_in_place(
+def _stage_in_place(
     outputs: Outputs, snapshot: Snapshot, result: Result, backup: str | None
 ) -> None:
     """Stage the input file's new bytes, after its backup (CONFIG + the suffix) if asked for."""
@@ -369,7 +368,7 @@ def stage_in_place(
     outputs.add(snapshot.path, result.output)
 
 
-def emit_diff(destination: str, diff: bytes, *, color: bool) -> None:
+def _emit_diff(destination: str, diff: bytes, *, color: bool) -> None:
     """Write a diff; coloured only when it goes to stdout and colour is on."""
     if destination == STDIO:
         to_stdout(style.paint_diff(diff) if color else diff)
@@ -377,7 +376,7 @@ def emit_diff(destination: str, diff: bytes, *, color: bool) -> None:
         write_file(Path(destination), diff)
 
 
-def result_status(result: Result, check: bool) -> tuple[str, ExitCode]:
+def _result_status(result: Result, check: bool) -> tuple[str, ExitCode]:
     """The report status and exit code of a completed offload."""
     if check and result.changed:
         return "work-found", ExitCode.WORK_FOUND
@@ -396,7 +395,7 @@ def _report(opts: OffloadOptions, result: Result, diff: bytes, *, written: bool)
 
 def _result_json(result: Result, diff: bytes, check: bool) -> dict[str, Any]:
     """The JSON report of a completed offload."""
-    status, code = result_status(result, check)
+    status, code = _result_status(result, check)
     text = diff.decode("utf-8", "surrogateescape")  # a name's bytes kept (see json_bytes)
     return report.result_json(result, diff=text, status=status, exit_code=int(code))
 
@@ -462,30 +461,33 @@ def _write_outputs(settings: FileSettings, item: Input, snapshot: Snapshot, resu
     # Made before anything is written: a runbook refused leaves the file's outputs unwritten.
     wanted = settings.runbook_dir is not None
     runbook = _runbook(result, item.name, option="--runbook-dir") if wanted else None
-    if settings.writes_files:  # a --diff file or a runbook too (see _write_files)
-        check_unchanged(snapshot)
     if not _writes_own_files(settings):
+        if settings.writes_files:  # the run's combined --diff, written from this input
+            check_unchanged(snapshot)
         return
     # New files in an output folder are synced to disk once, at the end of the run
-    # (run_offload_many); an input replaced in place, and its backup, file by file.
+    # (_run_offload_many); an input replaced in place, and its backup, file by file.
     durable = settings.in_place or not CAN_SYNC_LATER
-    guard = partial(check_same_stat, snapshot)
-    with _folders_undone_on_error() as made, Outputs(guard, durable=durable) as outputs:
+    with (
+        rereading(snapshot) as unchanged,  # as for one file: see _write_files
+        _folders_undone_on_error() as made,
+        Outputs(unchanged, durable=durable) as outputs,
+    ):
         if settings.in_place and result.changed:
-            stage_in_place(outputs, snapshot, result, settings.backup)
+            _stage_in_place(outputs, snapshot, result, settings.backup)
         if settings.output_dir is not None:
             destination = settings.output_dir / item.label
             _stage_in_folder(
                 outputs, destination, result.output, item.path, made, mode_from=item.path
             )
         if settings.runbook_dir is not None and runbook is not None:
-            destination = runbook_path(settings.runbook_dir, item)
+            destination = _runbook_path(settings.runbook_dir, item)
             _stage_in_folder(outputs, destination, runbook, item.path, made, option="--runbook-dir")
 
 
 def _file_report(settings: FileSettings, name: str, result: Result, diff: bytes) -> FileReport:
     """The report of a file offloaded (and its outputs written)."""
-    status, code = result_status(result, settings.check)
+    status, code = _result_status(result, settings.check)
     document = _result_json(result, diff, settings.check) if settings.want_json else None
     return FileReport(
         name=name,
@@ -526,7 +528,7 @@ def _writes_own_files(settings: FileSettings) -> bool:
     return _writes_config(settings) or settings.runbook_dir is not None
 
 
-def runbook_path(runbook_dir: Path, item: Input) -> Path:
+def _runbook_path(runbook_dir: Path, item: Input) -> Path:
     """Where --runbook-dir writes a file's runbook: at the file's path below an output folder
     (see batch.label_of), with `.ps1` added, so that it names the file it was written for."""
     return runbook_dir / f"{item.label}.ps1"
@@ -596,7 +598,7 @@ def _crashed(settings: FileSettings, item: Input, error: BaseException) -> FileR
     return _failed(settings, item.name, failure)
 
 
-def run_offload_many(opts: OffloadOptions) -> int:
+def _run_offload_many(opts: OffloadOptions) -> int:
     """`confedit offload` over several files; returns the run's exit code."""
     inputs = found_inputs(
         opts.config_names,
@@ -690,12 +692,12 @@ def _report_offloads(
     came) and the summary."""
     wrote_files = _wrote_files(opts, reports)
     if _diff_on_stdout(opts):
-        with written_before(wrote_files):
-            emit_diff(STDIO, b"".join(r.diff for r in reports), color=opts.color_stdout)
+        with _written_before(wrote_files):
+            _emit_diff(STDIO, b"".join(r.diff for r in reports), color=opts.color_stdout)
     counts = report.summary_counts([r.status for r in reports], OFFLOAD_GROUPS)
     if opts.fmt == "json":
         files = [r.document for r in reports if r.document is not None]
-        with written_before(wrote_files):
+        with _written_before(wrote_files):
             document = report.batch_json(report.BATCH_SCHEMA_ID, files, counts, code, run_error)
             print_json(document)
     if not streams:
@@ -722,7 +724,7 @@ def _in_folders(opts: OffloadOptions, items: list[Input]) -> list[tuple[str, Pat
     if opts.output_dir is not None:
         written += [("--output-dir", opts.output_dir / item.label) for item in items]
     if opts.runbook_dir is not None:
-        written += [("--runbook-dir", runbook_path(opts.runbook_dir, item)) for item in items]
+        written += [("--runbook-dir", _runbook_path(opts.runbook_dir, item)) for item in items]
     return written
 
 
@@ -769,7 +771,7 @@ def _write_diff_file(opts: OffloadOptions, reports: list[FileReport]) -> WriteFa
     if not opts.diff_to or opts.diff_to == STDIO or all(r.failed for r in reports):
         return None
     try:
-        emit_diff(opts.diff_to, b"".join(r.diff for r in reports), color=False)
+        _emit_diff(opts.diff_to, b"".join(r.diff for r in reports), color=False)
     except WriteFailed as error:
         if _wrote_files(opts, reports):
             reason = error.message.removesuffix(NOTHING_CHANGED)
@@ -793,9 +795,9 @@ def _check_files_destinations(opts: OffloadOptions, inputs: list[Input]) -> None
     files = [item for item in inputs if item.typed is None]
     named = [item.path for item in inputs]
     produced = opts.backups([item.path for item in files]) + _in_folders(opts, files)
-    check_destinations(opts.destinations(), named, produced)
+    _check_destinations(opts.destinations(), named, produced)
     if opts.backup:
-        check_backups(opts.backup, [item.path for item in files], named)
+        _check_backups(opts.backup, [item.path for item in files], named)
     if opts.output_dir is not None:
         _check_output_dir(opts.output_dir, files, inputs)
     if opts.runbook_dir is not None:
@@ -816,7 +818,7 @@ def _check_labels(inputs: list[Input]) -> None:
 
 
 def _check_output_dir(output_dir: Path, inputs: list[Input], named: list[Input]) -> None:
-    """Usage errors: an output of `inputs` that is a file `named` (see check_backups), or leads
+    """Usage errors: an output of `inputs` that is a file `named` (see _check_backups), or leads
     to one through a symlink. Most often an input inside the output folder: an earlier run's
     output, named again by a glob such as `*/` (its own output lands a folder deeper, another
     file's output over it)."""
@@ -846,10 +848,10 @@ def _check_output_dir(output_dir: Path, inputs: list[Input], named: list[Input])
 
 def _check_runbook_dir(runbook_dir: Path, inputs: list[Input], named: list[Input]) -> None:
     """A usage error if the runbook of one of `inputs` would be written over a file `named` (see
-    check_backups), or through a symlink to one."""
+    _check_backups), or through a symlink to one."""
     identities = _identities(named)
     for item in inputs:
-        runbook = runbook_path(runbook_dir, item)
+        runbook = _runbook_path(runbook_dir, item)
         if (other := _input_at(runbook, identities)) is not None:
             raise click.UsageError(
                 f"--runbook-dir would write {runbook} over the input {other}; choose another folder"

@@ -25,6 +25,8 @@ import pytest
 from click.testing import CliRunner
 
 from confedit import cli, offload_command
+from confedit.batch import Input
+from confedit.plan import Request
 from tests.conftest import (
     DEATHS,
     DIED,
@@ -948,11 +950,11 @@ def test_the_files_of_one_output_folder_are_not_resolved_against_each_other(tmp_
     inputs = [tmp_path / f"srv{server:02d}" / "applicationHost.config" for server in range(20)]
     produced = [("--output-dir", tmp_path / "out" / path.relative_to(tmp_path)) for path in inputs]
     calls = record_realpath(monkeypatch)
-    offload_command.check_destinations([], inputs, produced)
+    offload_command._check_destinations([], inputs, produced)
     assert calls == []
     runbooks = [("--runbook-dir", tmp_path / "out" / "srv00" / "applicationHost.config")]
     with pytest.raises(click.UsageError, match="--output-dir and --runbook-dir would both write"):
-        offload_command.check_destinations([], inputs, produced + runbooks)
+        offload_command._check_destinations([], inputs, produced + runbooks)
 
 
 def test_a_folder_outside_the_current_directory_is_mirrored_under_its_own_name(
@@ -1819,3 +1821,43 @@ def test_in_place_on_a_fifo_is_a_usage_error(confedit_exe, tmp_path):
         "result elsewhere"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config", "fifo"]
+
+
+@pytest.mark.parametrize("padding", [0, 5 << 20], ids=["small", "re-read-in-a-thread"])
+def test_a_batch_file_changed_while_offloaded_is_refused_and_not_written(
+    tmp_path, monkeypatch, padding
+):
+    """A file of a run over several files is re-read before its outputs are written, as one
+    file is: a large one in a thread while they are written. Its bytes changed (the same size
+    and mtime) are refused, and its output is not written."""
+    path = tmp_path / "applicationHost.config"
+    path.write_bytes(SAMPLE.read_bytes() + b"<!-- pad" + b" " * padding + b" -->\r\n")
+    real_offload = offload_command.offload
+
+    def offload_then_change(data, request, *, name):
+        result = real_offload(data, request, name=name)
+        mtime = path.stat().st_mtime_ns
+        path.write_bytes(data.replace(b"<!-- pad", b"<!-- PAD"))
+        os.utime(path, ns=(mtime, mtime))
+        return result
+
+    monkeypatch.setattr(offload_command, "offload", offload_then_change)
+    settings = offload_command.FileSettings(
+        request=Request(),
+        check=False,
+        in_place=False,
+        backup=None,
+        output_dir=tmp_path / "out",
+        runbook_dir=None,
+        since=None,
+        max_size=1 << 30,
+        want_diff=False,
+        writes_files=True,
+        want_json=False,
+        debug=False,
+    )
+    item = Input(path, "applicationHost.config")
+    outcome = offload_command.offload_file(settings, item)
+    assert (outcome.status, outcome.exit_code) == ("refused", 3)
+    assert "changed while confedit was working on it" in outcome.headline
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
