@@ -525,9 +525,10 @@ class Config:
 def validate(config: Config) -> None:
     """Refuse (exit 4) what IIS would not load, in the sites confedit reasons about: the access
     section defined twice for one path, an invalid sslFlags value, or an attribute confedit
-    reads written in another case, or the section registered twice. Refuse (exit 3) an access
-    section kept in another file."""
+    reads written in another case, or the section registered twice, or not at all in a
+    <configSections>. Refuse (exit 3) an access section kept in another file."""
     _check_registered_once(config)
+    _check_declared(config)
     _check_defined_once(config)
     for setting in SETTINGS:
         for definition in config.elements(setting):
@@ -611,6 +612,31 @@ def _check_registered_once(config: Config) -> None:
             source=config.document.name,
             line=second,
         )
+
+
+# The access section's registration as IIS ships it (in the groups system.webServer, then
+# security, of <configSections>).
+SHIPPED_REGISTRATION: Final = '<section name="access" overrideModeDefault="Deny" />'
+
+
+def _check_declared(config: Config) -> None:
+    """IIS reads a section only where <configSections> declares it: any <access> in a file
+    whose <configSections> lacks it, the one an offload writes too, makes IIS refuse the whole
+    file ("... cannot be read because it is missing a section declaration"). A file without
+    <configSections> is no export (IIS writes every declaration into applicationHost.config):
+    such a fragment, hand-made or cut out of a file, is read as if it had the declarations IIS
+    ships."""
+    sections = next(config.document.root.iterchildren("configSections"), None)
+    if sections is None or config.registrations:
+        return
+    raise InvalidInput(
+        "<configSections> does not declare the access section, so IIS would not load this "
+        'file with an <access> in it ("missing a section declaration"); add the declaration '
+        f'IIS ships, {SHIPPED_REGISTRATION}, in <sectionGroup name="security"> of '
+        '<sectionGroup name="system.webServer">',
+        source=config.document.name,
+        line=config.document.line_of(sections),
+    )
 
 
 def _check_defined_once(config: Config) -> None:

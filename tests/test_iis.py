@@ -305,6 +305,45 @@ def test_the_access_section_registered_twice_is_invalid_and_names_both_lines(sec
         assert info.value.exit_code == 4
 
 
+@pytest.mark.parametrize(
+    ("declared", "undeclared"),
+    [
+        (b'<section name="access" overrideModeDefault="Deny" />', b""),
+        (b'<sectionGroup name="security">', b'<sectionGroup name="authentication">'),
+        (b'<section name="access"', b'<section name="Access"'),
+    ],
+    ids=["left-out", "in-another-group", "another-name"],
+)
+def test_config_sections_that_do_not_declare_the_access_section_are_invalid(declared, undeclared):
+    """IIS reads no section that <configSections> does not declare: the <access> an offload
+    adds made IIS refuse the whole file ("... cannot be read because it is missing a section
+    declaration", HTTP 500.19), and such a file was offloaded and audited as if IIS loaded it."""
+    raw = registered(config(Loc("Default Web Site/owa", "Ssl")), "Deny")
+    assert raw.count(declared) == 1
+    undeclared_raw = raw.replace(declared, undeclared)
+    line = raw[: raw.index(b"<configSections>")].count(b"\n") + 1
+    for check in (owa_only, lambda data: audit(data, "x")):
+        with pytest.raises(InvalidInput) as info:
+            check(undeclared_raw)
+        assert info.value.exit_code == 4
+        assert info.value.line == line
+        message = str(info.value)
+        assert "\n" not in message
+        assert f":{line}: <configSections> does not declare the access section" in message
+        assert 'add the declaration IIS ships, <section name="access" ' in message
+        assert '<sectionGroup name="security"> of <sectionGroup name="system.webServer">' in message
+
+
+def test_a_file_without_config_sections_is_a_fragment_read_with_the_declarations_iis_ships():
+    """Hand-made files have no <configSections> at all: no IIS export is one, so the section
+    is taken as IIS declares it (locked: no web.config may override sslFlags)."""
+    raw = config(Loc("Default Web Site/owa", "Ssl"))
+    assert b"<configSections" not in raw
+    result = owa_only(raw)
+    assert [outcome.action for outcome in result.outcomes] == ["rewritten"]
+    assert result.findings == owa_only(registered(raw, "Deny")).findings
+
+
 def test_two_locations_for_one_path_with_different_sections_are_fine():
     raw = config(Loc("Default Web Site/owa", "Ssl"), Loc("Default Web Site/owa", shape="webserver"))
     assert owa_only(raw).outcomes[0].action == "rewritten"

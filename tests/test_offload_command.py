@@ -197,6 +197,31 @@ def test_malformed_input_is_one_line_exit_4_nothing_written(confedit_exe, tmp_pa
     assert not out.exists()
 
 
+def test_config_sections_without_the_access_section_are_one_line_exit_4_nothing_written(
+    confedit_exe, tmp_path
+):
+    """IIS would not load the file with the <access> an offload adds: it is refused before
+    anything is written, by offload and by audit alike."""
+    declaration = b'<section name="access" overrideModeDefault="Deny" />'
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(SAMPLE.read_bytes().replace(declaration, b""))
+    line = SAMPLE.read_bytes().split(b"<configSections>")[0].count(b"\n") + 1
+    for args in (
+        ["offload", "-o", "out.config", "--diff", "d"],
+        ["offload", "--in-place"],
+        ["audit"],
+    ):
+        proc = run(confedit_exe, *args, config.name, cwd=tmp_path)
+        assert proc.returncode == 4, args
+        (error,) = proc.stderr.decode().splitlines()
+        assert error.startswith(
+            f"applicationHost.config:{line}: <configSections> does not declare the access section"
+        )
+        assert proc.stdout == b""
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["applicationHost.config"]
+        assert config.read_bytes() == SAMPLE.read_bytes().replace(declaration, b"")
+
+
 def test_back_end_target_is_refused_exit_3_nothing_written(confedit_exe, tmp_path):
     out = tmp_path / "out.config"
     proc = run(
