@@ -25,7 +25,7 @@ from confedit.iis import (
     token_checking_name,
     validate,
 )
-from confedit.plan import first_named
+from confedit.plan import first_named, registration_refusal
 from confedit.spans import fold
 from confedit.style import paint
 
@@ -171,13 +171,19 @@ def is_offloaded(ssl_flags: str) -> bool:
 def audit(raw: bytes, name: str = "<input>", site: str = exchange.FRONT_END_SITE) -> AuditReport:
     """Load a config and resolve the SSL policy of every location of both Exchange sites; the
     Back End as the front-end site is refused, as offload refuses it (its gate would advise an
-    offload that refuses, and pass a Back End that had lost its SSL)."""
+    offload that refuses, and pass a Back End that had lost its SSL). So is a file whose
+    registration of the access section keeps it out of the <location> of a path, with offload's
+    reason: IIS would not load it with the <access> offload writes there, and its table would
+    show it as a file to offload."""
     if not isinstance(site, str):
         raise UsageProblem(f"site takes a site's name (str), not {site!r}")
     if path_key(site) == path_key(exchange.BACK_END_SITE):
         raise Refused([exchange.BACK_END_AS_FRONT_END.format(site=site)], source=name)
     config = Config(load(raw, name, sites=(site, exchange.BACK_END_SITE)))
     validate(config)
+    restricted = registration_refusal(config)
+    if restricted:
+        raise Refused([restricted], source=name)
     return audit_config(config, site)
 
 

@@ -18,6 +18,7 @@ from confedit.iis import (
     NONE,
     SECURITY_LOCK,
     SECURITY_LOCK_EXCEPT,
+    SHIPPED_REGISTRATION,
     SSL_FLAGS,
     TOKEN_CHECKING,
     Config,
@@ -174,8 +175,9 @@ def plan(config: Config, request: Request) -> Plan:
             source=config.document.name,
         )
     draft = _Draft(config, request)
-    if config.registration_restricts:
-        draft.refusals.append(_restricted(config.registration_restricts))
+    restricted = registration_refusal(config)
+    if restricted:
+        draft.refusals.append(restricted)
     targets = _targets(draft)
     targets += _descendants(draft, targets)
     for target in targets:
@@ -373,14 +375,18 @@ def _source_after(config: Config, key: str, target_keys: set[str]) -> Resolved |
 # --- safety checks ---------------------------------------------------------------------------
 
 
-def _restricted(registration: str) -> str:
+def registration_refusal(config: Config) -> str | None:
     """Why no offload can be written where the access section's registration keeps it out of
-    the <location> elements of paths: appcmd's /commit:APPHOST writes it there, and fails."""
+    the <location> elements of paths (appcmd's /commit:APPHOST writes it there, and fails);
+    None where it does not. Audit refuses such a file too, with the same reason."""
+    registration = config.registration_restricts
+    if registration is None:
+        return None
     return (
         f"the access section is kept out of <location> elements of paths by {registration}: "
         "an offload sets sslFlags in the <location> of each path, as appcmd does, which IIS "
-        "would then refuse; restore the registration as IIS ships it, "
-        '<section name="access" overrideModeDefault="Deny" />, then run confedit again'
+        f"would then refuse; restore the registration as IIS ships it, {SHIPPED_REGISTRATION}, "
+        "then run confedit again"
     )
 
 

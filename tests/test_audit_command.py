@@ -71,6 +71,34 @@ def test_the_back_end_as_the_front_end_site_is_refused_as_offload_refuses_it(con
 
 
 @pytest.mark.parametrize("args", [[], ["--offloaded"], ["--format", "json"]])
+@pytest.mark.parametrize("restriction", ['allowLocation="false"', 'allowDefinition="AppHostOnly"'])
+def test_a_registration_that_keeps_access_out_of_locations_is_refused_as_offload_refuses_it(
+    confedit_exe, tmp_path, args, restriction
+):
+    """Offload refuses a file whose registration of the access section keeps it out of the
+    <location> of a path; audit printed its table as if the file were fine, and its gate
+    advised that offload."""
+    registration = b'<section name="access" overrideModeDefault="Deny" />'
+    restricted = registration.replace(b'"access"', b'"access" ' + restriction.encode())
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(SAMPLE.read_bytes().replace(registration, restricted))
+    proc = run(confedit_exe, "audit", *args, config.name, cwd=tmp_path)
+    offload = run(confedit_exe, "offload", config.name, cwd=tmp_path)
+    assert proc.returncode == offload.returncode == 3
+    (reason,) = offload.stderr.decode().splitlines()
+    assert reason.startswith("applicationHost.config: refused: the access section is kept out")
+    assert restriction in reason
+    if args == ["--format", "json"]:
+        report = json.loads(proc.stdout)
+        validate(report)
+        assert (report["status"], report["exit_code"]) == ("refused", 3)
+        assert report["error"]["message"] == reason
+    else:
+        assert proc.stderr.decode().splitlines() == [reason]
+        assert proc.stdout == b""
+
+
+@pytest.mark.parametrize("args", [[], ["--offloaded"], ["--format", "json"]])
 def test_audit_says_an_unlocked_access_section_on_stderr_as_every_warning(
     confedit_exe, tmp_path, args
 ):

@@ -8,6 +8,7 @@ import pytest
 from lxml import etree
 
 from confedit import exchange, offload
+from confedit.auditing import audit
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.plan import Request
 from confedit.testing.build import (
@@ -1186,6 +1187,12 @@ def test_a_registration_that_keeps_access_out_of_locations_is_refused(restrictio
     assert restriction in reason
     assert "line 74" in reason
     assert "<location>" in reason
+    # Audit showed the file's table as if IIS loaded it, the gate advising an offload that
+    # refuses: it refuses it too, for offload's reason.
+    with pytest.raises(Refused) as audited:
+        audit(changed, "t")
+    assert audited.value.reasons == [reason]
+    assert audited.value.exit_code == 3
 
 
 def test_a_registration_that_allows_access_everywhere_is_no_refusal():
