@@ -248,8 +248,11 @@ def _targets(draft: _Draft) -> list[Target]:
 
 
 def _target(config: Config, path: str, service: str | None, explicit: bool) -> Target:
+    """A path the file has is named as the file spells it; one it has not, only ever named in a
+    refusal, as it was typed: a trailing slash taken off it would make 'owa//' read 'owa/',
+    which the file may have, and hide the slash too many."""
     key = path_key(path)
-    spelling = config.spelling(key) or config.sites_spelling(key) or path.removesuffix("/")
+    spelling = config.spelling(key) or config.sites_spelling(key) or path
     return Target(spelling, key, service, explicit)
 
 
@@ -514,7 +517,7 @@ def _not_in_sites(config: Config, target: Target) -> str:
     site = config.sites.get(site_of(target.key))
     if site is None:
         return f"'{target.path}': {_unknown_site(config, target.path.partition('/')[0])}"
-    last = fold(target.path.rsplit("/", 1)[-1])
+    last = target.key.rsplit("/", 1)[-1]  # folded, without the trailing slash path_key ignores
     for app in site.applications:
         if app.pool and fold(app.pool) == last:
             return (

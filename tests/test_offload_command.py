@@ -233,6 +233,20 @@ def test_back_end_target_is_refused_exit_3_nothing_written(confedit_exe, tmp_pat
     assert not out.exists()
 
 
+def test_a_path_with_a_slash_too_many_is_named_as_it_was_typed(confedit_exe):
+    """`--path "Default Web Site/OWA//"` was refused as 'Default Web Site/OWA/', which names
+    owa: the message hid the slash too many."""
+    typed = "Default Web Site/OWA//"
+    proc = run(confedit_exe, "offload", str(SAMPLE), "--path", typed)
+    assert proc.returncode == 3
+    (reason,) = proc.stderr.decode().splitlines()
+    assert reason.startswith(f"{SAMPLE}: refused: '{typed}' is not an application or virtual")
+    report = json.loads(
+        run(confedit_exe, "offload", str(SAMPLE), "--path", typed, "--format", "json").stdout
+    )
+    assert report["error"]["reasons"][0].startswith(f"'{typed}' is not")
+
+
 def test_json_report_on_success_and_on_refusal(confedit_exe):
     proc = run(confedit_exe, "offload", str(SAMPLE), "--format", "json")
     report = json.loads(proc.stdout)

@@ -204,6 +204,40 @@ def test_paths_match_case_insensitively_with_a_trailing_slash_and_keep_the_file_
     assert b'<location path="Default Web Site/owa">' in result.output
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "Default Web Site/OWA//",
+        "Default Web Site/nothere/",
+        "Exchange Back End/owa//",
+        "Other Site/x/",
+        "owa/",
+        "./",
+    ],
+)
+def test_a_path_the_file_does_not_have_is_named_as_it_was_typed(typed):
+    """A trailing slash was taken off: 'owa//' was refused as 'owa/' (which the file has, as
+    'owa'), and the slash too many the user had to find was not shown."""
+    with pytest.raises(Refused) as info:
+        offload(real("e2013-cas.applicationHost.config"), Request(paths=(typed,)), name="t")
+    (reason,) = info.value.reasons
+    assert reason.startswith(f"'{typed}'")
+
+
+def test_an_application_pool_typed_with_a_trailing_slash_is_still_explained():
+    with pytest.raises(Refused) as info:
+        offload(
+            real("e2013-cas.applicationHost.config"),
+            Request(paths=("Default Web Site/MSExchangeSyncAppPool/",)),
+            name="t",
+        )
+    (reason,) = info.value.reasons
+    assert reason.startswith(
+        "'Default Web Site/MSExchangeSyncAppPool/' is not a path: MSExchangeSyncAppPool is an "
+        "application pool, and it serves 'Default Web Site/Microsoft-Server-ActiveSync'"
+    )
+
+
 def test_a_service_and_its_path_are_one_target():
     raw = config(Loc("Default Web Site/owa", "Ssl"))
     result = offload(raw, Request(services=("OWA",), paths=("Default Web Site/owa",)), name="t")
@@ -352,7 +386,7 @@ def test_a_paths_site_that_is_no_site_of_the_file_is_not_answered_with_site(path
     the path meant when the front end has it."""
     with pytest.raises(Refused) as info:
         offload(config(), Request(paths=(path,)), name="t")
-    assert info.value.reasons == [f"'{path.rstrip('/')}': {reason}"]
+    assert info.value.reasons == [f"'{path}': {reason}"]
 
 
 @pytest.mark.parametrize(
