@@ -20,7 +20,7 @@ from confedit.testing.build import (
     Style,
     render,
 )
-from tests.conftest import CORPUS, EXCHANGE, SAMPLES, corpus_files
+from tests.conftest import CORPUS, EXCHANGE, SAMPLES, corpus_files, run
 from tests.helpers import access_values, back_end_blocks
 
 LF = Style(newline="\n", bom=False)
@@ -455,6 +455,26 @@ def test_a_blank_path_is_a_usage_problem_as_the_cli_says_it(blank):
     as a path outside the site (exit 3), as if a path had been named."""
     with pytest.raises(UsageProblem, match="paths takes paths: a blank one names nothing"):
         Request(paths=("Default Web Site/owa", blank))
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "/"])
+def test_a_blank_site_is_a_usage_problem_as_the_cli_says_it(confedit_exe, blank):
+    """--site "" is a usage error (exit 2); the library refused it (exit 3) as a site with no
+    Exchange front-end directories, audit reported it so."""
+    cli = run(
+        confedit_exe,
+        "offload",
+        "--site",
+        blank,
+        str(SAMPLES / "exchange2013-cas.applicationHost.config"),
+    )
+    assert cli.returncode == 2
+    assert b"a site name cannot be empty" in cli.stderr
+    with pytest.raises(UsageProblem, match="a site name cannot be empty") as info:
+        Request(site=blank)
+    assert info.value.exit_code == cli.returncode
+    with pytest.raises(UsageProblem, match="a site name cannot be empty"):
+        audit(config(), "t", site=blank)
 
 
 def test_a_site_with_a_trailing_slash_is_the_site_as_the_cli_takes_it():

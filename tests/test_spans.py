@@ -522,12 +522,20 @@ def test_a_path_that_starts_with_a_slash_is_kept_from_a_large_file(monkeypatch):
 
 def test_a_site_named_nothing_is_kept_from_a_large_file(monkeypatch):
     """A <site name=""> is in every scope (its key is the server level's), as the pruning parse
-    and the plain parse read it; the copy a large file is parsed from dropped it."""
+    and the plain parse read it; the copy a large file is parsed from dropped it. No request
+    names that site (a blank site is a usage error), so the sites read are compared."""
     raw = with_filler(1, Loc("Default Web Site/owa", "Ssl"), Loc("Filler/a")).replace(
         b"</sites>", b'<site name="" id="9"><application path="/" /></site></sites>'
     )
-    plain, large = _plain_and_large(monkeypatch, raw, Request(site=""))
-    assert large == plain
+    read = []
+    for prune_above in (1 << 40, 0):
+        monkeypatch.setattr("confedit.document.PRUNE_ABOVE", prune_above)
+        document = load(raw, "x", sites=SCOPE)
+        read.append((document.reduced is not None, sorted(Config(document).sites)))
+    (plain, plain_sites), (large, large_sites) = read
+    assert (plain, large) == (False, True)  # the second was parsed from the copy
+    assert "" in plain_sites
+    assert large_sites == plain_sites
 
 
 OWA_START = b'<location path="Default Web Site/owa">\n        <system.webServer>'
