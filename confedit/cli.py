@@ -77,7 +77,7 @@ def _site(ctx: click.Context, param: click.Parameter, value: str) -> str:
     del ctx, param
     name = value.removesuffix("/")
     if not name.strip():
-        raise click.BadParameter("a site name cannot be empty (the default is 'Default Web Site')")
+        raise click.BadParameter(exchange.BLANK_SITE.format(site=value))
     if _undecodable(name):
         raise click.BadParameter(
             f"{value!r} is not UTF-8 text (bytes the terminal's encoding cannot read): "

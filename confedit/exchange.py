@@ -62,6 +62,10 @@ def back_end_setup_ssl(below_site: str) -> str:
     return _BACK_END_SETUP_SSL[key]
 
 
+# An empty or blank site's name (IIS names no site so), given to --site or the library.
+BLANK_SITE: Final = (
+    "a site name cannot be empty ({site!r}; the default is '" + FRONT_END_SITE + "')"
+)
 # A --site naming the Back End: refused by both commands.
 BACK_END_AS_FRONT_END: Final = (
     "the site '{site}' is the Exchange Back End: "

@@ -67,18 +67,13 @@ def _site_name(site: str) -> str:
     """The site's name, one trailing slash tolerated as in location paths (as --site takes it)."""
     name = site.removesuffix("/")
     if not name.strip():  # as --site: a usage error, not a refusal of a site not in <sites>
-        raise UsageProblem(blank_site(site))
+        raise UsageProblem(exchange.BLANK_SITE.format(site=site))
     if "/" in name:  # IIS forbids it in a site name: a path was meant
         raise UsageProblem(
             f"site takes a site's name, which has no '/': {site!r} is a path (here the site is "
             f"{name.partition('/')[0]!r}); paths takes paths"
         )
     return name
-
-
-def blank_site(site: str) -> str:
-    """Why an empty or blank site's name is a usage error (IIS names no site so)."""
-    return f"a site name cannot be empty ({site!r}; the default is {exchange.FRONT_END_SITE!r})"
 
 
 def _name_tuple(field_name: str, value: object) -> tuple[str, ...]:

@@ -469,10 +469,12 @@ def test_a_blank_site_is_a_usage_problem_as_the_cli_says_it(confedit_exe, blank)
         str(SAMPLES / "exchange2013-cas.applicationHost.config"),
     )
     assert cli.returncode == 2
-    assert b"a site name cannot be empty" in cli.stderr
     with pytest.raises(UsageProblem, match="a site name cannot be empty") as info:
         Request(site=blank)
     assert info.value.exit_code == cli.returncode
+    said = f"a site name cannot be empty ({blank!r}; the default is 'Default Web Site')"
+    assert info.value.message == said
+    assert said.encode() in cli.stderr
     with pytest.raises(UsageProblem, match="a site name cannot be empty"):
         audit(config(), "t", site=blank)
 
