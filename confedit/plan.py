@@ -473,9 +473,10 @@ def _outside(config: Config, target: Target, front: str) -> str:
         )
     meant = _slashed(target.path)
     if meant != target.path and site_of(path_key(meant)) == path_key(front):
+        spelled = config.spelling(path_key(meant)) or config.sites_spelling(path_key(meant))
         return (
             f"'{target.path}' is not a location path: they start with the site's name and use "
-            f"'/' between names; did you mean '{meant}'?"
+            f"'/' between names; did you mean '{spelled or meant}'?"
         )
     misspelt = _misspelt_site(config, target.path.partition("/")[0])
     if misspelt:

@@ -599,9 +599,18 @@ def test_mrsproxy_that_keeps_its_own_ssl_is_neither_warned_about_nor_offered(inc
     assert [o.target.path for o in result.outcomes] == ["Default Web Site/EWS"]
 
 
-@pytest.mark.parametrize("path", ["/Default Web Site/owa", "Default Web Site\\owa"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/Default Web Site/owa",
+        "Default Web Site\\owa",
+        "Default Web Site\\owa\\",
+        "default web site\\OWA",
+    ],
+)
 def test_a_path_with_a_leading_slash_or_backslashes_gets_the_spelling_meant(path):
-    with pytest.raises(Refused, match="did you mean 'Default Web Site/owa'"):
+    """The path meant, as the file spells it (not a trailing slash, not the typed case)."""
+    with pytest.raises(Refused, match=r"did you mean 'Default Web Site/owa'[?]$"):
         offload(config(), Request(paths=(path,)), name="t")
 
 
