@@ -49,7 +49,7 @@ def run_audit(opts: AuditOptions) -> int:
     """The audit command; returns the exit code."""
     require_stdout(True)  # the tables, the matrix or the JSON report: the audit's product
     if opts.many:
-        return run_audit_many(opts)
+        return _run_audit_many(opts)
     snapshot = read_input(opts.config, opts.max_size)
     result = audit(snapshot.data, name=str(opts.config), site=opts.site)
     if opts.fmt == "json":
@@ -108,7 +108,7 @@ def _audit_crashed(settings: AuditSettings, item: Input, error: BaseException) -
     return _audit_failed(item.name, crash(item, error, settings.debug, writes=False))
 
 
-def run_audit_many(opts: AuditOptions) -> int:
+def _run_audit_many(opts: AuditOptions) -> int:
     """`confedit audit` over several files, or `--fleet`; returns the run's exit code."""
     color_out = style.enabled(opts.color, sys.stdout)
     color_err = style.enabled(opts.color, sys.stderr)

@@ -174,7 +174,7 @@ class Site:
         return None
 
 
-def read_sites(root: etree._Element, names: Collection[str] | None = None) -> dict[str, Site]:
+def _read_sites(root: etree._Element, names: Collection[str] | None = None) -> dict[str, Site]:
     """The <sites> section (or only the sites `names`), keyed by case-folded site name;
     application pools filled in from the defaults."""
     sites_el = root.find("system.applicationHost/sites")
@@ -310,7 +310,7 @@ class Config:
     def __init__(self, document: Document) -> None:
         """The IIS view of `document`, limited to the sites it was loaded with (see load())."""
         self.document = document
-        self.sites = read_sites(document.root, document.scope)
+        self.sites = _read_sites(document.root, document.scope)
         self.locations = document.locations()
         self._by_key: dict[str, list[Location]] = {}
         for location in self.locations:

@@ -124,11 +124,11 @@ def error_json(error: ConfeditError, name: str | None, exit_code: int) -> dict[s
         "application_pools_to_recycle": [],
         "semantic_changes": [],
         "diff": "",
-        "error": error_detail(error),
+        "error": _error_detail(error),
     }
 
 
-def error_detail(error: ConfeditError) -> dict[str, Any]:
+def _error_detail(error: ConfeditError) -> dict[str, Any]:
     """The `error` member of every JSON report: kind, message, and what the kind adds."""
     detail: dict[str, Any] = {"kind": error.kind, "message": str(error)}
     if isinstance(error, Refused):
@@ -148,7 +148,7 @@ def audit_error_json(error: ConfeditError, name: str | None, exit_code: int) -> 
         "file": name,
         "status": error.kind,
         "exit_code": exit_code,
-        "error": error_detail(error),
+        "error": _error_detail(error),
     }
 
 
@@ -203,5 +203,5 @@ def batch_json(
         "files": files,
     }
     if error is not None:
-        document["error"] = error_detail(error)
+        document["error"] = _error_detail(error)
     return document
