@@ -296,15 +296,22 @@ def _outline(element: etree._Element, *, created: bool) -> etree._Element:
     children = list(element)
     for index, child in enumerate(children):
         if created and index == len(children) - 1:
-            outline.append(_normalised(child))
+            item = _normalised(child)
+            outline.append(item)
         elif isinstance(child.tag, str):
-            etree.SubElement(outline, child.tag, {"unchanged-child": str(index)})
+            item = etree.SubElement(outline, child.tag, {"unchanged-child": str(index)})
         elif isinstance(child, etree._ProcessingInstruction):
             # xmldiff cannot read one (it joins the tag, a function, as text): a stub
             # element stands for it, its bytes being unchanged like those of the other stubs.
-            etree.SubElement(outline, "processing-instruction", {"unchanged-child": str(index)})
+            item = etree.SubElement(
+                outline, "processing-instruction", {"unchanged-child": str(index)}
+            )
         else:  # a comment: small, kept as it is
-            outline.append(_normalised(child))
+            item = _normalised(child)
+            outline.append(item)
+        # The text after a child is the element's content, and an insertion writes next to
+        # the last child's: text it adds there must show. Stripped: its spacing is formatting.
+        item.tail = (child.tail or "").strip() or None
     return outline
 
 

@@ -215,3 +215,19 @@ def test_a_processing_instruction_in_the_edited_element_is_no_internal_error(has
     result = offload(raw, Request(services=("owa",)), name="x")
     assert result.output.count(b"<?stamp </security> ?>") == 1
     assert result.outcomes[0].changed
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_text_written_beside_the_new_element_is_caught(monkeypatch, where):
+    """Text before the new <access> becomes the tail of the child before it, text after it the
+    new element's own tail: neither is the intended change, and the outlines must show both."""
+
+    def with_text(edit: Edit, config) -> Edit:
+        if not edit.creates:
+            return edit
+        text = b"x" + edit.text if where == "before" else edit.text + b"x"
+        return dataclasses.replace(edit, text=text)
+
+    _break(monkeypatch, with_text)
+    with pytest.raises(VerificationFailed, match="does not produce the intended element"):
+        offload(RAW, Request(services=("owa",)), name="x")
