@@ -328,9 +328,13 @@ def _normalised(element: etree._Element) -> etree._Element:
 
 
 def _check_access_defined_once(document: Document, steps: list[Edit]) -> None:
-    """An edit that creates <access> does so at a path whose <location> elements have none: a
-    second definition of the section for one path is a file IIS refuses to load."""
-    creating = {path_key(edit.location_path): edit for edit in steps if edit.creates}
+    """An edit that creates <access> does so at a path whose <location> elements have none, and
+    no other edit creates one there: a second definition of the section for one path is a file
+    IIS refuses to load."""
+    creating: dict[str, Edit] = {}
+    for step in (step for step in steps if step.creates):
+        if creating.setdefault(path_key(step.location_path), step) is not step:
+            raise VerificationFailed(f"two edits add <access> for {step.location_path!r}")
     if not creating:
         return
     for location in document.locations():

@@ -231,3 +231,26 @@ def test_text_written_beside_the_new_element_is_caught(monkeypatch, where):
     _break(monkeypatch, with_text)
     with pytest.raises(VerificationFailed, match="does not produce the intended element"):
         offload(RAW, Request(services=("owa",)), name="x")
+
+
+def test_two_edits_that_add_access_for_one_path_are_caught(monkeypatch):
+    """Neither edit finds an <access> in the input, but together they define it twice."""
+    real_plan = engine.plan
+
+    def twice_for_owa(config, request):
+        the_plan = real_plan(config, request)
+        edit = next(e for e in the_plan.edits if e.creates)
+        last = config.document.locations()[-1].span.end
+        text = (
+            f'<location path="{edit.location_path}"><system.webServer><security>'
+            '<access sslFlags="None" /></security></system.webServer></location>'
+        ).encode()
+        chain = ("location", "system.webServer", "security", "access")
+        extra = Edit(last, last, text, None, None, chain, edit.location_path)
+        return dataclasses.replace(the_plan, edits=(*the_plan.edits, extra))
+
+    monkeypatch.setattr(engine, "plan", twice_for_owa)
+    with pytest.raises(
+        VerificationFailed, match="two edits add <access> for 'Default Web Site/owa'"
+    ):
+        offload(RAW, Request(services=("owa",)), name="x")
