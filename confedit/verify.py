@@ -33,7 +33,7 @@ from confedit.edits import Edit, ordered, same_bytes, touches
 from confedit.errors import VerificationFailed
 from confedit.exchange import BACK_END_SITE
 from confedit.iis import path_key
-from confedit.spans import site_of_path
+from confedit.spans import root_end_tag, site_of_path
 
 ACCESS_XPATH: Final = "system.webServer/security/access"  # below a <location>
 # An outline pair as it is checked: before, after (serialised) and the elements the edit creates.
@@ -58,6 +58,7 @@ def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[lis
             _check_children_kept(document.data, edit)
             actions.append(_check_meaning(document, edit, output, at))
             shift += edit.delta
+        _check_new_locations_at_top_level(document, [e for e in steps if e.anchor is None])
         _check_access_defined_once(document, steps)
         _check_back_end(document, steps, output)
     except VerificationFailed as exc:
@@ -325,6 +326,29 @@ def _normalised(element: etree._Element) -> etree._Element:
         if node is not clone and not (node.tail or "").strip():
             node.tail = None
     return clone
+
+
+def _check_new_locations_at_top_level(document: Document, new: list[Edit]) -> None:
+    """A new <location> is inserted between two top-level elements, as the writer appends it:
+    after a <location>, or before </configuration>. Its own text parses alone, so only its place
+    says whether the output nests it in another element, or cuts a tag in two."""
+    if not new:
+        return
+    data = document.data
+    ends = [location.span.end for location in document.locations()]  # in file order
+    last = document.last_location()
+    after = last.span.end if last else document.root_content_start()
+    close = root_end_tag(data, after)
+    for edit in new:
+        at = edit.start
+        index = bisect.bisect_left(ends, at)
+        after_a_location = at == after or (index < len(ends) and ends[index] == at)
+        before_the_end = after <= at <= close and not data[at:close].strip()
+        if at != edit.end or not (after_a_location or before_the_end):
+            raise VerificationFailed(
+                f"the new <location> for {edit.location_path!r} is not inserted between "
+                "top-level elements"
+            )
 
 
 def _check_access_defined_once(document: Document, steps: list[Edit]) -> None:

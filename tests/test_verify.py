@@ -254,3 +254,32 @@ def test_two_edits_that_add_access_for_one_path_are_caught(monkeypatch):
         VerificationFailed, match="two edits add <access> for 'Default Web Site/owa'"
     ):
         offload(RAW, Request(services=("owa",)), name="x")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        lambda span: span.end - 1,  # inside the end tag of a <location>: no longer well-formed
+        lambda span: span.start_tag_end,  # inside a <location>: nested, which IIS refuses
+    ],
+    ids=["in-an-end-tag", "in-a-location"],
+)
+def test_a_new_location_inserted_inside_an_element_is_caught(monkeypatch, where):
+    real_plan = engine.plan
+
+    def misplaced(config, request):
+        the_plan = real_plan(config, request)
+        ecp = next(loc for loc in config.locations if loc.path == "Default Web Site/ecp")
+        at = where(config.document.location_of(ecp.element).span)
+        edits = [
+            dataclasses.replace(edit, start=at, end=at) if edit.anchor is None else edit
+            for edit in the_plan.edits
+        ]
+        return dataclasses.replace(the_plan, edits=tuple(edits))
+
+    monkeypatch.setattr(engine, "plan", misplaced)
+    # the file without OAB's <location>: the offload appends a new one
+    start = RAW.index(b'<location path="Default Web Site/OAB">')
+    raw = RAW[:start] + RAW[RAW.index(b"</location>", start) + len(b"</location>") :]
+    with pytest.raises(VerificationFailed, match="not inserted between top-level elements"):
+        offload(raw, Request(services=("oab",)), name="x")
