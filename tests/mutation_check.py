@@ -24,7 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # The copy is made elsewhere, with no ../shared beside it: its tests read the corpus from here.
 CORPUS = os.environ.get("CONFEDIT_CORPUS", str(REPO.parent / "shared" / "corpus"))
-TESTS = ("tests/test_properties.py", "tests/test_stateful.py", "tests/test_readme.py")
+TESTS = (
+    "tests/test_properties.py",
+    "tests/test_stateful.py",
+    "tests/test_readme.py",
+    "tests/test_verify.py",
+)
 
 # The Back End guards off: the plan's refusal, and the verification that would catch an edit.
 BACK_END_GUARDS_OFF: list[tuple[str, str, str]] = [
@@ -259,6 +264,35 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
             "confedit/iis.py",
             '            SslFlags.parse(value if value is not None else "None")\n',
             "            pass\n",
+        ),
+    ],
+    # One check of verify.py off or weakened, the engine right: what the corruptions of real
+    # edits (tests/test_verify.py) must catch.
+    "verify-last-gap": [
+        (
+            "confedit/verify.py",
+            "    for edit in [*steps, None]:\n",
+            "    for edit in steps:\n",
+        ),
+    ],
+    "verify-children-kept": [
+        ("confedit/verify.py", "            _check_children_kept(document.data, edit)\n", ""),
+    ],
+    "verify-defined-once": [
+        ("confedit/verify.py", "        _check_access_defined_once(document, steps)\n", ""),
+    ],
+    "verify-top-level": [
+        (
+            "confedit/verify.py",
+            "        _check_new_locations_at_top_level(document, [e for e in steps if e.anchor is None])\n",
+            "",
+        ),
+    ],
+    "verify-back-end": [
+        (
+            "confedit/verify.py",
+            "    back_end = path_key(BACK_END_SITE)\n",
+            "    return\n    back_end = path_key(BACK_END_SITE)\n",
         ),
     ],
 }
