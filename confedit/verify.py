@@ -4,7 +4,8 @@ The output is the input with some spans replaced. Four checks together prove tha
 exactly "the input plus the intended sslFlags edits", at a cost that follows the edits rather than
 the file size:
 
-1. bytes: every byte outside the edited spans is identical to the input (one comparison per gap);
+1. bytes: every byte outside the edited spans is identical to the input, and every byte inside
+   one is the edit's text (one comparison per gap and per edit);
 2. meaning: each changed element (one edit each), cut from the output and parsed on its own,
    equals the input's element with the intended change applied, and xmldiff finds exactly that
    change and nothing else (its other children are compared as stubs: the edit must replace
@@ -68,12 +69,20 @@ def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[lis
 
 
 def _check_untouched_bytes(data: bytes, steps: list[Edit], output: bytes) -> None:
+    """The output is the input with each edit's span replaced by its text, byte for byte: the
+    bytes between the edits are the input's, and those of each edit its text (the diff is made
+    from the edits, and must show the file written)."""
     position = shift = 0
     for edit in [*steps, None]:
         end = edit.start if edit else len(data)
         if not same_bytes(output, position + shift, data, position, end - position):
             raise VerificationFailed(f"bytes {position}-{end} outside the edits changed")
         if edit:
+            if not same_bytes(output, edit.start + shift, edit.text, 0, len(edit.text)):
+                raise VerificationFailed(
+                    f"the output at byte {edit.start} is not the text of the edit of "
+                    f"{edit.location_path!r}"
+                )
             shift += edit.delta
             position = edit.end
     if len(output) != len(data) + shift:

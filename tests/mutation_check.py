@@ -275,6 +275,13 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
             "    for edit in steps:\n",
         ),
     ],
+    "verify-edit-text": [
+        (
+            "confedit/verify.py",
+            "            if not same_bytes(output, edit.start + shift, edit.text, 0, len(edit.text)):\n",
+            "            if False:\n",
+        ),
+    ],
     "verify-children-kept": [
         ("confedit/verify.py", "            _check_children_kept(document.data, edit)\n", ""),
     ],

@@ -293,12 +293,14 @@ def test_a_new_location_inserted_inside_an_element_is_caught(monkeypatch, where)
 # The engine's own edits, corrupted ----------------------------------------------------------------
 #
 # Each example takes a real offload (its document, edits and output) and corrupts it in one
-# drawn way. A corruption that makes the output mean something else than the real output does
-# is a wrong result, and so is any byte changed outside the edits: verify() must raise. Every
-# corruption keeps what the edits say they intend (anchor, created elements, path) or intends
-# what is never right (the Back End, a second <access> for a path, a <location> inside another
-# element), so that verify() cannot rightly accept a meaning other than the real one. One that
-# changes only spacing is harmless: nothing is asserted then.
+# drawn way. A corruption of the edits that makes the output mean something else than the real
+# output does is a wrong result: verify() must raise. Every such corruption keeps what the
+# edits say they intend (anchor, created elements, path) or intends what is never right (the
+# Back End, a second <access> for a path, a <location> inside another element), so that
+# verify() cannot rightly accept a meaning other than the real one; one that changes only
+# spacing is harmless, and nothing is asserted then. A byte of the output changed, the edits
+# kept, is always wrong: the output is no longer the input with the edits applied, which the
+# diff shows.
 
 # lxml, not confedit, says what a file means: the working bytes are UTF-8 whatever they declare.
 _PARSER = etree.XMLParser(encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False)
@@ -564,11 +566,10 @@ def _new_location_inside(draw: st.DrawFn, document: Document, steps: list[Edit])
     return _replaced(steps, edit, dataclasses.replace(edit, start=at, end=at))
 
 
-def _output(
-    document: Document, steps: list[Edit], output: bytes, draw: st.DrawFn
-) -> tuple[bytes, bool]:
-    """A byte of the output changed, added or taken away, the edits left as they are; and
-    whether that byte lies outside the edits' new text (then it is wrong whatever it means)."""
+def _output(document: Document, steps: list[Edit], output: bytes, draw: st.DrawFn) -> bytes:
+    """A byte of the output changed, added or taken away, the edits left as they are: in a gap
+    between the edits or in an edit's text, drawn first so that the last gap gets its share.
+    Whatever it means, the output is then not the input with the edits applied."""
     moves = Moves(steps)
     regions = [(moves.start(edit), moves.start(edit) + len(edit.text)) for edit in steps]
     bounds = [0, *(at for region in regions for at in region), len(output)]
@@ -579,13 +580,11 @@ def _output(
     how = draw(st.sampled_from(("change", "add", "remove")))
     at = draw(st.integers(start, end - 1))
     if how == "add":
-        outside = not any(start < at < end for start, end in regions)
-        return output[:at] + b"x" + output[at:], outside
-    outside = not any(start <= at < end for start, end in regions)
+        return output[:at] + b"x" + output[at:]
     if how == "remove":
-        return output[:at] + output[at + 1 :], outside
+        return output[:at] + output[at + 1 :]
     byte = draw(st.sampled_from([bytes([b]) for b in _BYTES if b != output[at]]))
-    return output[:at] + byte + output[at + 1 :], outside
+    return output[:at] + byte + output[at + 1 :]
 
 
 _EDIT_CORRUPTIONS = {
@@ -631,9 +630,7 @@ def test_verify_refuses_the_real_edits_corrupted(case, data):
     document, steps, output = result.document, ordered(result.edits), result.output_data
     for kind in _applicable(document, steps):
         if kind == "output":
-            corrupted, outside = _output(document, steps, output, data.draw)
-            edits = steps
-            wrong = outside or _meaning(corrupted) != _meaning(output)
+            corrupted, edits, wrong = _output(document, steps, output, data.draw), steps, True
         else:
             edits = _EDIT_CORRUPTIONS[kind](data.draw, document, steps)
             if _overlaps(edits):  # splice() itself refuses them: no output to verify
@@ -646,3 +643,17 @@ def test_verify_refuses_the_real_edits_corrupted(case, data):
             with pytest.raises(VerificationFailed):
                 note(f"{kind}: {[(e.start, e.end, e.text) for e in edits]}")
                 verify.verify(document, edits, corrupted)
+
+
+def test_an_output_whose_edited_bytes_are_not_the_edits_text_is_caught():
+    """The diff is made from the edits: an output that means the same but holds other bytes
+    where an edit writes (a space moved inside the new <access>, the length kept) is not the
+    file the diff shows."""
+    result = offload(RAW, Request(services=("owa",)), name="x")
+    document, steps, output = result.document, ordered(result.edits), result.output_data
+    written = b'<access sslFlags="None" />'
+    at = Moves(steps).start(steps[0]) + steps[0].text.index(written)
+    assert output[at : at + len(written)] == written
+    moved = output[:at] + b'<access  sslFlags="None"/>' + output[at + len(written) :]
+    with pytest.raises(VerificationFailed, match="is not the text of the edit"):
+        verify.verify(document, steps, moved)
