@@ -25,7 +25,7 @@ from confedit.iis import (
     token_checking_name,
     validate,
 )
-from confedit.plan import first_named, registration_refusal
+from confedit.plan import checked_site, first_named, registration_refusal
 from confedit.spans import fold
 from confedit.style import paint
 
@@ -177,8 +177,7 @@ def audit(raw: bytes, name: str = "<input>", site: str = exchange.FRONT_END_SITE
     show it as a file to offload."""
     if not isinstance(site, str):
         raise UsageProblem(f"site takes a site's name (str), not {site!r}")
-    if not site.removesuffix("/").strip():  # as --site and Request
-        raise UsageProblem(exchange.BLANK_SITE.format(site=site))
+    site = checked_site(site)  # as --site and Request take it
     if path_key(site) == path_key(exchange.BACK_END_SITE):
         raise Refused([exchange.BACK_END_AS_FRONT_END.format(site=site)], source=name)
     config = Config(load(raw, name, sites=(site, exchange.BACK_END_SITE)))

@@ -57,21 +57,22 @@ class Request:
             raise UsageProblem(f"paths takes paths: a blank one names nothing ({self.paths!r})")
         if not isinstance(self.site, str):
             raise UsageProblem(f"site takes a site's name (str), not {self.site!r}")
-        object.__setattr__(self, "site", _site_name(self.site))
+        object.__setattr__(self, "site", checked_site(self.site, "; paths takes paths"))
         for name in ("include_descendants", "allow_extended_protection"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageProblem(f"{name} takes True or False, not {getattr(self, name)!r}")
 
 
-def _site_name(site: str) -> str:
-    """The site's name, one trailing slash tolerated as in location paths (as --site takes it)."""
+def checked_site(site: str, instead: str = "") -> str:
+    """The site's name, one trailing slash tolerated as in location paths (as --site takes it),
+    for Request and audit(); `instead` ends the message of a path given as the site."""
     name = site.removesuffix("/")
     if not name.strip():  # as --site: a usage error, not a refusal of a site not in <sites>
         raise UsageProblem(exchange.BLANK_SITE.format(site=site))
     if "/" in name:  # IIS forbids it in a site name: a path was meant
         raise UsageProblem(
             f"site takes a site's name, which has no '/': {site!r} is a path (here the site is "
-            f"{name.partition('/')[0]!r}); paths takes paths"
+            f"{name.partition('/')[0]!r}){instead}"
         )
     return name
 

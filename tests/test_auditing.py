@@ -210,3 +210,23 @@ def test_a_site_that_is_no_name_is_a_usage_problem(site):
     with pytest.raises(UsageProblem) as info:
         audit(raw, site=site)
     assert "site takes a site's name (str)" in str(info.value)
+
+
+def test_a_site_with_a_trailing_slash_is_the_site_as_request_takes_it():
+    """It was audited as a site the file lacks: "the site 'Default Web Site/' is not in <sites>;
+    did you mean 'Default Web Site'?"."""
+    raw = (SAMPLES / "exchange2013-cas.applicationHost.config").read_bytes()
+    report = audit(raw, "x", site="Default Web Site/")
+    assert report.front_end_problem is None
+    assert report == audit(raw, "x", site="Default Web Site")
+
+
+def test_a_path_as_the_site_is_a_usage_problem_as_request_says_it():
+    """It raised a KeyError from inside."""
+    raw = (SAMPLES / "exchange2013-cas.applicationHost.config").read_bytes()
+    with pytest.raises(UsageProblem) as info:
+        audit(raw, "x", site="Default Web Site/owa")
+    assert str(info.value) == (
+        "site takes a site's name, which has no '/': 'Default Web Site/owa' is a path (here the "
+        "site is 'Default Web Site')"
+    )
