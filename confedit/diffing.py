@@ -17,6 +17,7 @@ from confedit.edits import Edit, ordered
 from confedit.files import is_link
 
 NO_NEWLINE = b"\\ No newline at end of file\n"
+CONTEXT: Final = 3  # unchanged lines around each change, as diff -u and git diff show
 _LF = ord("\n")
 
 
@@ -66,16 +67,14 @@ def logical_cwd() -> Path:
     return physical
 
 
-def unified_diff(
-    old: bytes, new: bytes, edits: Sequence[Edit], label: str, context: int = 3
-) -> bytes:
+def unified_diff(old: bytes, new: bytes, edits: Sequence[Edit], label: str) -> bytes:
     """The diff of `old` -> `new`, which differ only inside `edits`; b"" when there are none."""
     changes = _changes(old, new, ordered(edits))
     if not changes:
         return b""
     out = [b"--- " + header_name("a/", label), b"+++ " + header_name("b/", label)]
-    for hunk in _hunks(changes, context):
-        out += _hunk(old, hunk, context)
+    for hunk in _hunks(changes, CONTEXT):
+        out += _hunk(old, hunk, CONTEXT)
     return b"".join(out)
 
 

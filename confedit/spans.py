@@ -540,8 +540,8 @@ def pair_spans(
 
 
 def _check_name(element: etree._Element, raw_name: bytes) -> None:
-    if element.tag.encode() == raw_name:  # the common case: no namespace prefix
-        return
+    """A tag whose bytes are not the element's tag (pair_spans compares those inline): it must
+    be the element's prefix and local name."""
     qname = etree.QName(element)
     expected = f"{element.prefix}:{qname.localname}" if element.prefix else qname.localname
     if raw_name.decode("utf-8") != expected:

@@ -196,9 +196,8 @@ def _nested(
     )
 
 
-def _escape_attr(value: str | None) -> str:
-    text = value or ""
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+def _escape_attr(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
 def _indent_unit(document: Document, locations: Sequence[Location]) -> bytes:
