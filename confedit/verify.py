@@ -49,7 +49,7 @@ def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[lis
     name = document.name
     steps = ordered(edits)
     try:
-        _check_untouched_bytes(document.data, steps, output)
+        _check_output_bytes(document.data, steps, output)
         actions = []
         shift = 0  # how far the output has moved at this edit, from the edits before it
         for index, edit in enumerate(steps):
@@ -68,7 +68,7 @@ def verify(document: Document, edits: Sequence[Edit], output: bytes) -> list[lis
     return actions
 
 
-def _check_untouched_bytes(data: bytes, steps: list[Edit], output: bytes) -> None:
+def _check_output_bytes(data: bytes, steps: list[Edit], output: bytes) -> None:
     """The output is the input with each edit's span replaced by its text, byte for byte: the
     bytes between the edits are the input's, and those of each edit its text (the diff is made
     from the edits, and must show the file written)."""
@@ -294,7 +294,7 @@ def _outline(element: etree._Element, *, created: bool) -> etree._Element:
     """What xmldiff compares: the changed element with each unchanged child reduced to a stub.
 
     The children other than the one the edit created are byte-identical in input and output
-    (checked by _check_untouched_bytes), so their content cannot differ; reducing them to
+    (checked by _check_output_bytes), so their content cannot differ; reducing them to
     stubs keeps xmldiff's cost independent of their size. Whitespace-only text is dropped:
     indentation is not meaning.
     """
