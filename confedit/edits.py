@@ -48,7 +48,7 @@ def ordered(edits: Sequence[Edit]) -> list[Edit]:
 
 
 def splice(data: bytes, edits: Sequence[Edit]) -> bytes:
-    """Apply the edits, last offset first in effect: every other byte is copied unchanged."""
+    """Apply the edits, each at its offsets in `data`: every other byte is copied unchanged."""
     view = memoryview(data)  # slices of a view are not copies: the join is the only copy
     pieces: list[bytes | memoryview] = []
     position = 0

@@ -330,7 +330,8 @@ class Config:
     @cached_property
     def registrations(self) -> list[etree._Element]:
         """The <section> elements that register the access section in <configSections>: one in
-        a file IIS loads (validate() refuses two). Found once: three checks read them."""
+        a file IIS loads (validate() refuses two). Found once: four checks read them (two of
+        validate()'s, registration_allows and registration_restricts)."""
         return _registrations(self.document.root)
 
     @cached_property

@@ -294,7 +294,8 @@ def _outline(element: etree._Element, *, created: bool) -> etree._Element:
     """What xmldiff compares: the changed element with each unchanged child reduced to a stub.
 
     The children other than the one the edit created are byte-identical in input and output
-    (checked by _check_output_bytes), so their content cannot differ; reducing them to
+    (the edit replaces none of their bytes, _check_children_kept, and the output keeps every
+    byte no edit writes, _check_output_bytes), so their content cannot differ; reducing them to
     stubs keeps xmldiff's cost independent of their size. Whitespace-only text is dropped:
     indentation is not meaning.
     """

@@ -1,6 +1,6 @@
-"""The worker processes of batch.run_all: each file of a run over several is worked on in a
-process of its own, which takes paths and returns plain data (lxml trees cannot cross
-processes). A worker that dies costs only the file it was working on.
+"""The worker processes of batch.run_all: the files of a run over several are worked on by
+a few processes, each given chunks of them, which take paths and return plain data (lxml trees
+cannot cross processes). A worker that dies costs only the file it was working on.
 
 Imported only by a run over several files in several processes: multiprocessing and pickle cost
 a run in one process (one file, or --jobs 1) about 9 ms of start-up.
