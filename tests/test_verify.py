@@ -426,15 +426,20 @@ def _shift(draw: st.DrawFn, document: Document, steps: list[Edit]) -> list[Edit]
     return _replaced(steps, edit, dataclasses.replace(edit, start=start, end=end))
 
 
-def _children(draw: st.DrawFn, document: Document, steps: list[Edit]) -> list[Edit]:
-    """The edited element written whole, with one of its children (the new one among them)
-    dropped, written twice, swapped with another or changed inside."""
-    edit = draw(st.sampled_from([edit for edit in steps if _child_ranges(document, edit)]))
+def _edited_element(document: Document, steps: list[Edit], edit: Edit) -> tuple[ElementSpan, bytes]:
+    """The span of the element `edit` changes, and that element's bytes in the output."""
     span = edit.anchor_span
     assert span is not None
     before = sum(other.delta for other in steps if other.end <= span.start and other is not edit)
     start = span.start + before
-    element = splice(document.data, steps)[start : start + span.end - span.start + edit.delta]
+    return span, splice(document.data, steps)[start : start + span.end - span.start + edit.delta]
+
+
+def _children(draw: st.DrawFn, document: Document, steps: list[Edit]) -> list[Edit]:
+    """The edited element written whole, with one of its children (the new one among them)
+    dropped, written twice, swapped with another or changed inside."""
+    edit = draw(st.sampled_from([edit for edit in steps if _child_ranges(document, edit)]))
+    span, element = _edited_element(document, steps, edit)
     ranges = _child_ranges(document, edit)
     k = draw(st.integers(0, len(ranges) - 1))
     (a, b), child = ranges[k], element[ranges[k][0] : ranges[k][1]]
@@ -460,11 +465,7 @@ def _child_changed(draw: st.DrawFn, document: Document, steps: list[Edit]) -> li
     """The edited element written whole, with a child it had before changed inside (its
     outline is a stub: only the bytes it keeps say it is unchanged)."""
     edit = draw(st.sampled_from([edit for edit in steps if _had_children(document, edit)]))
-    span = edit.anchor_span
-    assert span is not None
-    before = sum(other.delta for other in steps if other.end <= span.start and other is not edit)
-    start = span.start + before
-    element = splice(document.data, steps)[start : start + span.end - span.start + edit.delta]
+    span, element = _edited_element(document, steps, edit)
     ranges = _child_ranges(document, edit)[: -1 if edit.creates else None]
     a, b = draw(st.sampled_from(ranges))
     child = element[a:b]
