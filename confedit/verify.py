@@ -229,10 +229,17 @@ def _parse_fragment(fragment: bytes, context: etree._Element) -> etree._Element:
         )
     except etree.XMLSyntaxError as exc:
         raise VerificationFailed(f"an edited element does not parse: {exc}") from None
-    elements = [child for child in wrapper if isinstance(child.tag, str)]
-    if len(elements) != 1 or (wrapper.text or "").strip() or (elements[0].tail or "").strip():
+    # Only the element, whitespace around it: a comment or instruction beside it would be
+    # written too, and the text after one is its tail, which no check of the element sees.
+    nodes: list[etree._Element] = list(wrapper)
+    if (
+        len(nodes) != 1
+        or not isinstance(nodes[0].tag, str)
+        or (wrapper.text or "").strip()
+        or (nodes[0].tail or "").strip()
+    ):
         raise VerificationFailed("an edited span is not exactly one element")
-    return elements[0]
+    return nodes[0]
 
 
 def _expected(anchor: etree._Element | None, edit: Edit) -> etree._Element:

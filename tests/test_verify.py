@@ -238,6 +238,32 @@ def test_text_written_beside_the_new_element_is_caught(monkeypatch, where):
         offload(RAW, Request(services=("owa",)), name="x")
 
 
+@pytest.mark.parametrize(
+    "stray",
+    [
+        lambda text: b"<!-- c -->x" + text,
+        lambda text: b"<?pi data?>x" + text,
+        lambda text: text + b"<!-- c -->x",
+        lambda text: b"<!-- c -->" + text,
+    ],
+    ids=["text-after-a-comment", "text-after-an-instruction", "text-at-the-end", "a-comment"],
+)
+def test_what_a_new_location_writes_beside_it_is_caught(monkeypatch, stray):
+    """The new <location> is cut from the output and parsed alone: text after a comment or an
+    instruction written with it is the tail of that node, no less the file's content (IIS
+    reads it inside <configuration>) than text next to the element."""
+
+    def with_stray(edit: Edit, config) -> Edit:
+        return dataclasses.replace(edit, text=stray(edit.text)) if edit.anchor is None else edit
+
+    _break(monkeypatch, with_stray)
+    # the file without OAB's <location>: the offload appends a new one
+    start = RAW.index(b'<location path="Default Web Site/OAB">')
+    raw = RAW[:start] + RAW[RAW.index(b"</location>", start) + len(b"</location>") :]
+    with pytest.raises(VerificationFailed, match="not exactly one element"):
+        offload(raw, Request(services=("oab",)), name="x")
+
+
 def test_two_edits_that_add_access_for_one_path_are_caught(monkeypatch):
     """Neither edit finds an <access> in the input, but together they define it twice."""
     real_plan = engine.plan
