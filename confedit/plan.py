@@ -522,12 +522,15 @@ def _not_in_sites(config: Config, target: Target) -> str:
     if site is None:
         return f"'{target.path}': {_unknown_site(config, target.path.partition('/')[0])}"
     last = target.key.rsplit("/", 1)[-1]  # folded, without the trailing slash path_key ignores
-    for app in site.applications:
-        if app.pool and fold(app.pool) == last:
-            return (
-                f"'{target.path}' is not a path: {app.pool} is an application pool, and it serves "
-                f"'{app.config_path}' — use that path"
-            )
+    served = [app for app in site.applications if app.pool and fold(app.pool) == last]
+    if served:
+        paths = [f"'{app.config_path}'" for app in served]
+        listed = paths[0] if len(paths) == 1 else f"{', '.join(paths[:-1])} and {paths[-1]}"
+        use = "that path" if len(paths) == 1 else "the path of the one meant"
+        return (
+            f"'{target.path}' is not a path: {served[0].pool} is an application pool, and it "
+            f"serves {listed} — use {use}"
+        )
     if target.service in exchange.SERVICE_BY_NAME:
         # Its path is the service's own: a near spelling would be another service's path.
         return (

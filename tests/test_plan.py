@@ -487,6 +487,20 @@ def test_a_request_takes_a_list_of_names_as_its_tuple():
     )
 
 
+def test_an_application_pool_that_serves_several_applications_names_them_all():
+    """MSExchangeOWAAppPool serves the site's root application too: naming only the first of
+    its applications told the user to offload the whole site."""
+    typed = "Default Web Site/MSExchangeOWAAppPool"
+    with pytest.raises(Refused) as info:
+        offload(real("e2013-cas.applicationHost.config"), Request(paths=(typed,)), name="t")
+    (reason,) = info.value.reasons
+    assert reason == (
+        f"'{typed}' is not a path: MSExchangeOWAAppPool is an application pool, and it serves "
+        "'Default Web Site', 'Default Web Site/owa', 'Default Web Site/owa/Integrated' and "
+        "'Default Web Site/owa/oma' — use the path of the one meant"
+    )
+
+
 @pytest.mark.parametrize("slash", ["", "/"])
 def test_the_seeds_application_pool_mistake_is_explained(slash):
     """The seed's EAS step names 'Default Web Site/MSExchangeSyncAppPool' (an application pool);
