@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Final, Literal
 
 from lxml import etree
@@ -142,10 +143,18 @@ class EditWriter:
             indent = self._unit
         newline = doc.newline_at(insert_at)
         text = newline + _nested(creates, indent, self._unit, newline, path)
-        if b"\n" not in data[insert_at:close]:
+        if b"\n" not in data[insert_at:close]:  # </configuration> would follow on its line
             text += newline
+            self._end_line_only_after_the_last(insert_at, newline)
         self.edits.append(Edit(insert_at, insert_at, text, None, None, creates, path))
         return "created", insert_at
+
+    def _end_line_only_after_the_last(self, insert_at: int, newline: bytes) -> None:
+        """The new <location> written before at `insert_at` (each begins its own line) loses
+        the line ending written for what follows it: the one added now ends that line."""
+        for index, edit in enumerate(self.edits):
+            if edit.anchor is None and edit.start == insert_at:
+                self.edits[index] = replace(edit, text=edit.text.removesuffix(newline))
 
 
 def _deepest_existing(location: etree._Element) -> tuple[etree._Element, tuple[str, ...]]:

@@ -208,3 +208,37 @@ def test_only_the_sslflags_attribute_is_rewritten_not_text_in_another_value(attr
     assert new.get("sslFlags") == "None"
     assert new.get("note") == old.get("note")
     assert [o.action for o in result.outcomes] == ["rewritten"]
+
+
+TWO_APPLICATIONS = NO_LOCATION.replace(
+    b"            </site>",
+    b"""                <application path="/ecp" applicationPool="MSExchangeECPAppPool">
+                    <virtualDirectory path="/" physicalPath="C:\\\\ecp" />
+                </application>
+            </site>""",
+)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (b"    </system.webServer>\n</configuration>", b"    </system.webServer></configuration>"),
+        (
+            b"    </system.webServer>\n</configuration>",
+            b'    </system.webServer>\n    <location path="Default Web Site/x" /></configuration>',
+        ),
+    ],
+    ids=["no-location", "after-a-location"],
+)
+def test_new_locations_before_a_root_end_tag_on_the_same_line_have_no_blank_line_between(
+    before, after
+):
+    """`</configuration>` on the line of the element before it: the new <location> elements
+    go on lines of their own, and only the last of them starts a new line for it (each did,
+    which left a blank line between two of them)."""
+    raw = TWO_APPLICATIONS.replace(before, after)
+    assert raw.count(after) == 1
+    output = offload(raw, Request(services=("owa", "ecp"))).output
+    assert b"\n\n" not in output
+    assert output.endswith(b"    </location>\n</configuration>\n")
+    assert b'</location>\n    <location path="Default Web Site/ecp">' in output
