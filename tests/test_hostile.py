@@ -6,6 +6,9 @@ import codecs
 import os
 import re
 import subprocess
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -21,21 +24,26 @@ BODY = SAMPLE.read_bytes().removeprefix(codecs.BOM_UTF8)
 
 
 def run_measured(exe: str, *args: str, cwd: Path) -> tuple[int, bytes, bytes, float, int]:
-    """Run the CLI; return exit code, stdout, stderr, wall seconds and peak RSS in bytes."""
+    """Run the CLI; return exit code, stdout, stderr, wall seconds and peak RSS in bytes.
+
+    The peak is this process's own, from wait4(): getrusage(RUSAGE_CHILDREN) gives the largest
+    of every child the test run has waited for, so a large file's CLI run in an earlier test
+    would be counted here. Output goes to files, so that nothing has to be read while waiting;
+    a run past 60 s is killed."""
     start = time.monotonic()
-    proc = subprocess.Popen([exe, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = proc.communicate(timeout=60)
-    _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
-    del status
-    wall = time.monotonic() - start
-    rss = usage.ru_maxrss * 1024 if usage else _children_rss()
-    return proc.returncode, out, err, wall, rss
-
-
-def _children_rss() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([exe, *args], cwd=cwd, stdout=out, stderr=err)
+        killer = threading.Timer(60, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), wall, usage.ru_maxrss * 1024
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -96,6 +104,16 @@ def billion_laughs() -> bytes:
         + entities
         + b"]>\n<configuration>&lol9;</configuration>\n"
     )
+
+
+def test_the_peak_rss_measured_is_the_run_s_own_not_an_earlier_child_s(confedit_exe, tmp_path):
+    """A child of 300 MB waited for before (a large file's CLI run in an earlier test) must not
+    count as the peak of the run measured next."""
+    big = "x = bytearray(300 << 20); x[::4096] = b'1' * len(x[::4096])"  # touched: resident
+    subprocess.run([sys.executable, "-c", big], check=True)
+    code, out, _, _, rss = run_measured(confedit_exe, "--version", cwd=tmp_path)
+    assert code == 0 and out.startswith(b"confedit")
+    assert rss < 100 * 1024 * 1024, f"peak RSS {rss // 2**20} MB"
 
 
 @pytest.mark.parametrize(
