@@ -31,6 +31,9 @@ class EditWriter:
         self.locations = locations
         self.edits: list[Edit] = []
         self._unit = _indent_unit(document, locations)
+        # Where new <location> elements end the line that </configuration> was on: the index
+        # of the last one written there (see _end_line_only_after_the_last).
+        self._line_ended: dict[int, int] = {}
 
     def offload(self, path: str, location: Location | None) -> tuple[Action, int]:
         """Plan sslFlags="None" at `path`; return the action and the input offset it concerns."""
@@ -151,10 +154,12 @@ class EditWriter:
 
     def _end_line_only_after_the_last(self, insert_at: int, newline: bytes) -> None:
         """The new <location> written before at `insert_at` (each begins its own line) loses
-        the line ending written for what follows it: the one added now ends that line."""
-        for index, edit in enumerate(self.edits):
-            if edit.anchor is None and edit.start == insert_at:
-                self.edits[index] = replace(edit, text=edit.text.removesuffix(newline))
+        the line ending written for what follows it: the one about to be added ends that line."""
+        before = self._line_ended.get(insert_at)
+        if before is not None:
+            edit = self.edits[before]
+            self.edits[before] = replace(edit, text=edit.text.removesuffix(newline))
+        self._line_ended[insert_at] = len(self.edits)
 
 
 def _deepest_existing(location: etree._Element) -> tuple[etree._Element, tuple[str, ...]]:
