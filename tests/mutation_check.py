@@ -282,6 +282,13 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
             "            if False:\n",
         ),
     ],
+    "verify-one-node": [
+        (
+            "confedit/verify.py",
+            "    nodes: list[etree._Element] = list(wrapper)\n",
+            "    nodes: list[etree._Element] = [n for n in wrapper if isinstance(n.tag, str)]\n",
+        ),
+    ],
     "verify-children-kept": [
         ("confedit/verify.py", "            _check_children_kept(document.data, edit)\n", ""),
     ],

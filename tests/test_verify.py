@@ -339,6 +339,7 @@ _ATTRIBUTE_VALUE = re.compile(rb'\s(?!sslFlags)[\w.:-]+\s*=\s*"')
 _SSL_FLAGS = re.compile(rb"""\ssslFlags\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _CORRUPTIONS = (
     "text",
+    "beside",
     "value",
     "attribute",
     "shift",
@@ -414,6 +415,15 @@ def _text(draw: st.DrawFn, document: Document, steps: list[Edit]) -> list[Edit]:
         text = text[:at] + draw(st.sampled_from([bytes([b]) for b in _BYTES])) + text[at:]
     else:
         text = text[:at] + text[at + 1 :]
+    return _replaced(steps, edit, dataclasses.replace(edit, text=text))
+
+
+def _beside(draw: st.DrawFn, document: Document, steps: list[Edit]) -> list[Edit]:
+    """A comment or an instruction, with text after it or not, written before or after an
+    edit's new text (text after such a node is that node's tail, not the element's)."""
+    edit = draw(st.sampled_from(steps))
+    stray = draw(st.sampled_from((b"<!--c-->", b"<?pi c?>"))) + draw(st.sampled_from((b"", b"x")))
+    text = stray + edit.text if draw(st.booleans()) else edit.text + stray
     return _replaced(steps, edit, dataclasses.replace(edit, text=text))
 
 
@@ -616,6 +626,7 @@ def _output(document: Document, steps: list[Edit], output: bytes, draw: st.DrawF
 
 _EDIT_CORRUPTIONS = {
     "text": _text,
+    "beside": _beside,
     "value": _value,
     "attribute": _attribute,
     "shift": _shift,
@@ -632,6 +643,7 @@ def _applicable(document: Document, steps: list[Edit]) -> list[str]:
     anchored = [edit for edit in steps if edit.anchor_span is not None]
     needs = {
         "text": bool(steps),
+        "beside": bool(steps),
         "value": any(b"None" in edit.text for edit in steps),
         "attribute": bool(steps),
         "shift": bool(steps),
