@@ -638,13 +638,17 @@ def startup_table(series: dict[str, Series]) -> str:
 
 
 def targets(
-    results: Sequence[InputResult], batch_result: BatchResult, startup: dict[str, Series]
+    results: Sequence[InputResult],
+    batch_result: BatchResult,
+    scaling: Sequence[ScalingRow],
+    startup: dict[str, Series],
 ) -> str:
     """The issue's targets against this run's numbers."""
     rows = [
         library_target(results),
         *cli_targets(results),
         batch_target(batch_result),
+        scaling_target(scaling),
         *startup_targets(startup),
     ]
     return table(["target", "measured", "met"], rows)
@@ -711,6 +715,23 @@ def batch_target(result: BatchResult) -> list[str]:
         reason = result.notes.get(batch.ONE_PROCESS, "the one-process run failed")
         return [name, f"{reason.removeprefix('skipped: ')}{fallback}", "—"]
     return [name, f"{one / xml:.2f}x xmlstarlet's throughput{fallback}", yes_no(one / xml >= 2)]
+
+
+def scaling_target(rows: Sequence[ScalingRow]) -> list[str]:
+    """Cost proportional to the work: the time per path below a target stays flat (within half
+    again, for the caches a larger file misses) from the fewest paths to the most."""
+    name = "cost per path below a target, most paths ≤ 1.5x fewest"
+    measured = [row for row in rows if row.library.ok]
+    if len(measured) < 2:
+        return [name, "not measured", "—"]
+    fewest, most = min(measured, key=lambda r: r.count), max(measured, key=lambda r: r.count)
+    per_path = [row.library.seconds / row.count for row in (fewest, most)]
+    ratio = per_path[1] / per_path[0]
+    text = (
+        f"{per_path[1] * 1e6:.0f} µs at {most.count:,} vs {per_path[0] * 1e6:.0f} µs at "
+        f"{fewest.count:,}: {ratio:.2f}x"
+    )
+    return [name, text, yes_no(ratio <= 1.5)]
 
 
 def startup_targets(series: dict[str, Series]) -> list[list[str]]:
@@ -820,7 +841,7 @@ def print_report(report: Report) -> None:
     print("\n### Start-up\n")
     print(startup_table(report.startup))
     print("\n### Targets\n")
-    print(targets(report.inputs, report.batch, report.startup))
+    print(targets(report.inputs, report.batch, report.scaling, report.startup))
 
 
 def report_json(report: Report) -> dict[str, object]:

@@ -290,18 +290,16 @@ def _registrations(root: etree._Element) -> list[etree._Element]:
 
 
 @functools.lru_cache(maxsize=16)  # a handful of settings: compiled once each
-def _search(settings: tuple[Setting, ...], attributes: tuple[str, ...] = ()) -> etree.XPath:
-    """An XPath that finds, from the root, the elements of `settings` (those with any of
-    `attributes`, if given) in <system.webServer> at the server level and in top-level
-    <location> elements, and those top-level elements too. A union comes in file order, so each
-    element found comes after the top-level element that holds it: none has to be walked up to
-    its level."""
+def _search(setting: Setting, attributes: tuple[str, ...] = ()) -> etree.XPath:
+    """An XPath that finds, from the root, the elements of `setting` (those with any of
+    `attributes`, if given) in the root's <system.webServer> and in that of each top-level
+    <location>, in file order. The union is of the <system.webServer> elements alone, one of
+    them at the server level: libxml2 merges a union's node sets with a duplicate check that
+    grows with the product of their sizes (a union of 16,000 <location> elements with their
+    16,000 <access> elements took 0.47 s, this path 7 ms)."""
     having = f"[{' or '.join(f'@{name}' for name in attributes)}]" if attributes else ""
-    paths = ["location", "system.webServer"]
-    for setting in settings:
-        chain = "/".join(("system.webServer", *setting.elements)) + having
-        paths += [chain, f"location/{chain}"]
-    return etree.XPath(" | ".join(paths))
+    chain = "/".join(setting.elements) + having
+    return etree.XPath(f"(system.webServer | location/system.webServer)/{chain}")
 
 
 class Config:
@@ -410,13 +408,14 @@ class Config:
         return self._elements[setting]
 
     def _index(self, settings: tuple[Setting, ...]) -> dict[Setting, list[Definition]]:
-        by_tag = {setting.elements[-1]: setting for setting in settings}
-        server: dict[Setting, list[Definition]] = {setting: [] for setting in settings}
-        in_locations: dict[Setting, list[Definition]] = {setting: [] for setting in settings}
-        for definition in self._placed(_search(settings)):
-            found = server if definition.location is None else in_locations
-            found[by_tag[definition.element.tag]].append(definition)
-        return {setting: server[setting] + in_locations[setting] for setting in settings}
+        index = {}
+        for setting in settings:
+            server: list[Definition] = []
+            in_locations: list[Definition] = []
+            for definition in self._placed(setting):
+                (server if definition.location is None else in_locations).append(definition)
+            index[setting] = server + in_locations
+        return index
 
     def holding(self, *settings: Setting) -> list[Definition]:
         """The elements of the settings (all of one element, such as the locks a <security>
@@ -424,21 +423,21 @@ class Config:
         search for them alone: for attributes few elements have, where elements() would make a
         Definition of every element of its kind."""
         attributes = tuple(setting.attribute for setting in settings)
-        return list(self._placed(_search(settings[:1], attributes)))
+        return list(self._placed(settings[0], attributes))
 
-    def _placed(self, search: etree.XPath) -> Iterator[Definition]:
-        """What `search` (see _search) finds, at the server level or in an in-scope <location>;
-        an element in the <location> of another site is left out."""
-        in_scope, location = False, None
-        # A union of element paths finds elements only (the stubs allow any XPath result).
-        found = cast("list[etree._Element]", search(self.document.root))
+    def _placed(self, setting: Setting, attributes: tuple[str, ...] = ()) -> Iterator[Definition]:
+        """What _search finds, at the server level or in an in-scope <location>; an element in
+        the <location> of another site is left out."""
+        # A path of elements finds elements only (the stubs allow any XPath result).
+        found = cast("list[etree._Element]", _search(setting, attributes)(self.document.root))
         for element in found:
-            if element.tag == "location":  # a top-level element: what follows is inside it
-                location = self.owner(element)
-                in_scope = location is not None
-            elif element.tag == "system.webServer":  # the server level's
-                in_scope, location = True, None
-            elif in_scope:
+            section = element
+            for _ in setting.elements:  # up to its <system.webServer>, a known distance
+                section = cast("etree._Element", section.getparent())
+            top = cast("etree._Element", section.getparent())
+            if top.tag != "location":  # the root: the server level
+                yield Definition(element, None)
+            elif (location := self.owner(top)) is not None:
                 yield Definition(element, location)
 
     def owner(self, element: etree._Element) -> Location | None:
