@@ -400,8 +400,9 @@ class Config:
 
     def elements(self, setting: Setting) -> list[Definition]:
         """Every element of the setting in scope: the server level's first, then those of the
-        <location> elements in file order. One pass over the tree finds them all, for every
-        setting confedit reads (instead of one search per location, level and setting)."""
+        <location> elements in file order. One search per setting, down the exact path IIS
+        reads, finds them at every level (not one search per location and level); the settings
+        confedit reads are indexed together, the first time one of them is asked for."""
         if setting not in self._elements:
             wanted = SETTINGS if setting in SETTINGS else (setting,)
             self._elements.update(self._index(wanted))
