@@ -209,8 +209,10 @@ def _inherited_pools(
     the config paths of those whose pool no element of the file names."""
     changed = {o.target.key for o in outcomes if o.changed}
     targets = {o.target.key for o in outcomes}
-    pools: list[str] = []
-    unnamed: list[str] = []
+    # Ordered sets (dicts): a site may have thousands of applications, each with a pool of its
+    # own or none, and a list searched for each of them grew with the square of their number.
+    pools: dict[str, None] = {}
+    unnamed: dict[str, None] = {}
     for site in {site_of(key) for key in changed}:
         for key in config.paths_below(site):  # one pass over the site, not one per target
             if key in targets or not any(level in changed for level in lineage(key)[1:]):
@@ -223,9 +225,9 @@ def _inherited_pools(
             before = SslFlags.parse(config.resolve(key, SSL_FLAGS).value)
             if before != NONE and _source_after(config, key, targets) is None:
                 if app.pool:
-                    pools.append(app.pool)
+                    pools[app.pool] = None
                 else:
-                    unnamed.append(app.config_path)
+                    unnamed[app.config_path] = None
     return tuple(pools), tuple(unnamed)
 
 

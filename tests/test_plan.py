@@ -7,7 +7,7 @@ import re
 import pytest
 from lxml import etree
 
-from confedit import exchange, offload
+from confedit import exchange, iis, offload
 from confedit.auditing import audit
 from confedit.errors import InvalidInput, Refused, UsageProblem
 from confedit.plan import Request
@@ -636,6 +636,39 @@ def test_the_pools_of_applications_that_inherit_the_change_are_recycled_too():
         "MSExchangeAutodiscoverAppPool",
     ]
     assert "MSExchangeOABAppPool" not in result.plan.pools  # OAB sets Ssl of its own
+
+
+class _CountedPool(str):
+    """A pool name that counts the comparisons made with it (hashing is str's)."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        _CountedPool.compared += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_the_pools_of_many_applications_are_gathered_without_a_search_each(monkeypatch):
+    """Each application below the target with a pool of its own: its pool is listed once, and
+    found among those listed by a lookup, not by comparing it with each of them (which grew
+    with the square of the number of applications)."""
+    count = 400
+    apps = tuple(App(f"/owa/app{index}", f"pool{index}") for index in range(count))
+    front = Site("Default Web Site", (*EXCHANGE_FRONT_END.applications, *apps))
+    raw = render([front, EXCHANGE_BACK_END], [ROOT, *BACK], LF)
+    application = iis._application
+
+    def counted(site, element, default_pool):
+        app = application(site, element, default_pool)
+        return app._replace(pool=_CountedPool(app.pool)) if app.pool else app
+
+    monkeypatch.setattr(iis, "_application", counted)
+    monkeypatch.setattr(_CountedPool, "compared", 0)
+    result = owa_only(raw)
+    assert _CountedPool.compared < count  # a search each: about count * count / 2
+    assert result.plan.pools == ["MSExchangeOWAAppPool", *(f"pool{i}" for i in range(count))]
 
 
 def test_a_target_only_pinned_keeps_its_policy_and_its_pool_is_not_recycled():
