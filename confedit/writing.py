@@ -3,9 +3,11 @@ with the file's own newline (see the README's "What is written")."""
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import cached_property
 from typing import Final, Literal
 
 from lxml import etree
@@ -118,15 +120,34 @@ class EditWriter:
         """The indentation of the <location> at `start`: its own if it starts its line, else
         that of the nearest one before it that does (else after it), else one unit. What starts
         the line of `</location><location ...>` is not that <location>'s indentation."""
-        doc = self.document
-        if doc.starts_line(start):
-            return doc.indent_of(start)
-        before = [loc.span.start for loc in self.locations if loc.span.start < start]
-        after = [loc.span.start for loc in self.locations if loc.span.start > start]
-        for offset in (*reversed(before), *after):
-            if doc.starts_line(offset):
-                return doc.indent_of(offset)
+        starts, own, before, after = self._indents
+        first, last = bisect.bisect_left(starts, start), bisect.bisect_right(starts, start)
+        if first == last and self.document.starts_line(start):  # not a <location>'s start
+            return self.document.indent_of(start)
+        mine = own[first] if first < last else None
+        nearest = before[first] if before[first] is not None else after[last]
+        for indent in (mine, nearest):
+            if indent is not None:
+                return indent
         return self._unit
+
+    @cached_property
+    def _indents(
+        self,
+    ) -> tuple[list[int], list[bytes | None], list[bytes | None], list[bytes | None]]:
+        """The locations' starts; the indentation of each that starts its line (None for one
+        that does not); of the nearest such among the locations before each index; of the
+        first such from each index on. Found once: a search over every location for each edit
+        grew with the product of their numbers where locations share lines."""
+        starts = [location.span.start for location in self.locations]
+        own = _line_indents(self.document.data, starts)
+        before: list[bytes | None] = [None]
+        for indent in own:
+            before.append(indent if indent is not None else before[-1])
+        after: list[bytes | None] = [None]
+        for indent in reversed(own):
+            after.append(indent if indent is not None else after[-1])
+        return starts, own, before, after[::-1]
 
     def _new_location(self, path: str) -> tuple[Action, int]:
         doc, data = self.document, self.document.data
@@ -160,6 +181,23 @@ class EditWriter:
             edit = self.edits[before]
             self.edits[before] = replace(edit, text=edit.text.removesuffix(newline))
         self._line_ended[insert_at] = len(self.edits)
+
+
+def _line_indents(data: bytes, starts: Sequence[int]) -> list[bytes | None]:
+    """For each offset of `starts` (in order), the whitespace before it on its line, or None
+    where other bytes come before it there. Each line's start is searched for back to the
+    offset before only: no further, for a file written on one line."""
+    indents: list[bytes | None] = []
+    searched = 0
+    for start in starts:
+        newline = data.rfind(b"\n", searched, start)
+        if newline != -1 or not indents:  # else the markup at the offset before is on the line
+            prefix = data[newline + 1 : start]
+            indents.append(None if prefix.strip() else prefix)
+        else:
+            indents.append(None)
+        searched = start
+    return indents
 
 
 def _deepest_existing(location: etree._Element) -> tuple[etree._Element, tuple[str, ...]]:

@@ -6,6 +6,7 @@ import pytest
 from lxml import etree
 
 from confedit import offload
+from confedit.document import Document
 from confedit.plan import Request
 from confedit.spans import root_end_tag
 from tests.conftest import EXCHANGE
@@ -242,3 +243,38 @@ def test_new_locations_before_a_root_end_tag_on_the_same_line_have_no_blank_line
     assert b"\n\n" not in output
     assert output.endswith(b"    </location>\n</configuration>\n")
     assert b'</location>\n    <location path="Default Web Site/ecp">' in output
+
+
+def test_locations_that_share_lines_are_not_searched_again_for_each_new_one(monkeypatch):
+    """Hundreds of `</location><location ...>` and as many new <location> elements after
+    them: each new one is indented like the one that starts its line, found once for all (a
+    search back through every <location> for each new one grew with the product of their
+    numbers)."""
+    count = 200
+    apps = b"".join(
+        b'                <application path="/app%d" />\n' % index for index in range(2 * count)
+    )
+    joined = b"".join(
+        b'<location path="Default Web Site/app%d">\n        <system.webServer>\n'
+        b'            <security>\n                <access sslFlags="Ssl" />\n'
+        b"            </security>\n        </system.webServer>\n    </location>" % index
+        for index in range(count)
+    )
+    raw = NO_LOCATION.replace(b"            </site>", apps + b"            </site>").replace(
+        b"</configuration>", SITE_SSL + joined + b"\n</configuration>"
+    )
+    looked: list[int] = []
+    for name in ("starts_line", "indent_of"):
+        method = getattr(Document, name)
+
+        def counted(self, offset, method=method):
+            looked.append(offset)
+            return method(self, offset)
+
+        monkeypatch.setattr(Document, name, counted)
+    paths = [f"Default Web Site/app{index}" for index in range(2 * count)]
+    output = offload(raw, Request(paths=tuple(paths))).output
+    assert len(looked) < count  # a search each: about count * count
+    new = output[len(raw) - len(b"\n</configuration>\n") :]
+    assert new.count(b'\n    <location path="Default Web Site/app') == count
+    assert new.count(b"\n<location") == 0
