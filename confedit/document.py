@@ -100,6 +100,7 @@ class Document:
     # bytes hold, and no copy of the bytes matches it.
     pruned: bool = False
     _located: list[tuple[Location, ...]] = field(default_factory=list, repr=False)
+    _last: list[Location | None] = field(default_factory=list, repr=False)
     _by_element: dict[etree._Element, Location] = field(default_factory=dict, repr=False)
     _line_marks: list[tuple[int, int]] = field(default_factory=lambda: [(0, 1)], repr=False)
     _spans: dict[etree._Element, dict[etree._Element, ElementSpan]] = field(
@@ -135,7 +136,13 @@ class Document:
 
     def last_location(self) -> Location | None:
         """The last top-level <location> of the file, where a new one is appended (it is kept
-        in the tree even when its site is out of scope)."""
+        in the tree even when its site is out of scope). Found once: each new <location> asks,
+        and one of a site out of scope is found by scanning the bytes."""
+        if not self._last:
+            self._last.append(self._find_last_location())
+        return self._last[0]
+
+    def _find_last_location(self) -> Location | None:
         last = next((el for el in reversed(self.root) if el.tag == "location"), None)
         if last is None:
             return None

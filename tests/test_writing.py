@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from confedit import offload
+from confedit import document, offload
 from confedit.document import Document
 from confedit.plan import Request
 from confedit.spans import root_end_tag
@@ -278,3 +278,30 @@ def test_locations_that_share_lines_are_not_searched_again_for_each_new_one(monk
     new = output[len(raw) - len(b"\n</configuration>\n") :]
     assert new.count(b'\n    <location path="Default Web Site/app') == count
     assert new.count(b"\n<location") == 0
+
+
+def test_the_last_location_of_another_site_is_found_once_for_all_new_ones(monkeypatch):
+    """The file's last <location> is of a site out of scope, found by a scan of the bytes after
+    the last one in scope: once, not again for each new <location> appended after it (which
+    grew with the product of their number and the bytes scanned)."""
+    count = 50
+    apps = b"".join(
+        b'                <application path="/app%d" />\n' % index for index in range(count)
+    )
+    other = SITE_SSL.replace(b"Default Web Site", b"Other Site")
+    raw = NO_LOCATION.replace(b"            </site>", apps + b"            </site>").replace(
+        b"</configuration>", SITE_SSL + b"\n" + other + b"\n</configuration>"
+    )
+    scans: list[int] = []
+    locate_last = document.locate_last
+
+    def counted(data, element, start):
+        scans.append(start)
+        return locate_last(data, element, start)
+
+    monkeypatch.setattr(document, "locate_last", counted)
+    paths = [f"Default Web Site/app{index}" for index in range(count)]
+    output = offload(raw, Request(paths=tuple(paths))).output
+    assert len(scans) == 1
+    assert output.startswith(raw[: -len(b"\n</configuration>\n")] + b'\n    <location path="')
+    assert output.count(b'\n    <location path="Default Web Site/app') == count
