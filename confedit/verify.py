@@ -391,15 +391,16 @@ def _check_back_end(document: Document, steps: list[Edit], output: bytes) -> Non
     locations = [loc for loc in document.locations() if site_of_path(loc.path) == back_end]
     starts = [location.span.start for location in locations]
     for edit in steps:  # the Back End locations from the one before the edit to its end
-        first = max(bisect.bisect_right(starts, edit.start) - 1, 0)
-        for location in locations[first:]:
-            span = location.span
-            if span.start >= max(edit.end, edit.start + 1):
-                break
-            if touches(edit, span.start, span.end):
+        # Walked by index: a slice from there would copy every location after the edit, for
+        # each edit.
+        index = max(bisect.bisect_right(starts, edit.start) - 1, 0)
+        while index < len(locations) and starts[index] < max(edit.end, edit.start + 1):
+            location = locations[index]
+            if touches(edit, location.span.start, location.span.end):
                 raise VerificationFailed(
                     f"an edit touches the Exchange Back End location {location.path!r}"
                 )
+            index += 1
     shift, index = 0, 0  # as Moves.offset() computes it, walking the edits once
     for location in locations:
         span = location.span
