@@ -158,6 +158,16 @@ class Site:
                 paths.setdefault(path_key(path), path)
         return paths
 
+    @cached_property
+    def below(self) -> dict[str, list[str]]:
+        """Each path key of `paths` under each of its ancestors, in <sites> order: found in one
+        pass, for the questions about the paths below each of many targets."""
+        below: dict[str, list[str]] = {}
+        for key in self.paths:
+            for ancestor in lineage(key)[1:]:
+                below.setdefault(ancestor, []).append(key)
+        return below
+
     def config_paths(self) -> list[str]:
         """Every application and virtual directory of the site, as location paths."""
         return list(self.paths.values())
@@ -507,7 +517,7 @@ class Config:
         """Keys of the site's applications and virtual directories strictly below `key`, in
         <sites> order (with or without a <location> of their own)."""
         site = self.sites.get(site_of(key)) if key else None
-        return [path for path in site.paths if is_below(path, key)] if site else []
+        return list(site.below.get(key, ())) if site else []
 
     def sites_spelling(self, key: str) -> str | None:
         """How <sites> spells an application or virtual directory path; None if it has none."""

@@ -170,6 +170,37 @@ def test_below_lists_what_is_below_segment_wise_in_file_order(paths, asked):
         assert config.below(key) == [k for k in keys if is_below(k, key)], key
 
 
+@given(st.lists(_PATHS, min_size=1, max_size=12), _PATHS)
+def test_paths_below_lists_the_sites_paths_below_segment_wise_in_sites_order(paths, asked):
+    apps = [path.removeprefix("Default Web Site") for path in paths]
+    apps = [App(app) for app in dict.fromkeys(["/", *(app for app in apps if app)])]
+    config = Config(load(render([Site("Default Web Site", tuple(apps))], [], LF), "x"))
+    keys = list(config.sites["default web site"].paths)
+    for key in {path_key(asked), path_key(asked).rpartition("/")[0], ""}:
+        assert config.paths_below(key) == [k for k in keys if key and is_below(k, key)], key
+
+
+def test_the_paths_below_each_of_many_targets_are_not_searched_for_in_the_whole_site(monkeypatch):
+    """Hundreds of paths offloaded at once: the site's paths below each are looked up, not
+    found by comparing each target with every path of the site (which grew with the product
+    of their numbers)."""
+    count = 300
+    apps = tuple(App(f"/app{index}") for index in range(count))
+    front = Site("Default Web Site", (*EXCHANGE_FRONT_END.applications, *apps))
+    raw = render([front, EXCHANGE_BACK_END], [ROOT, *BACK], LF)
+    compared = []
+
+    def counted(key: str, ancestor: str) -> bool:
+        compared.append(key)
+        return is_below(key, ancestor)
+
+    monkeypatch.setattr("confedit.iis.is_below", counted)
+    paths = tuple(f"Default Web Site/app{index}" for index in range(count))
+    result = offload(raw, Request(paths=paths), name="t")
+    assert len(compared) < count  # a search each: count * (count + 11)
+    assert [o.action for o in result.outcomes] == ["created"] * count
+
+
 @pytest.mark.parametrize(
     ("a", "b", "same"),
     [
