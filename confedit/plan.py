@@ -315,11 +315,21 @@ def _descendants(draft: _Draft, targets: list[Target]) -> list[Target]:
                 spelling = config.sites_spelling(key) or key
                 still[key] = Target(spelling, key, "descendant", False)
     if not draft.request.include_descendants:
+        below = _below_each(targets, still)
         for target in targets:
-            _warn_descendants(
-                draft, target, [t.path for k, t in still.items() if is_below(k, target.key)]
-            )
+            _warn_descendants(draft, target, below[target.key])
     return list(still.values()) if draft.request.include_descendants else []
+
+
+def _below_each(targets: list[Target], still: dict[str, Target]) -> dict[str, list[str]]:
+    """The paths of `still` below each target (by key), in order: each path is put under the
+    targets above it in one pass, not looked for among them all once a target."""
+    below: dict[str, list[str]] = {target.key: [] for target in targets}
+    for key, descendant in still.items():
+        for level in lineage(key)[1:]:
+            if level in below:
+                below[level].append(descendant.path)
+    return below
 
 
 def _is_mrsproxy(draft: _Draft, key: str) -> bool:

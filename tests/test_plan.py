@@ -10,6 +10,7 @@ from lxml import etree
 from confedit import exchange, iis, offload
 from confedit.auditing import audit
 from confedit.errors import InvalidInput, Refused, UsageProblem
+from confedit.iis import is_below
 from confedit.plan import Request
 from confedit.testing.build import (
     EXCHANGE_BACK_END,
@@ -669,6 +670,34 @@ def test_the_pools_of_many_applications_are_gathered_without_a_search_each(monke
     result = owa_only(raw)
     assert _CountedPool.compared < count  # a search each: about count * count / 2
     assert result.plan.pools == ["MSExchangeOWAAppPool", *(f"pool{i}" for i in range(count))]
+
+
+def test_the_paths_still_requiring_ssl_below_many_targets_are_gathered_in_one_pass(monkeypatch):
+    """Hundreds of targets, each with a path below it that keeps its own Ssl: each warning
+    names its target's path, gathered in one pass over those paths, not one pass a target
+    (which grew with the product of their numbers)."""
+    count = 200
+    apps = [App(f"/app{index}{sub}") for index in range(count) for sub in ("", "/sub")]
+    front = Site("Default Web Site", (*EXCHANGE_FRONT_END.applications, *apps))
+    below = [Loc(f"Default Web Site/app{index}/sub", "Ssl") for index in range(count)]
+    raw = render([front, EXCHANGE_BACK_END], [ROOT, *BACK, *below], LF)
+    compared = []
+
+    def counted(key: str, ancestor: str) -> bool:
+        compared.append(key)
+        return is_below(key, ancestor)
+
+    monkeypatch.setattr("confedit.plan.is_below", counted)
+    paths = tuple(f"Default Web Site/app{index}" for index in range(count))
+    result = offload(raw, Request(paths=paths), name="t")
+    assert len(compared) < 4 * count  # a pass a target: count * count
+    warned = [f.message for f in result.findings if f.code == "descendants-require-ssl"]
+    assert warned == [
+        f"below Default Web Site/app{index}, these paths still require SSL with it offloaded: "
+        f"Default Web Site/app{index}/sub; offload them too with --include-descendants, or "
+        "keep them on SSL bridging"
+        for index in range(count)
+    ]
 
 
 def test_a_target_only_pinned_keeps_its_policy_and_its_pool_is_not_recycled():
