@@ -19,6 +19,7 @@ from confedit.iis import (
     SslFlags,
     delegated_at,
     is_below,
+    lineage,
     parent_key,
     path_key,
     site_of,
@@ -88,15 +89,17 @@ class AuditReport:
         or below a path Exchange itself ships so, and those below a path already named (a site
         offloaded by hand is one path, not every path that inherits from it)."""
         site = path_key(self.back_end)
-        shipped = [f"{site}/{path_key(path)}" for path in exchange.BACK_END_WITHOUT_SSL]
+        # The keys of those paths: a path is covered when one is at or above it, which its
+        # lineage finds (not a comparison with each path named, which grew with their square).
+        covered = {f"{site}/{path_key(path)}" for path in exchange.BACK_END_WITHOUT_SSL}
         named: list[str] = []
         for row in self.rows:
             if row.role != "back-end" or row.requires_ssl:
                 continue
             key = path_key(row.path)
-            covered = [*shipped, *(path_key(path) for path in named)]
-            if not any(key == other or is_below(key, other) for other in covered):
+            if covered.isdisjoint(lineage(key)):
                 named.append(row.path)
+                covered.add(key)
         return tuple(named)
 
     def unlocked_below(self) -> list[tuple[Row, Row]]:

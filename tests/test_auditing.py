@@ -10,6 +10,8 @@ from confedit import offload
 from confedit.auditing import audit, render_table, unlocked_warnings
 from confedit.errors import UsageProblem
 from confedit.fleet import fleet_of
+from confedit.iis import is_below, path_key
+from confedit.testing.build import EXCHANGE_FRONT_END, App, Loc, Site, Style, render
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
 from tests.helpers import NOT_INHERITED, SMALL_CAS
 
@@ -230,3 +232,29 @@ def test_a_path_as_the_site_is_a_usage_problem_as_request_says_it():
         "site takes a site's name, which has no '/': 'Default Web Site/owa' is a path (here the "
         "site is 'Default Web Site')"
     )
+
+
+def test_back_end_paths_without_ssl_are_named_without_comparing_each_with_those_named(
+    monkeypatch,
+):
+    """Hundreds of Back End applications on None, side by side: each is named once, and
+    whether one named is above it is read from its own path, not from a comparison with each
+    path named before it (which grew with the square of their number). A path below one named
+    is not named."""
+    count = 300
+    paths = [f"/app{index}{sub}" for index in range(count) for sub in ("", "/sub")]
+    back_end = Site("Exchange Back End", (App("/"), *(App(path) for path in paths)))
+    locations = [Loc("Exchange Back End", "Ssl, Ssl128")]
+    locations += [Loc(f"Exchange Back End{path}", "None") for path in paths]
+    report = audit(render([EXCHANGE_FRONT_END, back_end], locations, Style(newline="\n")))
+    compared = []
+
+    def counted(key: str, ancestor: str) -> bool:
+        compared.append(key)
+        return is_below(key, ancestor)
+
+    monkeypatch.setattr("confedit.auditing.is_below", counted)
+    named = report.back_end_without_ssl
+    assert len(compared) < count  # a comparison with each named: count * count / 2
+    expected = [f"Exchange Back End/app{index}" for index in range(count)]
+    assert named == tuple(sorted(expected, key=path_key))
