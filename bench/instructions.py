@@ -56,8 +56,11 @@ def count(valgrind: str, file: Path, kind: str, calls: int) -> int:
             valgrind,
             "--tool=callgrind",
             f"--callgrind-out-file={folder}/out",
-            # The interpreter itself, not a launcher script in front of it (pyenv's shims are).
-            os.path.realpath(sys.executable),
+            # This interpreter as it was started: a virtual environment's python is a link to
+            # the base interpreter, and the base interpreter named by its own path (a resolved
+            # link) runs outside the environment, without its packages. sys.executable is never
+            # a launcher script (pyenv's shims run the interpreter by its own path).
+            sys.executable,
             "-c",
             _CHILD,
             str(file),

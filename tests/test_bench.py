@@ -1,8 +1,10 @@
 """The measuring scripts in bench/ answer a file confedit refuses as confedit does: by naming
-it, not with a traceback. (The benchmark itself, bench/run.py, is run by hand.)"""
+it, not with a traceback; and they measure the confedit of the environment they run in. (The
+benchmark itself, bench/run.py, is run by hand.)"""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -10,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+import confedit
 from tests.conftest import EXCHANGE, REPO, SAMPLES
 
 HOTSPOTS = REPO / "bench" / "hotspots.py"
+INSTRUCTIONS = REPO / "bench" / "instructions.py"
 
 
 def batch_steps(folder: Path) -> subprocess.CompletedProcess[str]:
@@ -50,7 +54,7 @@ def test_hotspots_batch_leaves_out_a_refused_file_and_measures_the_others(tmp_pa
 def test_instruction_counts_show_a_call_costs_more_than_its_parse():
     sample = SAMPLES / "exchange2013-cas.applicationHost.config"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "instructions.py"), str(sample), "--calls", "2"],
+        [sys.executable, str(INSTRUCTIONS), str(sample), "--calls", "2"],
         capture_output=True,
         text=True,
         check=False,
@@ -62,3 +66,32 @@ def test_instruction_counts_show_a_call_costs_more_than_its_parse():
     assert float(library) > float(parse) > 0
     # the ratio of the counts, which the table rounds to hundredths of a million
     assert abs(float(ratio.removesuffix("x")) - float(library) / float(parse)) < 0.1
+
+
+def test_instruction_counts_are_of_this_environment_s_confedit(monkeypatch, tmp_path):
+    """The counted process runs the interpreter of this environment: in a virtual environment
+    (whose python is a link to the base interpreter), the base interpreter by its own path
+    would count another installation's confedit, or fail without lxml."""
+    spec = importlib.util.spec_from_file_location("instructions", INSTRUCTIONS)
+    assert spec is not None and spec.loader is not None
+    instructions = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(instructions)
+    started: list[list[str]] = []
+
+    def callgrind(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        started.append(argv)
+        return subprocess.CompletedProcess(argv, 0, b"", b"Collected : 5")
+
+    monkeypatch.setattr(instructions.subprocess, "run", callgrind)
+    assert instructions.count("valgrind", SAMPLES / "any.config", "parse", 1) == 5
+    monkeypatch.undo()
+    (argv,) = started
+    python = argv[argv.index("-c") - 1]
+    where = subprocess.run(
+        [python, "-c", "import lxml, confedit; print(confedit.__file__)"],
+        cwd=tmp_path,  # not the clone's folder, which `python -c` would import confedit from
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert where.stdout.strip() == confedit.__file__, where.stderr
