@@ -15,7 +15,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from multiprocessing import Pipe, get_context
+from multiprocessing import Pipe, get_all_start_methods, get_context
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Final, Generic, TypeVar
@@ -25,6 +25,16 @@ from confedit.files import HELD, signals_held
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+# Workers are forked, whatever the interpreter's default (a fork server from Python 3.14 on
+# Linux, spawn on macOS): the design depends on it (the signals held since the fork, the copies
+# of the parent's pipe ends and stdout buffer that come with it, see _serve), a forked worker
+# starts with confedit loaded instead of loading it again, and it is this process's own child,
+# done with when it is joined (a fork server and its resource tracker are Python processes of
+# their own, started for the run, that outlive it). Where there is no fork (Windows), the default.
+# The fork is safe: the parent of workers runs no thread (background.py's threads work on a file,
+# which only a worker does), so Python 3.12's warning about forking threads does not apply.
+_START_METHOD: Final = "fork" if "fork" in get_all_start_methods() else None
 
 
 class _Stopped(BaseException):
@@ -136,7 +146,7 @@ class Workers(Generic[T, R]):
         # The worker closes every parent's end it inherits (its own and the other workers'):
         # a copy left open would keep a pipe alive after the parent is killed outright.
         parents_ends = [parent_end, *(worker.connection for worker in self._live)]
-        process = get_context().Process(
+        process = get_context(_START_METHOD).Process(
             target=_serve, args=(child_end, parents_ends, self._work, self._crashed), daemon=True
         )
         # An interrupt before the worker has set its handlers would kill it with a traceback:

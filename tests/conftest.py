@@ -155,6 +155,30 @@ def dying_worker_env(tmp_path: Path, when: str = "reading") -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(hooks)}
 
 
+def default_start_method_env(tmp_path: Path, method: str, hook: str = "") -> dict[str, str]:
+    """The environment of a command whose Python starts processes by `method` by default (as
+    Python 3.14 does by "forkserver" on Linux). Injected through sitecustomize, which every
+    Python process imports: each appends `started PID` to tmp_path/python.log, then runs `hook`
+    (code that may call log(line) too)."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import multiprocessing, os\n"
+        f"multiprocessing.set_start_method({method!r})\n"
+        "def log(line):\n"
+        f"    with open({str(tmp_path / 'python.log')!r}, 'a') as handle:\n"
+        "        handle.write(line + '\\n')\n"
+        "log(f'started {os.getpid()}')\n" + hook
+    )
+    return {**os.environ, "PYTHONPATH": str(hooks)}
+
+
+def pythons_started(tmp_path: Path) -> list[int]:
+    """The Python processes that default_start_method_env's hook saw start, by pid."""
+    lines = (tmp_path / "python.log").read_text().splitlines()
+    return [int(line.removeprefix("started ")) for line in lines if line.startswith("started ")]
+
+
 DIED = "the worker process working on this file died (killed by signal 9, e.g. for lack of memory)"
 
 

@@ -37,7 +37,9 @@ from tests.conftest import (
     SAMPLES,
     close_stdout,
     copy_sample,
+    default_start_method_env,
     dying_worker_env,
+    pythons_started,
     run,
     two_servers,
 )
@@ -1359,6 +1361,40 @@ def test_workers_do_not_outlive_a_parent_killed_outright(confedit_exe, tmp_path)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+# Each file read logs the process that read it and that process's parent.
+LOG_READERS = """
+from confedit import files
+_read_input = files.read_input
+def read_input(path, *args):
+    log(f"read by {os.getpid()}, child of {os.getppid()}")
+    return _read_input(path, *args)
+files.read_input = read_input
+"""
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_workers_are_forked_whatever_the_interpreter_s_default_start_method(
+    confedit_exe, tmp_path, method
+):
+    """The workers' design depends on a fork (the signals held since it, the copies of the
+    parent's pipe ends that come with it): with a fork server or spawn as the interpreter's
+    default, every file was still done, but each worker loaded Python and confedit again, and
+    a fork server and a resource tracker, Python processes of their own, outlived the run."""
+    env = default_start_method_env(tmp_path, method, LOG_READERS)
+    two_servers(tmp_path / "ex", "cas01", "cas02", "cas03", "cas04")
+    args = [confedit_exe, "offload", "ex", "--output-dir", "out", "-q", "-j", "2"]
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    outputs = sorted(tmp_path.glob("out/ex/*/applicationHost.config"))
+    assert [path.read_bytes() for path in outputs] == [PATCHED.read_bytes()] * 4
+    started = pythons_started(tmp_path)
+    assert len(started) == 1, started  # confedit alone: its workers are forks of it
+    lines = (tmp_path / "python.log").read_text().splitlines()
+    readers = {line for line in lines if line.startswith("read by ")}
+    assert len(readers) == 2, lines  # two workers, each given files at once
+    assert all(line.endswith(f", child of {started[0]}") for line in readers), lines
 
 
 def processes_in_session(session: int) -> list[int]:
