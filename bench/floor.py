@@ -44,6 +44,7 @@ def main(argv: list[str]) -> int:
 def batch(argv: list[str]) -> int:
     """The batch floor (see the module's docstring)."""
     import argparse  # noqa: PLC0415 - only the batch floor pays for these imports
+    import multiprocessing  # noqa: PLC0415
     from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
     from functools import partial  # noqa: PLC0415
 
@@ -53,7 +54,10 @@ def batch(argv: list[str]) -> int:
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     chunks = [args.files[start : start + CHUNK] for start in range(0, len(args.files), CHUNK)]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    # Forked, as confedit's workers are, whatever the interpreter's default (a fork server from
+    # Python 3.14 on Linux): workers that load Python and lxml again would be a higher floor.
+    forked = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=forked) as pool:
         list(pool.map(partial(copy_parsed, args.output_dir), chunks))
     return 0
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 import confedit
-from tests.conftest import EXCHANGE, REPO, SAMPLES
+from tests.conftest import EXCHANGE, REPO, SAMPLES, default_start_method_env, pythons_started
 
 HOTSPOTS = REPO / "bench" / "hotspots.py"
 INSTRUCTIONS = REPO / "bench" / "instructions.py"
+FLOOR = REPO / "bench" / "floor.py"
 
 
 def batch_steps(folder: Path) -> subprocess.CompletedProcess[str]:
@@ -95,3 +96,24 @@ def test_instruction_counts_are_of_this_environment_s_confedit(monkeypatch, tmp_
         check=False,
     )
     assert where.stdout.strip() == confedit.__file__, where.stderr
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_the_batch_floor_forks_its_workers_as_confedit_does(tmp_path, method):
+    """Whatever the interpreter's default (a fork server from Python 3.14 on Linux): workers
+    that each load Python and lxml again would make the floor a slower one than confedit's."""
+    sample = SAMPLES / "exchange2013-cas.applicationHost.config"
+    names = [f"s{index}.config" for index in range(4)]
+    for name in names:
+        shutil.copyfile(sample, tmp_path / name)
+    (tmp_path / "out").mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(FLOOR), "--output-dir", "out", "--jobs", "2", *names],
+        cwd=tmp_path,
+        env=default_start_method_env(tmp_path, method),
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [(tmp_path / "out" / name).read_bytes() for name in names] == [sample.read_bytes()] * 4
+    assert len(pythons_started(tmp_path)) == 1
