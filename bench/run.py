@@ -718,20 +718,23 @@ def batch_target(result: BatchResult) -> list[str]:
 
 
 def scaling_target(rows: Sequence[ScalingRow]) -> list[str]:
-    """Cost proportional to the work: the time per path below a target stays flat (within half
-    again, for the caches a larger file misses) from the fewest paths to the most."""
-    name = "cost per path below a target, most paths ≤ 1.5x fewest"
-    measured = [row for row in rows if row.library.ok]
+    """Cost proportional to the work: from the fewest paths below a target to the most, the
+    library's time grows as one lxml parse of the same file does. Measured against the parse,
+    not per path alone: a larger file misses the caches more, and the parse itself takes about
+    1.7x as long per byte at 10 MB as at 0.65 MB here, which no change to confedit moves."""
+    name = "paths below a target: library / lxml parse at the most ≤ 1.25x that at the fewest"
+    measured = [row for row in rows if row.library.ok and row.parse.ok]
     if len(measured) < 2:
         return [name, "not measured", "—"]
     fewest, most = min(measured, key=lambda r: r.count), max(measured, key=lambda r: r.count)
-    per_path = [row.library.seconds / row.count for row in (fewest, most)]
-    ratio = per_path[1] / per_path[0]
+    parses = [row.library.seconds / row.parse.seconds for row in (fewest, most)]
+    per_path = [row.library.seconds / row.count * 1e6 for row in (fewest, most)]
+    ratio = parses[1] / parses[0]
     text = (
-        f"{per_path[1] * 1e6:.0f} µs at {most.count:,} vs {per_path[0] * 1e6:.0f} µs at "
-        f"{fewest.count:,}: {ratio:.2f}x"
+        f"{parses[1]:.1f}x one parse at {most.count:,} paths vs {parses[0]:.1f}x at "
+        f"{fewest.count:,}: {ratio:.2f}x (per path {per_path[1]:.0f} µs vs {per_path[0]:.0f} µs)"
     )
-    return [name, text, yes_no(ratio <= 1.5)]
+    return [name, text, yes_no(ratio <= 1.25)]
 
 
 def startup_targets(series: dict[str, Series]) -> list[list[str]]:
