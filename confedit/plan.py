@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Final, Literal
 
@@ -191,6 +191,7 @@ def plan(config: Config, request: Request) -> Plan:
         raise Refused(draft.refusals, source=config.document.name)
     writer = EditWriter(config.document, config.locations)
     outcomes = [_outcome(config, writer, target) for target in targets]
+    outcomes = _as_written(outcomes, writer.edits)
     _advise_mrsproxy(draft, targets)
     for outcome in outcomes:
         _advise(draft, outcome)
@@ -782,6 +783,16 @@ def _outcome(config: Config, writer: EditWriter, target: Target) -> Outcome:
     at_level = before.source is not None and path_key(before.source.path) == target.key
     pinned = edit is not None and SslFlags.parse(before.value) == NONE and not at_level
     return Outcome(target, action, before, created, edit, offset, pinned, pool)
+
+
+def _as_written(outcomes: list[Outcome], edits: Sequence[Edit]) -> list[Outcome]:
+    """The outcomes with their edits as the writer ended with them. Each changed target made
+    one edit, in target order; but a new <location> that ends the line `</configuration>` was
+    on takes that line ending from the one made before it, whose edit it replaces (see
+    EditWriter._end_line_only_after_the_last): the outcome kept the edit as first made, which
+    the plan's edits no longer hold."""
+    written = iter(edits)
+    return [o if o.edit is None else replace(o, edit=next(written)) for o in outcomes]
 
 
 def _location_to_edit(config: Config, key: str) -> Location | None:

@@ -268,6 +268,32 @@ def test_json_report_on_success_and_on_refusal(confedit_exe):
     assert proc.returncode == 3 and report["status"] == "refused" and report["error"]["reasons"]
 
 
+def test_json_report_of_new_locations_before_a_root_end_tag_on_their_line(confedit_exe, tmp_path):
+    """Two new <location> elements after the last one, which `</configuration>` follows on its
+    line: the report gives each target the line of its <access> in the output (it was an
+    internal error: the first target's edit, replaced when the second took its line ending,
+    was not among the plan's)."""
+    raw = SAMPLE.read_bytes()
+    first_app = b'                <application path="/owa" '
+    apps = b'<application path="/one" /><application path="/two" />\r\n'
+    end = b"    </location>\r\n\r\n</configuration>"
+    assert raw.count(end) == 1
+    raw = raw.replace(first_app, b"                " + apps + first_app, 1)
+    raw = raw.replace(end, b"    </location></configuration>")
+    config = tmp_path / "applicationHost.config"
+    config.write_bytes(raw)
+    paths = ("Default Web Site/one", "Default Web Site/two")
+    out = tmp_path / "patched.config"
+    args = ("--path", paths[0], "--path", paths[1], "-o", str(out), "--format", "json")
+    proc = run(confedit_exe, "offload", str(config), *args)
+    assert proc.returncode == 0, proc.stderr
+    lines = out.read_bytes().split(b"\n")
+    access = [n for n, line in enumerate(lines, 1) if b'<access sslFlags="None" />' in line]
+    report = json.loads(proc.stdout)
+    created = [(t["path"], t["line"]) for t in report["targets"] if t["action"] == "created"]
+    assert created == list(zip(paths, access[-2:], strict=True))
+
+
 def test_output_to_a_device_node_writes_through_and_keeps_the_node(confedit_exe, tmp_path):
     node = tmp_path / "null"
     os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a private /dev/null

@@ -245,6 +245,22 @@ def test_new_locations_before_a_root_end_tag_on_the_same_line_have_no_blank_line
     assert b'</location>\n    <location path="Default Web Site/ecp">' in output
 
 
+def test_targets_of_new_locations_before_a_root_end_tag_on_their_line_have_their_lines():
+    """Two new <location> elements where `</configuration>` followed the one before them on
+    its line: the first gives its line ending to the second, which replaces its edit. Each
+    target's line is that of its <access> in the output (the first target's edit was the one
+    replaced, unknown to the plan's edits: a KeyError, and --format json an internal error)."""
+    raw = TWO_APPLICATIONS.replace(
+        b"    </system.webServer>\n</configuration>", b"    </system.webServer></configuration>"
+    )
+    result = offload(raw, Request(services=("owa", "ecp")))
+    lines = result.output.split(b"\n")
+    access = [number for number, line in enumerate(lines, 1) if b'sslFlags="None"' in line]
+    targets = ("Default Web Site/owa", "Default Web Site/ecp")
+    assert result.lines == dict(zip(targets, access, strict=True))
+    assert [o.edit for o in result.outcomes] == list(result.edits)
+
+
 def test_locations_that_share_lines_are_not_searched_again_for_each_new_one(monkeypatch):
     """Hundreds of `</location><location ...>` and as many new <location> elements after
     them: each new one is indented like the one that starts its line, found once for all (a
