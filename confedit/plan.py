@@ -208,13 +208,15 @@ def _inherited_pools(
     inherit its None where they required something else: their policy changes too, so their
     pool is recycled with the target's (Microsoft's steps name only the target's pool). Also
     the config paths of those whose pool no element of the file names."""
-    changed = {o.target.key for o in outcomes if o.changed}
+    # In target order: a set of keys would give the sites, and so the pools, in an order that
+    # changes with the hash seed from one run to the next.
+    changed = dict.fromkeys(o.target.key for o in outcomes if o.changed)
     targets = {o.target.key for o in outcomes}
     # Ordered sets (dicts): a site may have thousands of applications, each with a pool of its
     # own or none, and a list searched for each of them grew with the square of their number.
     pools: dict[str, None] = {}
     unnamed: dict[str, None] = {}
-    for site in {site_of(key) for key in changed}:
+    for site in dict.fromkeys(site_of(key) for key in changed):
         for key in config.paths_below(site):  # one pass over the site, not one per target
             if key in targets or not any(level in changed for level in lineage(key)[1:]):
                 continue
