@@ -29,6 +29,7 @@ from confedit.files import (
     is_link,
     named_as_folder,
     print_json,
+    remove_temporary_files,
     silence_stdout,
     stdout_open,
     to_null,
@@ -271,6 +272,7 @@ def _interrupted(interrupt: KeyboardInterrupt, *, writes: bool) -> int:
     """Ctrl-C, SIGTERM or SIGHUP: every file is as it was or completely written, no temporary
     file is left (said only by a command that writes files); the exit code is the shell's for
     the signal (130, 143, 129)."""
+    remove_temporary_files()  # those whose `finally` the signal came before (see there)
     sig = interrupt.signum if isinstance(interrupt, _Terminated) else signal.SIGINT
     said = "interrupted"
     if writes:

@@ -260,6 +260,22 @@ def _commit_in_order(outputs: list[_Staged], written: list[str] | None = None) -
 
 HELD: Final = MAIN_THREAD_SIGNALS
 
+# The temporary files this process has made and neither renamed into place nor removed.
+_unfinished: set[str] = set()
+
+
+def remove_temporary_files() -> None:
+    """Remove the temporary files this process has made and neither renamed into place nor
+    removed: where an interrupt ends a run. Outputs removes its own on leaving its block, but
+    Python runs a signal's handler as a function is entered, before any of its code: an
+    interrupt taken as Outputs.__exit__ began (its files written, about to be renamed) was
+    raised before the `try` whose `finally` removes them."""
+    with signals_held():
+        for path in sorted(_unfinished):
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # noqa: PTH108 - a str path from mkstemp
+        _unfinished.clear()
+
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
@@ -295,6 +311,7 @@ class _Staged:
                 descriptor, self.temporary = tempfile.mkstemp(
                     dir=self.target.parent, prefix=f".{self.target.name}.", suffix=".confedit-tmp"
                 )
+                _unfinished.add(self.temporary)
         except FileNotFoundError as exc:
             raise self._no_new_file(exc) from None
         except OSError as exc:
@@ -325,6 +342,7 @@ class _Staged:
             if self.temporary is None:  # committed already
                 return
             Path(self.temporary).replace(self.target)
+            _unfinished.discard(self.temporary)
             self.temporary = None
             if self.durable:
                 _fsync_folder(self.target.parent)
@@ -337,6 +355,7 @@ class _Staged:
         if self.temporary is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.temporary)  # noqa: PTH108 - a str path from mkstemp
+            _unfinished.discard(self.temporary)
             self.temporary = None
 
     def _no_new_file(self, exc: OSError) -> WriteFailed:

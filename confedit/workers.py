@@ -21,7 +21,7 @@ from multiprocessing.process import BaseProcess
 from typing import Final, Generic, TypeVar
 
 from confedit.errors import WorkerDied
-from confedit.files import HELD, signals_held
+from confedit.files import HELD, remove_temporary_files, signals_held
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -259,6 +259,7 @@ def _work_on(
         for index, item in chunk:
             connection.send_bytes(_message(index, item, work(item), crashed))
     except _Stopped:  # the file's `finally` blocks have run: exit now, not at the next chunk
+        remove_temporary_files()  # those whose `finally` the signal came before (see there)
         os._exit(128 + int(signal.SIGTERM))
     finally:
         _busy = False

@@ -389,3 +389,44 @@ def test_a_second_interrupt_while_temporary_files_are_removed_leaves_none(
     finally:
         signal.signal(signal.SIGINT, previous)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_before_the_outputs_cleanup_began_leaves_files_that_the_run_removes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python runs a signal's handler as a function is entered: an interrupt taken there in
+    Outputs.__exit__ raised before the `try` whose `finally` removes the temporary files, and
+    they stayed. remove_temporary_files (where an interrupt ends a run) removes them, and only
+    them: the names of temporary files renamed into place or removed may be other files' by
+    then."""
+    names: list[str] = []
+    real_mkstemp = tempfile.mkstemp
+
+    def recorded(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        descriptor, name = real_mkstemp(*args, **kwargs)
+        names.append(name)
+        return descriptor, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", recorded)
+    with files.Outputs() as outputs:
+        outputs.add(tmp_path / "committed.config", b"new")
+    with pytest.raises(ValueError), files.Outputs() as outputs:
+        outputs.add(tmp_path / "discarded.config", b"new")
+        raise ValueError
+    for name in names:  # a later run's temporary files, say
+        Path(name).write_bytes(b"another's")
+
+    def interrupted_on_entry(self: files.Outputs, *args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.Outputs, "__exit__", interrupted_on_entry)
+    with pytest.raises(KeyboardInterrupt), files.Outputs() as outputs:
+        outputs.add(tmp_path / "cut.config", b"new")
+        outputs.add(tmp_path / "cut.config.bak", b"old")
+    left = {path.name for path in tmp_path.iterdir()}
+    assert len(left) == 5
+    files.remove_temporary_files()
+    assert {path.name for path in tmp_path.iterdir()} == {
+        "committed.config",
+        *(Path(name).name for name in names[:2]),
+    }

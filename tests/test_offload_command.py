@@ -1365,6 +1365,56 @@ def test_an_interrupted_run_stops_its_workers_and_leaves_every_file_whole(
     assert processes_in_session(proc.pid) == []
 
 
+# Sends a hangup to the whole group as a file in a folder named `hangup` is about to be committed:
+# from the process that writes it (the parent over one file, a worker over several), which then
+# waits for the signal that stops it. Python runs a signal's handler when a function is entered,
+# before any of its code: here, where Outputs.__exit__ begins.
+HANGUP_AS_THE_OUTPUTS_ARE_COMMITTED = (
+    "import os, signal, time\n"
+    "from confedit import files\n"
+    "_exit = files.Outputs.__exit__\n"
+    "def hung_up(self, kind, *rest):\n"
+    "    if kind is None and any(s.target.parent.name == 'hangup' for s in self._staged):\n"
+    "        os.killpg(0, signal.SIGHUP)\n"
+    "        time.sleep(30)\n"
+    "    return _exit(self, kind, *rest)\n"
+    "files.Outputs.__exit__ = hung_up\n"
+)
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["one-file", "workers"])
+def test_a_hangup_taken_as_the_outputs_are_committed_leaves_no_temporary_file(
+    confedit_exe, tmp_path, many
+):
+    """A signal whose handler ran as Outputs.__exit__ was entered, its temporary files written
+    and not yet renamed, raised before the `finally` that removes them: the file's and its
+    backup's stayed beside the input, and the run said that no temporary file remained (rarely,
+    in the test above: a worker that took the parent's SIGTERM just after its last fsync)."""
+    fleet = tmp_path / "fleet"
+    for name in ["hangup", *(f"cas{index:02d}" for index in range(8 if many else 0))]:
+        (fleet / name).mkdir(parents=True)
+        shutil.copyfile(SAMPLE, fleet / name / "applicationHost.config")
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(HANGUP_AS_THE_OUTPUTS_ARE_COMMITTED)
+    config = "fleet" if many else "fleet/hangup/applicationHost.config"
+    args = [confedit_exe, "offload", config, "--in-place", "--backup", ".bak", "-q", "-j", "2"]
+    proc = subprocess.run(
+        as_at_a_terminal(args),
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(hooks)},
+        start_new_session=True,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 129, proc.stderr
+    assert b"interrupted" in proc.stderr and b"Traceback" not in proc.stderr
+    assert (fleet / "hangup" / "applicationHost.config").read_bytes() == SAMPLE.read_bytes()
+    assert not (fleet / "hangup" / "applicationHost.config.bak").exists()
+    assert sorted(path.name for path in fleet.glob("*/.*confedit-tmp")) == []
+
+
 def test_workers_do_not_outlive_a_parent_killed_outright(confedit_exe, tmp_path):
     """`kill -9` of confedit (a CI runner's hard timeout) leaves no worker waiting for work
     forever: each sees its pipe end and exits."""
