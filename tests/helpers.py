@@ -16,6 +16,8 @@ from typing import Any, Final
 import pytest
 from lxml import etree
 
+from confedit.iis import is_below
+
 # A <location> element (they never nest) in text whose comments are blanked out.
 LOCATION = re.compile(rb"<location\b[^>]*/>|<location\b.*?</location\s*>", re.S)
 LOCATION_PATH = re.compile(rb"""\spath\s*=\s*(?:"([^"]*)"|'([^']*)')""")
@@ -273,6 +275,19 @@ def as_at_a_terminal(argv: list[str]) -> list[str]:
     ignored (as confedit then leaves it: see test_console), or under nohup, which ignores
     SIGHUP."""
     return [sys.executable, "-c", _SIGNALS_RESET, *argv]
+
+
+def record_is_below(monkeypatch: pytest.MonkeyPatch, module: str) -> list[str]:
+    """The paths `module` (confedit.iis, say) asks is_below about from now on, in order: how
+    many comparisons a step makes, to show it does not compare every path with every other."""
+    calls: list[str] = []
+
+    def counted(key: str, ancestor: str) -> bool:
+        calls.append(key)
+        return is_below(key, ancestor)
+
+    monkeypatch.setattr(f"{module}.is_below", counted)
+    return calls
 
 
 def record_realpath(monkeypatch: pytest.MonkeyPatch) -> list[str]:

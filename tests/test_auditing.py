@@ -10,10 +10,10 @@ from confedit import offload
 from confedit.auditing import audit, render_table, unlocked_warnings
 from confedit.errors import UsageProblem
 from confedit.fleet import fleet_of
-from confedit.iis import is_below, path_key
+from confedit.iis import path_key
 from confedit.testing.build import EXCHANGE_FRONT_END, App, Loc, Site, Style, render
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES
-from tests.helpers import NOT_INHERITED, SMALL_CAS
+from tests.helpers import NOT_INHERITED, SMALL_CAS, record_is_below
 
 PATCHED = SAMPLES / "exchange2013-cas.applicationHost.patched.config"
 CAS = EXCHANGE / "e2013-cas.applicationHost.config"
@@ -247,13 +247,7 @@ def test_back_end_paths_without_ssl_are_named_without_comparing_each_with_those_
     locations = [Loc("Exchange Back End", "Ssl, Ssl128")]
     locations += [Loc(f"Exchange Back End{path}", "None") for path in paths]
     report = audit(render([EXCHANGE_FRONT_END, back_end], locations, Style(newline="\n")))
-    compared = []
-
-    def counted(key: str, ancestor: str) -> bool:
-        compared.append(key)
-        return is_below(key, ancestor)
-
-    monkeypatch.setattr("confedit.auditing.is_below", counted)
+    compared = record_is_below(monkeypatch, "confedit.auditing")
     named = report.back_end_without_ssl
     assert len(compared) < count  # a comparison with each named: count * count / 2
     expected = [f"Exchange Back End/app{index}" for index in range(count)]

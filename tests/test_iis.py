@@ -38,6 +38,7 @@ from confedit.testing.build import (
 )
 from tests import reference_model
 from tests.conftest import well_formed_exchange
+from tests.helpers import record_is_below
 from tests.test_plan import BACK, ROOT, SITES, config, owa_only
 
 LF = Style(newline="\n", bom=False)
@@ -188,13 +189,7 @@ def test_the_paths_below_each_of_many_targets_are_not_searched_for_in_the_whole_
     apps = tuple(App(f"/app{index}") for index in range(count))
     front = Site("Default Web Site", (*EXCHANGE_FRONT_END.applications, *apps))
     raw = render([front, EXCHANGE_BACK_END], [ROOT, *BACK], LF)
-    compared = []
-
-    def counted(key: str, ancestor: str) -> bool:
-        compared.append(key)
-        return is_below(key, ancestor)
-
-    monkeypatch.setattr("confedit.iis.is_below", counted)
+    compared = record_is_below(monkeypatch, "confedit.iis")
     paths = tuple(f"Default Web Site/app{index}" for index in range(count))
     result = offload(raw, Request(paths=paths), name="t")
     assert len(compared) < count  # a search each: count * (count + 11)

@@ -10,7 +10,6 @@ from lxml import etree
 from confedit import exchange, iis, offload
 from confedit.auditing import audit
 from confedit.errors import InvalidInput, Refused, UsageProblem
-from confedit.iis import is_below
 from confedit.plan import Request
 from confedit.testing.build import (
     EXCHANGE_BACK_END,
@@ -22,7 +21,7 @@ from confedit.testing.build import (
     render,
 )
 from tests.conftest import CORPUS, EXCHANGE, SAMPLES, corpus_files, run
-from tests.helpers import access_values, back_end_blocks
+from tests.helpers import access_values, back_end_blocks, record_is_below
 
 LF = Style(newline="\n", bom=False)
 SITES = [EXCHANGE_FRONT_END, EXCHANGE_BACK_END]
@@ -681,13 +680,7 @@ def test_the_paths_still_requiring_ssl_below_many_targets_are_gathered_in_one_pa
     front = Site("Default Web Site", (*EXCHANGE_FRONT_END.applications, *apps))
     below = [Loc(f"Default Web Site/app{index}/sub", "Ssl") for index in range(count)]
     raw = render([front, EXCHANGE_BACK_END], [ROOT, *BACK, *below], LF)
-    compared = []
-
-    def counted(key: str, ancestor: str) -> bool:
-        compared.append(key)
-        return is_below(key, ancestor)
-
-    monkeypatch.setattr("confedit.plan.is_below", counted)
+    compared = record_is_below(monkeypatch, "confedit.plan")
     paths = tuple(f"Default Web Site/app{index}" for index in range(count))
     result = offload(raw, Request(paths=paths), name="t")
     assert len(compared) < 4 * count  # a pass a target: count * count
